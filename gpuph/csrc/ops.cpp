@@ -1,0 +1,181 @@
+// torch op registration and the CPU implementation of gpuph::cubical_pairs.
+//
+// cubical_pairs(x, spatial_dims, construction, superlevel, dims_mask) -> int64 (N, 4)
+//   x: contiguous float32/float64, shape (B, *grid) with len(grid) == spatial_dims.
+//   rows: (image, dim, birth pixel, death pixel) with flat C-order pixel indices in the grid (-1: essential), in the
+//   pinned order: image, dim, lifetime descending (essential first), birth pixel, death pixel.
+// The differentiable values are gathered from x by these indices in Python, so autograd is one scatter-add.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+#include "cubical_engine.h"
+
+namespace gpuph {
+namespace {
+
+struct OutRow {
+  int32_t dim;
+  int64_t birth;
+  int64_t death;
+  double life;
+};
+
+int64_t unpad(const GridPlan& g, int64_t p) {
+  int64_t flat = 0;
+  for (int a = 0; a < g.D; ++a) {
+    const int64_t c = (p / g.pstride[a]) % g.pn[a] - 1;
+    flat = flat * g.n[a] + c;
+  }
+  return flat;
+}
+
+template <typename F>
+void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>& raw, std::vector<OutRow>& rows) {
+  rows.clear();
+  rows.reserve(raw.size());
+  for (const RawPair& p : raw) {
+    OutRow o;
+    o.dim = p.dim;
+    o.birth = unpad(g, p.birth);
+    o.death = p.death < 0 ? -1 : unpad(g, p.death);
+    o.life = p.death < 0 ? std::numeric_limits<double>::infinity()
+                         : std::fabs(double(x[o.birth]) - double(x[o.death]));
+    rows.push_back(o);
+  }
+  std::sort(rows.begin(), rows.end(), [](const OutRow& a, const OutRow& b) {
+    if (a.dim != b.dim) return a.dim < b.dim;
+    if (a.life != b.life) return a.life > b.life;
+    const bool ea = a.death < 0, eb = b.death < 0;
+    if (ea != eb) return ea;
+    if (a.birth != b.birth) return a.birth < b.birth;
+    return a.death < b.death;
+  });
+}
+
+template <typename F>
+std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridPlan& g, const Phases& ph,
+                                           bool superlevel) {
+  std::vector<std::vector<OutRow>> rows(static_cast<size_t>(B));
+  std::vector<int64_t> nan_image;
+  std::mutex nan_mutex;
+  auto fail_nan = [&](int64_t b) {
+    std::lock_guard<std::mutex> lock(nan_mutex);
+    nan_image.push_back(b);
+  };
+  const int nthreads = at::get_num_threads();
+  if (B >= nthreads || nthreads == 1) {
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      Workspace ws;
+      std::vector<RawPair> raw;
+      for (int64_t b = begin; b < end; ++b) {
+        const F* x = data + b * g.N;
+        if (!rank_image(g, x, superlevel, ws)) {
+          fail_nan(b);
+          continue;
+        }
+        raw.clear();
+        persistence_of_ranked_image(g, ph, ws, raw);
+        finish_image(g, x, raw, rows[size_t(b)]);
+      }
+    });
+  } else {
+    // Few large images: the union-finds of H0 and H_{D-1} are independent, so run them side by side.
+    for (int64_t b = 0; b < B; ++b) {
+      const F* x = data + b * g.N;
+      Workspace ws;
+      if (!rank_image(g, x, superlevel, ws)) {
+        fail_nan(b);
+        continue;
+      }
+      std::vector<RawPair> raw[2];
+      at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t k = begin; k < end; ++k) {
+          if (k == 0 && needs_h0(g, ph)) run_h0(g, ph, ws, raw[0]);
+          if (k == 1 && needs_top(g, ph)) run_top(g, ph, ws, raw[1]);
+        }
+      });
+      if (ph.middle) run_middle(g, ph, ws, raw[1]);
+      raw[0].insert(raw[0].end(), raw[1].begin(), raw[1].end());
+      finish_image(g, x, raw[0], rows[size_t(b)]);
+    }
+  }
+  if (!nan_image.empty()) {
+    const int64_t b = *std::min_element(nan_image.begin(), nan_image.end());
+    TORCH_CHECK_VALUE(false, "gpuph: input contains NaN (first in batch element ", b,
+                      "); NaN is not a filtration value. Replace it, e.g. with torch.nan_to_num.");
+  }
+  return rows;
+}
+
+torch::Tensor cubical_pairs_cpu(const torch::Tensor& x, int64_t spatial_dims, int64_t construction, bool superlevel,
+                                int64_t dims_mask) {
+  TORCH_CHECK_VALUE(spatial_dims >= 1 && spatial_dims <= 3, "gpuph: spatial_dims must be 1, 2 or 3");
+  TORCH_CHECK_VALUE(x.dim() == spatial_dims + 1, "gpuph: cubical_pairs expects (B, *grid)");
+  TORCH_CHECK_VALUE(construction >= 0 && construction <= 2, "gpuph: unknown construction ", construction);
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+                   "gpuph: cubical_pairs expects float32 or float64, got ", x.scalar_type());
+  TORCH_CHECK(x.device().is_cpu(), "gpuph: cubical_pairs_cpu got a tensor on ", x.device());
+  const torch::Tensor xc = x.contiguous();
+  const int D = int(spatial_dims);
+  int64_t n[kMaxDim];
+  int64_t padded = 1;
+  for (int a = 0; a < D; ++a) {
+    n[a] = xc.size(a + 1);
+    TORCH_CHECK_VALUE(n[a] >= 1, "gpuph: the grid is empty (size 0 along a spatial axis)");
+    padded *= n[a] + 2;
+    TORCH_CHECK_VALUE(padded < (int64_t(1) << 31) - 1, "gpuph: grid too large for the CPU path (at most 2^31 "
+                      "pixels including a one-pixel border)");
+  }
+  const int64_t B = xc.size(0);
+  static std::mutex table_mutex;
+  ComplexTable tab;
+  {
+    std::lock_guard<std::mutex> lock(table_mutex);
+    tab = make_complex_table(D, int(construction));
+  }
+  const GridPlan g = make_grid_plan(tab, n);
+  Phases ph{};
+  for (int k = 0; k < kMaxDim; ++k) ph.emit[k] = k < D && ((dims_mask >> k) & 1);
+  ph.h0 = ph.emit[0];
+  ph.top = D >= 2 && ph.emit[D - 1];
+  ph.middle = D == 3 && ph.emit[1];
+
+  std::vector<std::vector<OutRow>> rows;
+  if (B > 0) {
+    if (xc.scalar_type() == at::kFloat)
+      rows = run_batch(xc.data_ptr<float>(), B, g, ph, superlevel);
+    else
+      rows = run_batch(xc.data_ptr<double>(), B, g, ph, superlevel);
+  }
+  int64_t total = 0;
+  for (const auto& r : rows) total += int64_t(r.size());
+  torch::Tensor out = torch::empty({total, 4}, torch::dtype(torch::kInt64));
+  int64_t* o = out.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b)
+    for (const OutRow& r : rows[size_t(b)]) {
+      o[0] = b;
+      o[1] = r.dim;
+      o[2] = r.birth;
+      o[3] = r.death;
+      o += 4;
+    }
+  return out;
+}
+
+}  // namespace
+}  // namespace gpuph
+
+TORCH_LIBRARY(gpuph, m) {
+  m.def("cubical_pairs(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(gpuph, CPU, m) { m.impl("cubical_pairs", &gpuph::cubical_pairs_cpu); }
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.doc() = "gpuph C++ extension (ops are registered under torch.ops.gpuph)"; }

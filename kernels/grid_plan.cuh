@@ -1,0 +1,146 @@
+// A ComplexTable resolved for one grid shape: offsets become flat-index deltas in the padded grid (one border layer on
+// each side, so neighbour look-ups need no bounds checks), plus the per-cell bodies that the CPU engine loops over
+// and the CUDA kernels run one thread per cell.
+#pragma once
+#include "cell_tables.cuh"
+
+namespace gpuph {
+
+struct DimPlan {
+  int ntypes;
+  int nkey[kMaxTypes];
+  int64_t key[kMaxTypes][kMaxKeyVerts];  // delta from the anchor to each key vertex
+  int nbnd[kMaxTypes];
+  int bnd_type[kMaxTypes][kMaxBoundary];
+  int64_t bnd_shift[kMaxTypes][kMaxBoundary];
+  int cof_type[kMaxTypes][2];
+  int64_t cof_shift[kMaxTypes][2];
+  int star_code[kMaxTypes][kMaxKeyVerts];
+  int nstar;
+  int star_type[kMaxStar];
+  int star_key_index[kMaxStar];
+  int64_t star_anchor[kMaxStar];  // anchor - key vertex
+};
+
+struct GridPlan {
+  int D;
+  int construction;
+  bool min_key;               // T: a cell's key is the min rank of its incident pixels
+  int64_t n[kMaxDim];         // grid sizes
+  int64_t pn[kMaxDim];        // padded sizes (n + 2)
+  int64_t pstride[kMaxDim];   // padded C-order strides
+  int64_t N;                  // pixels
+  int64_t P;                  // padded pixels
+  int npix_nb;                // T's H0 neighbourhood (8 / 26 connectivity)
+  int64_t pix_nb[26];
+  DimPlan dim[kMaxDim + 1];
+};
+
+GPUPH_HD int64_t offset_delta(const Offset& o, const int64_t* pstride, int D) {
+  int64_t d = 0;
+  for (int a = 0; a < D; ++a) d += int64_t(o.c[a]) * pstride[a];
+  return d;
+}
+
+inline GridPlan make_grid_plan(const ComplexTable& tab, const int64_t* n) {
+  GridPlan g{};
+  g.D = tab.D;
+  g.construction = tab.construction;
+  g.min_key = tab.construction == kConstructionT;
+  g.N = 1;
+  g.P = 1;
+  for (int a = 0; a < g.D; ++a) {
+    g.n[a] = n[a];
+    g.pn[a] = n[a] + 2;
+    g.N *= n[a];
+    g.P *= g.pn[a];
+  }
+  int64_t s = 1;
+  for (int a = g.D - 1; a >= 0; --a) {
+    g.pstride[a] = s;
+    s *= g.pn[a];
+  }
+  for (int k = 0; k <= g.D; ++k) {
+    const DimTable& t = tab.dim[k];
+    DimPlan& p = g.dim[k];
+    p.ntypes = t.ntypes;
+    for (int ty = 0; ty < t.ntypes; ++ty) {
+      const CellType& c = t.type[ty];
+      p.nkey[ty] = c.nkey;
+      for (int j = 0; j < c.nkey; ++j) {
+        p.key[ty][j] = offset_delta(c.key[j], g.pstride, g.D);
+        p.star_code[ty][j] = c.star_code[j];
+      }
+      p.nbnd[ty] = c.nbnd;
+      for (int b = 0; b < c.nbnd; ++b) {
+        p.bnd_type[ty][b] = c.bnd_type[b];
+        p.bnd_shift[ty][b] = offset_delta(c.bnd_shift[b], g.pstride, g.D);
+      }
+      for (int b = 0; b < c.ncof; ++b) {
+        p.cof_type[ty][b] = c.cof_type[b];
+        p.cof_shift[ty][b] = offset_delta(c.cof_shift[b], g.pstride, g.D);
+      }
+    }
+    p.nstar = t.nstar;
+    for (int e = 0; e < t.nstar; ++e) {
+      p.star_type[e] = t.star[e].type;
+      p.star_key_index[e] = t.star[e].key_index;
+      p.star_anchor[e] = offset_delta(t.star[e].anchor_shift, g.pstride, g.D);
+    }
+  }
+  g.npix_nb = 0;
+  int total = 1;
+  for (int a = 0; a < g.D; ++a) total *= 3;
+  for (int code = 0; code < total; ++code) {
+    int c = code;
+    int64_t d = 0;
+    bool zero = true;
+    for (int a = 0; a < g.D; ++a) {
+      const int o = c % 3 - 1;
+      c /= 3;
+      d += o * g.pstride[a];
+      zero = zero && o == 0;
+    }
+    if (!zero) g.pix_nb[g.npix_nb++] = d;
+  }
+  return g;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Per-cell bodies.
+
+// Filtration key rank of cell (anchor, ty): max (V, freudenthal) or min (T) of its key vertices' ranks. Cells that
+// leave the grid get kBorderRank for max keys; for min keys the border never wins, and a cell all of whose incident
+// pixels are outside is not part of the complex (callers never form one).
+GPUPH_HD int32_t cell_key_rank(const GridPlan& g, const DimPlan& p, const int32_t* rank, int64_t anchor, int ty,
+                               int* key_index) {
+  int32_t best = rank[anchor + p.key[ty][0]];
+  int bi = 0;
+  for (int j = 1; j < p.nkey[ty]; ++j) {
+    const int32_t r = rank[anchor + p.key[ty][j]];
+    if (g.min_key ? (r < best) : (r > best)) {
+      best = r;
+      bi = j;
+    }
+  }
+  if (key_index) *key_index = bi;
+  return best;
+}
+
+// Whether star entry e of key vertex v (rank r) is a cell of the complex whose key vertex is v.
+GPUPH_HD bool in_star(const GridPlan& g, const DimPlan& p, const int32_t* rank, int64_t v, int32_t r, int e) {
+  const int ty = p.star_type[e];
+  const int64_t anchor = v + p.star_anchor[e];
+  const int self = p.star_key_index[e];
+  for (int j = 0; j < p.nkey[ty]; ++j) {
+    if (j == self) continue;
+    const int32_t q = rank[anchor + p.key[ty][j]];
+    if (g.min_key ? (q <= r) : (q >= r)) return false;
+  }
+  return true;
+}
+
+// Packed total-order key of a cell: (key rank, star code). Star codes are < kMaxStar < 64.
+GPUPH_HD int64_t pack_cell_key(int32_t key_rank, int star_code) { return (int64_t(key_rank) << 6) | star_code; }
+
+}  // namespace gpuph

@@ -1,0 +1,59 @@
+"""Build of gpuph: a torch C++ extension (CPU sources always; CUDA sources when torch has CUDA and nvcc is found).
+
+Install into an environment that already has torch:  pip install --no-build-isolation -e .
+Set GPUPH_NO_CUDA=1 to skip the CUDA sources on a machine with CUDA torch.
+"""
+
+import glob
+import os
+
+import torch
+from setuptools import find_packages, setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KERNELS = os.path.join(HERE, "kernels")
+
+cpu_sources = sorted(glob.glob(os.path.join("gpuph", "csrc", "*.cpp")))
+cuda_sources = sorted(glob.glob(os.path.join("kernels", "*.cu")))
+use_cuda = (
+    torch.version.cuda is not None
+    and CUDA_HOME is not None
+    and os.environ.get("GPUPH_NO_CUDA", "0") != "1"
+)
+
+cxx_flags = ["-O3", "-fopenmp"]  # at::parallel_for is inline: without OpenMP here it would run serially
+if use_cuda:
+    extension = CUDAExtension(
+        "gpuph._C",
+        cpu_sources + cuda_sources,
+        include_dirs=[KERNELS],
+        define_macros=[("GPUPH_WITH_CUDA", "1")],
+        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr"]},
+        extra_link_args=["-fopenmp"],
+    )
+else:
+    extension = CppExtension(
+        "gpuph._C",
+        cpu_sources,
+        include_dirs=[KERNELS],
+        extra_compile_args={"cxx": cxx_flags},
+        extra_link_args=["-fopenmp"],
+    )
+
+setup(
+    name="gpuph",
+    version="0.1.0",
+    description="Exact, batched, differentiable persistent homology of images and voxel grids for PyTorch",
+    packages=find_packages(include=["gpuph", "gpuph.*"]),
+    package_data={"gpuph": ["data/*.npz", "data/*.md"]},
+    python_requires=">=3.9",
+    install_requires=["torch>=2.1", "numpy"],
+    extras_require={
+        "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy"],
+        "demo": ["matplotlib"],
+    },
+    ext_modules=[extension],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    zip_safe=False,
+)

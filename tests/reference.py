@@ -70,7 +70,7 @@ def gudhi_freudenthal(x: np.ndarray, superlevel: bool) -> dict[int, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     f = (-x if superlevel else x).reshape(-1)
     st = gudhi.SimplexTree()
-    for k, simplices in freudenthal_simplices(x.shape).items():
+    for simplices in freudenthal_simplices(x.shape).values():
         if not simplices:
             continue
         s = np.array(simplices, dtype=np.int64)

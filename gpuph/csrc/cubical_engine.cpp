@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "radix_sort.h"
 #include "union_find.cuh"
@@ -46,7 +47,8 @@ inline int64_t cell_id(const DimPlan& p, int64_t anchor, int ty) { return anchor
 // H0: vertices (V, freudenthal) in rank order, merging with the earlier endpoints of the edges of their lower star,
 // visited in star-code order so that the negative edges are exactly those of the total order (for compression).
 void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark_negative, std::vector<RawPair>& out) {
-  const DimPlan& e1 = g.dim[1];
+  const FlatStar st = flatten_star(g, 1);
+  const int nt1 = g.dim[1].ntypes;
   const int32_t* rank = ws.rank.data();
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
@@ -54,18 +56,22 @@ void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark
   int32_t* parent = ws.parent0.data();
   uint8_t* neg = nullptr;
   if (mark_negative) {
-    ws.negative_edge.assign(size_t(g.P) * e1.ntypes, 0);
+    ws.negative_edge.assign(size_t(g.P) * nt1, 0);
     neg = ws.negative_edge.data();
   }
-  // For an edge the single other key vertex is at star_anchor + key[ty][1 - key_index].
-  int64_t other[kMaxStar];
-  for (int e = 0; e < e1.nstar; ++e)
-    other[e] = e1.star_anchor[e] + e1.key[e1.star_type[e]][1 - e1.star_key_index[e]];
-  for (int64_t r = 0; r < g.N; ++r) {
+  const bool emit = ph.emit[0];
+  const int n = st.n;
+  int64_t other[kMaxStar], edge_id[kMaxStar];
+  for (int e = 0; e < n; ++e) {
+    other[e] = st.other[e][0];
+    edge_id[e] = st.anchor[e] * nt1 + st.type[e];
+  }
+  const int64_t N = g.N;
+  for (int64_t r = 0; r < N; ++r) {
     const int32_t v = order[r];
     parent[v] = v;
     bool attached = false;
-    for (int e = 0; e < e1.nstar; ++e) {
+    for (int e = 0; e < n; ++e) {
       const int32_t u = int32_t(v + other[e]);
       if (rank[u] >= r) continue;
       const int32_t ru = uf_find(parent, u);
@@ -73,14 +79,13 @@ void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark
       if (ru == rv) continue;
       // Elder rule: the root of smaller rank is older; the younger one dies here.
       const int32_t young = rank[ru] < rank[rv] ? rv : ru;
-      const int32_t old = young == ru ? rv : ru;
-      parent[young] = old;
-      if (neg) neg[cell_id(e1, v + e1.star_anchor[e], e1.star_type[e])] = 1;
-      if (attached && ph.emit[0] && vcls[rank[young]] != vcls[r]) out.push_back({0, young, v});
+      parent[young] = young == ru ? rv : ru;
+      if (neg) neg[int64_t(v) * nt1 + edge_id[e]] = 1;
+      if (attached && emit && vcls[rank[young]] != vcls[r]) out.push_back({0, young, v});
       attached = true;
     }
   }
-  if (ph.emit[0]) out.push_back({0, order[0], -1});
+  if (emit) out.push_back({0, order[0], -1});
 }
 
 // H0 of T: pixels in rank order, merging with earlier pixels of their 8 / 26 neighbourhood.
@@ -116,141 +121,296 @@ void h0_pixels(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<R
 // smaller forward key) dies: the (D-1)-cell is the birth of a class that this top cell kills.
 void top_by_duality(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark_positive, std::vector<RawPair>& out) {
   const int D = g.D;
-  const DimPlan& f = g.dim[D - 1];
+  const FlatStar st = flatten_star(g, D - 1);
+  const int nface = g.dim[D - 1].ntypes;
   const DimPlan& top = g.dim[D];
   const int32_t* rank = ws.rank.data();
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
-  const bool pixel_tops = g.min_key;  // T: the top cells are the pixels themselves, keyed by their rank
-  const int64_t ntop = g.P * top.ntypes;
-  const int64_t outside = ntop;
+  const bool T = g.min_key;  // T: the top cells are the pixels themselves, keyed by their rank
+  const int ntop = T ? 1 : top.ntypes;
+  const int64_t ntop_ids = g.P * ntop;
+  const int64_t outside = ntop_ids;
   // Key rank of each top cell; kBorderRank for cells that leave the grid (they are all "the outside").
   const int32_t* tkey = rank;
-  if (!pixel_tops) {
-    ws.top_key.resize(size_t(ntop));
+  if (!T) {
+    ws.top_key.resize(size_t(ntop_ids));
     int32_t* k = ws.top_key.data();
+    int nkey[kMaxTypes];
+    int64_t key[kMaxTypes][kMaxKeyVerts];
+    int64_t reach = 0;
+    for (int ty = 0; ty < ntop; ++ty) {
+      nkey[ty] = top.nkey[ty];
+      for (int j = 0; j < nkey[ty]; ++j) {
+        key[ty][j] = top.key[ty][j];
+        reach = std::max(reach, key[ty][j]);
+      }
+    }
+    // Anchors whose cells would read past the padded array sit on the high border: outside anyway.
+    const int64_t last = g.P - reach;
     for (int64_t a = 0; a < g.P; ++a) {
-      // Anchors whose cells would read past the padded array sit on the high border: outside anyway.
-      const bool inside = a + top.key[0][top.nkey[0] - 1] < g.P;
-      for (int ty = 0; ty < top.ntypes; ++ty) {
-        int32_t best = 0;
-        if (!inside) {
-          best = kBorderRank;
-        } else {
-          for (int j = 0; j < top.nkey[ty]; ++j) best = std::max(best, rank[a + top.key[ty][j]]);
+      for (int ty = 0; ty < ntop; ++ty) {
+        int32_t best = kBorderRank;
+        if (a < last) {
+          best = rank[a + key[ty][0]];
+          for (int j = 1; j < nkey[ty]; ++j) best = std::max(best, rank[a + key[ty][j]]);
         }
-        k[a * top.ntypes + ty] = best;
+        k[a * ntop + ty] = best;
       }
     }
     tkey = k;
   }
-  ws.parent_top.resize(size_t(ntop + 1));
+  ws.parent_top.resize(size_t(ntop_ids + 1));
   int64_t* parent = ws.parent_top.data();
-  for (int64_t i = 0; i <= ntop; ++i) parent[i] = i;
+  for (int64_t i = 0; i <= ntop_ids; ++i) parent[i] = i;
   uint8_t* pos = nullptr;
   if (mark_positive) {
-    ws.positive_face.assign(size_t(g.P) * f.ntypes, 0);
+    ws.positive_face.assign(size_t(g.P) * nface, 0);
     pos = ws.positive_face.data();
   }
-  // Older in reverse = larger forward key (key rank, then id); the outside is the oldest of all.
-  auto older = [&](int64_t a, int64_t b) {
-    if (a == outside) return true;
-    if (b == outside) return false;
-    if (tkey[a] != tkey[b]) return tkey[a] > tkey[b];
-    return a > b;
-  };
+  int64_t face_id[kMaxStar];
+  for (int e = 0; e < st.n; ++e) face_id[e] = st.anchor[e] * nface + st.type[e];
+  const bool emit = ph.emit[D - 1];
   for (int64_t r = g.N - 1; r >= 0; --r) {
     const int32_t v = order[r];
-    for (int e = f.nstar - 1; e >= 0; --e) {
-      if (!in_star(g, f, rank, v, int32_t(r), e)) continue;
-      const int ty = f.star_type[e];
-      const int64_t anchor = v + f.star_anchor[e];
-      int64_t side[2];
-      for (int s = 0; s < 2; ++s) {
-        const int64_t a = anchor + f.cof_shift[ty][s];
-        const int64_t id = pixel_tops ? a : a * top.ntypes + f.cof_type[ty][s];
-        side[s] = tkey[id] == kBorderRank ? outside : id;
-      }
-      const int64_t r0 = uf_find(parent, side[0]), r1 = uf_find(parent, side[1]);
+    const int64_t vbase = int64_t(v) * ntop;
+    for (int e = st.n - 1; e >= 0; --e) {
+      if (!in_flat_star(st, T, rank, v, int32_t(r), e)) continue;
+      int64_t side0 = vbase + st.cof_id[e][0], side1 = vbase + st.cof_id[e][1];
+      if (tkey[side0] == kBorderRank) side0 = outside;
+      if (tkey[side1] == kBorderRank) side1 = outside;
+      const int64_t r0 = uf_find(parent, side0), r1 = uf_find(parent, side1);
       if (r0 == r1) continue;
-      const int64_t young = older(r0, r1) ? r1 : r0;
-      parent[young] = young == r0 ? r1 : r0;
-      if (pos) pos[cell_id(f, anchor, ty)] = 1;
+      // Older in reverse = larger forward key (key rank, then id); the outside is the oldest of all.
+      bool r0_older;
+      if (r0 == outside || r1 == outside)
+        r0_older = r0 == outside;
+      else
+        r0_older = tkey[r0] != tkey[r1] ? tkey[r0] > tkey[r1] : r0 > r1;
+      const int64_t young = r0_older ? r1 : r0;
+      parent[young] = r0_older ? r0 : r1;
+      if (pos) pos[int64_t(v) * nface + face_id[e]] = 1;
       const int32_t death_rank = tkey[young];
-      if (ph.emit[D - 1] && vcls[r] != vcls[death_rank]) out.push_back({D - 1, v, order[death_rank]});
+      if (emit && vcls[r] != vcls[death_rank]) out.push_back({D - 1, v, order[death_rank]});
     }
   }
 }
 
 // -------------------------------------------------------------------------------------------------------------
 // H1 of 3D: reduce the boundary columns of the negative 2-cells over the positive edges, in total order.
+// Calls f(padded anchor) for every anchor whose padded coordinates lie in [lo, hi) on every axis, in memory order.
+template <typename Fn>
+void for_each_anchor(const GridPlan& g, int64_t lo, int64_t hi_extra, Fn&& f) {
+  int64_t hi[kMaxDim] = {1, 1, 1};
+  for (int a = 0; a < g.D; ++a) hi[a] = g.n[a] + hi_extra;
+  const int D = g.D;
+  const int64_t s0 = D == 3 ? g.pstride[0] : 0, s1 = D >= 2 ? g.pstride[D - 2] : 0;
+  const int64_t h0 = D == 3 ? hi[0] : lo + 1, h1 = D >= 2 ? hi[D - 2] : lo + 1, h2 = hi[D - 1];
+  for (int64_t i = lo; i < h0; ++i)
+    for (int64_t j = lo; j < h1; ++j) {
+      const int64_t row = (D == 3 ? i * s0 : 0) + (D >= 2 ? j * s1 : 0);
+      for (int64_t k = lo; k < h2; ++k) f(row + k);
+    }
+}
+
+// H1 of 3D. The columns are the negative 2-cells (clearing), the rows the positive edges (compression), both in the
+// total order. First, in memory order and without any sequential dependency (one thread per cell on a GPU):
+// every column's pivot (its youngest row) and every row's oldest column; a column that is the oldest column of its
+// own pivot is an apparent pair and needs no reduction. Only the remaining columns are reduced, in order; when one
+// of them needs an apparent column, its boundary is regenerated from the grid instead of being stored.
 void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, bool compressed,
                          std::vector<RawPair>& out) {
-  const DimPlan& e1 = g.dim[1];
-  const DimPlan& e2 = g.dim[2];
+  const FlatStar st = flatten_star(g, 2);
+  const FlatStar edges = flatten_star(g, 1);
+  const DimPlan& d1 = g.dim[1];
+  const DimPlan& d2 = g.dim[2];
+  const int nt1 = d1.ntypes;
+  const int nt2 = d2.ntypes;
+  const bool T = g.min_key;
   const int32_t* rank = ws.rank.data();
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
   const uint8_t* pos = ws.positive_face.data();
   const uint8_t* neg = compressed ? ws.negative_edge.data() : nullptr;
-  ws.pivot.assign(size_t(g.P) * e1.ntypes, -1);
-  int32_t* pivot = ws.pivot.data();
+  const bool emit = ph.emit[1];
+  constexpr int64_t kNone = INT64_MAX;
+
+  // Per 2-cell type: key vertices, star codes, and boundary edges (id delta, key vertex deltas, star codes).
+  struct SquareType {
+    int nkey;
+    int64_t key[kMaxKeyVerts];
+    int code[kMaxKeyVerts];
+    int nbnd;
+    int64_t bnd_id[kMaxBoundary];
+    int bnd_nkey[kMaxBoundary];
+    int64_t bnd_key[kMaxBoundary][kMaxKeyVerts];
+    int bnd_code[kMaxBoundary][kMaxKeyVerts];
+  } sq[kMaxTypes];
+  for (int ty = 0; ty < nt2; ++ty) {
+    SquareType& q = sq[ty];
+    q.nkey = d2.nkey[ty];
+    for (int j = 0; j < q.nkey; ++j) {
+      q.key[j] = d2.key[ty][j];
+      q.code[j] = d2.star_code[ty][j];
+    }
+    q.nbnd = d2.nbnd[ty];
+    for (int b = 0; b < q.nbnd; ++b) {
+      const int et = d2.bnd_type[ty][b];
+      const int64_t ea = d2.bnd_shift[ty][b];
+      q.bnd_id[b] = ea * nt1 + et;
+      q.bnd_nkey[b] = d1.nkey[et];
+      for (int j = 0; j < d1.nkey[et]; ++j) {
+        q.bnd_key[b][j] = ea + d1.key[et][j];
+        q.bnd_code[b][j] = d1.star_code[et][j];
+      }
+    }
+  }
+  auto edge_key = [&](const SquareType& q, int64_t anchor, int b) {
+    int32_t best = rank[anchor + q.bnd_key[b][0]];
+    int bj = 0;
+    for (int j = 1; j < q.bnd_nkey[b]; ++j) {
+      const int32_t r = rank[anchor + q.bnd_key[b][j]];
+      if (T ? r < best : r > best) {
+        best = r;
+        bj = j;
+      }
+    }
+    return pack_cell_key(best, q.bnd_code[b][bj]);
+  };
+  // Sorted compressed boundary of 2-cell (anchor, ty) into col.
+  auto boundary = [&](int64_t anchor, int ty, std::vector<int64_t>& col) {
+    const SquareType& q = sq[ty];
+    col.clear();
+    for (int b = 0; b < q.nbnd; ++b) {
+      if (neg && neg[anchor * nt1 + q.bnd_id[b]]) continue;
+      col.push_back(edge_key(q, anchor, b));
+    }
+    std::sort(col.begin(), col.end());
+  };
+  auto edge_id_of_key = [&](int64_t key) {
+    const int code = int(key & 63);
+    return (order[key >> 6] + edges.anchor[code]) * nt1 + edges.type[code];
+  };
+
+  // Pass 1: column keys and pivots; every row's oldest column (scatter-min).
+  const int64_t ncell2 = g.P * nt2;
+  ws.col_key.assign(size_t(ncell2), kNone);
+  ws.col_pivot.resize(size_t(ncell2));
+  ws.row_oldest.assign(size_t(g.P) * nt1, kNone);
+  int64_t* col_key = ws.col_key.data();
+  int64_t* col_pivot = ws.col_pivot.data();
+  int64_t* row_oldest = ws.row_oldest.data();
+  // V / freudenthal anchors are vertices (padded coords 1..n); T anchors are upper incident pixels (1..n+1).
+  for_each_anchor(g, 1, T ? 2 : 1, [&](int64_t anchor) {
+    for (int ty = 0; ty < nt2; ++ty) {
+      const int64_t sid = anchor * nt2 + ty;
+      const SquareType& q = sq[ty];
+      int32_t best = rank[anchor + q.key[0]];
+      int bj = 0;
+      for (int j = 1; j < q.nkey; ++j) {
+        const int32_t r = rank[anchor + q.key[j]];
+        if (T ? r < best : r > best) {
+          best = r;
+          bj = j;
+        }
+      }
+      if (best == kBorderRank || pos[sid]) continue;  // not a cell of the grid, or cleared
+      const int64_t key = pack_cell_key(best, q.code[bj]);
+      int64_t piv = -1, piv_id = -1;
+      for (int b = 0; b < q.nbnd; ++b) {
+        const int64_t eid = anchor * nt1 + q.bnd_id[b];
+        if (neg && neg[eid]) continue;
+        const int64_t ek = edge_key(q, anchor, b);
+        if (ek > piv) {
+          piv = ek;
+          piv_id = eid;
+        }
+        if (key < row_oldest[eid]) row_oldest[eid] = key;
+      }
+      if (piv_id < 0) continue;  // empty compressed boundary: a positive cell (clearing would have caught it)
+      col_key[sid] = key;
+      col_pivot[sid] = piv_id;
+    }
+  });
+
+  // Pass 2: apparent pairs go straight into the pivot table (encoded as -(column key) - 1: regenerate on demand).
+  ws.pivot64.assign(size_t(g.P) * nt1, kNone);
+  int64_t* pivot = ws.pivot64.data();
+  std::vector<int64_t>& rest = ws.rest;
+  rest.clear();
+  for (int64_t sid = 0; sid < ncell2; ++sid) {
+    const int64_t key = col_key[sid];
+    if (key == kNone) continue;
+    const int64_t eid = col_pivot[sid];
+    if (row_oldest[eid] == key) {
+      pivot[eid] = -key - 1;
+      if (emit) {
+        // the pivot edge's key rank: recompute from its id is not needed; its key vertex is the row's birth
+        const int64_t anchor = sid / nt2;
+        const int ty = int(sid % nt2);
+        const SquareType& q = sq[ty];
+        int64_t ek = -1;
+        for (int b = 0; b < q.nbnd; ++b)
+          if (anchor * nt1 + q.bnd_id[b] == eid) ek = edge_key(q, anchor, b);
+        const int32_t br = int32_t(ek >> 6), dr = int32_t(key >> 6);
+        if (vcls[br] != vcls[dr]) out.push_back({1, order[br], order[dr]});
+      }
+    } else {
+      rest.push_back(key);
+    }
+  }
+  std::sort(rest.begin(), rest.end());
+
+  // Pass 3: the standard reduction of the remaining columns, in total order.
   ws.pool.clear();
   ws.col_start.clear();
   std::vector<int64_t>& work = ws.work;
   std::vector<int64_t>& merged = ws.merged;
-  auto edge_id_of_key = [&](int64_t key) {
-    const int32_t v = order[key >> 6];
+  std::vector<int64_t>& regen = ws.regen;
+  for (const int64_t key : rest) {
+    const int32_t r = int32_t(key >> 6);
     const int code = int(key & 63);
-    return cell_id(e1, v + e1.star_anchor[code], e1.star_type[code]);
-  };
-  for (int64_t r = 0; r < g.N; ++r) {
     const int32_t v = order[r];
-    for (int e = 0; e < e2.nstar; ++e) {
-      if (!in_star(g, e2, rank, v, int32_t(r), e)) continue;
-      const int ty = e2.star_type[e];
-      const int64_t anchor = v + e2.star_anchor[e];
-      if (pos[cell_id(e2, anchor, ty)]) continue;  // clearing: a positive 2-cell's column reduces to zero
-      work.clear();
-      for (int b = 0; b < e2.nbnd[ty]; ++b) {
-        const int64_t ea = anchor + e2.bnd_shift[ty][b];
-        const int et = e2.bnd_type[ty][b];
-        if (neg && neg[cell_id(e1, ea, et)]) continue;  // compression
-        int j = 0;
-        const int32_t kr = cell_key_rank(g, e1, rank, ea, et, &j);
-        work.push_back(pack_cell_key(kr, e1.star_code[et][j]));
+    boundary(v + st.anchor[code], st.type[code], work);
+    while (!work.empty()) {
+      const int64_t low = work.back();
+      const int64_t eid = edge_id_of_key(low);
+      const int64_t j = pivot[eid];
+      if (j == kNone) {
+        pivot[eid] = int64_t(ws.col_start.size());
+        ws.col_start.push_back(int64_t(ws.pool.size()));
+        ws.pool.insert(ws.pool.end(), work.begin(), work.end());
+        ws.col_start.push_back(int64_t(ws.pool.size()));  // end marker, paired with the start
+        const int32_t br = int32_t(low >> 6);
+        if (emit && vcls[br] != vcls[r]) out.push_back({1, order[br], v});
+        break;
       }
-      std::sort(work.begin(), work.end());
-      while (!work.empty()) {
-        const int64_t low = work.back();
-        const int64_t eid = edge_id_of_key(low);
-        const int32_t j = pivot[eid];
-        if (j < 0) {
-          pivot[eid] = int32_t(ws.col_start.size());
-          ws.col_start.push_back(int64_t(ws.pool.size()));
-          ws.pool.insert(ws.pool.end(), work.begin(), work.end());
-          ws.col_start.push_back(int64_t(ws.pool.size()));  // end marker, paired with the start
-          const int32_t br = int32_t(low >> 6);
-          if (ph.emit[1] && vcls[br] != vcls[r]) out.push_back({1, order[br], v});
-          break;
-        }
-        // work ^= stored column j (both sorted ascending)
-        const int64_t* a = ws.pool.data() + ws.col_start[j];
-        const int64_t* a_end = ws.pool.data() + ws.col_start[j + 1];
-        merged.clear();
-        size_t i = 0;
-        while (i < work.size() || a != a_end) {
-          if (a == a_end || (i < work.size() && work[i] < *a)) {
-            merged.push_back(work[i++]);
-          } else if (i == work.size() || *a < work[i]) {
-            merged.push_back(*a++);
-          } else {
-            ++i;
-            ++a;
-          }
-        }
-        work.swap(merged);
+      const int64_t* a;
+      const int64_t* a_end;
+      if (j < 0) {  // an apparent column: its boundary, regenerated
+        const int64_t k2 = -j - 1;
+        const int c2 = int(k2 & 63);
+        boundary(order[k2 >> 6] + st.anchor[c2], st.type[c2], regen);
+        a = regen.data();
+        a_end = a + regen.size();
+      } else {
+        a = ws.pool.data() + ws.col_start[j];
+        a_end = ws.pool.data() + ws.col_start[j + 1];
       }
+      // work ^= that column (both sorted ascending)
+      merged.clear();
+      size_t i = 0;
+      while (i < work.size() || a != a_end) {
+        if (a == a_end || (i < work.size() && work[i] < *a)) {
+          merged.push_back(work[i++]);
+        } else if (i == work.size() || *a < work[i]) {
+          merged.push_back(*a++);
+        } else {
+          ++i;
+          ++a;
+        }
+      }
+      work.swap(merged);
     }
   }
 }

@@ -32,7 +32,12 @@ struct Workspace {
   std::vector<int32_t> top_key;
   std::vector<uint8_t> negative_edge;   // compression flags, per edge id
   std::vector<uint8_t> positive_face;   // clearing flags, per 2-cell id (3D)
-  std::vector<int32_t> pivot;           // edge id -> stored reduced column
+  std::vector<int64_t> col_key;         // 2-cell id -> column key (INT64_MAX: not a column)
+  std::vector<int64_t> col_pivot;       // 2-cell id -> id of its pivot edge
+  std::vector<int64_t> row_oldest;      // edge id -> key of the oldest column containing it
+  std::vector<int64_t> pivot64;         // edge id -> stored column (>= 0) or -(apparent column key) - 1
+  std::vector<int64_t> rest;            // keys of the columns that need reduction
+  std::vector<int64_t> regen;           // a regenerated apparent column
   std::vector<int64_t> pool;            // stored reduced columns
   std::vector<int64_t> col_start;
   std::vector<int64_t> work, merged;

@@ -1,0 +1,181 @@
+"""The ``Diagrams`` container: persistence pairs of a batch of grids, ragged over the batch (like PyG's ``Batch``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass(repr=False)
+class Diagrams:
+    """Persistence diagrams of a batch of images, as one flat list of pairs.
+
+    Attributes:
+        pairs: ``(N, 2)`` tensor of (birth, death) values in the input's dtype and device, differentiable with respect
+            to the input: each value is the input value at one critical pixel. Superlevel diagrams have
+            ``birth >= death`` and essential classes die at ``-inf``; sublevel diagrams have ``birth <= death`` and
+            essential classes die at ``+inf``.
+        dim: ``(N,)`` int64 homology dimension of each pair.
+        batch: ``(N,)`` int64 index of the image (flattened over all leading axes, C order) each pair belongs to.
+        birth_index: ``(N,)`` int64 flat C-order index, within its grid, of the pixel whose value is the birth.
+        death_index: ``(N,)`` int64 likewise for the death; ``-1`` for essential classes.
+        batch_size: number of images ``B`` (the product of the leading axes).
+        spatial_shape: shape of each grid.
+        superlevel: filtration direction.
+        construction: ``"V"``, ``"T"`` or ``"freudenthal"``.
+        batch_shape: the leading (batch) axes of the input, whose product is ``batch_size``.
+
+    Pairs are ordered by image, then dimension, then lifetime descending (essential classes first), then birth index,
+    then death index. Zero-length pairs are never present.
+    """
+
+    pairs: Tensor
+    dim: Tensor
+    batch: Tensor
+    birth_index: Tensor
+    death_index: Tensor
+    batch_size: int
+    spatial_shape: tuple[int, ...]
+    superlevel: bool
+    construction: str
+    batch_shape: tuple[int, ...] = field(default=())
+
+    # ---------------------------------------------------------------------------------------------- selection
+    def __len__(self) -> int:
+        return int(self.pairs.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.pairs.device
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial dimensions of the grids."""
+        return len(self.spatial_shape)
+
+    def _rows(self, keep: Tensor, **meta) -> Diagrams:
+        return replace(
+            self,
+            pairs=self.pairs[keep],
+            dim=self.dim[keep],
+            batch=self.batch[keep],
+            birth_index=self.birth_index[keep],
+            death_index=self.death_index[keep],
+            **meta,
+        )
+
+    def select(self, batch: int | None = None, dim: int | None = None) -> Diagrams:
+        """Pairs of one image and/or one dimension.
+
+        Selecting an image keeps its index in ``batch`` and the original ``batch_size``; use :meth:`image` for a
+        stand-alone one-image ``Diagrams``.
+        """
+        keep = torch.ones(len(self), dtype=torch.bool, device=self.dim.device)
+        if batch is not None:
+            b = self._check_image(batch)
+            keep &= self.batch == b
+        if dim is not None:
+            keep &= self.dim == int(dim)
+        return self._rows(keep)
+
+    def image(self, b: int) -> Diagrams:
+        """The diagrams of image ``b`` alone (``batch_size == 1``)."""
+        b = self._check_image(b)
+        out = self._rows(self.batch == b, batch_size=1, batch_shape=(1,))
+        out.batch = torch.zeros_like(out.batch)
+        return out
+
+    def in_dim(self, k: int) -> Diagrams:
+        """Pairs of homology dimension ``k`` (all images)."""
+        return self.select(dim=k)
+
+    def finite(self) -> Diagrams:
+        """Pairs with a finite death (drops the essential classes)."""
+        return self._rows(self.death_index >= 0)
+
+    def essential(self) -> Diagrams:
+        """The essential classes (one H0 class per image for a full grid)."""
+        return self._rows(self.death_index < 0)
+
+    def _check_image(self, b: int) -> int:
+        b = int(b)
+        if b < 0:
+            b += self.batch_size
+        if not 0 <= b < self.batch_size:
+            raise IndexError(f"image {b} out of range for a batch of {self.batch_size}")
+        return b
+
+    # ---------------------------------------------------------------------------------------------- values
+    def lifetimes(self) -> Tensor:
+        """``(N,)`` non-negative ``|death - birth|`` (``inf`` for essential classes), differentiable."""
+        return (self.pairs[:, 0] - self.pairs[:, 1]).abs()
+
+    def counts(self) -> Tensor:
+        """``(batch_size, ndim)`` int64 number of pairs per image and dimension."""
+        c = torch.zeros(self.batch_size * self.ndim, dtype=torch.int64, device=self.dim.device)
+        c.index_add_(0, self.batch * self.ndim + self.dim, torch.ones_like(self.dim))
+        return c.view(self.batch_size, self.ndim)
+
+    def padded(self, dim: int | None = None, fill: float = 0.0) -> tuple[Tensor, Tensor]:
+        """Pairs as a dense ``(B, K, 2)`` tensor plus a ``(B, K)`` bool mask, ``K`` the largest count per image.
+
+        Rows keep the diagram order within each image; padding rows hold ``fill`` and are ``False`` in the mask.
+        Differentiable with respect to the input.
+        """
+        d = self if dim is None else self.select(dim=dim)
+        B = self.batch_size
+        counts = torch.bincount(d.batch, minlength=B) if len(d) else torch.zeros(B, dtype=torch.int64)
+        counts = counts.to(d.pairs.device)
+        K = int(counts.max()) if B > 0 and len(d) else 0
+        starts = torch.cumsum(counts, 0) - counts
+        pos = torch.arange(len(d), device=d.pairs.device) - starts[d.batch]
+        out = d.pairs.new_full((B, K, 2), fill)
+        out = out.index_put((d.batch, pos), d.pairs)
+        mask = torch.zeros(B, K, dtype=torch.bool, device=d.pairs.device)
+        mask[d.batch, pos] = True
+        return out, mask
+
+    # ---------------------------------------------------------------------------------------------- export
+    def to(self, device: torch.device | str) -> Diagrams:
+        """A copy on ``device`` (``pairs`` stays differentiable)."""
+        return replace(
+            self,
+            pairs=self.pairs.to(device),
+            dim=self.dim.to(device),
+            batch=self.batch.to(device),
+            birth_index=self.birth_index.to(device),
+            death_index=self.death_index.to(device),
+        )
+
+    def detach(self) -> Diagrams:
+        return replace(self, pairs=self.pairs.detach())
+
+    def to_numpy(self) -> list[list[np.ndarray]]:
+        """GUDHI-style export: ``out[b][k]`` is a float64 ``(n, 2)`` array of (birth, death) of image ``b`` in
+        dimension ``k`` (as ``persistence_intervals_in_dimension(k)``), in gpuph's units and order.
+
+        GUDHI itself only knows sublevel filtrations: for a superlevel diagram, the GUDHI diagram of ``-x`` is
+        ``-out[b][k]``.
+        """
+        pairs = self.pairs.detach().to("cpu", torch.float64).numpy()
+        batch = self.batch.cpu().numpy()
+        dims = self.dim.cpu().numpy()
+        starts = np.searchsorted(batch, np.arange(self.batch_size + 1))
+        out = []
+        for b in range(self.batch_size):
+            sl = slice(starts[b], starts[b + 1])
+            pb, db = pairs[sl], dims[sl]
+            out.append([pb[db == k] for k in range(self.ndim)])
+        return out
+
+    def __repr__(self) -> str:
+        counts = self.counts().sum(0).tolist() if self.batch_size else [0] * self.ndim
+        per_dim = ", ".join(f"H{k}={c}" for k, c in enumerate(counts))
+        kind = "superlevel" if self.superlevel else "sublevel"
+        return (
+            f"Diagrams(batch_size={self.batch_size}, spatial_shape={tuple(self.spatial_shape)}, {kind}, "
+            f"construction={self.construction!r}, pairs: {per_dim}, dtype={self.pairs.dtype}, device={self.device})"
+        )

@@ -33,6 +33,8 @@ struct GridPlan {
   int64_t P;                  // padded pixels
   int npix_nb;                // T's H0 neighbourhood (8 / 26 connectivity)
   int64_t pix_nb[26];
+  int naxis_nb;               // V's H0 neighbourhood (2 / 4 / 6 connectivity)
+  int64_t axis_nb[6];
   DimPlan dim[kMaxDim + 1];
 };
 
@@ -102,6 +104,11 @@ inline GridPlan make_grid_plan(const ComplexTable& tab, const int64_t* n) {
       zero = zero && o == 0;
     }
     if (!zero) g.pix_nb[g.npix_nb++] = d;
+  }
+  g.naxis_nb = 0;
+  for (int a = 0; a < g.D; ++a) {
+    g.axis_nb[g.naxis_nb++] = -g.pstride[a];
+    g.axis_nb[g.naxis_nb++] = g.pstride[a];
   }
   return g;
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cubical_engine.h"
+#include "merge_tree.h"
 
 namespace gpuph {
 namespace {
@@ -70,7 +71,32 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
     nan_image.push_back(b);
   };
   const int nthreads = at::get_num_threads();
-  if (B >= nthreads || nthreads == 1) {
+  if (merge_tree_applies(g)) {
+    // 1D / 2D V and T: sort-free merge trees; images in parallel, or the two phases of one large image.
+    const bool per_image = B >= nthreads || nthreads == 1;
+    auto one = [&](int64_t b, MergeTreeWorkspace& ws, std::vector<RawPair>* raw) {
+      const F* x = data + b * g.N;
+      raw[0].clear();
+      raw[1].clear();
+      if (!merge_tree_image(g, x, superlevel, ph, ws, raw, !per_image)) {
+        fail_nan(b);
+        return;
+      }
+      raw[0].insert(raw[0].end(), raw[1].begin(), raw[1].end());
+      finish_image(g, x, raw[0], rows[size_t(b)]);
+    };
+    if (per_image) {
+      at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+        MergeTreeWorkspace ws;
+        std::vector<RawPair> raw[2];
+        for (int64_t b = begin; b < end; ++b) one(b, ws, raw);
+      });
+    } else {
+      MergeTreeWorkspace ws;
+      std::vector<RawPair> raw[2];
+      for (int64_t b = 0; b < B; ++b) one(b, ws, raw);
+    }
+  } else if (B >= nthreads || nthreads == 1) {
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
       Workspace ws;
       std::vector<RawPair> raw;

@@ -63,3 +63,90 @@ GPUPH_HD int64_t steepest_earlier(const K* key, int64_t v, const int64_t* nb, in
 }
 
 }  // namespace gpuph
+
+namespace gpuph {
+
+// 2D: the 8 neighbours of a pixel as a cycle (N, NE, E, SE, S, SW, W, NW); bit j of a mask says whether ring cell j
+// comes earlier than the pixel. Even bits are the 4-neighbours. A pixel can only merge components if its earlier
+// neighbours fall into two or more components of the ring (with 4- or 8-adjacency): otherwise they are already
+// connected through earlier pixels of the ring. These tables count those components for every mask.
+struct RingTables {
+  uint8_t comp4[256];  // components touching a 4-neighbour, ring cells adjacent when consecutive
+  uint8_t comp8[256];  // components, consecutive cells and consecutive 4-neighbours (N-E, E-S, ...) adjacent
+};
+
+inline RingTables make_ring_tables() {
+  RingTables t{};
+  for (int m = 0; m < 256; ++m) {
+    for (int conn = 4; conn <= 8; conn += 4) {
+      int label[8];
+      for (int j = 0; j < 8; ++j) label[j] = (m >> j) & 1 ? j : -1;
+      // Propagate the smallest label along adjacencies until stable (8 cells: a few sweeps suffice).
+      for (int sweep = 0; sweep < 8; ++sweep)
+        for (int j = 0; j < 8; ++j) {
+          if (label[j] < 0) continue;
+          const int nbr[3] = {(j + 1) % 8, (j + 7) % 8, (j % 2 == 0 && conn == 8) ? (j + 2) % 8 : -1};
+          const int nbr2 = (j % 2 == 0 && conn == 8) ? (j + 6) % 8 : -1;
+          for (int q : {nbr[0], nbr[1], nbr[2], nbr2}) {
+            if (q < 0 || label[q] < 0) continue;
+            const int l = label[j] < label[q] ? label[j] : label[q];
+            label[j] = label[q] = l;
+          }
+        }
+      int count = 0;
+      for (int j = 0; j < 8; ++j) {
+        if (label[j] != j) continue;  // not a component's representative
+        bool counts = conn == 8;
+        for (int q = 0; q < 8 && !counts; q += 2) counts = label[q] == j;
+        count += counts;
+      }
+      (conn == 4 ? t.comp4 : t.comp8)[m] = uint8_t(count);
+    }
+  }
+  return t;
+}
+
+// Forward ring mask of pixel v: bit j set if ring cell j is earlier in the forward order (the border never is).
+// The reverse mask is its complement: keys are distinct and the border comes first in the reverse order.
+template <typename K>
+GPUPH_HD unsigned ring_mask(const K* key, int64_t v, const int64_t* ring) {
+  const K kv = key[v];
+  unsigned m = 0;
+  for (int j = 0; j < 8; ++j) m |= unsigned(key[v + ring[j]] < kv) << j;
+  return m;
+}
+
+// Earliest ring cell among the allowed bits of mask (in the given direction), or v if none.
+template <typename K>
+GPUPH_HD int64_t steepest_in_mask(const K* key, int64_t v, const int64_t* ring, unsigned mask, bool reverse) {
+  int64_t best = v;
+  bool have = false;
+  K kb{};
+  for (int j = 0; j < 8; ++j) {
+    if (!((mask >> j) & 1)) continue;
+    const int64_t u = v + ring[j];
+    if (!have || earlier(key[u], kb, reverse)) {
+      kb = key[u];
+      best = u;
+      have = true;
+    }
+  }
+  return best;
+}
+
+// Steepest earlier ring cell for Key32 without branches: the key carries the padded index in its low 32 bits, so
+// the earliest cell is the min (forward) / max (reverse) key over the allowed cells. Returns v if that cell is not
+// earlier than v, and 0 (a border cell: the outside) when the border wins in reverse.
+GPUPH_HD int64_t steepest_key32(const Key32* key, int64_t v, const int64_t* ring, bool four, bool reverse) {
+  const uint64_t kv = key[v].k;
+  const int step = four ? 2 : 1;
+  uint64_t best = key[v + ring[0]].k;
+  for (int j = step; j < 8; j += step) {
+    const uint64_t k = key[v + ring[j]].k;
+    best = reverse ? (k > best ? k : best) : (k < best ? k : best);
+  }
+  if (reverse ? best <= kv : best >= kv) return v;
+  return best == ~0ull ? 0 : int64_t(best & 0xffffffffu);
+}
+
+}  // namespace gpuph

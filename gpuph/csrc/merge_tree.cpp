@@ -3,7 +3,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <numeric>
 
 #include "merge_tree.cuh"
 #include "radix_sort.h"
@@ -26,22 +25,14 @@ void for_each_padded_pixel(const GridPlan& g, Fn&& f) {
   }
 }
 
-// One merge tree. Forward (H0): pairs (birth = root, death = merge pixel). Reverse (top dimension by duality):
-// pairs (birth = merge pixel, death = root); every border cell belongs to the component of padded cell 0, the
-// oldest of all.
-template <typename K>
-void merge_tree(const GridPlan& g, const K* key, const int64_t* nb, int nnb, bool reverse, int dim, bool emit,
-                MergeTreeScratch& s, std::vector<RawPair>& out) {
-  const int64_t P = g.P;
-  s.ptr.assign(size_t(P), 0);  // border cells point at cell 0 (only read in reverse mode)
-  int32_t* ptr = s.ptr.data();
-  int64_t first = -1;
-  for_each_padded_pixel(g, [&](int64_t, int64_t v) {
-    const int64_t p = steepest_earlier(key, v, nb, nnb, reverse);
-    ptr[v] = int32_t(p);
-    if (!reverse && p == v && (first < 0 || key[v] < key[first])) first = v;
-  });
-  // Basin roots, with path compression.
+struct PhaseSpec {
+  const int64_t* nb;
+  int nnb;
+  bool reverse;
+};
+
+// Resolves pointer chains to roots, with path compression.
+void resolve_roots(const GridPlan& g, int32_t* ptr) {
   for_each_padded_pixel(g, [&](int64_t, int64_t v) {
     int32_t r = int32_t(v);
     while (ptr[r] != r) r = ptr[r];
@@ -52,83 +43,172 @@ void merge_tree(const GridPlan& g, const K* key, const int64_t* nb, int nnb, boo
       c = nxt;
     }
   });
-  // Edges between different basins, keyed by their merge pixel (the later endpoint).
-  s.cand_v.clear();
-  s.cand_u.clear();
-  s.cand_key.clear();
+}
+
+// Pointers to the steepest earlier neighbour, resolved to basin roots, and the flag of every pixel that has an
+// earlier neighbour in another basin: only those pixels can merge components. In reverse mode the border cells
+// all point at padded cell 0, the oldest component.
+template <typename K>
+void basins(const GridPlan& g, const K* key, const PhaseSpec& ph, int bit, MergeTreeScratch& s, uint8_t* merging,
+            int64_t* first) {
+  s.ptr.assign(size_t(g.P), 0);
+  int32_t* ptr = s.ptr.data();
+  for_each_padded_pixel(g, [&](int64_t, int64_t v) {
+    const int64_t p = steepest_earlier(key, v, ph.nb, ph.nnb, ph.reverse);
+    ptr[v] = int32_t(p);
+    if (first && p == v && (*first < 0 || key[v] < key[*first])) *first = v;
+  });
+  resolve_roots(g, ptr);
   for_each_padded_pixel(g, [&](int64_t, int64_t v) {
     const K kv = key[v];
     const int32_t rv = ptr[v];
-    for (int j = 0; j < nnb; ++j) {
-      const int64_t u = v + nb[j];
-      if (earlier(key[u], kv, reverse) && ptr[u] != rv) {
-        s.cand_v.push_back(int32_t(v));
-        s.cand_u.push_back(int32_t(u));
+    for (int j = 0; j < ph.nnb; ++j) {
+      const int64_t u = v + ph.nb[j];
+      if (ptr[u] != rv && earlier(key[u], kv, ph.reverse)) {
+        merging[v] |= uint8_t(1 << bit);
+        return;
       }
     }
   });
-  const size_t nc = s.cand_v.size();
-  s.cand_idx.resize(nc);
-  std::iota(s.cand_idx.begin(), s.cand_idx.end(), 0);
-  if constexpr (sizeof(K) == sizeof(uint64_t)) {
-    s.cand_key.resize(nc);
-    for (size_t c = 0; c < nc; ++c) {
-      const uint64_t k = key[s.cand_v[c]].sort_bits();
-      s.cand_key[c] = reverse ? ~k : k;
+}
+
+// Elder-rule union-find over basin roots, visiting the merging pixels in processing order. Forward (H0): pairs
+// (birth = root, death = merge pixel); reverse (top dimension by duality): (birth = merge pixel, death = root).
+template <typename K>
+void merge(const GridPlan& g, const K* key, const PhaseSpec& ph, int bit, int dim, const uint8_t* merging,
+           const std::vector<int32_t>& order, MergeTreeScratch& s, std::vector<RawPair>& out) {
+  int32_t* uf = s.ptr.data();  // roots are their own parents already; other entries are only reached through find
+  const int64_t n = int64_t(order.size());
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t v = order[ph.reverse ? n - 1 - t : t];
+    if (!((merging[v] >> bit) & 1)) continue;
+    const K kv = key[v];
+    for (int j = 0; j < ph.nnb; ++j) {
+      const int64_t u = v + ph.nb[j];
+      if (!earlier(key[u], kv, ph.reverse)) continue;
+      const int32_t a = uf_find(uf, int32_t(v));
+      const int32_t b = uf_find(uf, int32_t(u));
+      if (a == b) continue;
+      const bool a_older = earlier(key[a], key[b], ph.reverse);
+      const int32_t young = a_older ? b : a;
+      uf[young] = a_older ? a : b;
+      if (key[young].value_bits() != kv.value_bits()) {
+        if (ph.reverse)
+          out.push_back({dim, v, young});
+        else
+          out.push_back({dim, young, v});
+      }
     }
-    radix_sort_pairs(s.cand_key, s.cand_idx, s.tmp_key, s.tmp_idx);
-  } else {
-    std::sort(s.cand_idx.begin(), s.cand_idx.end(), [&](int32_t a, int32_t b) {
-      return earlier(key[s.cand_v[a]], key[s.cand_v[b]], reverse);
-    });
   }
-  // Elder-rule union-find over the basin roots.
-  s.uf.resize(size_t(P));
-  int32_t* uf = s.uf.data();
-  uf[0] = 0;
+}
+
+// Sorts the flagged pixels into (value, index) order: a stable LSD radix sort on the value key of an
+// index-ascending list.
+template <typename K>
+void sort_flagged(const GridPlan& g, const K* key, const uint8_t* flag, MergeTreeWorkspace& ws) {
+  ws.order.clear();
   for_each_padded_pixel(g, [&](int64_t, int64_t v) {
-    if (ptr[v] == v) uf[v] = int32_t(v);
+    if (flag[v]) ws.order.push_back(int32_t(v));
   });
-  for (size_t c = 0; c < nc; ++c) {
-    const int32_t idx = s.cand_idx[c];
-    const int32_t v = s.cand_v[idx];
-    const int32_t a = uf_find(uf, ptr[v]);
-    const int32_t b = uf_find(uf, ptr[s.cand_u[idx]]);
-    if (a == b) continue;
-    const bool a_older = earlier(key[a], key[b], reverse);
-    const int32_t young = a_older ? b : a;
-    uf[young] = a_older ? a : b;
-    if (emit && key[young].value_bits() != key[v].value_bits()) {
-      if (reverse)
-        out.push_back({dim, v, young});
-      else
-        out.push_back({dim, young, v});
-    }
+  if constexpr (sizeof(K) == sizeof(Key32)) {
+    ws.skey32.resize(ws.order.size());
+    for (size_t i = 0; i < ws.order.size(); ++i) ws.skey32[i] = uint32_t(key[ws.order[i]].value_bits());
+    radix_sort_pairs(ws.skey32, ws.order, ws.tmp32, ws.tmp_items);
+  } else {
+    ws.skey64.resize(ws.order.size());
+    for (size_t i = 0; i < ws.order.size(); ++i) ws.skey64[i] = key[ws.order[i]].value_bits();
+    radix_sort_pairs(ws.skey64, ws.order, ws.tmp64, ws.tmp_items);
   }
-  if (emit && !reverse) out.push_back({dim, first, -1});
+}
+
+template <typename F>
+void maybe_parallel(bool parallel, F&& fn) {
+  if (parallel) {
+    at::parallel_for(0, 2, 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) fn(int(k));
+    });
+  } else {
+    fn(0);
+    fn(1);
+  }
+}
+
+// 1D: basins and merges over the 2-neighbourhood (H0 only).
+template <typename K>
+void run_1d(const GridPlan& g, const K* key, MergeTreeWorkspace& ws, std::vector<RawPair>* out) {
+  const PhaseSpec spec{g.axis_nb, g.naxis_nb, false};
+  ws.merging.assign(size_t(g.P), 0);
+  int64_t first = -1;
+  basins(g, key, spec, 0, ws.phase[0], ws.merging.data(), &first);
+  sort_flagged(g, key, ws.merging.data(), ws);
+  merge(g, key, spec, 0, 0, ws.merging.data(), ws.order, ws.phase[0], out[0]);
+  out[0].push_back({0, first, -1});
+}
+
+// 2D: one fused pass computes, for both phases, the steepest earlier neighbour and whether the pixel is a saddle
+// candidate (two or more earlier ring components); only the candidates are sorted and merged.
+template <typename K>
+void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspace& ws, std::vector<RawPair>* out,
+            bool parallel_phases) {
+  static const RingTables tables = make_ring_tables();
+  const bool T = g.min_key;
+  const int64_t s0 = g.pstride[0];
+  const int64_t ring[8] = {-s0, -s0 + 1, 1, s0 + 1, s0, s0 - 1, -1, -s0 - 1};
+  // Forward (H0): V 4-connectivity, T 8; reverse (H1 by duality): the other.
+  const bool four[2] = {!T, T};
+  const unsigned allowed[2] = {four[0] ? 0x55u : 0xffu, four[1] ? 0x55u : 0xffu};
+  const uint8_t* comp[2] = {four[0] ? tables.comp4 : tables.comp8, four[1] ? tables.comp4 : tables.comp8};
+  const bool run[2] = {ph.emit[0], ph.emit[1]};
+  for (int k = 0; k < 2; ++k)
+    if (run[k]) ws.phase[k].ptr.assign(size_t(g.P), 0);  // border cells point at cell 0, the outside
+  int32_t* ptr0 = run[0] ? ws.phase[0].ptr.data() : nullptr;
+  int32_t* ptr1 = run[1] ? ws.phase[1].ptr.data() : nullptr;
+  ws.merging.assign(size_t(g.P), 0);
+  uint8_t* flag = ws.merging.data();
+  int64_t first = -1;
+  K kfirst = K::border();
+  auto steepest = [&](int64_t v, unsigned mask, int k) -> int64_t {
+    if constexpr (sizeof(K) == sizeof(Key32))
+      return steepest_key32(key, v, ring, four[k], k == 1);
+    else
+      return mask ? steepest_in_mask(key, v, ring, mask, k == 1) : v;
+  };
+  for_each_padded_pixel(g, [&](int64_t, int64_t v) {
+    const unsigned fwd = ring_mask(key, v, ring);
+    if (ptr0) {
+      ptr0[v] = int32_t(steepest(v, fwd & allowed[0], 0));
+      if (comp[0][fwd] >= 2) flag[v] |= 1;
+      if (key[v] < kfirst) {
+        kfirst = key[v];
+        first = v;
+      }
+    }
+    if (ptr1) {
+      const unsigned rev = ~fwd & 0xffu;
+      ptr1[v] = int32_t(steepest(v, rev & allowed[1], 1));
+      if (comp[1][rev] >= 2) flag[v] |= 2;
+    }
+  });
+  const bool both = run[0] && run[1];
+  maybe_parallel(parallel_phases && both, [&](int k) {
+    if (run[k]) resolve_roots(g, ws.phase[k].ptr.data());
+  });
+  sort_flagged(g, key, flag, ws);
+  const PhaseSpec spec[2] = {{four[0] ? g.axis_nb : g.pix_nb, four[0] ? g.naxis_nb : g.npix_nb, false},
+                             {four[1] ? g.axis_nb : g.pix_nb, four[1] ? g.naxis_nb : g.npix_nb, true}};
+  maybe_parallel(parallel_phases && both, [&](int k) {
+    if (run[k]) merge(g, key, spec[k], k, k, flag, ws.order, ws.phase[k], out[k]);
+  });
+  if (run[0]) out[0].push_back({0, first, -1});
 }
 
 template <typename K>
 void run_phases(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspace& ws, std::vector<RawPair>* out,
                 bool parallel_phases) {
-  const bool T = g.min_key;
-  // Forward H0 connectivity: V 2/4, T 2/8; the dual's is the other one.
-  const int64_t* nb0 = T ? g.pix_nb : g.axis_nb;
-  const int nnb0 = T ? g.npix_nb : g.naxis_nb;
-  const int64_t* nb1 = T ? g.axis_nb : g.pix_nb;
-  const int nnb1 = T ? g.naxis_nb : g.npix_nb;
-  const bool top = g.D == 2 && ph.emit[1];
-  auto phase = [&](int k) {
-    if (k == 0 && ph.emit[0]) merge_tree(g, key, nb0, nnb0, false, 0, true, ws.phase[0], out[0]);
-    if (k == 1 && top) merge_tree(g, key, nb1, nnb1, true, 1, true, ws.phase[1], out[1]);
-  };
-  if (parallel_phases && ph.emit[0] && top) {
-    at::parallel_for(0, 2, 1, [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) phase(int(k));
-    });
+  if (g.D == 1) {
+    if (ph.emit[0]) run_1d(g, key, ws, out);
   } else {
-    phase(0);
-    phase(1);
+    run_2d(g, key, ph, ws, out, parallel_phases);
   }
 }
 

@@ -9,16 +9,16 @@
 namespace gpuph {
 
 struct MergeTreeScratch {
-  std::vector<int32_t> ptr;  // steepest earlier neighbour, then basin root
-  std::vector<int32_t> uf;   // union-find over basin roots
-  std::vector<uint64_t> cand_key, tmp_key;
-  std::vector<int32_t> cand_idx, tmp_idx;
-  std::vector<int32_t> cand_v, cand_u;
+  std::vector<int32_t> ptr;  // steepest earlier neighbour, then basin root; then union-find parent of roots
 };
 
 struct MergeTreeWorkspace {
-  std::vector<Key32> key32;  // per padded pixel (float32 / half input)
-  std::vector<Key64> key64;  // per padded pixel (float64 input)
+  std::vector<Key32> key32;       // per padded pixel (float32 / half input)
+  std::vector<Key64> key64;       // per padded pixel (float64 input)
+  std::vector<uint8_t> merging;   // bit k: the pixel may merge components in phase k
+  std::vector<uint32_t> skey32, tmp32;
+  std::vector<uint64_t> skey64, tmp64;
+  std::vector<int32_t> order, tmp_items;  // the merging pixels, sorted
   MergeTreeScratch phase[2];
 };
 

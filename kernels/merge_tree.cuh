@@ -134,19 +134,30 @@ GPUPH_HD int64_t steepest_in_mask(const K* key, int64_t v, const int64_t* ring, 
   return best;
 }
 
-// Steepest earlier ring cell for Key32 without branches: the key carries the padded index in its low 32 bits, so
-// the earliest cell is the min (forward) / max (reverse) key over the allowed cells. Returns v if that cell is not
-// earlier than v, and 0 (a border cell: the outside) when the border wins in reverse.
-GPUPH_HD int64_t steepest_key32(const Key32* key, int64_t v, const int64_t* ring, bool four, bool reverse) {
+// The whole ring step of a pixel for Key32, loading each ring key once: the forward ring mask, and the steepest
+// earlier cell forward (min key over the allowed cells) and in reverse (max key; the border, key ~0, is the
+// outside, cell 0). The key carries the padded index in its low 32 bits. A pointer equal to v marks an extremum.
+GPUPH_HD uint64_t min2(uint64_t a, uint64_t b) { return a < b ? a : b; }
+GPUPH_HD uint64_t max2(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+GPUPH_HD unsigned ring_step_key32(const Key32* key, int64_t v, const int64_t* ring, bool four_fwd, bool four_rev,
+                                  int64_t* fwd_ptr, int64_t* rev_ptr) {
   const uint64_t kv = key[v].k;
-  const int step = four ? 2 : 1;
-  uint64_t best = key[v + ring[0]].k;
-  for (int j = step; j < 8; j += step) {
-    const uint64_t k = key[v + ring[j]].k;
-    best = reverse ? (k > best ? k : best) : (k < best ? k : best);
+  uint64_t k[8];
+  unsigned m = 0;
+  for (int j = 0; j < 8; ++j) {
+    k[j] = key[v + ring[j]].k;
+    m |= unsigned(k[j] < kv) << j;
   }
-  if (reverse ? best <= kv : best >= kv) return v;
-  return best == ~0ull ? 0 : int64_t(best & 0xffffffffu);
+  const uint64_t e_min = min2(min2(k[0], k[2]), min2(k[4], k[6]));
+  const uint64_t e_max = max2(max2(k[0], k[2]), max2(k[4], k[6]));
+  const uint64_t c_min = min2(min2(k[1], k[3]), min2(k[5], k[7]));
+  const uint64_t c_max = max2(max2(k[1], k[3]), max2(k[5], k[7]));
+  const uint64_t mn = four_fwd ? e_min : min2(e_min, c_min);
+  const uint64_t mx = four_rev ? e_max : max2(e_max, c_max);
+  *fwd_ptr = mn < kv ? int64_t(mn & 0xffffffffu) : v;
+  *rev_ptr = mx > kv ? (mx == ~0ull ? 0 : int64_t(mx & 0xffffffffu)) : v;
+  return m;
 }
 
 }  // namespace gpuph

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "merge_tree.cuh"
 #include "radix_sort.h"
@@ -11,18 +12,32 @@
 namespace gpuph {
 namespace {
 
-// Padded pixel loops in memory order (the border stays as initialised).
+// Padded pixel loops in memory order over grid rows [r0, r1) (the border stays as initialised).
 template <typename Fn>
-void for_each_padded_pixel(const GridPlan& g, Fn&& f) {
+void for_each_padded_pixel_rows(const GridPlan& g, int64_t r0, int64_t r1, Fn&& f) {
   const int D = g.D;
-  const int64_t n1 = D >= 2 ? g.n[0] : 1, n2 = g.n[D - 1];
+  const int64_t n2 = g.n[D - 1];
   const int64_t s1 = D >= 2 ? g.pstride[0] : 0;
   const int64_t base = (D >= 2 ? g.pstride[0] : 0) + 1;
-  int64_t i = 0;
-  for (int64_t b = 0; b < n1; ++b) {
+  int64_t i = r0 * n2;
+  for (int64_t b = r0; b < r1; ++b) {
     const int64_t row = base + b * s1;
     for (int64_t c = 0; c < n2; ++c) f(i++, row + c);
   }
+}
+
+inline int64_t grid_rows(const GridPlan& g) { return g.D >= 2 ? g.n[0] : 1; }
+
+template <typename Fn>
+void for_each_padded_pixel(const GridPlan& g, Fn&& f) {
+  for_each_padded_pixel_rows(g, 0, grid_rows(g), f);
+}
+
+// Row-parallel version, for the passes whose pixels write only their own entries (one large image).
+template <typename Fn>
+void for_each_padded_pixel_par(const GridPlan& g, bool parallel, Fn&& f) {
+  if (!parallel) return for_each_padded_pixel(g, f);
+  at::parallel_for(0, grid_rows(g), 16, [&](int64_t r0, int64_t r1) { for_each_padded_pixel_rows(g, r0, r1, f); });
 }
 
 struct PhaseSpec {
@@ -165,28 +180,24 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
   int32_t* ptr1 = run[1] ? ws.phase[1].ptr.data() : nullptr;
   ws.merging.assign(size_t(g.P), 0);
   uint8_t* flag = ws.merging.data();
-  int64_t first = -1;
-  K kfirst = K::border();
-  auto steepest = [&](int64_t v, unsigned mask, int k) -> int64_t {
-    if constexpr (sizeof(K) == sizeof(Key32))
-      return steepest_key32(key, v, ring, four[k], k == 1);
-    else
-      return mask ? steepest_in_mask(key, v, ring, mask, k == 1) : v;
-  };
-  for_each_padded_pixel(g, [&](int64_t, int64_t v) {
-    const unsigned fwd = ring_mask(key, v, ring);
+  for_each_padded_pixel_par(g, parallel_phases, [&](int64_t, int64_t v) {
+    unsigned fwd;
+    int64_t p0, p1;
+    if constexpr (sizeof(K) == sizeof(Key32)) {
+      fwd = ring_step_key32(key, v, ring, four[0], four[1], &p0, &p1);
+    } else {
+      fwd = ring_mask(key, v, ring);
+      const unsigned m0 = fwd & allowed[0], m1 = ~fwd & allowed[1] & 0xffu;
+      p0 = m0 ? steepest_in_mask(key, v, ring, m0, false) : v;
+      p1 = m1 ? steepest_in_mask(key, v, ring, m1, true) : v;
+    }
     if (ptr0) {
-      ptr0[v] = int32_t(steepest(v, fwd & allowed[0], 0));
+      ptr0[v] = int32_t(p0);
       if (comp[0][fwd] >= 2) flag[v] |= 1;
-      if (key[v] < kfirst) {
-        kfirst = key[v];
-        first = v;
-      }
     }
     if (ptr1) {
-      const unsigned rev = ~fwd & 0xffu;
-      ptr1[v] = int32_t(steepest(v, rev & allowed[1], 1));
-      if (comp[1][rev] >= 2) flag[v] |= 2;
+      ptr1[v] = int32_t(p1);
+      if (comp[1][~fwd & 0xffu] >= 2) flag[v] |= 2;
     }
   });
   const bool both = run[0] && run[1];
@@ -199,7 +210,14 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
   maybe_parallel(parallel_phases && both, [&](int k) {
     if (run[k]) merge(g, key, spec[k], k, k, flag, ws.order, ws.phase[k], out[k]);
   });
-  if (run[0]) out[0].push_back({0, first, -1});
+  if (run[0]) {
+    // The essential class is born at the earliest pixel, which is a root of the forward phase.
+    int64_t first = -1;
+    for_each_padded_pixel(g, [&](int64_t, int64_t v) {
+      if (ptr0[v] == v && (first < 0 || key[v] < key[first])) first = v;
+    });
+    out[0].push_back({0, first, -1});
+  }
 }
 
 template <typename K>
@@ -217,13 +235,13 @@ void run_phases(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWork
 template <typename F>
 bool merge_tree_image(const GridPlan& g, const F* x, bool superlevel, const Phases& ph, MergeTreeWorkspace& ws,
                       std::vector<RawPair>* out, bool parallel_phases) {
-  bool ok = true;
+  std::atomic<bool> ok{true};
   if constexpr (sizeof(F) == 4) {
     ws.key32.assign(size_t(g.P), Key32::border());
     Key32* k = ws.key32.data();
-    for_each_padded_pixel(g, [&](int64_t i, int64_t p) {
+    for_each_padded_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
       const F v = x[i];
-      ok = ok && !(v != v);
+      if (v != v) ok = false;
       k[p] = Key32::make(orderable_key<uint32_t>(v, superlevel), uint32_t(p));
     });
     if (!ok) return false;
@@ -231,9 +249,9 @@ bool merge_tree_image(const GridPlan& g, const F* x, bool superlevel, const Phas
   } else {
     ws.key64.assign(size_t(g.P), Key64::border());
     Key64* k = ws.key64.data();
-    for_each_padded_pixel(g, [&](int64_t i, int64_t p) {
+    for_each_padded_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
       const F v = x[i];
-      ok = ok && !(v != v);
+      if (v != v) ok = false;
       k[p] = Key64::make(orderable_key<uint64_t>(v, superlevel), uint32_t(p));
     });
     if (!ok) return false;

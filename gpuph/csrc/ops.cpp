@@ -22,10 +22,14 @@ namespace gpuph {
 namespace {
 
 struct OutRow {
+  // Sort key: (k1, k2) ascending == lifetime descending (essential first among infinite lifetimes), birth pixel,
+  // death pixel. k1 holds the complemented bits of the non-negative lifetime; k2 = birth << 32 | (death + 1).
+  uint64_t k1;
+  uint64_t k2;
   int32_t dim;
-  int64_t birth;
-  int64_t death;
-  double life;
+  bool operator<(const OutRow& o) const { return k1 != o.k1 ? k1 < o.k1 : k2 < o.k2; }
+  int64_t birth() const { return int64_t(k2 >> 32); }
+  int64_t death() const { return int64_t(k2 & 0xffffffffu) - 1; }
 };
 
 int64_t unpad(const GridPlan& g, int64_t p) {
@@ -37,27 +41,37 @@ int64_t unpad(const GridPlan& g, int64_t p) {
   return flat;
 }
 
+// Rows of one image in the pinned order. The engine emits pairs grouped by dimension (H0 first), so each
+// dimension's run is sorted on its own.
 template <typename F>
-void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>& raw, std::vector<OutRow>& rows) {
+void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>& raw, std::vector<OutRow>& rows,
+                  bool parallel = false) {
   rows.clear();
   rows.reserve(raw.size());
+  const uint64_t essential_k1 = ~float_bits(std::numeric_limits<double>::infinity()) - 1;
   for (const RawPair& p : raw) {
     OutRow o;
     o.dim = p.dim;
-    o.birth = unpad(g, p.birth);
-    o.death = p.death < 0 ? -1 : unpad(g, p.death);
-    o.life = p.death < 0 ? std::numeric_limits<double>::infinity()
-                         : std::fabs(double(x[o.birth]) - double(x[o.death]));
+    const int64_t birth = unpad(g, p.birth);
+    const int64_t death = p.death < 0 ? -1 : unpad(g, p.death);
+    o.k1 = death < 0 ? essential_k1 : ~float_bits(std::fabs(double(x[birth]) - double(x[death])));
+    o.k2 = (uint64_t(birth) << 32) | uint64_t(death + 1);
     rows.push_back(o);
   }
-  std::sort(rows.begin(), rows.end(), [](const OutRow& a, const OutRow& b) {
-    if (a.dim != b.dim) return a.dim < b.dim;
-    if (a.life != b.life) return a.life > b.life;
-    const bool ea = a.death < 0, eb = b.death < 0;
-    if (ea != eb) return ea;
-    if (a.birth != b.birth) return a.birth < b.birth;
-    return a.death < b.death;
-  });
+  auto by_dim = [](const OutRow& a, const OutRow& b) { return a.dim < b.dim; };
+  if (!std::is_sorted(rows.begin(), rows.end(), by_dim)) std::stable_sort(rows.begin(), rows.end(), by_dim);
+  std::vector<size_t> cuts = {0};
+  for (size_t i = 1; i < rows.size(); ++i)
+    if (rows[i].dim != rows[i - 1].dim) cuts.push_back(i);
+  cuts.push_back(rows.size());
+  auto sort_run = [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) std::sort(rows.begin() + cuts[s], rows.begin() + cuts[s + 1]);
+  };
+  const int64_t nruns = int64_t(cuts.size()) - 1;
+  if (parallel)
+    at::parallel_for(0, nruns, 1, sort_run);  // one large image: its dimensions side by side
+  else
+    sort_run(0, nruns);
 }
 
 template <typename F>
@@ -83,7 +97,7 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
         return;
       }
       raw[0].insert(raw[0].end(), raw[1].begin(), raw[1].end());
-      finish_image(g, x, raw[0], rows[size_t(b)]);
+      finish_image(g, x, raw[0], rows[size_t(b)], !per_image);
     };
     if (per_image) {
       at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
@@ -188,8 +202,8 @@ torch::Tensor cubical_pairs_cpu(const torch::Tensor& x, int64_t spatial_dims, in
     for (const OutRow& r : rows[size_t(b)]) {
       o[0] = b;
       o[1] = r.dim;
-      o[2] = r.birth;
-      o[3] = r.death;
+      o[2] = r.birth();
+      o[3] = r.death();
       o += 4;
     }
   return out;

@@ -1,5 +1,7 @@
 #include "cubical_engine.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -198,19 +200,80 @@ void top_by_duality(const GridPlan& g, const Phases& ph, Workspace& ws, bool mar
 
 // -------------------------------------------------------------------------------------------------------------
 // H1 of 3D: reduce the boundary columns of the negative 2-cells over the positive edges, in total order.
-// Calls f(padded anchor) for every anchor whose padded coordinates lie in [lo, hi) on every axis, in memory order.
+// Calls f(padded anchor) for every anchor of a 3D grid whose padded coordinates lie in [lo, n + hi_extra) on every
+// axis, restricted to axis-0 planes [i0, i1), in memory order.
 template <typename Fn>
-void for_each_anchor(const GridPlan& g, int64_t lo, int64_t hi_extra, Fn&& f) {
-  int64_t hi[kMaxDim] = {1, 1, 1};
-  for (int a = 0; a < g.D; ++a) hi[a] = g.n[a] + hi_extra;
-  const int D = g.D;
-  const int64_t s0 = D == 3 ? g.pstride[0] : 0, s1 = D >= 2 ? g.pstride[D - 2] : 0;
-  const int64_t h0 = D == 3 ? hi[0] : lo + 1, h1 = D >= 2 ? hi[D - 2] : lo + 1, h2 = hi[D - 1];
-  for (int64_t i = lo; i < h0; ++i)
+void for_each_anchor_3d(const GridPlan& g, int64_t lo, int64_t hi_extra, int64_t i0, int64_t i1, Fn&& f) {
+  const int64_t h1 = g.n[1] + hi_extra, h2 = g.n[2] + hi_extra;
+  for (int64_t i = i0; i < i1; ++i)
     for (int64_t j = lo; j < h1; ++j) {
-      const int64_t row = (D == 3 ? i * s0 : 0) + (D >= 2 ? j * s1 : 0);
+      const int64_t row = i * g.pstride[0] + j * g.pstride[1];
       for (int64_t k = lo; k < h2; ++k) f(row + k);
     }
+}
+
+// Per 2-cell type: key vertices, star codes, and boundary edges (id delta, key vertex deltas, star codes).
+struct SquareType {
+  int nkey;
+  int64_t key[kMaxKeyVerts];
+  int code[kMaxKeyVerts];
+  int nbnd;
+  int64_t bnd_id[kMaxBoundary];
+  int bnd_nkey[kMaxBoundary];
+  int64_t bnd_key[kMaxBoundary][kMaxKeyVerts];
+  int bnd_code[kMaxBoundary][kMaxKeyVerts];
+};
+
+// Key rank and key-vertex index of the cell whose key vertices are anchor + key[0..NK); min for T, max otherwise.
+template <int NK, bool MinKey>
+inline int32_t key_rank(const int32_t* rank, int64_t anchor, const int64_t* key, int* arg) {
+  int32_t best = rank[anchor + key[0]];
+  int bj = 0;
+  for (int j = 1; j < NK; ++j) {
+    const int32_t r = rank[anchor + key[j]];
+    if (MinKey ? r < best : r > best) {
+      best = r;
+      bj = j;
+    }
+  }
+  *arg = bj;
+  return best;
+}
+
+// Pass 1 of the H1 reduction over axis-0 planes [i0, i1): every column's key and pivot edge, and every row's oldest
+// column (scatter-min). The counts are template parameters so that the loops unroll: (NK2, NB, NK1) = key vertices
+// of a 2-cell, its boundary edges, key vertices of an edge: V (4, 4, 2), T (2, 4, 4), freudenthal (3, 3, 2).
+template <int NK2, int NB, int NK1, bool MinKey>
+void column_pass(const GridPlan& g, const SquareType* sq, int nt2, int nt1, const int32_t* rank, const uint8_t* pos,
+                 const uint8_t* neg, int64_t i0, int64_t i1, int64_t* col_key, int64_t* col_pivot,
+                 int64_t* row_oldest) {
+  // V / freudenthal anchors are vertices (padded coords 1..n); T anchors are upper incident pixels (1..n+1).
+  for_each_anchor_3d(g, 1, MinKey ? 2 : 1, i0, i1, [&](int64_t anchor) {
+    for (int ty = 0; ty < nt2; ++ty) {
+      const int64_t sid = anchor * nt2 + ty;
+      const SquareType& q = sq[ty];
+      int bj;
+      const int32_t best = key_rank<NK2, MinKey>(rank, anchor, q.key, &bj);
+      if (best == kBorderRank || pos[sid]) continue;  // not a cell of the grid, or cleared
+      const int64_t key = pack_cell_key(best, q.code[bj]);
+      int64_t piv = -1, piv_id = -1;
+      for (int b = 0; b < NB; ++b) {
+        const int64_t eid = anchor * nt1 + q.bnd_id[b];
+        if (neg && neg[eid]) continue;
+        int ej;
+        const int32_t er = key_rank<NK1, MinKey>(rank, anchor, q.bnd_key[b], &ej);
+        const int64_t ek = pack_cell_key(er, q.bnd_code[b][ej]);
+        if (ek > piv) {
+          piv = ek;
+          piv_id = eid;
+        }
+        if (key < row_oldest[eid]) row_oldest[eid] = key;
+      }
+      if (piv_id < 0) continue;  // empty compressed boundary: a positive cell (clearing would have caught it)
+      col_key[sid] = key;
+      col_pivot[sid] = piv_id;
+    }
+  });
 }
 
 // H1 of 3D. The columns are the negative 2-cells (clearing), the rows the positive edges (compression), both in the
@@ -218,7 +281,7 @@ void for_each_anchor(const GridPlan& g, int64_t lo, int64_t hi_extra, Fn&& f) {
 // every column's pivot (its youngest row) and every row's oldest column; a column that is the oldest column of its
 // own pivot is an apparent pair and needs no reduction. Only the remaining columns are reduced, in order; when one
 // of them needs an apparent column, its boundary is regenerated from the grid instead of being stored.
-void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, bool compressed,
+void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, bool compressed, bool parallel,
                          std::vector<RawPair>& out) {
   const FlatStar st = flatten_star(g, 2);
   const FlatStar edges = flatten_star(g, 1);
@@ -235,17 +298,7 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
   const bool emit = ph.emit[1];
   constexpr int64_t kNone = INT64_MAX;
 
-  // Per 2-cell type: key vertices, star codes, and boundary edges (id delta, key vertex deltas, star codes).
-  struct SquareType {
-    int nkey;
-    int64_t key[kMaxKeyVerts];
-    int code[kMaxKeyVerts];
-    int nbnd;
-    int64_t bnd_id[kMaxBoundary];
-    int bnd_nkey[kMaxBoundary];
-    int64_t bnd_key[kMaxBoundary][kMaxKeyVerts];
-    int bnd_code[kMaxBoundary][kMaxKeyVerts];
-  } sq[kMaxTypes];
+  SquareType sq[kMaxTypes];
   for (int ty = 0; ty < nt2; ++ty) {
     SquareType& q = sq[ty];
     q.nkey = d2.nkey[ty];
@@ -300,38 +353,30 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
   int64_t* col_key = ws.col_key.data();
   int64_t* col_pivot = ws.col_pivot.data();
   int64_t* row_oldest = ws.row_oldest.data();
-  // V / freudenthal anchors are vertices (padded coords 1..n); T anchors are upper incident pixels (1..n+1).
-  for_each_anchor(g, 1, T ? 2 : 1, [&](int64_t anchor) {
-    for (int ty = 0; ty < nt2; ++ty) {
-      const int64_t sid = anchor * nt2 + ty;
-      const SquareType& q = sq[ty];
-      int32_t best = rank[anchor + q.key[0]];
-      int bj = 0;
-      for (int j = 1; j < q.nkey; ++j) {
-        const int32_t r = rank[anchor + q.key[j]];
-        if (T ? r < best : r > best) {
-          best = r;
-          bj = j;
-        }
-      }
-      if (best == kBorderRank || pos[sid]) continue;  // not a cell of the grid, or cleared
-      const int64_t key = pack_cell_key(best, q.code[bj]);
-      int64_t piv = -1, piv_id = -1;
-      for (int b = 0; b < q.nbnd; ++b) {
-        const int64_t eid = anchor * nt1 + q.bnd_id[b];
-        if (neg && neg[eid]) continue;
-        const int64_t ek = edge_key(q, anchor, b);
-        if (ek > piv) {
-          piv = ek;
-          piv_id = eid;
-        }
-        if (key < row_oldest[eid]) row_oldest[eid] = key;
-      }
-      if (piv_id < 0) continue;  // empty compressed boundary: a positive cell (clearing would have caught it)
-      col_key[sid] = key;
-      col_pivot[sid] = piv_id;
-    }
-  });
+  // Squares of plane i touch edges of planes i and i + 1 only: slabs separated by one plane run in parallel, the
+  // separating planes afterwards.
+  const int64_t planes = g.n[0] + (T ? 2 : 1);
+  auto pass = [&](int64_t i0, int64_t i1) {
+    if (i0 < 1) i0 = 1;
+    if (i1 > planes) i1 = planes;
+    if (i0 >= i1) return;
+    if (g.construction == kConstructionV)
+      column_pass<4, 4, 2, false>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, row_oldest);
+    else if (g.construction == kConstructionT)
+      column_pass<2, 4, 4, true>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, row_oldest);
+    else
+      column_pass<3, 3, 2, false>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, row_oldest);
+  };
+  const int nslabs = parallel ? std::min<int>(at::get_num_threads(), int(planes / 8)) : 1;
+  if (nslabs <= 1) {
+    pass(1, planes);
+  } else {
+    const int64_t width = (planes - 1 + nslabs - 1) / nslabs;
+    at::parallel_for(0, nslabs, 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) pass(1 + k * width, 1 + (k + 1) * width - 1);
+    });
+    for (int64_t k = 0; k < nslabs; ++k) pass(1 + (k + 1) * width - 1, 1 + (k + 1) * width);
+  }
 
   // Pass 2: apparent pairs go straight into the pivot table (encoded as -(column key) - 1: regenerate on demand).
   ws.pivot64.assign(size_t(g.P) * nt1, kNone);
@@ -462,8 +507,8 @@ void run_top(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<Raw
   top_by_duality(g, ph, ws, ph.middle, out);
 }
 
-void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out) {
-  middle_by_reduction(g, ph, ws, compresses(g, ph), out);
+void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel) {
+  middle_by_reduction(g, ph, ws, compresses(g, ph), parallel, out);
 }
 
 void persistence_of_ranked_image(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out) {

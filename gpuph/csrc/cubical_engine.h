@@ -60,7 +60,7 @@ bool needs_h0(const GridPlan& g, const Phases& ph);
 bool needs_top(const GridPlan& g, const Phases& ph);
 void run_h0(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out);
 void run_top(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out);
-void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out);
+void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel = false);
 
 // All requested phases of one ranked image, in order.
 void persistence_of_ranked_image(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out);

@@ -141,7 +141,7 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
           if (k == 1 && needs_top(g, ph)) run_top(g, ph, ws, raw[1]);
         }
       });
-      if (ph.middle) run_middle(g, ph, ws, raw[1]);
+      if (ph.middle) run_middle(g, ph, ws, raw[1], true);
       raw[0].insert(raw[0].end(), raw[1].begin(), raw[1].end());
       finish_image(g, x, raw[0], rows[size_t(b)]);
     }

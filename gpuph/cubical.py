@@ -141,12 +141,13 @@ def cubical_persistence(
     rows = ops.cubical_pairs(work.cpu().contiguous(), sd, CONSTRUCTIONS[construction], bool(superlevel), mask)
     rows = rows.to(x.device)
     b, k, bi, di = rows.unbind(1)
-    flat = xb.reshape(B, N)
-    birth = flat[b, bi]
-    essential_death = -math.inf if superlevel else math.inf
-    death = torch.where(di >= 0, flat[b, di.clamp(min=0)], torch.full_like(birth, essential_death))
+    # One gather of both columns by linear index (its backward is the scatter-add); essential deaths become -inf/+inf.
+    base = b * N
+    vals = xb.reshape(-1)[torch.stack([base + bi, base + di.clamp(min=0)], 1)]
+    keep = (di >= 0).unsqueeze(1) | torch.tensor([True, False], device=vals.device)
+    pairs = torch.where(keep, vals, torch.full_like(vals, -math.inf if superlevel else math.inf))
     return Diagrams(
-        pairs=torch.stack([birth, death], 1),
+        pairs=pairs,
         dim=k,
         batch=b,
         birth_index=bi,

@@ -128,8 +128,8 @@ inline void build_star(DimTable& t) {
   }
 }
 
-// V and T share the cell geometry (elementary cubes, type = axis mask S in increasing order, so a face's type index
-// precedes... only within a dimension, which is all the order needs); they differ in the key vertices.
+// V and T share the cell geometry (elementary cubes; the types of one dimension are its axis masks S in increasing
+// order); they differ in the key vertices.
 inline void build_cubical(ComplexTable& tab, bool T) {
   const int D = tab.D;
   const int full = (1 << D) - 1;

@@ -134,19 +134,6 @@ GPUPH_HD int32_t cell_key_rank(const GridPlan& g, const DimPlan& p, const int32_
   return best;
 }
 
-// Whether star entry e of key vertex v (rank r) is a cell of the complex whose key vertex is v.
-GPUPH_HD bool in_star(const GridPlan& g, const DimPlan& p, const int32_t* rank, int64_t v, int32_t r, int e) {
-  const int ty = p.star_type[e];
-  const int64_t anchor = v + p.star_anchor[e];
-  const int self = p.star_key_index[e];
-  for (int j = 0; j < p.nkey[ty]; ++j) {
-    if (j == self) continue;
-    const int32_t q = rank[anchor + p.key[ty][j]];
-    if (g.min_key ? (q <= r) : (q >= r)) return false;
-  }
-  return true;
-}
-
 // The star of a key vertex flattened for one dimension: every delta is relative to the key vertex v, so the hot
 // loops do no table indirection (and the compiler can keep these in registers / L1 without aliasing worries).
 struct FlatStar {
@@ -195,6 +182,9 @@ inline FlatStar flatten_star(const GridPlan& g, int k) {
   return f;
 }
 
+// Whether star entry e of key vertex v (rank r) is a cell of the complex whose key vertex is v: its other key
+// vertices come earlier (V, freudenthal: lower rank; the border never does) or later (T: higher rank; the border
+// always does, the cell still has v).
 GPUPH_HD bool in_flat_star(const FlatStar& f, bool min_key, const int32_t* rank, int64_t v, int32_t r, int e) {
   for (int j = 0; j < f.nother[e]; ++j) {
     const int32_t q = rank[v + f.other[e][j]];

@@ -46,32 +46,39 @@ struct PhaseSpec {
   bool reverse;
 };
 
+// A workspace lives for one call, so for one grid shape: buffers whose border entries must hold `fill` and whose
+// pixel entries every image overwrites are filled once.
+template <typename T>
+void ensure(std::vector<T>& v, size_t n, const T& fill) {
+  if (v.size() != n) v.assign(n, fill);
+}
+
+// Follows pointers from v to its root, compressing the path.
+inline void resolve_root(int32_t* ptr, int32_t v) {
+  int32_t r = v;
+  while (ptr[r] != r) r = ptr[r];
+  while (ptr[v] != r) {
+    const int32_t nxt = ptr[v];
+    ptr[v] = r;
+    v = nxt;
+  }
+}
+
 // Resolves pointer chains to roots, with path compression.
 void resolve_roots(const GridPlan& g, int32_t* ptr) {
-  for_each_padded_pixel(g, [&](int64_t, int64_t v) {
-    int32_t r = int32_t(v);
-    while (ptr[r] != r) r = ptr[r];
-    int32_t c = int32_t(v);
-    while (ptr[c] != r) {
-      const int32_t nxt = ptr[c];
-      ptr[c] = r;
-      c = nxt;
-    }
-  });
+  for_each_padded_pixel(g, [&](int64_t, int64_t v) { resolve_root(ptr, int32_t(v)); });
 }
 
 // Pointers to the steepest earlier neighbour, resolved to basin roots, and the flag of every pixel that has an
 // earlier neighbour in another basin: only those pixels can merge components. In reverse mode the border cells
 // all point at padded cell 0, the oldest component.
 template <typename K>
-void basins(const GridPlan& g, const K* key, const PhaseSpec& ph, int bit, MergeTreeScratch& s, uint8_t* merging,
-            int64_t* first) {
+void basins(const GridPlan& g, const K* key, const PhaseSpec& ph, int bit, MergeTreeScratch& s, uint8_t* merging) {
   s.ptr.assign(size_t(g.P), 0);
   int32_t* ptr = s.ptr.data();
   for_each_padded_pixel(g, [&](int64_t, int64_t v) {
     const int64_t p = steepest_earlier(key, v, ph.nb, ph.nnb, ph.reverse);
     ptr[v] = int32_t(p);
-    if (first && p == v && (*first < 0 || key[v] < key[*first])) *first = v;
   });
   resolve_roots(g, ptr);
   for_each_padded_pixel(g, [&](int64_t, int64_t v) {
@@ -119,11 +126,18 @@ void merge(const GridPlan& g, const K* key, const PhaseSpec& ph, int bit, int di
 
 // Sorts the flagged pixels into (value, index) order: a stable LSD radix sort on the value key of an
 // index-ascending list.
+// Also returns the earliest pixel of all, where the essential class is born.
 template <typename K>
-void sort_flagged(const GridPlan& g, const K* key, const uint8_t* flag, MergeTreeWorkspace& ws) {
+int64_t sort_flagged(const GridPlan& g, const K* key, const uint8_t* flag, MergeTreeWorkspace& ws) {
   ws.order.clear();
+  int64_t first = -1;
+  K kfirst = K::border();
   for_each_padded_pixel(g, [&](int64_t, int64_t v) {
     if (flag[v]) ws.order.push_back(int32_t(v));
+    if (key[v] < kfirst) {
+      kfirst = key[v];
+      first = v;
+    }
   });
   if constexpr (sizeof(K) == sizeof(Key32)) {
     ws.skey32.resize(ws.order.size());
@@ -134,6 +148,7 @@ void sort_flagged(const GridPlan& g, const K* key, const uint8_t* flag, MergeTre
     for (size_t i = 0; i < ws.order.size(); ++i) ws.skey64[i] = key[ws.order[i]].value_bits();
     radix_sort_pairs(ws.skey64, ws.order, ws.tmp64, ws.tmp_items);
   }
+  return first;
 }
 
 template <typename F>
@@ -153,9 +168,8 @@ template <typename K>
 void run_1d(const GridPlan& g, const K* key, MergeTreeWorkspace& ws, std::vector<RawPair>* out) {
   const PhaseSpec spec{g.axis_nb, g.naxis_nb, false};
   ws.merging.assign(size_t(g.P), 0);
-  int64_t first = -1;
-  basins(g, key, spec, 0, ws.phase[0], ws.merging.data(), &first);
-  sort_flagged(g, key, ws.merging.data(), ws);
+  basins(g, key, spec, 0, ws.phase[0], ws.merging.data());
+  const int64_t first = sort_flagged(g, key, ws.merging.data(), ws);
   merge(g, key, spec, 0, 0, ws.merging.data(), ws.order, ws.phase[0], out[0]);
   out[0].push_back({0, first, -1});
 }
@@ -175,10 +189,10 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
   const uint8_t* comp[2] = {four[0] ? tables.comp4 : tables.comp8, four[1] ? tables.comp4 : tables.comp8};
   const bool run[2] = {ph.emit[0], ph.emit[1]};
   for (int k = 0; k < 2; ++k)
-    if (run[k]) ws.phase[k].ptr.assign(size_t(g.P), 0);  // border cells point at cell 0, the outside
+    if (run[k]) ensure(ws.phase[k].ptr, size_t(g.P), 0);  // border cells point at cell 0, the outside
   int32_t* ptr0 = run[0] ? ws.phase[0].ptr.data() : nullptr;
   int32_t* ptr1 = run[1] ? ws.phase[1].ptr.data() : nullptr;
-  ws.merging.assign(size_t(g.P), 0);
+  ensure(ws.merging, size_t(g.P), uint8_t(0));
   uint8_t* flag = ws.merging.data();
   for_each_padded_pixel_par(g, parallel_phases, [&](int64_t, int64_t v) {
     unsigned fwd;
@@ -191,33 +205,33 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
       p0 = m0 ? steepest_in_mask(key, v, ring, m0, false) : v;
       p1 = m1 ? steepest_in_mask(key, v, ring, m1, true) : v;
     }
+    uint8_t f = 0;
     if (ptr0) {
       ptr0[v] = int32_t(p0);
-      if (comp[0][fwd] >= 2) flag[v] |= 1;
+      f |= uint8_t(comp[0][fwd] >= 2);
     }
     if (ptr1) {
       ptr1[v] = int32_t(p1);
-      if (comp[1][~fwd & 0xffu] >= 2) flag[v] |= 2;
+      f |= uint8_t(comp[1][~fwd & 0xffu] >= 2) << 1;
     }
+    flag[v] = f;
   });
   const bool both = run[0] && run[1];
-  maybe_parallel(parallel_phases && both, [&](int k) {
-    if (run[k]) resolve_roots(g, ws.phase[k].ptr.data());
-  });
-  sort_flagged(g, key, flag, ws);
+  if (parallel_phases && both) {
+    maybe_parallel(true, [&](int k) { resolve_roots(g, ws.phase[k].ptr.data()); });
+  } else {
+    for_each_padded_pixel(g, [&](int64_t, int64_t v) {
+      if (ptr0) resolve_root(ptr0, int32_t(v));
+      if (ptr1) resolve_root(ptr1, int32_t(v));
+    });
+  }
+  const int64_t first = sort_flagged(g, key, flag, ws);
   const PhaseSpec spec[2] = {{four[0] ? g.axis_nb : g.pix_nb, four[0] ? g.naxis_nb : g.npix_nb, false},
                              {four[1] ? g.axis_nb : g.pix_nb, four[1] ? g.naxis_nb : g.npix_nb, true}};
   maybe_parallel(parallel_phases && both, [&](int k) {
     if (run[k]) merge(g, key, spec[k], k, k, flag, ws.order, ws.phase[k], out[k]);
   });
-  if (run[0]) {
-    // The essential class is born at the earliest pixel, which is a root of the forward phase.
-    int64_t first = -1;
-    for_each_padded_pixel(g, [&](int64_t, int64_t v) {
-      if (ptr0[v] == v && (first < 0 || key[v] < key[first])) first = v;
-    });
-    out[0].push_back({0, first, -1});
-  }
+  if (run[0]) out[0].push_back({0, first, -1});
 }
 
 template <typename K>
@@ -237,7 +251,7 @@ bool merge_tree_image(const GridPlan& g, const F* x, bool superlevel, const Phas
                       std::vector<RawPair>* out, bool parallel_phases) {
   std::atomic<bool> ok{true};
   if constexpr (sizeof(F) == 4) {
-    ws.key32.assign(size_t(g.P), Key32::border());
+    ensure(ws.key32, size_t(g.P), Key32::border());
     Key32* k = ws.key32.data();
     for_each_padded_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
       const F v = x[i];
@@ -247,7 +261,7 @@ bool merge_tree_image(const GridPlan& g, const F* x, bool superlevel, const Phas
     if (!ok) return false;
     run_phases(g, k, ph, ws, out, parallel_phases);
   } else {
-    ws.key64.assign(size_t(g.P), Key64::border());
+    ensure(ws.key64, size_t(g.P), Key64::border());
     Key64* k = ws.key64.data();
     for_each_padded_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
       const F v = x[i];

@@ -246,7 +246,7 @@ inline int32_t key_rank(const int32_t* rank, int64_t anchor, const int64_t* key,
 template <int NK2, int NB, int NK1, bool MinKey>
 void column_pass(const GridPlan& g, const SquareType* sq, int nt2, int nt1, const int32_t* rank, const uint8_t* pos,
                  const uint8_t* neg, int64_t i0, int64_t i1, int64_t* col_key, int64_t* col_pivot,
-                 int64_t* row_oldest) {
+                 int64_t* col_pivot_key, int64_t* row_oldest) {
   // V / freudenthal anchors are vertices (padded coords 1..n); T anchors are upper incident pixels (1..n+1).
   for_each_anchor_3d(g, 1, MinKey ? 2 : 1, i0, i1, [&](int64_t anchor) {
     for (int ty = 0; ty < nt2; ++ty) {
@@ -272,6 +272,7 @@ void column_pass(const GridPlan& g, const SquareType* sq, int nt2, int nt1, cons
       if (piv_id < 0) continue;  // empty compressed boundary: a positive cell (clearing would have caught it)
       col_key[sid] = key;
       col_pivot[sid] = piv_id;
+      col_pivot_key[sid] = piv;
     }
   });
 }
@@ -349,9 +350,11 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
   const int64_t ncell2 = g.P * nt2;
   ws.col_key.assign(size_t(ncell2), kNone);
   ws.col_pivot.resize(size_t(ncell2));
+  ws.col_pivot_key.resize(size_t(ncell2));
   ws.row_oldest.assign(size_t(g.P) * nt1, kNone);
   int64_t* col_key = ws.col_key.data();
   int64_t* col_pivot = ws.col_pivot.data();
+  int64_t* col_pivot_key = ws.col_pivot_key.data();
   int64_t* row_oldest = ws.row_oldest.data();
   // Squares of plane i touch edges of planes i and i + 1 only: slabs separated by one plane run in parallel, the
   // separating planes afterwards.
@@ -361,11 +364,11 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
     if (i1 > planes) i1 = planes;
     if (i0 >= i1) return;
     if (g.construction == kConstructionV)
-      column_pass<4, 4, 2, false>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, row_oldest);
+      column_pass<4, 4, 2, false>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
     else if (g.construction == kConstructionT)
-      column_pass<2, 4, 4, true>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, row_oldest);
+      column_pass<2, 4, 4, true>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
     else
-      column_pass<3, 3, 2, false>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, row_oldest);
+      column_pass<3, 3, 2, false>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
   };
   const int nslabs = parallel ? std::min<int>(at::get_num_threads(), int(planes / 8)) : 1;
   if (nslabs <= 1) {
@@ -389,17 +392,8 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
     const int64_t eid = col_pivot[sid];
     if (row_oldest[eid] == key) {
       pivot[eid] = -key - 1;
-      if (emit) {
-        // the pivot edge's key rank: recompute from its id is not needed; its key vertex is the row's birth
-        const int64_t anchor = sid / nt2;
-        const int ty = int(sid % nt2);
-        const SquareType& q = sq[ty];
-        int64_t ek = -1;
-        for (int b = 0; b < q.nbnd; ++b)
-          if (anchor * nt1 + q.bnd_id[b] == eid) ek = edge_key(q, anchor, b);
-        const int32_t br = int32_t(ek >> 6), dr = int32_t(key >> 6);
-        if (vcls[br] != vcls[dr]) out.push_back({1, order[br], order[dr]});
-      }
+      const int32_t br = int32_t(col_pivot_key[sid] >> 6), dr = int32_t(key >> 6);
+      if (emit && vcls[br] != vcls[dr]) out.push_back({1, order[br], order[dr]});
     } else {
       rest.push_back(key);
     }

@@ -34,6 +34,7 @@ struct Workspace {
   std::vector<uint8_t> positive_face;   // clearing flags, per 2-cell id (3D)
   std::vector<int64_t> col_key;         // 2-cell id -> column key (INT64_MAX: not a column)
   std::vector<int64_t> col_pivot;       // 2-cell id -> id of its pivot edge
+  std::vector<int64_t> col_pivot_key;   // 2-cell id -> key of its pivot edge
   std::vector<int64_t> row_oldest;      // edge id -> key of the oldest column containing it
   std::vector<int64_t> pivot64;         // edge id -> stored column (>= 0) or -(apparent column key) - 1
   std::vector<int64_t> rest;            // keys of the columns that need reduction

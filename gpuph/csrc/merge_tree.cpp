@@ -244,34 +244,33 @@ void run_phases(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWork
   }
 }
 
+// Keys every pixel (K: Key32 with a 32-bit value key U for float32, Key64 / uint64 for float64), then runs the
+// phases. Returns false on NaN.
+template <typename K, typename U, typename F>
+bool key_and_run(const GridPlan& g, const F* x, bool superlevel, const Phases& ph, MergeTreeWorkspace& ws,
+                 std::vector<K>& keys, std::vector<RawPair>* out, bool parallel_phases) {
+  ensure(keys, size_t(g.P), K::border());
+  K* k = keys.data();
+  std::atomic<bool> ok{true};
+  for_each_padded_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
+    const F v = x[i];
+    if (v != v) ok = false;
+    k[p] = K::make(orderable_key<U>(v, superlevel), uint32_t(p));
+  });
+  if (!ok) return false;
+  run_phases(g, k, ph, ws, out, parallel_phases);
+  return true;
+}
+
 }  // namespace
 
 template <typename F>
 bool merge_tree_image(const GridPlan& g, const F* x, bool superlevel, const Phases& ph, MergeTreeWorkspace& ws,
                       std::vector<RawPair>* out, bool parallel_phases) {
-  std::atomic<bool> ok{true};
-  if constexpr (sizeof(F) == 4) {
-    ensure(ws.key32, size_t(g.P), Key32::border());
-    Key32* k = ws.key32.data();
-    for_each_padded_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
-      const F v = x[i];
-      if (v != v) ok = false;
-      k[p] = Key32::make(orderable_key<uint32_t>(v, superlevel), uint32_t(p));
-    });
-    if (!ok) return false;
-    run_phases(g, k, ph, ws, out, parallel_phases);
-  } else {
-    ensure(ws.key64, size_t(g.P), Key64::border());
-    Key64* k = ws.key64.data();
-    for_each_padded_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
-      const F v = x[i];
-      if (v != v) ok = false;
-      k[p] = Key64::make(orderable_key<uint64_t>(v, superlevel), uint32_t(p));
-    });
-    if (!ok) return false;
-    run_phases(g, k, ph, ws, out, parallel_phases);
-  }
-  return true;
+  if constexpr (sizeof(F) == 4)
+    return key_and_run<Key32, uint32_t>(g, x, superlevel, ph, ws, ws.key32, out, parallel_phases);
+  else
+    return key_and_run<Key64, uint64_t>(g, x, superlevel, ph, ws, ws.key64, out, parallel_phases);
 }
 
 template bool merge_tree_image<float>(const GridPlan&, const float*, bool, const Phases&, MergeTreeWorkspace&,

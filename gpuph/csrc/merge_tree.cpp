@@ -124,9 +124,22 @@ void merge(const GridPlan& g, const K* key, const PhaseSpec& ph, int bit, int di
   }
 }
 
-// Sorts the flagged pixels into (value, index) order: a stable LSD radix sort on the value key of an
-// index-ascending list.
-// Also returns the earliest pixel of all, where the essential class is born.
+// Sorts ws.order (pixels listed in index order) into (value, index) order: a stable LSD radix sort on the value key.
+template <typename K>
+void sort_candidates(const K* key, MergeTreeWorkspace& ws) {
+  if constexpr (sizeof(K) == sizeof(Key32)) {
+    ws.skey32.resize(ws.order.size());
+    for (size_t i = 0; i < ws.order.size(); ++i) ws.skey32[i] = uint32_t(key[ws.order[i]].value_bits());
+    radix_sort_pairs(ws.skey32, ws.order, ws.tmp32, ws.tmp_items);
+  } else {
+    ws.skey64.resize(ws.order.size());
+    for (size_t i = 0; i < ws.order.size(); ++i) ws.skey64[i] = key[ws.order[i]].value_bits();
+    radix_sort_pairs(ws.skey64, ws.order, ws.tmp64, ws.tmp_items);
+  }
+}
+
+// Collects the flagged pixels and sorts them into (value, index) order; returns the earliest pixel of all, where
+// the essential class is born.
 template <typename K>
 int64_t sort_flagged(const GridPlan& g, const K* key, const uint8_t* flag, MergeTreeWorkspace& ws) {
   ws.order.clear();
@@ -139,15 +152,7 @@ int64_t sort_flagged(const GridPlan& g, const K* key, const uint8_t* flag, Merge
       first = v;
     }
   });
-  if constexpr (sizeof(K) == sizeof(Key32)) {
-    ws.skey32.resize(ws.order.size());
-    for (size_t i = 0; i < ws.order.size(); ++i) ws.skey32[i] = uint32_t(key[ws.order[i]].value_bits());
-    radix_sort_pairs(ws.skey32, ws.order, ws.tmp32, ws.tmp_items);
-  } else {
-    ws.skey64.resize(ws.order.size());
-    for (size_t i = 0; i < ws.order.size(); ++i) ws.skey64[i] = key[ws.order[i]].value_bits();
-    radix_sort_pairs(ws.skey64, ws.order, ws.tmp64, ws.tmp_items);
-  }
+  sort_candidates(key, ws);
   return first;
 }
 
@@ -217,15 +222,26 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
     flag[v] = f;
   });
   const bool both = run[0] && run[1];
+  int64_t first;
   if (parallel_phases && both) {
     maybe_parallel(true, [&](int k) { resolve_roots(g, ws.phase[k].ptr.data()); });
+    first = sort_flagged(g, key, flag, ws);
   } else {
+    // One pass: resolve the roots, collect the candidates, find the earliest pixel; then sort the candidates.
+    ws.order.clear();
+    first = -1;
+    K kfirst = K::border();
     for_each_padded_pixel(g, [&](int64_t, int64_t v) {
       if (ptr0) resolve_root(ptr0, int32_t(v));
       if (ptr1) resolve_root(ptr1, int32_t(v));
+      if (flag[v]) ws.order.push_back(int32_t(v));
+      if (key[v] < kfirst) {
+        kfirst = key[v];
+        first = v;
+      }
     });
+    sort_candidates(key, ws);
   }
-  const int64_t first = sort_flagged(g, key, flag, ws);
   const PhaseSpec spec[2] = {{four[0] ? g.axis_nb : g.pix_nb, four[0] ? g.naxis_nb : g.npix_nb, false},
                              {four[1] ? g.axis_nb : g.pix_nb, four[1] ? g.naxis_nb : g.npix_nb, true}};
   maybe_parallel(parallel_phases && both, [&](int k) {

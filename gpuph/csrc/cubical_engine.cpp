@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "grid_loops.h"
 #include "radix_sort.h"
 #include "union_find.cuh"
 
@@ -25,21 +26,6 @@ void finish_ranking(const GridPlan& g, const std::vector<U>& sorted_keys, Worksp
     ws.vclass[r] = cls;
     ws.rank[ws.order[r]] = int32_t(r);
   }
-}
-
-// Calls f(unpadded flat index, padded flat index) for every pixel in C order.
-template <typename Fn>
-void for_each_pixel(const GridPlan& g, Fn&& f) {
-  const int D = g.D;
-  const int64_t n0 = D == 3 ? g.n[0] : 1, n1 = D >= 2 ? g.n[D - 2] : 1, n2 = g.n[D - 1];
-  const int64_t s0 = D == 3 ? g.pstride[0] : 0, s1 = D >= 2 ? g.pstride[D - 2] : 0;
-  const int64_t base = (D == 3 ? g.pstride[0] : 0) + (D >= 2 ? g.pstride[D - 2] : 0) + 1;
-  int64_t i = 0;
-  for (int64_t a = 0; a < n0; ++a)
-    for (int64_t b = 0; b < n1; ++b) {
-      const int64_t row = base + a * s0 + b * s1;
-      for (int64_t c = 0; c < n2; ++c) f(i++, row + c);
-    }
 }
 
 // Edge ids / 2-cell ids: anchor * ntypes + type.

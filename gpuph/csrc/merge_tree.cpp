@@ -5,40 +5,13 @@
 #include <algorithm>
 #include <atomic>
 
+#include "grid_loops.h"
 #include "merge_tree.cuh"
 #include "radix_sort.h"
 #include "union_find.cuh"
 
 namespace gpuph {
 namespace {
-
-// Padded pixel loops in memory order over grid rows [r0, r1) (the border stays as initialised).
-template <typename Fn>
-void for_each_padded_pixel_rows(const GridPlan& g, int64_t r0, int64_t r1, Fn&& f) {
-  const int D = g.D;
-  const int64_t n2 = g.n[D - 1];
-  const int64_t s1 = D >= 2 ? g.pstride[0] : 0;
-  const int64_t base = (D >= 2 ? g.pstride[0] : 0) + 1;
-  int64_t i = r0 * n2;
-  for (int64_t b = r0; b < r1; ++b) {
-    const int64_t row = base + b * s1;
-    for (int64_t c = 0; c < n2; ++c) f(i++, row + c);
-  }
-}
-
-inline int64_t grid_rows(const GridPlan& g) { return g.D >= 2 ? g.n[0] : 1; }
-
-template <typename Fn>
-void for_each_padded_pixel(const GridPlan& g, Fn&& f) {
-  for_each_padded_pixel_rows(g, 0, grid_rows(g), f);
-}
-
-// Row-parallel version, for the passes whose pixels write only their own entries (one large image).
-template <typename Fn>
-void for_each_padded_pixel_par(const GridPlan& g, bool parallel, Fn&& f) {
-  if (!parallel) return for_each_padded_pixel(g, f);
-  at::parallel_for(0, grid_rows(g), 16, [&](int64_t r0, int64_t r1) { for_each_padded_pixel_rows(g, r0, r1, f); });
-}
 
 struct PhaseSpec {
   const int64_t* nb;
@@ -66,7 +39,7 @@ inline void resolve_root(int32_t* ptr, int32_t v) {
 
 // Resolves pointer chains to roots, with path compression.
 void resolve_roots(const GridPlan& g, int32_t* ptr) {
-  for_each_padded_pixel(g, [&](int64_t, int64_t v) { resolve_root(ptr, int32_t(v)); });
+  for_each_pixel(g, [&](int64_t, int64_t v) { resolve_root(ptr, int32_t(v)); });
 }
 
 // Pointers to the steepest earlier neighbour, resolved to basin roots, and the flag of every pixel that has an
@@ -76,12 +49,12 @@ template <typename K>
 void basins(const GridPlan& g, const K* key, const PhaseSpec& ph, int bit, MergeTreeScratch& s, uint8_t* merging) {
   s.ptr.assign(size_t(g.P), 0);
   int32_t* ptr = s.ptr.data();
-  for_each_padded_pixel(g, [&](int64_t, int64_t v) {
+  for_each_pixel(g, [&](int64_t, int64_t v) {
     const int64_t p = steepest_earlier(key, v, ph.nb, ph.nnb, ph.reverse);
     ptr[v] = int32_t(p);
   });
   resolve_roots(g, ptr);
-  for_each_padded_pixel(g, [&](int64_t, int64_t v) {
+  for_each_pixel(g, [&](int64_t, int64_t v) {
     const K kv = key[v];
     const int32_t rv = ptr[v];
     for (int j = 0; j < ph.nnb; ++j) {
@@ -139,13 +112,14 @@ void sort_candidates(const K* key, MergeTreeWorkspace& ws) {
 }
 
 // Collects the flagged pixels and sorts them into (value, index) order; returns the earliest pixel of all, where
-// the essential class is born.
-template <typename K>
-int64_t sort_flagged(const GridPlan& g, const K* key, const uint8_t* flag, MergeTreeWorkspace& ws) {
+// the essential class is born. pre(v) runs on every pixel first, in the same pass.
+template <typename K, typename Pre>
+int64_t sort_flagged(const GridPlan& g, const K* key, const uint8_t* flag, MergeTreeWorkspace& ws, Pre&& pre) {
   ws.order.clear();
   int64_t first = -1;
   K kfirst = K::border();
-  for_each_padded_pixel(g, [&](int64_t, int64_t v) {
+  for_each_pixel(g, [&](int64_t, int64_t v) {
+    pre(int32_t(v));
     if (flag[v]) ws.order.push_back(int32_t(v));
     if (key[v] < kfirst) {
       kfirst = key[v];
@@ -174,7 +148,7 @@ void run_1d(const GridPlan& g, const K* key, MergeTreeWorkspace& ws, std::vector
   const PhaseSpec spec{g.axis_nb, g.naxis_nb, false};
   ws.merging.assign(size_t(g.P), 0);
   basins(g, key, spec, 0, ws.phase[0], ws.merging.data());
-  const int64_t first = sort_flagged(g, key, ws.merging.data(), ws);
+  const int64_t first = sort_flagged(g, key, ws.merging.data(), ws, [](int32_t) {});
   merge(g, key, spec, 0, 0, ws.merging.data(), ws.order, ws.phase[0], out[0]);
   out[0].push_back({0, first, -1});
 }
@@ -199,7 +173,7 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
   int32_t* ptr1 = run[1] ? ws.phase[1].ptr.data() : nullptr;
   ensure(ws.merging, size_t(g.P), uint8_t(0));
   uint8_t* flag = ws.merging.data();
-  for_each_padded_pixel_par(g, parallel_phases, [&](int64_t, int64_t v) {
+  for_each_pixel_par(g, parallel_phases, [&](int64_t, int64_t v) {
     unsigned fwd;
     int64_t p0, p1;
     if constexpr (sizeof(K) == sizeof(Key32)) {
@@ -225,22 +199,12 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
   int64_t first;
   if (parallel_phases && both) {
     maybe_parallel(true, [&](int k) { resolve_roots(g, ws.phase[k].ptr.data()); });
-    first = sort_flagged(g, key, flag, ws);
+    first = sort_flagged(g, key, flag, ws, [](int32_t) {});
   } else {
-    // One pass: resolve the roots, collect the candidates, find the earliest pixel; then sort the candidates.
-    ws.order.clear();
-    first = -1;
-    K kfirst = K::border();
-    for_each_padded_pixel(g, [&](int64_t, int64_t v) {
-      if (ptr0) resolve_root(ptr0, int32_t(v));
-      if (ptr1) resolve_root(ptr1, int32_t(v));
-      if (flag[v]) ws.order.push_back(int32_t(v));
-      if (key[v] < kfirst) {
-        kfirst = key[v];
-        first = v;
-      }
+    first = sort_flagged(g, key, flag, ws, [&](int32_t v) {
+      if (ptr0) resolve_root(ptr0, v);
+      if (ptr1) resolve_root(ptr1, v);
     });
-    sort_candidates(key, ws);
   }
   const PhaseSpec spec[2] = {{four[0] ? g.axis_nb : g.pix_nb, four[0] ? g.naxis_nb : g.npix_nb, false},
                              {four[1] ? g.axis_nb : g.pix_nb, four[1] ? g.naxis_nb : g.npix_nb, true}};
@@ -268,7 +232,7 @@ bool key_and_run(const GridPlan& g, const F* x, bool superlevel, const Phases& p
   ensure(keys, size_t(g.P), K::border());
   K* k = keys.data();
   std::atomic<bool> ok{true};
-  for_each_padded_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
+  for_each_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
     const F v = x[i];
     if (v != v) ok = false;
     k[p] = K::make(orderable_key<U>(v, superlevel), uint32_t(p));

@@ -84,67 +84,56 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
     std::lock_guard<std::mutex> lock(nan_mutex);
     nan_image.push_back(b);
   };
+  // Many images: one per task. Few large ones: one at a time, with the phases (and passes) of each split over the
+  // threads.
   const int nthreads = at::get_num_threads();
-  if (merge_tree_applies(g)) {
-    // 1D / 2D V and T: sort-free merge trees; images in parallel, or the two phases of one large image.
-    const bool per_image = B >= nthreads || nthreads == 1;
-    auto one = [&](int64_t b, MergeTreeWorkspace& ws, std::vector<RawPair>* raw) {
-      const F* x = data + b * g.N;
-      raw[0].clear();
-      raw[1].clear();
-      if (!merge_tree_image(g, x, superlevel, ph, ws, raw, !per_image)) {
-        fail_nan(b);
-        return;
-      }
-      raw[0].insert(raw[0].end(), raw[1].begin(), raw[1].end());
-      finish_image(g, x, raw[0], rows[size_t(b)], !per_image);
-    };
+  const bool per_image = B >= nthreads || nthreads == 1;
+  auto over_images = [&](auto make_workspace, auto&& one) {
     if (per_image) {
       at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-        MergeTreeWorkspace ws;
+        auto ws = make_workspace();
         std::vector<RawPair> raw[2];
         for (int64_t b = begin; b < end; ++b) one(b, ws, raw);
       });
     } else {
-      MergeTreeWorkspace ws;
+      auto ws = make_workspace();
       std::vector<RawPair> raw[2];
       for (int64_t b = 0; b < B; ++b) one(b, ws, raw);
     }
-  } else if (B >= nthreads || nthreads == 1) {
-    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-      Workspace ws;
-      std::vector<RawPair> raw;
-      for (int64_t b = begin; b < end; ++b) {
-        const F* x = data + b * g.N;
-        if (!rank_image(g, x, superlevel, ws)) {
-          fail_nan(b);
-          continue;
-        }
-        raw.clear();
-        persistence_of_ranked_image(g, ph, ws, raw);
-        finish_image(g, x, raw, rows[size_t(b)]);
-      }
-    });
+  };
+  // raw[0] and raw[1] hold the pairs of one image (two phases that may have run side by side).
+  auto finish = [&](int64_t b, std::vector<RawPair>* raw) {
+    raw[0].insert(raw[0].end(), raw[1].begin(), raw[1].end());
+    finish_image(g, data + b * g.N, raw[0], rows[size_t(b)], !per_image);
+  };
+  if (merge_tree_applies(g)) {
+    // 1D / 2D V and T: sort-free merge trees.
+    auto one = [&](int64_t b, MergeTreeWorkspace& ws, std::vector<RawPair>* raw) {
+      raw[0].clear();
+      raw[1].clear();
+      if (!merge_tree_image(g, data + b * g.N, superlevel, ph, ws, raw, !per_image)) return fail_nan(b);
+      finish(b, raw);
+    };
+    over_images([] { return MergeTreeWorkspace(); }, one);
   } else {
-    // Few large images: the union-finds of H0 and H_{D-1} are independent, so run them side by side.
-    for (int64_t b = 0; b < B; ++b) {
-      const F* x = data + b * g.N;
-      Workspace ws;
-      if (!rank_image(g, x, superlevel, ws)) {
-        fail_nan(b);
-        continue;
+    over_images([] { return Workspace(); }, [&](int64_t b, Workspace& ws, std::vector<RawPair>* raw) {
+      raw[0].clear();
+      raw[1].clear();
+      if (!rank_image(g, data + b * g.N, superlevel, ws)) return fail_nan(b);
+      if (per_image) {
+        persistence_of_ranked_image(g, ph, ws, raw[0]);
+      } else {
+        // The union-finds of H0 and H_{D-1} are independent: side by side; then H1 of 3D, its passes split.
+        at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+          for (int64_t k = begin; k < end; ++k) {
+            if (k == 0 && needs_h0(g, ph)) run_h0(g, ph, ws, raw[0]);
+            if (k == 1 && needs_top(g, ph)) run_top(g, ph, ws, raw[1]);
+          }
+        });
+        if (ph.middle) run_middle(g, ph, ws, raw[1], true);
       }
-      std::vector<RawPair> raw[2];
-      at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t k = begin; k < end; ++k) {
-          if (k == 0 && needs_h0(g, ph)) run_h0(g, ph, ws, raw[0]);
-          if (k == 1 && needs_top(g, ph)) run_top(g, ph, ws, raw[1]);
-        }
-      });
-      if (ph.middle) run_middle(g, ph, ws, raw[1], true);
-      raw[0].insert(raw[0].end(), raw[1].begin(), raw[1].end());
-      finish_image(g, x, raw[0], rows[size_t(b)]);
-    }
+      finish(b, raw);
+    });
   }
   if (!nan_image.empty()) {
     const int64_t b = *std::min_element(nan_image.begin(), nan_image.end());

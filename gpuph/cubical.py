@@ -146,6 +146,10 @@ def cubical_persistence(
     vals = xb.reshape(-1)[torch.stack([base + bi, base + di.clamp(min=0)], 1)]
     keep = (di >= 0).unsqueeze(1) | torch.tensor([True, False], device=vals.device)
     pairs = torch.where(keep, vals, torch.full_like(vals, -math.inf if superlevel else math.inf))
+    # The filtration's last value per image, gathered at one pixel so that its gradient is a single scatter too.
+    flat = xb.reshape(B, N)
+    last = (flat.detach().argmin(1) if superlevel else flat.detach().argmax(1)).unsqueeze(1)
+    end = flat.gather(1, last).squeeze(1) if B else flat.new_empty(0)
     return Diagrams(
         pairs=pairs,
         dim=k,
@@ -157,4 +161,5 @@ def cubical_persistence(
         superlevel=bool(superlevel),
         construction=construction,
         batch_shape=batch_shape,
+        filtration_end=end,
     )

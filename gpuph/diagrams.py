@@ -27,6 +27,9 @@ class Diagrams:
         superlevel: filtration direction.
         construction: ``"V"``, ``"T"`` or ``"freudenthal"``.
         batch_shape: the leading (batch) axes of the input, whose product is ``batch_size``.
+        filtration_end: ``(batch_size,)`` tensor (``pairs``' dtype and device, differentiable) with the last value of
+            each image's filtration: the image minimum for superlevel, maximum for sublevel (for point clouds, the
+            largest filtration value). Losses that give essential classes a finite death use it. ``None`` when unknown.
 
     Pairs are ordered by image, then dimension, then lifetime descending (essential classes first), then birth index,
     then death index. Zero-length pairs are never present.
@@ -42,6 +45,7 @@ class Diagrams:
     superlevel: bool
     construction: str
     batch_shape: tuple[int, ...] = field(default=())
+    filtration_end: Tensor | None = None
 
     # ---------------------------------------------------------------------------------------------- selection
     def __len__(self) -> int:
@@ -84,7 +88,8 @@ class Diagrams:
     def image(self, b: int) -> Diagrams:
         """The diagrams of image ``b`` alone (``batch_size == 1``)."""
         b = self._check_image(b)
-        out = self._rows(self.batch == b, batch_size=1, batch_shape=(1,))
+        end = None if self.filtration_end is None else self.filtration_end[b : b + 1]
+        out = self._rows(self.batch == b, batch_size=1, batch_shape=(1,), filtration_end=end)
         out.batch = torch.zeros_like(out.batch)
         return out
 
@@ -148,10 +153,12 @@ class Diagrams:
             batch=self.batch.to(device),
             birth_index=self.birth_index.to(device),
             death_index=self.death_index.to(device),
+            filtration_end=None if self.filtration_end is None else self.filtration_end.to(device),
         )
 
     def detach(self) -> Diagrams:
-        return replace(self, pairs=self.pairs.detach())
+        end = None if self.filtration_end is None else self.filtration_end.detach()
+        return replace(self, pairs=self.pairs.detach(), filtration_end=end)
 
     def to_numpy(self) -> list[list[np.ndarray]]:
         """GUDHI-style export: ``out[b][k]`` is a float64 ``(n, 2)`` array of (birth, death) of image ``b`` in

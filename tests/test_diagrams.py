@@ -258,3 +258,15 @@ def test_nn_module_in_sequential_and_state_dict():
     x = torch.rand(3, 6, 6)
     assert torch.equal(seq(x).pairs, gpuph.cubical_persistence(x, dims=0, construction="T").pairs)
     assert layer.state_dict() == {}
+
+
+@pytest.mark.parametrize("superlevel", [True, False])
+def test_filtration_end_is_the_last_value_with_one_pixel_gradient(superlevel):
+    x = torch.randn(3, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    d = gpuph.cubical_persistence(x, spatial_dims=2, superlevel=superlevel)
+    flat = x.detach().reshape(6, -1)
+    want = flat.amin(1) if superlevel else flat.amax(1)
+    assert torch.equal(d.filtration_end.detach(), want)
+    assert torch.equal(d.image(4).filtration_end.detach(), want[4:5])
+    d.filtration_end.sum().backward()
+    assert torch.equal((x.grad.reshape(6, -1) != 0).sum(1), torch.ones(6, dtype=torch.int64))

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._ext import ops
 from .diagrams import Diagrams
 
 __all__ = ["bottleneck_distance", "pairwise_wasserstein", "wasserstein_distance"]
@@ -152,16 +153,53 @@ def _to_diagonal_np(x: np.ndarray, internal_p: float) -> np.ndarray:
     return np.abs(x[:, 1] - x[:, 0]) * 2.0 ** (1.0 / internal_p - 1.0)
 
 
-def _finite_on_host(s: _Side) -> tuple[Tensor, np.ndarray, np.ndarray]:
-    """The finite rows' positions in ``s`` (grouped by image), their values as float64 NumPy, and the start of each
-    image's group (``(B + 1,)``)."""
+def _finite_on_host(s: _Side) -> tuple[Tensor, Tensor, Tensor]:
+    """The finite rows' positions in ``s`` grouped by image (on ``s``'s device), their values as a contiguous
+    float64 ``(n, 2)`` CPU tensor, and the start of each image's group (``(B + 1,)`` int64, CPU)."""
     rows = torch.nonzero(s.kind == _FINITE).squeeze(1)
-    batch = s.batch[rows].cpu().numpy()
-    order = np.argsort(batch, kind="stable")
-    rows = rows[torch.from_numpy(order).to(rows.device)]
-    values = s.u.detach()[rows].to("cpu", torch.float64).numpy()
-    starts = np.searchsorted(batch[order], np.arange(s.batch_size + 1))
+    batch = s.batch[rows]
+    order = torch.sort(batch, stable=True).indices
+    rows, batch = rows[order], batch[order]
+    values = s.u.detach()[rows].to("cpu", torch.float64).contiguous()
+    counts = torch.bincount(batch, minlength=s.batch_size).cpu()
+    starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
     return rows, values, starts
+
+
+def _finite_costs(
+    sa: _Side, sb: _Side, ia: Tensor, ib: Tensor, p: float, internal_p: float, dtype: torch.dtype, grad: bool
+) -> Tensor:
+    """``(P,)`` optimal matching costs (sums of p-th powers) of the finite parts of images ``ia[k]`` of ``a`` and
+    ``ib[k]`` of ``b`` (CPU int64 index vectors). With ``grad``, recomputed with torch from the matched rows of
+    ``pairs`` on their device (differentiable); otherwise the host's sums, moved to the device."""
+    rows_a, xa, start_a = _finite_on_host(sa)
+    rows_b, xb, start_b = _finite_on_host(sb)
+    cost, match_a, match_b = ops.wasserstein_matching(xa, start_a, xb, start_b, ia, ib, p, internal_p, grad)
+    device = sa.u.device
+    if not grad:
+        return cost.to(device=device, dtype=dtype)
+
+    def rows_of(start: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
+        # For each problem in turn, the rows of its image: (problem, row position in the finite rows).
+        n = start[1:][images] - start[:-1][images]
+        problem = torch.repeat_interleave(torch.arange(len(images)), n)
+        first = torch.cumsum(n, 0) - n
+        return problem, start[:-1][images][problem] + torch.arange(int(n.sum())) - first[problem]
+
+    prob_a, row_a = rows_of(start_a, ia)
+    prob_b, row_b = rows_of(start_b, ib)
+    ua, ub = sa.u.to(dtype), sb.u.to(dtype)
+    on_a = match_a >= 0
+    partner = start_b[:-1][ib][prob_a[on_a]] + match_a[on_a]
+    to_dev = lambda t: t.to(device)
+    total = torch.zeros(len(ia), dtype=dtype, device=device)
+    delta = ua[rows_a[to_dev(row_a[on_a])]] - ub[rows_b[to_dev(partner)]]
+    total = total.index_add(0, to_dev(prob_a[on_a]), _ground(delta, internal_p).pow(p))
+    alone_a, alone_b = ~on_a, match_b < 0
+    for u, rows, problem, row, alone in ((ua, rows_a, prob_a, row_a, alone_a), (ub, rows_b, prob_b, row_b, alone_b)):
+        to_diagonal = _to_diagonal(u[rows[to_dev(row[alone])]], internal_p).pow(p)
+        total = total.index_add(0, to_dev(problem[alone]), to_diagonal)
+    return total
 
 
 def _safe_root(total: Tensor, p: float) -> Tensor:
@@ -172,44 +210,6 @@ def _safe_root(total: Tensor, p: float) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- matchings
-def _wasserstein_matching(
-    x: np.ndarray, y: np.ndarray, p: float, internal_p: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """Optimal matching of two finite diagrams ``(n, 2)``, ``(m, 2)``: matched row pairs, rows of ``x`` and of ``y``
-    sent to the diagonal, and the cost (sum of p-th powers).
-
-    With ``n <= m`` it solves one ``n x m`` assignment instead of the usual ``(n + m)`` square one: assigning ``x_i`` to
-    column ``j`` costs ``min(c_ij - d(y_j), d(x_i))`` on top of the constant ``sum_j d(y_j)`` (either the pair is matched,
-    saving ``y_j``'s trip to the diagonal, or both go to the diagonal); the ``m - n`` unassigned columns go to the
-    diagonal. Every matching with the diagonal is such an assignment and conversely, so the optima agree.
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    n, m = len(x), len(y)
-    dx = _to_diagonal_np(x, internal_p) ** p
-    dy = _to_diagonal_np(y, internal_p) ** p
-    if n == 0 or m == 0:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e, np.arange(n), np.arange(m), float(dx.sum() + dy.sum())
-    cost = _ground_np(x[:, None, :] - y[None, :, :], internal_p) ** p
-    if n <= m:
-        reduced = np.minimum(cost - dy[None, :], dx[:, None])
-        r, c = linear_sum_assignment(reduced)
-        matched = (cost[r, c] - dy[c]) < dx[r]
-        xi, yj = r[matched], c[matched]
-    else:
-        reduced = np.minimum(cost.T - dx[None, :], dy[:, None])
-        r, c = linear_sum_assignment(reduced)
-        matched = (cost.T[r, c] - dx[c]) < dy[r]
-        xi, yj = c[matched], r[matched]
-    x_free = np.ones(n, dtype=bool)
-    x_free[xi] = False
-    y_free = np.ones(m, dtype=bool)
-    y_free[yj] = False
-    total = float(cost[xi, yj].sum() + dx[x_free].sum() + dy[y_free].sum())
-    return xi, yj, np.flatnonzero(x_free), np.flatnonzero(y_free), total
-
-
 def _covers(adjacency: np.ndarray) -> bool:
     """Whether the bipartite graph has a matching that covers every row."""
     from scipy.sparse import csr_matrix
@@ -318,30 +318,9 @@ def wasserstein_distance(
     diff, img, mismatch = _essential_diffs(sa, sb)
     total = total.index_add(0, img, diff.to(dtype).pow(p))
 
-    rows_a, xa, start_a = _finite_on_host(sa)
-    rows_b, xb, start_b = _finite_on_host(sb)
-    pa, pb, pimg, da, daimg, db, dbimg = ([] for _ in range(7))
-    for i in range(B):
-        xi, yj, x_diag, y_diag, _ = _wasserstein_matching(
-            xa[start_a[i] : start_a[i + 1]], xb[start_b[i] : start_b[i + 1]], p, internal_p
-        )
-        pa.append(xi + start_a[i])
-        pb.append(yj + start_b[i])
-        pimg.append(np.full(len(xi), i))
-        da.append(x_diag + start_a[i])
-        daimg.append(np.full(len(x_diag), i))
-        db.append(y_diag + start_b[i])
-        dbimg.append(np.full(len(y_diag), i))
-
-    def index(parts: list[np.ndarray]) -> Tensor:
-        flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        return torch.from_numpy(flat.astype(np.int64)).to(device)
-
-    ua, ub = sa.u.to(dtype), sb.u.to(dtype)
-    ia, ib = rows_a[index(pa)], rows_b[index(pb)]
-    total = total.index_add(0, index(pimg), _ground(ua[ia] - ub[ib], internal_p).pow(p))
-    total = total.index_add(0, index(daimg), _to_diagonal(ua[rows_a[index(da)]], internal_p).pow(p))
-    total = total.index_add(0, index(dbimg), _to_diagonal(ub[rows_b[index(db)]], internal_p).pow(p))
+    grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
+    images = torch.arange(B)
+    total = total + _finite_costs(sa, sb, images, images, p, internal_p, dtype, grad)
     out = _safe_root(total, p)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 
@@ -381,6 +360,7 @@ def bottleneck_distance(a: Diagrams, b: Diagrams, dim: int) -> Tensor:
 
     rows_a, xa, start_a = _finite_on_host(sa)
     rows_b, xb, start_b = _finite_on_host(sb)
+    xa, start_a, xb, start_b = xa.numpy(), start_a.numpy(), xb.numpy(), start_b.numpy()
     pair_a, pair_b, pair_img, diag_rows, diag_side, diag_img = ([] for _ in range(6))
     for i in range(B):
         x, y = xa[start_a[i] : start_a[i + 1]], xb[start_b[i] : start_b[i + 1]]
@@ -445,47 +425,14 @@ def pairwise_wasserstein(
     p, internal_p = _check_orders(p, internal_p)
     sa, sb = _side(a, dim, "a"), _side(b, dim, "b")
     dtype = torch.promote_types(a.pairs.dtype, b.pairs.dtype)
-    device = a.pairs.device
     Ba, Bb = a.batch_size, b.batch_size
     grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
 
     essential, mismatch = _pairwise_essential(sa, sb, p, dtype)
 
-    rows_a, xa, start_a = _finite_on_host(sa)
-    rows_b, xb, start_b = _finite_on_host(sb)
-    xs_a = [xa[start_a[i] : start_a[i + 1]] for i in range(Ba)]
-    xs_b = [xb[start_b[j] : start_b[j + 1]] for j in range(Bb)]
-    host = np.zeros((Ba, Bb))
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("pa", "pb", "pk", "da", "dak", "db", "dbk")}
-    for i in range(Ba):
-        for j in range(Bb):
-            xi, yj, x_diag, y_diag, cost = _wasserstein_matching(xs_a[i], xs_b[j], p, internal_p)
-            if not grad:
-                host[i, j] = cost
-                continue
-            k = i * Bb + j
-            parts["pa"].append(xi + start_a[i])
-            parts["pb"].append(yj + start_b[j])
-            parts["pk"].append(np.full(len(xi), k))
-            parts["da"].append(x_diag + start_a[i])
-            parts["dak"].append(np.full(len(x_diag), k))
-            parts["db"].append(y_diag + start_b[j])
-            parts["dbk"].append(np.full(len(y_diag), k))
-
-    if not grad:
-        total = torch.from_numpy(host).to(device=device, dtype=dtype) + essential.detach()
-    else:
-        def index(key: str) -> Tensor:
-            flat = np.concatenate(parts[key]) if parts[key] else np.zeros(0, dtype=np.int64)
-            return torch.from_numpy(flat.astype(np.int64)).to(device)
-
-        ua, ub = sa.u.to(dtype), sb.u.to(dtype)
-        total = essential.reshape(-1)
-        ia, ib = rows_a[index("pa")], rows_b[index("pb")]
-        total = total.index_add(0, index("pk"), _ground(ua[ia] - ub[ib], internal_p).pow(p))
-        total = total.index_add(0, index("dak"), _to_diagonal(ua[rows_a[index("da")]], internal_p).pow(p))
-        total = total.index_add(0, index("dbk"), _to_diagonal(ub[rows_b[index("db")]], internal_p).pow(p))
-        total = total.view(Ba, Bb)
+    ia = torch.arange(Ba).repeat_interleave(Bb)
+    ib = torch.arange(Bb).repeat(Ba)
+    total = essential + _finite_costs(sa, sb, ia, ib, p, internal_p, dtype, grad).view(Ba, Bb)
     out = _safe_root(total, p)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 

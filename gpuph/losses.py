@@ -35,6 +35,18 @@ def _check_dim(dim: int) -> int:
     return int(dim)
 
 
+def _check_i0(i0: int) -> int:
+    if isinstance(i0, bool) or int(i0) != i0 or i0 < 1:
+        raise ValueError(f"gpuph: i0 is a 1-based rank and must be an integer >= 1, got {i0!r}")
+    return int(i0)
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or int(k) != k or k < 0:
+        raise ValueError(f"gpuph: k is a number of classes and must be an integer >= 0, got {k!r}")
+    return int(k)
+
+
 def _check_exponent(name: str, value: float) -> float:
     value = float(value)
     if value != value or value in (float("inf"), float("-inf")):
@@ -113,10 +125,9 @@ def persistence_energy(
     _check_reduction(reduction)
     dim = _check_dim(dim)
     p, q = _check_exponent("p", p), _check_exponent("q", q)
-    if int(i0) != i0 or i0 < 1:
-        raise ValueError(f"gpuph: i0 is a 1-based rank and must be an integer >= 1, got {i0}")
+    i0 = _check_i0(i0)
     d = dgm.select(dim=dim)
-    keep = rank_in_image(d) >= int(i0) - 1
+    keep = rank_in_image(d) >= i0 - 1
     d = d._rows(keep)
     pairs = closed_pairs(d)
     length = (pairs[:, 1] - pairs[:, 0]).abs()
@@ -162,11 +173,10 @@ def betti_loss(dgm: Diagrams, dim: int, k: int, p: float = 1.0, reduction: str =
     _check_reduction(reduction)
     dim = _check_dim(dim)
     p = _check_exponent("p", p)
-    if isinstance(k, bool) or int(k) != k or k < 0:
-        raise ValueError(f"gpuph: k is a number of classes and must be an integer >= 0, got {k!r}")
+    k = _check_k(k)
     d = dgm.select(dim=dim)
     pairs = closed_pairs(d)
     term = _length_pow((pairs[:, 1] - pairs[:, 0]).abs(), p)
-    signed = torch.where(rank_in_image(d) < int(k), -term, term)
+    signed = torch.where(rank_in_image(d) < k, -term, term)
     per_image = term.new_zeros(dgm.batch_size).index_add(0, d.batch, signed)
     return _reduce(per_image, reduction)

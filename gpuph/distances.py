@@ -182,7 +182,8 @@ def _finite_costs(
     def rows_of(start: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
         # For each problem in turn, the rows of its image: (problem, row position in the finite rows).
         n = start[1:][images] - start[:-1][images]
-        problem = torch.repeat_interleave(torch.arange(len(images)), n)
+        # (NumPy: these index vectors live on the host; torch's CPU repeat_interleave starts a thread pool per call)
+        problem = torch.from_numpy(np.repeat(np.arange(len(images)), n.numpy()))
         first = torch.cumsum(n, 0) - n
         return problem, start[:-1][images][problem] + torch.arange(int(n.sum())) - first[problem]
 
@@ -430,8 +431,8 @@ def pairwise_wasserstein(
 
     essential, mismatch = _pairwise_essential(sa, sb, p, dtype)
 
-    ia = torch.arange(Ba).repeat_interleave(Bb)
-    ib = torch.arange(Bb).repeat(Ba)
+    ia = torch.from_numpy(np.repeat(np.arange(Ba, dtype=np.int64), Bb))
+    ib = torch.from_numpy(np.tile(np.arange(Bb, dtype=np.int64), Ba))
     total = essential + _finite_costs(sa, sb, ia, ib, p, internal_p, dtype, grad).view(Ba, Bb)
     out = _safe_root(total, p)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)

@@ -1,13 +1,21 @@
 """Wasserstein and bottleneck distances between persistence diagrams, exact and differentiable through ``pairs``.
 
-**Where the work runs.** The optimal matching is a combinatorial problem on at most a few hundred points per image
-(sequential augmenting paths, with no useful parallelism at that size), so it is solved exactly on the CPU:
-``scipy.optimize.linear_sum_assignment`` for the Wasserstein matching, a binary search over the candidate values
-with Hopcroft-Karp (``scipy.sparse.csgraph.maximum_bipartite_matching``) for the bottleneck one. Only the finite
-``(birth, death)`` values of the requested dimension are copied to the host (one transfer per call; the images never
-are). The cost of the matching found is then recomputed with torch on the diagrams' own device from the matched rows
-of ``pairs``, so the result is differentiable on any device: the gradient is that of the cost of the optimal matching,
-held fixed (the matching is piecewise constant in the values).
+**Where the work runs.** An optimal matching is a sequential combinatorial problem (augmenting paths) on at most a
+few hundred points per image, too small and too branchy to keep a GPU busy, so it is solved exactly on the CPU and
+only the finite ``(birth, death)`` values of the requested dimension are copied to the host (one transfer per call;
+the images never are):
+
+* Wasserstein: the C++ operator ``torch.ops.gpuph.wasserstein_matching`` solves all image pairs of a call in parallel
+  (``at::parallel_for``). Per pair it keeps only the candidate edges ``||x - y||^p < d(x)^p + d(y)^p`` (any other
+  pair is beaten by sending both points to the diagonal), splits them into connected components and solves each
+  component as one rectangular assignment problem (shortest augmenting paths with potentials). Bars near the
+  diagonal thus cost little, and small diagrams (MNIST digits: about ten H0 bars) take a few microseconds a pair.
+* Bottleneck: a binary search over the candidate values with Hopcroft-Karp matchings from SciPy
+  (``scipy.sparse.csgraph.maximum_bipartite_matching``), per image pair.
+
+The cost of the matching found is then recomputed with torch on the diagrams' own device from the matched rows of
+``pairs``, so the result is differentiable on any device: the gradient is that of the cost of the optimal matching,
+held fixed (the matching is piecewise constant in the values). Without a gradient to keep, the host's sums are used.
 
 **Conventions** (those of :func:`gudhi.wasserstein.wasserstein_distance` and :func:`gudhi.bottleneck_distance`,
 whose values these functions reproduce):
@@ -211,10 +219,18 @@ def _safe_root(total: Tensor, p: float) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- matchings
+def _scipy_matching():
+    try:
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import maximum_bipartite_matching
+    except ImportError as exc:  # pragma: no cover - scipy is an optional dependency
+        raise ImportError("gpuph: bottleneck_distance needs SciPy (pip install scipy)") from exc
+    return csr_matrix, maximum_bipartite_matching
+
+
 def _covers(adjacency: np.ndarray) -> bool:
     """Whether the bipartite graph has a matching that covers every row."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import maximum_bipartite_matching
+    csr_matrix, maximum_bipartite_matching = _scipy_matching()
 
     if adjacency.shape[0] == 0:
         return True
@@ -233,8 +249,7 @@ def _bottleneck_critical(x: np.ndarray, y: np.ndarray) -> tuple[str, int, int]:
     sides exists if and only if one covers those of ``x`` and one covers those of ``y``, two Hopcroft-Karp runs.
     One matching of the full graph (with the diagonal copies) at the optimum then names the critical element.
     """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import maximum_bipartite_matching
+    csr_matrix, maximum_bipartite_matching = _scipy_matching()
 
     n, m = len(x), len(y)
     cost = _ground_np(x[:, None, :] - y[None, :, :], math.inf)
@@ -290,8 +305,9 @@ def wasserstein_distance(
     internal_p=q)`` (POT backend), essential classes included (see the module's conventions: they are matched
     among themselves by sorting, and a different number of them gives ``inf``).
 
-    The matching is solved exactly on the CPU and its cost recomputed with torch on the diagrams' device, so the
-    result is differentiable with respect to both diagrams' ``pairs`` (gradient 0 where the distance is 0 or ``inf``).
+    The matching is solved exactly on the CPU (see the module's notes) and its cost recomputed with torch on the
+    diagrams' device, so the result is differentiable with respect to both diagrams' ``pairs`` (gradient 0 where
+    the distance is 0 or ``inf``).
 
     Args:
         a, b: diagrams of two batches of the same size ``B``, both superlevel or both sublevel, on one device.
@@ -332,7 +348,8 @@ def bottleneck_distance(a: Diagrams, b: Diagrams, dim: int) -> Tensor:
     (at half their lifetime). Equal to ``gudhi.bottleneck_distance(X, Y)``, essential classes included (matched
     among themselves; a different number of them gives ``inf``).
 
-    Exact: a binary search over the candidate values with bipartite matchings on the CPU (see the module's notes).
+    Exact: a binary search over the candidate values with bipartite matchings on the CPU (see the module's notes;
+    needs SciPy).
     The value is then recomputed with torch from the critical element of an optimal matching (a matched pair, or a
     point and the diagonal), so the gradient reaches the (at most four) values that set the distance.
 
@@ -410,7 +427,7 @@ def pairwise_wasserstein(
     (the distance matrices of MMD and coverage metrics of generative models).
 
     Same conventions, exactness and device placement as :func:`wasserstein_distance`; ``a`` and ``b`` may have
-    different batch sizes. ``Ba * Bb`` assignment problems are solved on the CPU, one after another; when no gradient
+    different batch sizes. The ``Ba * Bb`` matchings are solved on the CPU in parallel (one C++ call); when no gradient
     is needed (``torch.no_grad()``, or neither ``pairs`` requires grad) the costs are summed on the host as well, and
     only the matrix is moved to the device. With gradients, the matched rows of all ``Ba * Bb`` problems are kept for
     the backward pass (memory grows with ``Ba * Bb`` times the number of points).

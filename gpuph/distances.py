@@ -349,7 +349,8 @@ def bottleneck_distance(a: Diagrams, b: Diagrams, dim: int) -> Tensor:
     among themselves; a different number of them gives ``inf``).
 
     Exact: a binary search over the candidate values with bipartite matchings on the CPU (see the module's notes;
-    needs SciPy).
+    needs SciPy). Per image pair it holds the ``n x m`` pair costs and one ``(n + m)^2`` bipartite graph: meant for
+    diagrams of up to a few thousand points.
     The value is then recomputed with torch from the critical element of an optimal matching (a matched pair, or a
     point and the diagonal), so the gradient reaches the (at most four) values that set the distance.
 

@@ -50,7 +50,8 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "numpy"],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy", "pot"],
+        "distances": ["scipy"],  # bottleneck_distance
         "demo": ["matplotlib"],
     },
     ext_modules=[extension],

@@ -52,6 +52,7 @@ setup(
     extras_require={
         "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy"],
         "demo": ["matplotlib"],
+        "bench": ["gudhi", "cripser", "scipy", "matplotlib", "tqdm", "giotto-ph", "torch-topological"],
     },
     ext_modules=[extension],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

@@ -15,7 +15,7 @@ from gpuph.bench import Budget, Config, parse_case, run_suite
 from gpuph.bench.agreement import canonical, compare, from_negated_sublevel, gpuph_canonical
 from gpuph.bench.cases import make_field, run_order
 from gpuph.bench.cli import main
-from gpuph.bench.libraries import FORWARD, Runner
+from gpuph.bench.libraries import BACKWARD, FORWARD, Runner
 from gpuph.bench.suite import add_ratios
 
 ROW_FIELDS = {
@@ -224,4 +224,36 @@ def test_ratios_prefer_cuda_and_keep_cpu():
     assert "ratio_vs_gpuph" not in rows[3]
 
 
-BACKWARD = "forward+backward"
+
+def test_cuda_timing_path_with_fake_events(monkeypatch):
+    """The CUDA branch of measure() (events, synchronisation, warm-up count) on a machine without a GPU."""
+    from gpuph.bench import timing
+
+    calls = {"sync": 0, "fn": 0}
+
+    class FakeEvent:
+        def __init__(self, enable_timing):
+            assert enable_timing
+
+        def record(self):
+            self.t = time.perf_counter()
+
+        def synchronize(self):
+            calls["sync"] += 1
+
+        def elapsed_time(self, end):
+            return (end.t - self.t) * 1e3
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: calls.__setitem__("sync", calls["sync"] + 1))
+
+    def fn():
+        calls["fn"] += 1
+        time.sleep(0.002)
+        return calls["fn"]
+
+    m = timing.measure(fn, Budget(max_repeats=4, min_repeats=2, budget_s=1.0, cap_s=5.0, cuda_warmup=3), cuda=True)
+    assert m.output == 1  # the first warm-up call's output is kept for the check
+    assert calls["fn"] == 3 + 4 and len(m.times_ms) == 4
+    assert calls["sync"] == 2 * calls["fn"]  # drained before, waited for after every call
+    assert all(t >= 2.0 for t in m.times_ms)

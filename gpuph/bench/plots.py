@@ -21,9 +21,14 @@ def plot_times(out_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) 
         import matplotlib.pyplot as plt
     except ImportError:
         return []
+    from matplotlib.ticker import NullLocator
+
     timed = [r for r in rows if r["median_ms"] is not None]
-    labels = sorted({r["label"] for r in timed})
-    colors = {lab: f"C{i % 10}" for i, lab in enumerate(labels)}
+    # colour by library, line and marker by construction; gpuph first in the legends, drawn thicker
+    libraries = sorted({r["library"] for r in timed}, key=lambda lib: (not lib.startswith("gpuph"), lib))
+    colors = {lib: f"C{i % 10}" for i, lib in enumerate(libraries)}
+    styles = {"V": ("-", "o"), "T": ("--", "s"), "freudenthal": (":", "^")}
+    order = list(styles)
     device = meta.get("gpu") or f"CPU, {meta['machine']['cpu_count']} cores"
     files = []
     for field in dict.fromkeys(r["field"] for r in timed):
@@ -35,17 +40,19 @@ def plot_times(out_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) 
             fig, axes = plt.subplots(1, len(ndims), figsize=(6.5 * len(ndims), 5.2), squeeze=False)
             for ax, nd in zip(axes[0], ndims):
                 pts = [r for r in sel if r["ndim"] == nd]
-                for lab in sorted({r["label"] for r in pts}):
+                series = {(r["library"], r["construction"], r["label"]) for r in pts}
+                for lib, construction, lab in sorted(series, key=lambda s: (libraries.index(s[0]), order.index(s[1]))):
                     xy = sorted((r["pixels"] // r["batch"], r["median_ms"] / r["batch"])
                                 for r in pts if r["label"] == lab)
-                    style = "-" if lab.startswith("gpuph") else "--"
-                    ax.plot([p for p, _ in xy], [t for _, t in xy], style, marker="o", color=colors[lab], label=lab)
+                    ls, marker = styles.get(construction, ("-.", "d"))
+                    ax.plot([p for p, _ in xy], [t for _, t in xy], ls, marker=marker, color=colors[lib], label=lab,
+                            linewidth=2.2 if lib.startswith("gpuph") else 1.2)
                 ticks = {r["pixels"] // r["batch"]: _grid_label(r) for r in pts}
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 ax.set_xticks(sorted(ticks))
                 ax.set_xticklabels([ticks[t] for t in sorted(ticks)], fontsize=8)
-                ax.minorticks_off()
+                ax.xaxis.set_minor_locator(NullLocator())
                 ax.set_xlabel("grid (pixels per image, log scale); B = batch size")
                 ax.set_ylabel("median ms per image (batch time / B)")
                 ax.set_title(f"{nd}D, {field}, {mode}")

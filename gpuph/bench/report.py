@@ -62,7 +62,8 @@ def summary(rows: list[dict[str, Any]], mode: str) -> str | None:
     by = {(r["case"], r["field"], column(r)): r for r in rows}
     lines = []
     for case, field in dict.fromkeys((r["case"], r["field"]) for r in rows):
-        gp = by.get((case, field, "gpuph-cpu" if mode == FORWARD else "gpuph-cpu fwd+bwd"), {})
+        suffix = "" if mode == FORWARD else " fwd+bwd"
+        gp = by.get((case, field, "gpuph-cpu" + suffix)) or by.get((case, field, "gpuph-cuda" + suffix)) or {}
         line = [case, field, str(gp.get("pairs") if gp.get("pairs") is not None else "-")]
         for c in cols:
             r = by.get((case, field, c))

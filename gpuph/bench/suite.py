@@ -181,6 +181,8 @@ class _Run:
                 row["agrees_with_gpuph"] = ag.agrees
                 if ref is None:
                     notes.append("no reference (GPU-only case without a GPU)")
+                elif case.gpu_only:
+                    notes.append("reference: gpuph on the GPU (GPU-only case)")
                 if ag.agrees is False:
                     row["mismatch"] = ag.message
                     name = f"mismatch-{meta_mod.slug(runner.label)}-{runner.device}-{case}-{field_name}-image{ag.image}"

@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"cases {' '.join(c.name for c in QUICK_CASES)}, at most 3 repeats, about a minute on 2 cores")
     p.add_argument("--cases", nargs="+", metavar="BxHxW",
                    help="e.g. 256x28x28 64x32^3 (default: " + " ".join(c.name for c in DEFAULT_CASES)
-                   + "; cases larger than 128^3 a grid run on the GPU only)")
+                   + "; grids larger than 128^3 run on the GPU only)")
     p.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES),
                    help="default: all (those not importable are skipped with the reason)")
     p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS))

@@ -93,11 +93,11 @@ def _predict_s(history: list[dict], runner: Runner, case: Case, field_name: str)
     if pool:
         h = max(pool, key=lambda h: (h["pixels"], h["seconds"]))
         t = h["seconds"] * case.pixels / h["pixels"] * (case.pixels_per_image / h["pixels_per_image"]) ** GROWTH
-        return t, f"extrapolated from {h['case']} {h['field']} ({h['seconds']:.2g} s)"
+        return t, f"extrapolated from {h['case']} {h['field']}, {h['seconds']:.2g} s"
     rate = PRIOR_US_PER_PIXEL.get((runner.library, case.ndim))
     if rate is None:
         return None, ""
-    return rate * 1e-6 * case.pixels, f"at ~{rate:g} µs per pixel (no smaller {case.ndim}D case measured in this run)"
+    return rate * 1e-6 * case.pixels, f"at ~{rate:g} µs per pixel; no smaller {case.ndim}D case ran before"
 
 
 def _cell_gpu_name(runner: Runner) -> str:
@@ -148,18 +148,23 @@ class _Run:
                 self.refs[construction] = gpuph_canonical(gpuph.cubical_persistence(t, construction=construction))
         return self.refs[construction]
 
-    def cell(self, runner: Runner, case: Case, field_name: str, x: np.ndarray | None) -> dict[str, Any]:
-        row = _base_row(runner, case, field_name)
+    def skip_reason(self, runner: Runner, case: Case, field_name: str) -> str | None:
+        """Why ``runner`` does not run on this input (the GPU-only rule, the time cap), or None."""
         if case.gpu_only and runner.device == "cpu":
-            row["note"] = (f"skipped: GPU-only case (one grid of {case.pixels_per_image:,} voxels; the CPU layers "
-                           "would take minutes)")
-            return row
+            return (f"skipped: GPU-only case (one grid of {case.pixels_per_image:,} voxels; the CPU layers would take "
+                    "minutes)")
         if runner.device == "cpu":
             predicted, source = _predict_s(self.history, runner, case, field_name)
             if predicted is not None and predicted > self.cfg.budget.cap_s:
-                row["note"] = (f"skipped: one call predicted to take ~{predicted:.3g} s, over the cap of "
-                               f"{self.cfg.budget.cap_s:g} s ({source})")
-                return row
+                return (f"skipped: one call predicted to take ~{predicted:.3g} s, over the cap of "
+                        f"{self.cfg.budget.cap_s:g} s ({source})")
+        return None
+
+    def cell(self, runner: Runner, case: Case, field_name: str, x: np.ndarray, skip: str | None) -> dict[str, Any]:
+        row = _base_row(runner, case, field_name)
+        if skip:
+            row["note"] = skip
+            return row
         label = f"{runner.label} [{runner.device}] on {case} {field_name}"
         try:
             prepared = runner.prepare(x)
@@ -290,20 +295,24 @@ def run_suite(cfg: Config, extra_runners: list[Runner] | None = None) -> Results
 
 def _run_cells(state: _Run, cases: list[Case], runners: list[Runner]) -> list[dict[str, Any]]:
     cfg = state.cfg
-    jobs = [(case, f, r) for case in cases for f in cfg.fields for r in runners if case.ndim in r.ndims]
+    groups = [(case, f, [r for r in runners if case.ndim in r.ndims]) for case in cases for f in cfg.fields]
     rows: list[dict[str, Any]] = []
-    bar = _progress(len(jobs), cfg.progress)
-    current, x = None, None
-    for case, f, runner in jobs:
-        if current != (case, f):
-            state.refs, x = {}, None
-            gc.collect()
-            bar.set_description(f"{case} {f}: input")
-            x = make_field(case, f, cfg.seed)
-            current = (case, f)
-        bar.set_description(f"{case} {f}: {runner.label} [{runner.device}]")
-        rows.append(state.cell(runner, case, f, x))
-        bar.update(1)
+    bar = _progress(sum(len(g[2]) for g in groups), cfg.progress)
+    for case, f, group in groups:
+        state.refs = {}
+        gc.collect()
+        bar.set_description(f"{case} {f}: input")
+        x = make_field(case, f, cfg.seed)
+        skips = {id(r): state.skip_reason(r, case, f) for r in group}
+        # gpuph's T and freudenthal rows are there for the ratios: only where another library runs the same thing
+        wanted = {(r.construction, r.mode) for r in group if not r.library.startswith("gpuph-") and not skips[id(r)]}
+        for r in group:
+            if r.library.startswith("gpuph-") and r.construction != "V" and (r.construction, r.mode) not in wanted:
+                skips[id(r)] = f"skipped: no other library runs {r.construction} {r.mode} on this input"
+        for r in group:
+            bar.set_description(f"{case} {f}: {r.label} [{r.device}]")
+            rows.append(state.cell(r, case, f, x, skips[id(r)]))
+            bar.update(1)
     bar.close()
     return rows
 

@@ -184,6 +184,15 @@ def test_gpu_only_case_is_left_out_without_a_gpu(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def test_config_rejects_unknown_names(tmp_path):
+    with pytest.raises(ValueError, match="libraries"):
+        tiny_config(tmp_path, libraries=("gpuph", "ripser"))
+    with pytest.raises(ValueError, match="modes"):
+        tiny_config(tmp_path, modes=("backward",))
+    with pytest.raises(TypeError):
+        tiny_config(tmp_path, cases=["4x8x8"])
+
+
 def test_parse_case():
     c = parse_case("64x32^3")
     assert (c.batch, c.grid, c.name, c.ndim, c.pixels) == (64, (32, 32, 32), "64x32x32x32", 3, 64 * 32**3)

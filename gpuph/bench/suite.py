@@ -53,6 +53,16 @@ class Config:
     plots: bool = True
     argv: list[str] | None = None
 
+    def __post_init__(self):
+        for name, values, allowed in (("libraries", self.libraries, LIBRARIES), ("fields", self.fields, FIELDS),
+                                      ("modes", self.modes, MODES), ("constructions", self.constructions,
+                                                                      CONSTRUCTIONS)):
+            unknown = [v for v in values if v not in allowed]
+            if unknown:
+                raise ValueError(f"unknown {name} {unknown}; expected some of {list(allowed)}")
+        if not all(isinstance(c, Case) for c in self.cases):
+            raise TypeError("Config.cases holds Case objects (see gpuph.bench.parse_case)")
+
 
 @dataclass
 class Results:

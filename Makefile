@@ -5,7 +5,7 @@
 #   make demo    persistence diagrams of MNIST digits and a 3D volume -> out/demo_diagrams.png
 #   make test    the test suite (pytest, in parallel)
 #   make lint    ruff
-#   make bench   CPU benchmark (bench/run_cpu.py)
+#   make bench   benchmark suite against the CPU layers (python -m gpuph.bench; BENCH_ARGS=--quick for a short run)
 #   make clean   build outputs and stamps (keeps .venv);  make distclean  also removes .venv
 
 PYTHON ?= python3
@@ -19,6 +19,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_DEPS := numpy matplotlib tqdm
 TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy pot
+# the other layers the benchmark compares with (TopologyLayer is left out: it fails to build on recent torch; the
+# benchmark runs it where it imports)
+BENCH_DEPS := giotto-ph torch-topological
+BENCH_ARGS ?=
 LINT_DEPS := "ruff>=0.5"
 LINT_PATHS = $(wildcard gpuph tests bench examples setup.py)
 EXT_SOURCES := setup.py gpuph/csrc kernels \
@@ -42,8 +46,8 @@ check-cuda-binding: $(VENV)/.gpuph
 lint: $(VENV)/.lint-deps
 	$(PY) -m ruff check $(LINT_PATHS)
 
-bench: $(VENV)/.gpuph $(VENV)/.test-deps
-	$(PY) bench/run_cpu.py
+bench: $(VENV)/.gpuph $(VENV)/.test-deps $(VENV)/.bench-deps
+	$(PY) -m gpuph.bench $(BENCH_ARGS)
 
 install: $(VENV)/.gpuph
 
@@ -69,6 +73,10 @@ $(VENV)/.demo-deps: $(VENV)/.torch
 
 $(VENV)/.test-deps: $(VENV)/.demo-deps
 	$(PIP) install -q $(TEST_DEPS)
+	@touch $@
+
+$(VENV)/.bench-deps: $(VENV)/.test-deps
+	$(PIP) install -q $(BENCH_DEPS)
 	@touch $@
 
 $(VENV)/.lint-deps: $(VENV)/.created

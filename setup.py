@@ -53,6 +53,7 @@ setup(
         "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy", "pot"],
         "distances": ["scipy"],  # bottleneck_distance
         "demo": ["matplotlib"],
+        "bench": ["gudhi", "cripser", "scipy", "matplotlib", "tqdm", "giotto-ph", "torch-topological"],
     },
     ext_modules=[extension],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

@@ -11,9 +11,10 @@ horizontal. Voxel ``(i, j, k)`` is filled when its centre lies inside the solid.
 Topology, with 6-connectivity (the H0 connectivity of the V construction of :func:`gpuph.cubical_persistence`, and
 ``scipy.ndimage.label``'s default in 3D): **every class is one connected solid** by construction (each part overlaps
 the part it is attached to by at least one voxel, and parts are at least two voxels thick, so no part rasterises to
-diagonal-only contacts); the test suite checks this on every shape of a sample. Some classes have tunnels (H1):
-tori always (one), chairs with a slatted back and tables with legs (the frame between legs and top), lamps with an arm
-never; blobs have none. No class has cavities (H2).
+diagonal-only contacts); the test suite checks this on every shape of a sample. No shape has a cavity (H2). Tunnels
+(H1), measured on 500 shapes: tori always one; chairs with a slatted back one per window between slats (0-4; 45% of
+chairs have some); lamps rarely (7%); blobs very rarely (< 1%, a chain of
+balls that curls back onto itself); tables never (legs hang from the top and meet nothing else).
 """
 
 from __future__ import annotations

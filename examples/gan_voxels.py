@@ -71,7 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--d-acc-max", type=float, default=0.8, help="update D only while its batch accuracy is below")
     p.add_argument("--baseline", type=Path, default=None, help="load this baseline checkpoint instead of training")
     p.add_argument("--ft-iters", type=int, default=20, help="fine-tuning iterations")
-    p.add_argument("--topo-weight", type=float, default=1.0, help="weight of E(1,0,2;PD0) in the generator's loss")
+    p.add_argument("--topo-weight", type=float, default=0.01,
+                   help="weight of E(1,0,2;PD0) (mean over the batch) in the generator's loss")
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--eval-seed", type=int, default=12345)
     p.add_argument("--threshold", type=float, default=0.5, help="PD0 lifetime threshold for the pd0 count")

@@ -2,7 +2,7 @@
 
 Every shape is a union of boxes, cylinders, cones, spheres or a torus with random sizes, proportions and pose, drawn
 from one seeded ``torch.Generator`` and rasterised for a whole chunk of shapes at once (no Python loop over shapes or
-voxels): ``make_shapes(10_000, seed)`` takes a few seconds on a CPU.
+voxels): 2000 shapes take about 2 s on 2 CPU cores.
 
 Grid convention: a shape is a ``(1, 32, 32, 32)`` float tensor of occupancies in ``{0., 1.}`` (1 = solid); axis 0 of
 the grid (``D``) is the vertical axis (furniture and lamps stand on the floor at low indices), axes 1 and 2 are

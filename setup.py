@@ -52,7 +52,7 @@ setup(
     extras_require={
         "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy", "pot"],
         "distances": ["scipy"],  # bottleneck_distance
-        "demo": ["matplotlib"],
+        "demo": ["matplotlib", "tqdm", "scipy"],
         "bench": ["gudhi", "cripser", "scipy", "matplotlib", "tqdm", "giotto-ph", "torch-topological"],
     },
     ext_modules=[extension],

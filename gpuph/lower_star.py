@@ -303,8 +303,9 @@ def lower_star_persistence(
             )
     else:
         cx = prepare_complex(simplices, n, max_dim=maxdim + 2)
-    # Dimensions above maxdim + 2 never matter (maxdim + 2 only serves clearing).
-    keep = min(cx.top_dim, maxdim + 2)
+    # H_k needs the simplices up to dimension k + 1; dimension maxdim + 2 only serves clearing, which H0 (a
+    # union-find over the edges) does not use.
+    keep = min(cx.top_dim, 1 if maxdim == 0 else maxdim + 2)
     xb = x.reshape(B, n)
     work = xb.detach()
     if work.dtype in (torch.float16, torch.bfloat16):

@@ -263,6 +263,7 @@ bool one_image(const Complex& cx, const F* x, bool superlevel, int maxdim, Works
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
     if (a.dim != b.dim) return a.dim < b.dim;
     if (a.life != b.life) return a.life > b.life;
+    if ((a.death < 0) != (b.death < 0)) return a.death < 0;  // essential first among infinite lifetimes
     if (a.birth != b.birth) return a.birth < b.birth;
     return a.death < b.death;
   });

@@ -8,6 +8,7 @@ pixel squares); ``LevelSetLayer`` and the other complexes map to :func:`gpuph.lo
 
 from __future__ import annotations
 
+import numpy as np
 from torch import Tensor, nn
 
 from ....cubical import cubical_persistence
@@ -97,8 +98,6 @@ class LevelSetLayer(_LevelSet):
 
 
 def _max_vertex(cells) -> int:
-    import numpy as np
-
     if hasattr(cells, "shape"):
         return int(np.asarray(cells).max()) if np.asarray(cells).size else -1
     top = -1

@@ -87,10 +87,22 @@ def delaunay_edges(points) -> np.ndarray:
     n = len(p)
     if n < 2 or p.shape[1] == 0:
         return np.zeros((0, 2), np.int64)
-    _, first, inverse = np.unique(p, axis=0, return_index=True, return_inverse=True)
-    rep = first[inverse.reshape(-1)]
+    rep = _first_copies(p)
     copies = np.nonzero(rep != np.arange(n))[0]
-    distinct = np.sort(first)
+    distinct = np.nonzero(rep == np.arange(n))[0]
     edges = [distinct[_distinct_points_edges(p[distinct])], np.stack([rep[copies], copies], 1)]
     e = np.sort(np.concatenate(edges, 0).astype(np.int64), axis=1)
-    return np.unique(e, axis=0).reshape(-1, 2)
+    codes = np.unique(e[:, 0] * n + e[:, 1])
+    return np.stack([codes // n, codes % n], 1)
+
+
+def _first_copies(p: np.ndarray) -> np.ndarray:
+    """For every point, the smallest index of a point equal to it (a lexicographic sort of the rows)."""
+    order = np.lexsort(p.T[::-1])
+    sp = p[order]
+    start = np.ones(len(p), dtype=bool)
+    start[1:] = np.any(sp[1:] != sp[:-1], axis=1)
+    first_of_group = np.minimum.reduceat(order, np.nonzero(start)[0])
+    rep = np.empty(len(p), dtype=np.int64)
+    rep[order] = first_of_group[np.cumsum(start) - 1]
+    return rep

@@ -193,8 +193,9 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
   const int32_t M = e.size();
   const uint64_t n = uint64_t(e.n);
   // Emergent pairs, data-parallel (serial when already inside a parallel region, i.e. parallel over a batch).
+  // A large grain: small complexes are done before a parallel region would even start.
   std::vector<int32_t> emergent(size_t(M), -1);
-  at::parallel_for(0, M, 2048, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, M, int64_t(1) << 15, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r)
       if (!tree[size_t(r)]) emergent[size_t(r)] = g.first_lower_common(e.a[size_t(r)], e.b[size_t(r)], int32_t(r));
   });

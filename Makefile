@@ -17,8 +17,8 @@ OUT ?= out
 
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-DEMO_DEPS := numpy matplotlib tqdm
-TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy
+DEMO_DEPS := numpy matplotlib tqdm scipy
+TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy ripser
 LINT_DEPS := "ruff>=0.5"
 LINT_PATHS = $(wildcard gpuph tests bench examples setup.py)
 EXT_SOURCES := setup.py gpuph/csrc kernels \

@@ -50,8 +50,9 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "numpy"],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy"],
-        "demo": ["matplotlib"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy", "ripser"],
+        "demo": ["matplotlib", "tqdm"],
+        "pointcloud": ["scipy"],  # weak_alpha_persistence (Delaunay)
     },
     ext_modules=[extension],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._common import dims_mask, gather_pairs
 from ._ext import has_cuda_kernels, ops
 from .diagrams import Diagrams
 
@@ -38,25 +39,6 @@ def _dtype_message(dtype: str) -> str:
         f"gpuph: unsupported dtype {dtype}; pass float16, bfloat16, float32 or float64 "
         "(convert integer or bool images with x.float(), and take the real part or magnitude of complex ones)"
     )
-
-
-def _dims_mask(dims, spatial_dims: int) -> int:
-    if dims is None:
-        return (1 << spatial_dims) - 1
-    if isinstance(dims, (int, np.integer)):
-        dims = [int(dims)]
-    if not isinstance(dims, Iterable):
-        raise TypeError(f"gpuph: dims must be an int or an iterable of ints, got {type(dims).__name__}")
-    mask = 0
-    for k in dims:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise TypeError(f"gpuph: dims must hold ints, got {k!r}")
-        if not 0 <= int(k) < spatial_dims:
-            raise ValueError(
-                f"gpuph: homology dimension {k} out of range 0..{spatial_dims - 1} for {spatial_dims}D grids"
-            )
-        mask |= 1 << int(k)
-    return mask
 
 
 def cubical_persistence(
@@ -123,7 +105,7 @@ def cubical_persistence(
     sd = int(sd)
     if sd > x.dim():
         raise ValueError(f"gpuph: spatial_dims={sd} is larger than the input's {x.dim()} dimensions")
-    mask = _dims_mask(dims, sd)
+    mask = dims_mask(dims, sd, f"homology dimension {{k}} out of range 0..{sd - 1} for {sd}D grids")
     spatial = tuple(int(s) for s in x.shape[x.dim() - sd :])
     batch_shape = tuple(int(s) for s in x.shape[: x.dim() - sd])
     if any(s == 0 for s in spatial):
@@ -143,20 +125,13 @@ def cubical_persistence(
     else:
         # Devices without kernels in this build compute on the CPU; only the integer rows travel back.
         rows = ops.cubical_pairs(work.cpu().contiguous(), sd, code, bool(superlevel), mask).to(x.device)
-    b, k, bi, di = rows.unbind(1)
     # One gather of both columns by linear index (its backward is the scatter-add); essential deaths become -inf/+inf.
-    base = b * N
-    vals = xb.reshape(-1)[torch.stack([base + bi, base + di.clamp(min=0)], 1)]
-    keep = (di >= 0).unsqueeze(1) | torch.tensor([True, False], device=vals.device)
-    pairs = torch.where(keep, vals, torch.full_like(vals, -math.inf if superlevel else math.inf))
-    # The filtration's last value per image, gathered at one pixel so that its gradient is a single scatter too.
-    flat = xb.reshape(B, N)
-    last = (flat.detach().argmin(1) if superlevel else flat.detach().argmax(1)).unsqueeze(1)
-    end = flat.gather(1, last).squeeze(1) if B else flat.new_empty(0)
+    pairs, end = gather_pairs(xb.reshape(B, N), rows, bool(superlevel))
+    _, k, bi, di = rows.unbind(1)
     return Diagrams(
         pairs=pairs,
         dim=k,
-        batch=b,
+        batch=rows[:, 0],
         birth_index=bi,
         death_index=di,
         batch_size=B,

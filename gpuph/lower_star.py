@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._common import gather_pairs
 from ._ext import ops
 from .cubical import FLOAT_DTYPES, _as_tensor, _dtype_message
 from .diagrams import Diagrams
@@ -316,14 +317,10 @@ def lower_star_persistence(
     )
     rows = rows.to(x.device)
     b, k, bi, di = rows.unbind(1)
-    base = b * n
-    vals = xb.reshape(-1)[torch.stack([base + bi, base + di.clamp(min=0)], 1)]
-    keep_col = (di >= 0).unsqueeze(1) | torch.tensor([True, False], device=vals.device)
-    pairs = torch.where(keep_col, vals, torch.full_like(vals, math.inf if sublevel else -math.inf))
-    end = None  # no vertices: no filtration
     if n:
-        last = (xb.detach().argmax(1) if sublevel else xb.detach().argmin(1)).unsqueeze(1)
-        end = xb.gather(1, last).squeeze(1) if B else xb.new_empty(0)
+        pairs, end = gather_pairs(xb, rows, not sublevel)
+    else:  # no vertices: no pairs and no filtration
+        pairs, end = xb.new_empty(0, 2), None
     return LowerStarDiagrams(
         pairs=pairs,
         dim=k,

@@ -56,30 +56,21 @@ class CubicalPersistence(nn.Module):
                 f"spatial_dims={self.spatial_dims}")
 
 
-class _CubicalLoss(nn.Module):
-    """Shared part of the loss modules: the persistence settings and the call of :func:`gpuph.cubical_persistence`
-    for the one dimension the loss needs."""
+class _CubicalLoss(CubicalPersistence):
+    """Shared part of the loss modules: the persistence settings of :class:`CubicalPersistence`, computing only the
+    one dimension the loss needs, and a weight."""
 
     def __init__(self, dim: int, weight: float, superlevel: bool, construction: str, spatial_dims: int | None) -> None:
-        super().__init__()
-        if construction not in CONSTRUCTIONS:
-            raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
-        self.dim = _check_dim(dim)
+        super().__init__(_check_dim(dim), superlevel, construction, spatial_dims)
+        self.dim = self.dims
         self.weight = float(weight)
-        self.superlevel = superlevel
-        self.construction = construction
-        self.spatial_dims = spatial_dims
 
     def diagrams(self, x: Tensor) -> Diagrams:
         """The diagrams (dimension ``dim`` only) that the loss is computed from."""
-        return cubical_persistence(
-            x, dims=self.dim, superlevel=self.superlevel, construction=self.construction,
-            spatial_dims=self.spatial_dims,
-        )
+        return super().forward(x)
 
     def _settings_repr(self) -> str:
-        return (f"weight={self.weight}, superlevel={self.superlevel}, construction={self.construction!r}, "
-                f"spatial_dims={self.spatial_dims}")
+        return f"weight={self.weight}, " + CubicalPersistence.extra_repr(self).split(", ", 1)[1]
 
 
 class TopologyLoss(_CubicalLoss):

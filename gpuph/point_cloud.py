@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._common import dims_mask
 from ._ext import ops
 from .cubical import _as_tensor
 from .delaunay import delaunay_edges
@@ -19,27 +20,13 @@ __all__ = ["rips_persistence", "weak_alpha_persistence"]
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 MAX_DIM = 1
+_DIMS_ERROR = (
+    "point-cloud persistence computes homology dimensions 0 and 1 only, got {k} "
+    "(higher dimensions are not supported yet)"
+)
 
 
 # ---------------------------------------------------------------------------------------------- input
-def _dims_mask(dims) -> int:
-    if isinstance(dims, (int, np.integer)) and not isinstance(dims, bool):
-        dims = [int(dims)]
-    if not isinstance(dims, Iterable):
-        raise TypeError(f"gpuph: dims must be an int or an iterable of ints, got {type(dims).__name__}")
-    mask = 0
-    for k in dims:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise TypeError(f"gpuph: dims must hold ints, got {k!r}")
-        if not 0 <= int(k) <= MAX_DIM:
-            raise ValueError(
-                f"gpuph: point-cloud persistence computes homology dimensions 0 and 1 only, got {k} "
-                "(higher dimensions are not supported yet)"
-            )
-        mask |= 1 << int(k)
-    return mask
-
-
 def _one_cloud(c, what: str) -> Tensor:
     t = _as_tensor(c)
     if t.is_complex() or not t.is_floating_point() or t.dtype not in FLOAT_DTYPES:
@@ -192,7 +179,7 @@ def rips_persistence(points, *, dims: int | Iterable[int] = (0, 1), max_edge_len
         >>> dgm = gpuph.rips_persistence(x)
         >>> dgm.in_dim(1).lifetimes().sum().backward()    # grow the loops
     """
-    mask = _dims_mask(dims)
+    mask = dims_mask(dims, MAX_DIM + 1, _DIMS_ERROR)
     thr = _threshold(max_edge_length)
     x, sizes, batch_shape = _as_clouds(points)
     B, N = int(x.shape[0]), int(x.shape[1])
@@ -250,7 +237,7 @@ def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Dia
     Raises:
         TypeError / ValueError: as for :func:`rips_persistence`.
     """
-    mask = _dims_mask(dims)
+    mask = dims_mask(dims, MAX_DIM + 1, _DIMS_ERROR)
     x, sizes, batch_shape = _as_clouds(points)
     B, N, D = (int(s) for s in x.shape)
     host = x.detach().to("cpu", torch.float64).numpy()

@@ -1,0 +1,58 @@
+"""Helpers shared by the persistence front ends (cubical, lower-star, point clouds): the ``dims`` argument, and the
+differentiable gather of diagram values from the integer rows that the C++ operators return."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
+    """Bit mask of the homology dimensions in ``dims`` (an int or ints in ``0..num_dims-1``; None: all).
+
+    Raises:
+        TypeError: ``dims`` is not an int or an iterable of ints.
+        ValueError: a dimension out of range; the message is ``out_of_range`` formatted with ``k``.
+    """
+    if dims is None:
+        return (1 << num_dims) - 1
+    if isinstance(dims, (int, np.integer)) and not isinstance(dims, bool):
+        dims = [int(dims)]
+    if not isinstance(dims, Iterable):
+        raise TypeError(f"gpuph: dims must be an int or an iterable of ints, got {type(dims).__name__}")
+    mask = 0
+    for k in dims:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"gpuph: dims must hold ints, got {k!r}")
+        if not 0 <= int(k) < num_dims:
+            raise ValueError("gpuph: " + out_of_range.format(k=k))
+        mask |= 1 << int(k)
+    return mask
+
+
+def gather_pairs(values: Tensor, rows: Tensor, superlevel: bool) -> tuple[Tensor, Tensor]:
+    """Diagram values and each image's last filtration value, gathered from ``values``.
+
+    Args:
+        values: ``(B, n)`` differentiable filtration values of the critical cells (pixels, vertices), ``n >= 1``.
+        rows: ``(N, 4)`` int64 (image, dim, birth index, death index or -1 for essential classes).
+        superlevel: essential classes die at ``-inf`` (superlevel) or ``+inf`` (sublevel).
+
+    Returns:
+        ``pairs (N, 2)`` and ``end (B,)`` (the image minimum for superlevel, maximum for sublevel), both gathered at
+        single entries, so that autograd's backward is one scatter-add.
+    """
+    B, n = values.shape
+    b, _, bi, di = rows.unbind(1)
+    base = b * n
+    vals = values.reshape(-1)[torch.stack([base + bi, base + di.clamp(min=0)], 1)]
+    keep = (di >= 0).unsqueeze(1) | torch.tensor([True, False], device=vals.device)
+    pairs = torch.where(keep, vals, torch.full_like(vals, -math.inf if superlevel else math.inf))
+    if B == 0:
+        return pairs, values.new_empty(0)
+    last = (values.detach().argmin(1) if superlevel else values.detach().argmax(1)).unsqueeze(1)
+    return pairs, values.gather(1, last).squeeze(1)

@@ -15,6 +15,7 @@ from ._ext import ops
 from .cubical import _as_tensor
 from .delaunay import delaunay_edges
 from .diagrams import Diagrams
+from .spanning_forest import minimum_spanning_forest
 
 __all__ = ["rips_persistence", "weak_alpha_persistence"]
 
@@ -166,6 +167,8 @@ def rips_persistence(points, *, dims: int | Iterable[int] = (0, 1), max_edge_len
     runs: the edges up to the enclosing radius (past which the complex is a cone and nothing changes), one radix
     sort, union-find for H0 and a Ripser-style cohomology reduction (clearing, emergent pairs) for H1, in parallel
     over the clouds of a batch. Only the integer result goes back to the device; the values are gathered there.
+    For CUDA inputs and ``dims=0``, H0 needs no matrix on the host: the minimum spanning forest is found on the GPU
+    (:func:`gpuph.spanning_forest.minimum_spanning_forest`, Borůvka) and only its edges go to the CPU engine.
     Memory: ``O(B N^2)`` for the distance matrices (at most 46340 points per cloud).
 
     Raises:
@@ -184,7 +187,7 @@ def rips_persistence(points, *, dims: int | Iterable[int] = (0, 1), max_edge_len
     x, sizes, batch_shape = _as_clouds(points)
     B, N = int(x.shape[0]), int(x.shape[1])
     dist = pairwise_distances(x)
-    rows = ops.rips_pairs(dist.detach().to("cpu").contiguous(), _sizes_tensor(sizes), thr, mask).to(x.device)
+    rows = _rips_rows(dist, _sizes_tensor(sizes), thr, mask, on_device=x.is_cuda and mask == 1)
     b, k, bi, di = rows.unbind(1)
     flat = dist.reshape(-1)
     base = b * (N * N)
@@ -204,6 +207,20 @@ def rips_persistence(points, *, dims: int | Iterable[int] = (0, 1), max_edge_len
     else:
         end = dist.new_zeros(B)
     return _diagrams(pairs, rows, B, N, batch_shape, "rips", end)
+
+
+def _rips_rows(dist: Tensor, sizes: Tensor, thr: float, mask: int, on_device: bool) -> Tensor:
+    """Rows (cloud, dim, birth code, death code) of the Rips diagrams. With ``on_device`` (H0 only), the minimum
+    spanning forest is found where ``dist`` lives (Borůvka) and only its ``B (N - 1)`` edges go to the CPU engine
+    (H0 of the forest equals H0 of the whole filtration under the same edge order), not the ``B N^2`` matrix."""
+    if not on_device:
+        return ops.rips_pairs(dist.detach().to("cpu").contiguous(), sizes, thr, mask).to(dist.device)
+    edges, counts = minimum_spanning_forest(dist, sizes, thr)
+    cloud = torch.repeat_interleave(torch.arange(len(counts), device=dist.device), counts)
+    lengths = dist.detach()[cloud, edges[:, 0], edges[:, 1]]
+    offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).cpu()
+    rows = ops.flag_pairs(edges.cpu(), lengths.cpu().contiguous(), offsets, sizes, int(dist.shape[1]), mask)
+    return rows[:, :4].to(dist.device)
 
 
 # ---------------------------------------------------------------------------------------------- weak Alpha

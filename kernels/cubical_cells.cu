@@ -3,7 +3,7 @@
 // of H1 in 3D. Plain CUDA, no torch headers. The CPU engine (gpuph/csrc/cubical_engine.cpp) runs the same bodies.
 //
 // Status: compile-checked in CI, not yet wired into torch.ops.gpuph (3D and freudenthal run on the CPU engine from
-// CUDA tensors); the 1D / 2D pipeline is kernels/merge_tree_cuda.cu.
+// CUDA tensors); the merge-tree pipeline is kernels/merge_tree_cuda.cu.
 #include <cuda_runtime.h>
 
 #include "grid_plan.cuh"

@@ -232,14 +232,14 @@ GPUPH_HD void elder_merge(const K* key, I* uf, const Order* order, int64_t n, co
 
 // The merge-tree parameters of one grid shape, small enough to pass to a kernel by value (no constant-memory symbol,
 // so concurrent calls on different streams and shapes cannot race). Phase 0 is H0 (forward), phase 1 the top
-// dimension of 2D grids (reverse order, by duality).
+// dimension of 2D / 3D grids (reverse order, by duality).
 struct MTPlan {
   int D;
-  bool T;                 // T construction: H0 8-connected, the dual 4-connected (V: the other way round)
+  bool T;                 // T construction: H0 8 / 26-connected, the dual 4 / 6 (V: the other way round)
   int64_t n[3], pn[3], pstride[3];
   int64_t N, P;           // pixels, padded pixels of one grid
   int nnb[2];
-  int64_t nb[2][8];       // each phase's neighbourhood as padded-index deltas
+  int64_t nb[2][26];      // each phase's neighbourhood as padded-index deltas
   int64_t ring[8];        // 2D: the 8-ring (N, NE, E, SE, S, SW, W, NW)
 };
 

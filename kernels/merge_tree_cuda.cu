@@ -1,4 +1,4 @@
-// CUDA kernels of the merge-tree pipeline for batches of 1D and 2D V / T grids: the per-element steps of
+// CUDA kernels of the merge-tree pipeline for batches of V / T grids (1D, 2D; 3D for H0 and H2): the per-element steps of
 // kernels/merge_tree_steps.cuh (the bodies the CPU driver and the CPU emulation of this pipeline also run), one thread
 // per padded cell of the whole batch, then one thread per image and phase for the elder-rule union-find over the few
 // merging pixels. Plain CUDA, no torch headers: the driver (gpuph/csrc/merge_tree_pipeline.cpp) allocates and sorts
@@ -42,8 +42,8 @@ __global__ void ring_kernel(MTPlan g, RingTables tables, const K* __restrict__ k
 }
 
 template <typename K>
-__global__ void steepest_kernel(MTPlan g, const K* __restrict__ key, int64_t B, int32_t* __restrict__ ptr) {
-  GPUPH_GRID_LOOP(t, B * g.P) { steps::steepest_cell(g, key, ptr, t); }
+__global__ void steepest_kernel(MTPlan g, const K* __restrict__ key, int64_t B, int phase, int32_t* __restrict__ ptr) {
+  GPUPH_GRID_LOOP(t, B * g.P) { steps::steepest_cell(g, key, ptr, phase, t); }
 }
 
 __global__ void jump_kernel(int64_t P, int64_t B, int32_t* ptr) {
@@ -51,9 +51,9 @@ __global__ void jump_kernel(int64_t P, int64_t B, int32_t* ptr) {
 }
 
 template <typename K>
-__global__ void flag_1d_kernel(MTPlan g, const K* __restrict__ key, const int32_t* __restrict__ ptr, int64_t B,
-                               uint8_t* __restrict__ flag) {
-  GPUPH_GRID_LOOP(t, B * g.P) { steps::flag_1d_cell(g, key, ptr, flag, t); }
+__global__ void flag_kernel(MTPlan g, const K* __restrict__ key, const int32_t* ptr0, const int32_t* ptr1, int64_t B,
+                            uint8_t* __restrict__ flag) {
+  GPUPH_GRID_LOOP(t, B * g.P) { steps::flag_cell(g, key, ptr0, ptr1, flag, t); }
 }
 
 template <typename K>
@@ -72,9 +72,11 @@ __global__ void elder_kernel(MTPlan g, const K* __restrict__ keys, int32_t* ptr0
 
 // One block per run (image and phase); its threads copy that run.
 __global__ void rows_kernel(const int32_t* __restrict__ pairs, const int32_t* __restrict__ counts,
-                            const int64_t* __restrict__ offsets, int64_t B, int64_t cap, int64_t* __restrict__ rows) {
+                            const int64_t* __restrict__ offsets, int64_t B, int64_t cap, int top_dim,
+                            int64_t* __restrict__ rows) {
   for (int64_t s = blockIdx.x; s < B * 2; s += gridDim.x)
-    for (int64_t i = threadIdx.x; i < counts[s]; i += blockDim.x) steps::row_copy(pairs, offsets, cap, rows, s, i);
+    for (int64_t i = threadIdx.x; i < counts[s]; i += blockDim.x)
+      steps::row_copy(pairs, offsets, cap, top_dim, rows, s, i);
 }
 
 const char* keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool superlevel, void* key,
@@ -98,13 +100,14 @@ const char* basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0
     static const RingTables tables = make_ring_tables();
     ring_kernel<K><<<blocks, kThreads, 0, s>>>(g, tables, key, B, ptr0, ptr1, flag);
   } else {
-    steepest_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, B, ptr0);
+    steepest_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, B, 0, ptr0);
+    if (ptr1) steepest_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, B, 1, ptr1);
   }
   for (int r = steps::jump_rounds(g.P); r > 0; --r) {
     jump_kernel<<<blocks, kThreads, 0, s>>>(g.P, B, ptr0);
     if (ptr1) jump_kernel<<<blocks, kThreads, 0, s>>>(g.P, B, ptr1);
   }
-  if (g.D != 2) flag_1d_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0, B, flag);
+  if (g.D != 2) flag_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0, ptr1, B, flag);
   return last_error();
 }
 
@@ -145,9 +148,9 @@ const char* elder(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0
 }
 
 const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
-                 int64_t* out, void* stream) {
+                 int top_dim, int64_t* out, void* stream) {
   rows_kernel<<<blocks_for(B * 2, 1), 128, 0, static_cast<cudaStream_t>(stream)>>>(pairs, counts, offsets, B, cap,
-                                                                                   out);
+                                                                                   top_dim, out);
   return last_error();
 }
 

@@ -1,4 +1,4 @@
-// The launchers of the merge-tree pipeline for batches of 1D / 2D V and T grids, as a table of functions so that
+// The launchers of the merge-tree pipeline for batches of V and T grids (1D, 2D; 3D for H0 and H2), as a table of functions so that
 // one driver (gpuph/csrc/merge_tree_pipeline.cpp) runs either the CUDA kernels (kernels/merge_tree_cuda.cu) or their
 // CPU emulation (the same per-element steps of kernels/merge_tree_steps.cuh in loops). Plain C++ types only: the
 // driver compiles without CUDA headers, and the kernels without torch headers. `stream` is a cudaStream_t (ignored on
@@ -15,8 +15,9 @@ struct MTLaunchers {
   // for float32 input, Key64 (16 bytes) for float64. nan_image: min of the images holding NaN (init INT32_MAX).
   const char* (*keys)(const GridPlan& g, const void* x, bool f64, int64_t B, bool superlevel, void* keys,
                       int32_t* nan_image, void* stream);
-  // Steepest earlier pointers (image-local padded indices; border cells point at cell 0) of phase 0 and, for 2D,
-  // phase 1 (ptr1 null when not needed), resolved to basin roots, and the merging flags (bit k: phase k).
+  // Steepest earlier pointers (image-local padded indices; border cells point at cell 0) of phase 0 and, for 2D / 3D,
+  // phase 1 (the top dimension; ptr1 null when not needed), resolved to basin roots, and the merging flags (bit k:
+  // phase k).
   const char* (*basins)(const GridPlan& g, const void* keys, bool f64, int64_t B, int32_t* ptr0, int32_t* ptr1,
                         uint8_t* flag, void* stream);
   // Sort keys of every padded cell: cand_key for flagged pixels, first_key for all pixels (INT64_MAX otherwise).
@@ -27,9 +28,10 @@ struct MTLaunchers {
   const char* (*elder)(const GridPlan& g, const void* keys, bool f64, int32_t* ptr0, int32_t* ptr1,
                        const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
                        int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, void* stream);
-  // Rows (image, dim, birth, death) int64, run by run; offsets: (B * 2,) exclusive prefix sums of counts.
+  // Rows (image, dim, birth, death) int64, run by run (phase 1 is dimension top_dim); offsets: (B * 2,) exclusive
+  // prefix sums of counts.
   const char* (*rows)(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
-                      int64_t* rows, void* stream);
+                      int top_dim, int64_t* rows, void* stream);
 };
 
 #ifdef GPUPH_WITH_CUDA

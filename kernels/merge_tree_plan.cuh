@@ -16,7 +16,7 @@ inline MTPlan make_mt_plan(const GridPlan& g) {
     m.pn[a] = g.pn[a];
     m.pstride[a] = g.pstride[a];
   }
-  // Forward (H0): V uses the axis neighbours, T all 8; reverse (2D top dimension by duality): the other one.
+  // Forward (H0): V uses the axis neighbours, T all 8 / 26; reverse (top dimension by duality): the other one.
   for (int k = 0; k < 2; ++k) {
     const bool axis = g.D == 1 || ((k == 0) != m.T);
     m.nnb[k] = axis ? g.naxis_nb : g.npix_nb;

@@ -1,4 +1,5 @@
-// The data-parallel steps of the merge-tree pipeline for batches of 1D / 2D V and T grids, one call per padded cell t
+// The data-parallel steps of the merge-tree pipeline for batches of V and T grids (1D, 2D; 3D for H0 and H2 by
+// duality), one call per padded cell t
 // of the whole batch (or per image and phase for the union-find). The CUDA kernels (kernels/merge_tree_cuda.cu) run
 // them one thread per element; the CPU emulation of the pipeline (gpuph/csrc/merge_tree_pipeline.cpp) loops over
 // them, so CI tests the GPU pipeline's logic on the CPU.
@@ -44,11 +45,13 @@ GPUPH_HD void ring_cell(const MTPlan& g, const RingTables& tables, const K* key,
                        ptr1 != nullptr);
 }
 
-// 1D: steepest earlier neighbour (H0 only).
+// 1D / 3D: steepest earlier neighbour of cell t in one phase (phase 1: reverse order; border cells point at cell 0,
+// the outside).
 template <typename K>
-GPUPH_HD void steepest_cell(const MTPlan& g, const K* key, int32_t* ptr, int64_t t) {
+GPUPH_HD void steepest_cell(const MTPlan& g, const K* key, int32_t* ptr, int phase, int64_t t) {
   const int64_t b = t / g.P, c = t % g.P;
-  ptr[t] = pixel_of_cell(g, c) < 0 ? 0 : int32_t(steepest_earlier(key + b * g.P, c, g.nb[0], g.nnb[0], false));
+  ptr[t] = pixel_of_cell(g, c) < 0 ? 0
+                                   : int32_t(steepest_earlier(key + b * g.P, c, g.nb[phase], g.nnb[phase], phase == 1));
 }
 
 // One round of pointer jumping at cell t. Rounds may overlap in time: every pointer only moves to an ancestor, so
@@ -66,11 +69,17 @@ GPUPH_HD int jump_rounds(int64_t P) {
   return r;
 }
 
-// 1D: merging flag of cell t, after the pointers are resolved.
+// 1D / 3D: merging flags of cell t after the pointers are resolved (bit k: phase k; ptr1 null when not needed).
 template <typename K>
-GPUPH_HD void flag_1d_cell(const MTPlan& g, const K* key, const int32_t* ptr, uint8_t* flag, int64_t t) {
+GPUPH_HD void flag_cell(const MTPlan& g, const K* key, const int32_t* ptr0, const int32_t* ptr1, uint8_t* flag,
+                        int64_t t) {
   const int64_t b = t / g.P, c = t % g.P;
-  flag[t] = pixel_of_cell(g, c) >= 0 && borders_other_basin(key + b * g.P, ptr + b * g.P, c, g.nb[0], g.nnb[0], false);
+  uint8_t f = 0;
+  if (pixel_of_cell(g, c) >= 0) {
+    f = borders_other_basin(key + b * g.P, ptr0 + b * g.P, c, g.nb[0], g.nnb[0], false);
+    if (ptr1) f |= uint8_t(borders_other_basin(key + b * g.P, ptr1 + b * g.P, c, g.nb[1], g.nnb[1], true)) << 1;
+  }
+  flag[t] = f;
 }
 
 // An int64 whose signed order is the key's value order (Key32's value key has 32 bits; Key64's 64, sign flipped).
@@ -122,13 +131,14 @@ GPUPH_HD bool elder_run(const MTPlan& g, const K* keys, int32_t* ptr0, int32_t* 
   return n <= cap;
 }
 
-// Copies row i of run s (image s / 2, dim s % 2) into rows (image, dim, birth, death).
-GPUPH_HD void row_copy(const int32_t* pairs, const int64_t* offsets, int64_t cap, int64_t* rows, int64_t s,
-                       int64_t i) {
+// Copies row i of run s (image s / 2, phase s % 2: H0 or the top dimension top_dim) into rows (image, dim, birth,
+// death).
+GPUPH_HD void row_copy(const int32_t* pairs, const int64_t* offsets, int64_t cap, int top_dim, int64_t* rows,
+                       int64_t s, int64_t i) {
   const int32_t* in = pairs + s * cap * 2;
   int64_t* out = rows + (offsets[s] + i) * 4;
   out[0] = s / 2;
-  out[1] = s % 2;
+  out[1] = s % 2 ? top_dim : 0;
   out[2] = in[2 * i];
   out[3] = in[2 * i + 1];
 }

@@ -1,4 +1,5 @@
-"""The CUDA backend's merge-tree pipeline (kernels/merge_tree_cuda.cu driven by gpuph/csrc/merge_tree_pipeline.cpp),
+"""The CUDA backend's merge-tree pipeline (kernels/merge_tree_cuda.cu driven by gpuph/csrc/merge_tree_pipeline.cpp;
+1D and 2D grids, 3D for H0 and H2),
 run here through its CPU emulation (the op ``gpuph::_cubical_pairs_pipeline``: the same per-element steps, torch
 sorts and row ordering): its rows must equal the CPU engine's exactly, pairs, critical pixels and order, so CI
 exercises the GPU logic without a GPU. Also the op's torch.compile support (fake implementation)."""
@@ -43,10 +44,12 @@ def families(shape, seed: int):
 
 @pytest.mark.parametrize("construction", ["V", "T"])
 @pytest.mark.parametrize("superlevel", [True, False])
-@pytest.mark.parametrize("shape", [(3, 7, 9), (2, 1, 13), (2, 13, 1), (1, 1, 1), (2, 2, 2), (4, 17)])
+@pytest.mark.parametrize(
+    "shape", [(3, 7, 9), (2, 1, 13), (2, 13, 1), (1, 1, 1), (2, 2, 2), (4, 17), (2, 4, 5, 3), (1, 1, 1, 6)]
+)
 def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, shape):
     sd = len(shape) - 1
-    masks = (1,) if sd == 1 else (1, 2, 3)
+    masks = {1: (1,), 2: (1, 2, 3), 3: (1, 4, 5)}[sd]  # 3D: H0 and H2 (H1 is not a merge tree)
     for name, x in families(shape, seed=sum(shape)):
         for dtype in (torch.float32, torch.float64):
             for mask in masks:
@@ -70,6 +73,29 @@ def test_pipeline_equals_cpu_engine_random(b, grid, construction, superlevel, se
     if levels:
         x = (x * levels).floor()
     both(x, len(grid), construction, superlevel, (1 << len(grid)) - 1)
+
+
+@given(
+    st.integers(1, 2),
+    st.lists(st.integers(1, 6), min_size=3, max_size=3),
+    st.sampled_from(["V", "T"]),
+    st.booleans(),
+    st.integers(0, 2**31 - 1),
+    st.sampled_from([1, 4, 5]),
+)
+def test_pipeline_equals_cpu_engine_3d(b, grid, construction, superlevel, seed, mask):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand((b, *grid), generator=g, dtype=torch.float64)
+    if seed % 2:
+        x = (x * 3).floor()
+    both(x, 3, construction, superlevel, mask)
+
+
+def test_pipeline_refuses_what_it_does_not_compute():
+    with pytest.raises(ValueError, match="merge-tree pipeline"):
+        ops._cubical_pairs_pipeline(torch.rand(1, 3, 3, 3), 3, 0, True, 2)  # H1 of 3D
+    with pytest.raises(ValueError, match="merge-tree pipeline"):
+        ops._cubical_pairs_pipeline(torch.rand(1, 3, 3), 2, 2, True, 3)  # freudenthal
 
 
 def test_pipeline_on_mnist_smooth_and_batches():

@@ -76,14 +76,15 @@ void cpu_basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0, i
   if (g.D == 2)
     each(cells, [&](int64_t t) { steps::ring_cell(g, tables, key, ptr0, ptr1, flag, t); });
   else
-    each(cells, [&](int64_t t) { steps::steepest_cell(g, key, ptr0, t); });
+    for (int k = 0; k < (ptr1 ? 2 : 1); ++k)
+      each(cells, [&](int64_t t) { steps::steepest_cell(g, key, k == 0 ? ptr0 : ptr1, k, t); });
   // Serial rounds, in place: one of the interleavings the kernels may see.
   for (int r = steps::jump_rounds(g.P); r > 0; --r) {
     for (int64_t t = 0; t < cells; ++t) steps::jump_cell(g.P, ptr0, t);
     if (ptr1)
       for (int64_t t = 0; t < cells; ++t) steps::jump_cell(g.P, ptr1, t);
   }
-  if (g.D != 2) each(cells, [&](int64_t t) { steps::flag_1d_cell(g, key, ptr0, flag, t); });
+  if (g.D != 2) each(cells, [&](int64_t t) { steps::flag_cell(g, key, ptr0, ptr1, flag, t); });
 }
 
 const char* cpu_basins(const GridPlan& plan, const void* key, bool f64, int64_t B, int32_t* ptr0, int32_t* ptr1,
@@ -125,9 +126,9 @@ const char* cpu_elder(const GridPlan& plan, const void* key, bool f64, int32_t* 
 }
 
 const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
-                     int64_t* rows, void*) {
+                     int top_dim, int64_t* rows, void*) {
   for (int64_t s = 0; s < B * 2; ++s)
-    for (int64_t i = 0; i < counts[s]; ++i) steps::row_copy(pairs, offsets, cap, rows, s, i);
+    for (int64_t i = 0; i < counts[s]; ++i) steps::row_copy(pairs, offsets, cap, top_dim, rows, s, i);
   return nullptr;
 }
 
@@ -135,13 +136,18 @@ const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t*
 at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
                                       bool superlevel, int64_t dims_mask) {
   const GridPlan g = check_cubical_args(x, spatial_dims, construction);
-  TORCH_CHECK_VALUE(g.D <= 2 && construction != 2, "gpuph: the merge-tree pipeline covers 1D / 2D V and T grids");
+  TORCH_CHECK_VALUE(merge_tree_pipeline_applies(g, dims_mask),
+                    "gpuph: the merge-tree pipeline covers V and T grids, 1D / 2D, and 3D without H1");
   const at::Tensor xc = x.contiguous();
   if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
   return merge_tree_pipeline(cpu_merge_tree_launchers(), xc, g, superlevel, dims_mask, nullptr);
 }
 
 }  // namespace
+
+bool merge_tree_pipeline_applies(const GridPlan& g, int64_t dims_mask) {
+  return g.construction != kConstructionFreudenthal && (g.D <= 2 || !((dims_mask >> 1) & 1));
+}
 
 MTLaunchers cpu_merge_tree_launchers() {
   return MTLaunchers{cpu_keys, cpu_basins, cpu_sort_keys, cpu_elder, cpu_rows};
@@ -152,7 +158,7 @@ at::Tensor merge_tree_pipeline(const MTLaunchers& launch, const at::Tensor& xc, 
   const int64_t B = xc.size(0);
   const bool f64 = xc.scalar_type() == at::kDouble;
   const bool emit0 = dims_mask & 1;
-  const bool emit1 = g.D == 2 && (dims_mask & 2);
+  const bool emit1 = g.D >= 2 && ((dims_mask >> (g.D - 1)) & 1);
   const auto opts = xc.options();
   const auto i32 = opts.dtype(at::kInt), i64 = opts.dtype(at::kLong), u8 = opts.dtype(at::kByte);
 
@@ -199,7 +205,7 @@ at::Tensor merge_tree_pipeline(const MTLaunchers& launch, const at::Tensor& xc, 
   at::Tensor rows = at::empty({total, 4}, i64);
   if (total > 0)
     check(launch.rows(pairs.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), offsets.data_ptr<int64_t>(), B, cap,
-                      rows.data_ptr<int64_t>(), stream),
+                      g.D - 1, rows.data_ptr<int64_t>(), stream),
           "rows");
   return pinned_order(rows, xc.view({-1}), g.N);
 }

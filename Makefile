@@ -2,7 +2,7 @@
 # torch is reused), once: stamp files in .venv record each step, and the C++ extension is rebuilt when setup.py,
 # gpuph/csrc/ or kernels/ change.
 #
-#   make demo    persistence diagrams of MNIST digits and a 3D volume -> out/demo_diagrams.png
+#   make demo    fine-tune the embedded MNIST generator with the topology loss -> out/ (grid, interpolations, metrics)
 #   make test    the test suite (pytest, in parallel)
 #   make lint    ruff
 #   make bench   CPU benchmark (bench/run_cpu.py)
@@ -18,7 +18,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_DEPS := numpy matplotlib tqdm
-TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy
+TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy pot
 LINT_DEPS := "ruff>=0.5"
 LINT_PATHS = $(wildcard gpuph tests bench examples setup.py)
 EXT_SOURCES := setup.py gpuph/csrc kernels \

@@ -23,7 +23,7 @@ METRIC_COLUMNS = (("MMD-L2", "lower"), ("COV-L2", "higher"), ("MMD-Wass", "lower
                   ("IS", "higher"))
 
 
-def montage(images: Tensor | np.ndarray, cols: int, pad: int = 2, fill: float = 1.0) -> np.ndarray:
+def montage(images: Tensor | np.ndarray, cols: int, pad: int = 2, fill: float = 0.15) -> np.ndarray:
     """``(N, 1, H, W)`` or ``(N, H, W)`` images tiled row-major into one 2D array, ``pad`` pixels of ``fill`` between
     them (and around), missing tiles left as ``fill``."""
     x = images.detach().cpu().numpy() if isinstance(images, Tensor) else np.asarray(images)
@@ -79,9 +79,10 @@ def save_grid_figure(path: str | os.PathLike, before: Tensor, after: Tensor, cou
     plt.close(fig)
 
 
-def save_interpolation_figure(path: str | os.PathLike, before: Tensor, after: Tensor, title: str = "") -> None:
+def save_interpolation_figure(path: str | os.PathLike, before: Tensor, after: Tensor, title: str = "",
+                              names: tuple[str, str] = ("baseline", "topology")) -> None:
     """The paper's Figure 12: ``before``/``after`` are ``(P, S, 1, 28, 28)`` images along P latent segments of S
-    steps; each segment is drawn as two rows, baseline on top of fine-tuned."""
+    steps; each segment is drawn as two rows, ``before`` (labelled ``names[0]``) on top of ``after``."""
     plt = _plt()
     p, s = before.shape[:2]
     rows = []
@@ -92,7 +93,7 @@ def save_interpolation_figure(path: str | os.PathLike, before: Tensor, after: Te
     fig, ax = plt.subplots(figsize=(s * 0.62 + 1.6, 2 * p * 0.62 + 0.8))
     ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     for i in range(p):
-        for j, name in enumerate(("baseline", "topology")):
+        for j, name in enumerate(names):
             ax.text(-3, 2 + (2 * i + j) * 30 + 14, name, ha="right", va="center", fontsize=8,
                     color="0.2" if j == 0 else "tab:blue")
     ax.axis("off")
@@ -166,7 +167,7 @@ def compare_generators(
         ia = generate(generators[a], zi).cpu().reshape(interp_pairs, interp_steps, 1, 28, 28)
         path = out / "interpolation_before_after.png"
         save_interpolation_figure(path, ib, ia, title=f"latent interpolations: {b} (upper row of each pair) vs "
-                                                      f"{a} (lower)")
+                                                      f"{a} (lower)", names=(b.split(" (")[0], a.split(" (")[0]))
         files.append(path)
     meta = dict(meta or {})
     meta.update({"n_samples": n_samples, "reference_size": len(reference),

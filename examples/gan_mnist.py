@@ -208,6 +208,7 @@ def main(argv=None) -> int:
         classifier, cinfo = (load_classifier(args.classifier, device) if args.classifier
                              else load_pretrained_classifier(device))
         reference = torch.from_numpy(test_x[: args.n_eval].astype(np.float32) / 255.0).unsqueeze(1)
+        held_out = torch.from_numpy(test_x[args.n_eval: 2 * args.n_eval].astype(np.float32) / 255.0).unsqueeze(1)
         gens = {"baseline": baseline_g}
         if "control" in tuned:
             gens[f"control (+{args.finetune_steps} GAN steps)"] = tuned["control"]
@@ -221,9 +222,11 @@ def main(argv=None) -> int:
             f"IS: Inception score with gpuph's MNIST classifier (test accuracy "
             f"{cinfo.get('test_accuracy', 'unknown')}), 10 splits, +- their standard deviation.",
             "components>t: mean number of PD0 classes with lifetime > t (the essential class counts).",
+            f"real digits (held out): the next {len(held_out)} MNIST test digits, scored like a generator.",
         ]
         res = compare_generators(gens, reference, out, classifier, args.n_eval, args.wasserstein_samples,
                                  args.threshold, seed=args.seed + 1000, notes=notes,
+                                 real_samples=held_out if len(held_out) else None,
                                  meta={"device": str(device), "world_size": world, "config": vars(config)})
         timings["report_s"] = round(time.perf_counter() - t, 1)
         print((out / "metrics.md").read_text())

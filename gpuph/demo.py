@@ -29,21 +29,26 @@ SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist
 
 
 def _reference(mnist_dir, n_eval: int):
-    """(train digits or None, reference test digits as (R, 1, 28, 28) floats in [0, 1], where they came from)."""
+    """(train digits or None, reference test digits as (R, 1, 28, 28) floats in [0, 1], held-out test digits or
+    None, where they came from)."""
     from .apps.mnist import find_mnist_dir, load_mnist
 
     found = find_mnist_dir(mnist_dir)
     if found is not None:
         train, _ = load_mnist(found, "train")
-        test, _ = load_mnist(found, "test", n_eval)
+        test, _ = load_mnist(found, "test", 2 * n_eval)
+        test, held = test[:n_eval], test[n_eval:]
         source = f"MNIST test digits from {found}"
         train = torch.from_numpy(train.copy())
     else:
         with np.load(SAMPLE) as f:
             test = f["images"]
-        train = None
+        train, held = None, None
         source = "the 64 MNIST test digits embedded in gpuph/data (no MNIST idx files found: discriminator frozen)"
-    return train, torch.from_numpy(test.astype(np.float32) / 255.0).unsqueeze(1), source
+    def floats(x):
+        return None if x is None or len(x) == 0 else torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1)
+
+    return train, floats(test), floats(held), source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     gan.seed_everything(args.seed)
     g, d, info = gan.load_pretrained_gan(device)
     classifier, cinfo = load_pretrained_classifier(device)
-    train, reference, source = _reference(args.mnist_dir, args.n_eval)
+    train, reference, held_out, source = _reference(args.mnist_dir, args.n_eval)
     print(f"embedded generator {info['config']} ({sum(q.numel() for q in g.parameters()) / 1e3:.0f}k parameters); "
           f"classifier test accuracy {cinfo.get('test_accuracy')}")
     print(f"reference set: {len(reference)} {source}")
@@ -115,9 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         notes=[f"{args.n_eval} generated digits (fixed latent vectors) vs {len(reference)} {source}; "
                f"MMD/COV-Wass on the first {args.wasserstein_samples} of each (Wasserstein backend: {backend}).",
                f"after: {args.steps} iterations of BCE(D(G(z)), 1) + {args.topo_weight:g} * E(1,0,2; PD0).",
-               f"IS: Inception score with gpuph's MNIST classifier (test accuracy {cinfo.get('test_accuracy')})."],
+               f"IS: Inception score with gpuph's MNIST classifier (test accuracy {cinfo.get('test_accuracy')}).",
+               *([f"real digits (held out): the next {len(held_out)} MNIST test digits, scored like a generator."]
+                 if held_out is not None else [])],
         meta={"device": str(device), "steps": args.steps, "topo_weight": args.topo_weight,
               "batch_size": args.batch_size, "reference": source},
+        real_samples=held_out,
     )
     report_s = time.perf_counter() - t
     gan.save_checkpoint(os.path.join(args.out, "generator_after.pt"), g, d,

@@ -342,7 +342,8 @@ def test_cli_single_process_with_report(fake_mnist, tmp_path):
                  "grid_before_after.png", "interpolation_before_after.png"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
-    assert list(metrics) == ["baseline", "control (+3 GAN steps)", "topology (+3 steps with E)"]
+    assert list(metrics) == ["baseline", "control (+3 GAN steps)", "topology (+3 steps with E)",
+                             "real digits (held out)"]
     for row in metrics.values():
         assert {"MMD-L2", "COV-L2", "MMD-Wass", "COV-Wass", "IS", "components>0.1"} <= set(row)
     g, _, _ = gan.load_checkpoint(out / "topology.pt")

@@ -23,6 +23,7 @@ The MMD/COV functions take a distance matrix, so any distance works; :func:`l2_d
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -94,15 +95,18 @@ def pd0_diagrams(images: Tensor) -> gpuph.Diagrams:
                                      construction="V")
 
 
+@functools.cache
 def wasserstein_backend() -> str | None:
-    """``"gpuph"`` when :mod:`gpuph.distances` provides ``pairwise_wasserstein``, else ``"gudhi"`` (the per-pair
-    fallback of :func:`wasserstein_distance_matrix`; needs GUDHI and POT) when importable, else None."""
+    """``"gpuph"`` when :func:`gpuph.distances.pairwise_wasserstein` works (tried once on a tiny input), else
+    ``"gudhi"`` (the per-pair fallback of :func:`wasserstein_distance_matrix`; needs GUDHI and POT) when importable,
+    else None."""
     try:
-        from gpuph import distances
+        from gpuph.distances import pairwise_wasserstein
 
-        if hasattr(distances, "pairwise_wasserstein"):
-            return "gpuph"
-    except ImportError:
+        d = pd0_diagrams(torch.tensor([[[0.0, 1.0], [0.5, 0.2]]]))
+        pairwise_wasserstein(d, d, dim=0, p=1.0)
+        return "gpuph"
+    except Exception:  # noqa: BLE001 - missing module, or a build whose extension lacks the op: use the fallback
         pass
     try:
         import gudhi.wasserstein  # noqa: F401  (imports POT)

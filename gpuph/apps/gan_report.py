@@ -120,6 +120,7 @@ def compare_generators(
     meta: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
     figures: bool = True,
+    real_samples: Tensor | None = None,
 ) -> dict[str, Any]:
     """Evaluates generators on the same seeded latent vectors and writes the report into ``out_dir``.
 
@@ -134,6 +135,8 @@ def compare_generators(
         grid, interp_pairs, interp_steps: sizes of the figures; seed: of the latent vectors.
         meta, notes: stored in ``metrics.json`` / appended to ``metrics.md``.
         figures: write the PNG figures (needs matplotlib).
+        real_samples: ``(n, 1, 28, 28)`` real digits not in ``reference``: evaluated like a generator, as the row
+            ``"real digits (held out)"`` (what a perfect generator would score).
 
     Returns:
         ``{"metrics": {name: {...}}, "files": [...], "wasserstein_backend": ...}``.
@@ -148,6 +151,9 @@ def compare_generators(
     samples = {name: generate(g, z).cpu() for name, g in generators.items()}
     rows = {name: evaluate_samples(s, reference, classifier, thresholds, wasserstein_samples)
             for name, s in samples.items()}
+    if real_samples is not None:
+        rows["real digits (held out)"] = evaluate_samples(real_samples.detach().cpu().float(), reference, classifier,
+                                                          thresholds, wasserstein_samples)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []

@@ -243,14 +243,14 @@ def run(args) -> int:
     for (name, build, ndim, _), batch, lib in bar:
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{name} batch {batch} {lib}")
-        if lib != "none" and batch > (args.cpu_layer_max_batch2d if ndim == 2 else args.cpu_layer_max_batch3d) \
-                and lib != "gpuph":
-            rows.append({"model": name, "batch": batch, "library": lib, "skipped": "batch above --cpu-layer-max-batch"})
-            continue
         try:
             topo = None if lib == "none" else FACTORIES[lib](ndim)
         except ImportError as exc:
             skipped[f"{lib} ({ndim}D)"] = str(exc).splitlines()[0]
+            continue
+        if lib not in ("none", "gpuph") and batch > (args.cpu_layer_max_batch2d if ndim == 2
+                                                      else args.cpu_layer_max_batch3d):
+            rows.append({"model": name, "batch": batch, "library": lib, "skipped": "batch above --cpu-layer-max-batch"})
             continue
         g, d, nz, shape = build(device)
         g.train()
@@ -334,9 +334,10 @@ def markdown(rows, goals, meta, device) -> str:
     lines = [
         f"# GAN training step with the topology loss E(1,0,2; PD0): {meta['device_name']}",
         "",
-        f"{meta['date']}; torch {meta['torch']} ({meta['torch_threads']} threads), gpuph {meta['gpuph']['version']} "
-        f"({(meta['gpuph']['commit'] or '')[:10]}), cripser {meta.get('cripser')}, torch-topological "
-        f"{meta.get('torch_topological')}, TopologyLayer {meta.get('topologylayer') or 'not installed'}; "
+        f"{meta['date']}; torch {meta['torch']} ({meta['torch_threads']} CPU threads), gpuph "
+        f"{meta['gpuph']['version']} ({(meta['gpuph']['commit'] or '')[:10]}), cripser {meta.get('cripser')}, "
+        f"torch-topological {meta.get('torch_topological')}, "
+        f"TopologyLayer {meta.get('topologylayer') or 'not installed'}; "
         f"load average {', '.join(f'{x:.1f}' for x in meta['load_average'] or [])}.",
         "",
         "One step = discriminator step + generator step (Adam), see bench/gan_throughput.py. MNIST: DCGAN-sized "

@@ -138,8 +138,8 @@ def test_topology_loss_reduces_components_of_a_fixed_generator():
     e1 = gan.topology_loss(after).item()
     c1 = gan.component_counts(after, 0.1).double().mean().item()
     assert c0 > 1.05, "the embedded generator should start with spurious components"
-    assert e1 < 0.7 * e0, (e0, e1)
-    assert c1 < c0 - 0.05, (c0, c1)
+    assert e1 < 0.6 * e0, (e0, e1)
+    assert c1 < c0 - 0.5, (c0, c1)
     assert (after.min() >= 0) and (after.max() <= 1)
 
 

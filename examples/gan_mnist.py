@@ -80,8 +80,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     r = p.add_argument_group("report")
     r.add_argument("--n-eval", type=int, default=None, help="generated digits for the metrics (preset)")
     r.add_argument("--wasserstein-samples", type=int, default=None, help="samples in MMD/COV-Wass (preset)")
-    r.add_argument("--threshold", type=float, nargs="+", default=[0.1, 0.5],
-                   help="lifetime thresholds for the component counts (default: 0.1 0.5)")
+    r.add_argument("--threshold", type=float, nargs="+", default=[0.5, 0.1],
+                   help="lifetime thresholds for the component counts; the first frames the grid (default: 0.5 0.1)")
     r.add_argument("--classifier", default=None, help="classifier file (default: the embedded one)")
     r.add_argument("--no-report", dest="report", action="store_false", help="train only (no metrics, no figures)")
     r.add_argument("--no-progress", dest="progress", action="store_false")

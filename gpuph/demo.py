@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     m = res["metrics"]
     print()
     print(open(os.path.join(args.out, "metrics.md")).read())
-    print(f"mean number of components (lifetime > 0.1): before {m['before']['components>0.1']:.2f}, "
-          f"after {m['after']['components>0.1']:.2f}")
+    print(f"mean number of components (lifetime > 0.5): before {m['before']['components>0.5']:.2f}, "
+          f"after {m['after']['components>0.5']:.2f}")
     for f in res["files"]:
         print(f"wrote {f}")
     print(f"done in {time.perf_counter() - t0:.1f} s (fine-tuning {tune_s:.1f} s, metrics and figures "

@@ -208,7 +208,7 @@ def topology_loss(images: Tensor, i0: int = 2, reduction: str = "mean") -> Tenso
 
 
 @torch.no_grad()
-def component_counts(images: Tensor, threshold: float = 0.1) -> Tensor:
+def component_counts(images: Tensor, threshold: float = 0.5) -> Tensor:
     """``(B,)`` int64 number of connected components of each image's superlevel sets that live longer than
     ``threshold``: PD0 classes (superlevel, V construction, 4-connectivity) with lifetime ``> threshold``, the essential
     class (infinite lifetime) included, so that a one-piece digit counts 1."""

@@ -194,7 +194,7 @@ def inception_score(probs: Tensor, splits: int = 1) -> tuple[float, float]:
     return float(t.mean()), float(t.std(unbiased=False)) if splits > 1 else 0.0
 
 
-def mean_component_count(images_or_dgm, threshold: float = 0.1) -> float:
+def mean_component_count(images_or_dgm, threshold: float = 0.5) -> float:
     """Mean number, over the images, of PD0 classes (superlevel, V construction) with lifetime ``> threshold``,
     essential class included (a digit in one piece counts 1). Takes images ``(B, 1, H, W)`` or their PD0 diagrams."""
     dgm = images_or_dgm if isinstance(images_or_dgm, gpuph.Diagrams) else pd0_diagrams(images_or_dgm)
@@ -209,7 +209,7 @@ def evaluate_samples(
     samples: Tensor,
     reference: Tensor,
     classifier: torch.nn.Module | None = None,
-    thresholds: Sequence[float] = (0.1, 0.5),
+    thresholds: Sequence[float] = (0.5, 0.1),
     wasserstein_samples: int | None = None,
     is_splits: int = 10,
     backend: str = "auto",

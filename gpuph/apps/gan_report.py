@@ -112,7 +112,7 @@ def compare_generators(
     classifier: torch.nn.Module | None = None,
     n_samples: int = 1000,
     wasserstein_samples: int | None = None,
-    thresholds: Sequence[float] = (0.1, 0.5),
+    thresholds: Sequence[float] = (0.5, 0.1),
     grid: int = 64,
     interp_pairs: int = 4,
     interp_steps: int = 10,
@@ -193,11 +193,11 @@ def metrics_markdown(rows: dict[str, dict[str, float]], notes: Sequence[str] = (
     """A markdown table, one row per generator (``rows = {"baseline": {...}, "topology": {...}}``), the paper's
     columns first, then the component counts."""
     keys: list[str] = [k for k, _ in METRIC_COLUMNS if any(k in r for r in rows.values())]
-    extra = sorted({k for r in rows.values() for k in r if k.startswith("components>")})
+    extra = list(dict.fromkeys(k for r in rows.values() for k in r if k.startswith("components>")))
     keys += extra
-    better = dict(METRIC_COLUMNS)
-    better.update({k: "lower" for k in extra})
-    head = "| generator | " + " | ".join(f"{k} ({better[k]} is better)" for k in keys) + " |"
+    better = {k: f"{v} is better" for k, v in METRIC_COLUMNS}
+    better.update({k: "mean per image" for k in extra})  # no direction: compare with the real digits
+    head = "| generator | " + " | ".join(f"{k} ({better[k]})" for k in keys) + " |"
     lines = [head, "|---" * (len(keys) + 1) + "|"]
     for name, r in rows.items():
         cells = []

@@ -8,6 +8,7 @@ Submodules are imported on demand, so that ``import gpuph`` stays light:
 - :mod:`gpuph.apps.classifier`: a small MNIST CNN (for an Inception-style score).
 - :mod:`gpuph.apps.gan_metrics`: minimum matching distance and coverage (L2 and PD0 Wasserstein), Inception score,
   component counts.
+- :mod:`gpuph.apps.gan_report`: before/after figures and the metrics table of a fine-tuning.
 """
 
-__all__ = ["classifier", "gan", "gan_metrics", "mnist"]
+__all__ = ["classifier", "gan", "gan_metrics", "gan_report", "mnist"]

@@ -5,7 +5,7 @@
 #   make demo    fine-tune the embedded MNIST generator with the topology loss -> out/ (grid, interpolations, metrics)
 #   make test    the test suite (pytest, in parallel)
 #   make lint    ruff
-#   make bench   CPU benchmark (bench/run_cpu.py)
+#   make bench   benchmark suite against the CPU layers (python -m gpuph.bench; BENCH_ARGS=--quick for a short run)
 #   make clean   build outputs and stamps (keeps .venv);  make distclean  also removes .venv
 
 PYTHON ?= python3
@@ -17,14 +17,18 @@ OUT ?= out
 
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-DEMO_DEPS := numpy matplotlib tqdm
-TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy pot
+DEMO_DEPS := numpy matplotlib tqdm scipy
+TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy pot ripser
+# the other layers the benchmark compares with (TopologyLayer is left out: it fails to build on recent torch; the
+# benchmark runs it where it imports)
+BENCH_DEPS := giotto-ph torch-topological
+BENCH_ARGS ?=
 LINT_DEPS := "ruff>=0.5"
 LINT_PATHS = $(wildcard gpuph tests bench examples setup.py)
 EXT_SOURCES := setup.py gpuph/csrc kernels \
 	$(wildcard gpuph/csrc/*.cpp gpuph/csrc/*.h gpuph/csrc/*.cu kernels/*.cu kernels/*.cuh kernels/*.h)
 
-.PHONY: demo test lint bench install clean distclean
+.PHONY: demo test lint bench install clean distclean check-cuda-binding
 
 demo: $(VENV)/.gpuph
 	$(PY) -m gpuph --out $(OUT)
@@ -32,11 +36,18 @@ demo: $(VENV)/.gpuph
 test: $(VENV)/.gpuph $(VENV)/.test-deps
 	$(PY) -m pytest -n $(PYTEST_WORKERS) tests $(PYTEST_ARGS)
 
+# Compile check of the CUDA binding (gpuph/csrc/cubical_cuda.cpp needs no CUDA headers, only torch's): on machines
+# whose torch has no CUDA the extension skips that file, so CI checks it here.
+check-cuda-binding: $(VENV)/.gpuph
+	$(CXX) -fsyntax-only -std=c++20 -DGPUPH_WITH_CUDA -Ikernels \
+		$$($(PY) -c "from torch.utils.cpp_extension import include_paths; print(' '.join('-I' + p for p in include_paths()))") \
+		gpuph/csrc/cubical_cuda.cpp
+
 lint: $(VENV)/.lint-deps
 	$(PY) -m ruff check $(LINT_PATHS)
 
-bench: $(VENV)/.gpuph $(VENV)/.test-deps
-	$(PY) bench/run_cpu.py
+bench: $(VENV)/.gpuph $(VENV)/.test-deps $(VENV)/.bench-deps
+	$(PY) -m gpuph.bench $(BENCH_ARGS)
 
 install: $(VENV)/.gpuph
 
@@ -62,6 +73,10 @@ $(VENV)/.demo-deps: $(VENV)/.torch
 
 $(VENV)/.test-deps: $(VENV)/.demo-deps
 	$(PIP) install -q $(TEST_DEPS)
+	@touch $@
+
+$(VENV)/.bench-deps: $(VENV)/.test-deps
+	$(PIP) install -q $(BENCH_DEPS)
 	@touch $@
 
 $(VENV)/.lint-deps: $(VENV)/.created

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import importlib
-import re
 import statistics
 import sys
 import time
@@ -30,11 +29,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, fmt_ms, import_gpuph, machine_meta, markdown_table, usable_cores, write_json  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gpuph, installed or not
 
-gpuph = import_gpuph()
+import gpuph  # noqa: E402
 from gpuph.apps import gan as gan2d  # noqa: E402
+from gpuph.bench.meta import REPO, collect, device_tag  # noqa: E402
+from gpuph.bench.report import fmt_ms, write_json  # noqa: E402
+from gpuph.bench.report import table as markdown_table  # noqa: E402
 
 LIBRARIES = ("gpuph", "cripser", "torch-topological", "topologylayer")
 GOALS = {("mnist", 256): 10.0, ("voxel", 64): 20.0}  # issue 6: overhead goals on an H100, in percent
@@ -211,18 +212,13 @@ def pd0_pairs_per_image(x: torch.Tensor, ndim: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- main
-def device_tag(device: torch.device) -> str:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("nvidia", "")).strip("-")
-    return f"cpu-{usable_cores()}core"
-
-
 def run(args) -> int:
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else RESULTS / f"{device_tag(device)}-{_dt.date.today().isoformat()}-gan"
+    root = REPO if (REPO / "bench").is_dir() else Path.cwd()
+    out = Path(args.out) if args.out else (
+        root / "bench" / "results" / f"{device_tag(device.type == 'cuda')}-{_dt.date.today().isoformat()}-gan")
     out.mkdir(parents=True, exist_ok=True)
     models = [("mnist", mnist_models, 2, args.batches2d)]
     skipped = {}
@@ -295,7 +291,7 @@ def run(args) -> int:
         if r is not None:
             goals.append({"model": m, "batch": b, "goal_pct": pct, "overhead_pct": r["overhead_pct"],
                           "met": r["overhead_pct"] <= pct, "applies": device.type == "cuda"})
-    meta = machine_meta(("cripser", "torch_topological", "topologylayer", "gudhi"))
+    meta = collect(device.type == "cuda")
     meta.update({"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
                  else meta["machine"]["cpu"], "args": vars(args), "skipped": skipped,
                  "models": {"mnist": "gpuph.apps.gan Generator(nz=100, ngf=64) / Discriminator(ndf=64), DCGAN init",
@@ -331,14 +327,14 @@ def markdown(rows, goals, meta, device) -> str:
             f"{r['overhead_pct']:+.1f}%" if "overhead_pct" in r else "",
             str(r.get("pd0_pairs_per_image", "")), agrees,
         ])
+    v = meta["versions"]
     lines = [
         f"# GAN training step with the topology loss E(1,0,2; PD0): {meta['device_name']}",
         "",
-        f"{meta['date']}; torch {meta['torch']} ({meta['torch_threads']} CPU threads), gpuph "
-        f"{meta['gpuph']['version']} ({(meta['gpuph']['commit'] or '')[:10]}), cripser {meta.get('cripser')}, "
-        f"torch-topological {meta.get('torch_topological')}, "
-        f"TopologyLayer {meta.get('topologylayer') or 'not installed'}; "
-        f"load average {', '.join(f'{x:.1f}' for x in meta['load_average'] or [])}.",
+        f"{meta['date']}; torch {v['torch']} ({meta['torch_threads']} CPU threads), gpuph {v['gpuph']} "
+        f"({(meta['gpuph_git']['commit'] or '')[:10]}), cripser {v.get('cripser')}, torch-topological "
+        f"{v.get('torch-topological')}, TopologyLayer {v.get('topologylayer') or 'not installed'}; load average "
+        f"{', '.join(f'{x:.1f}' for x in meta['load_average'] or [])}.",
         "",
         "One step = discriminator step + generator step (Adam), see bench/gan_throughput.py. MNIST: DCGAN-sized "
         "generator (nz=100, ngf=64) and discriminator (ndf=64), 28x28. Voxel: gpuph.apps.voxel_gan at 32^3. "

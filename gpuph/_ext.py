@@ -11,3 +11,15 @@ except ImportError as exc:  # pragma: no cover - only hit on a broken install
 import torch
 
 ops = torch.ops.gpuph
+
+
+def has_cuda_kernels() -> bool:
+    """Whether this build of the extension has the CUDA kernels (torch with CUDA and nvcc at build time)."""
+    return torch._C._dispatch_has_kernel_for_dispatch_key("gpuph::cubical_pairs", "CUDA")
+
+
+# The fake (meta) implementation: the number of pairs depends on the data, so torch.compile gets an unbacked size.
+@torch.library.register_fake("gpuph::cubical_pairs")
+def _cubical_pairs_fake(x, spatial_dims, construction, superlevel, dims_mask):
+    n = torch.library.get_ctx().new_dynamic_size()
+    return x.new_empty((n, 4), dtype=torch.int64)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._ext import ops
+from ._ext import has_cuda_kernels, ops
 from .diagrams import Diagrams
 
 CONSTRUCTIONS = {"V": 0, "T": 1, "freudenthal": 2}
@@ -128,7 +128,7 @@ def cubical_persistence(
     batch_shape = tuple(int(s) for s in x.shape[: x.dim() - sd])
     if any(s == 0 for s in spatial):
         raise ValueError(f"gpuph: the grid is empty (spatial shape {spatial})")
-    if math.prod(s + 2 for s in spatial) > MAX_PADDED_PIXELS:
+    if math.prod([s + 2 for s in spatial]) > MAX_PADDED_PIXELS:
         raise ValueError(f"gpuph: grid of shape {spatial} is past the index limit (2^31 pixels)")
     B = math.prod(batch_shape)
     N = math.prod(spatial)
@@ -137,9 +137,12 @@ def cubical_persistence(
     work = xb.detach()
     if work.dtype in (torch.float16, torch.bfloat16):
         work = work.float()  # exact: every half value is a float32 value
-    # Until the CUDA kernels land, other devices are computed on the CPU; only the integer result travels back.
-    rows = ops.cubical_pairs(work.cpu().contiguous(), sd, CONSTRUCTIONS[construction], bool(superlevel), mask)
-    rows = rows.to(x.device)
+    code = CONSTRUCTIONS[construction]
+    if work.is_cuda and has_cuda_kernels():
+        rows = ops.cubical_pairs(work.contiguous(), sd, code, bool(superlevel), mask)
+    else:
+        # Devices without kernels in this build compute on the CPU; only the integer rows travel back.
+        rows = ops.cubical_pairs(work.cpu().contiguous(), sd, code, bool(superlevel), mask).to(x.device)
     b, k, bi, di = rows.unbind(1)
     # One gather of both columns by linear index (its backward is the scatter-add); essential deaths become -inf/+inf.
     base = b * N

@@ -178,6 +178,30 @@ class Diagrams:
             out.append([pb[db == k] for k in range(self.ndim)])
         return out
 
+    def to_cupy(self) -> list[list]:
+        """Like :meth:`to_numpy`, as CuPy float64 arrays on the diagrams' GPU (zero-copy views through DLPack of one
+        float64 copy of ``pairs``). Needs CuPy and diagrams on a CUDA device.
+
+        Raises:
+            ImportError: CuPy is not installed.
+            ValueError: the diagrams are not on a CUDA device.
+        """
+        try:
+            import cupy
+        except ImportError as exc:
+            raise ImportError("gpuph: Diagrams.to_cupy needs CuPy (pip install cupy-cuda12x or cupy-cuda13x)") from exc
+        if self.pairs.device.type != "cuda":
+            raise ValueError(f"gpuph: to_cupy needs diagrams on a CUDA device, these are on {self.pairs.device}")
+        pairs = cupy.from_dlpack(self.pairs.detach().to(torch.float64).contiguous())
+        # Rows are sorted by (image, dim): every (image, dim) run is one contiguous slice.
+        key = self.batch * self.ndim + self.dim
+        runs = torch.arange(self.batch_size * self.ndim + 1, device=key.device)
+        starts = torch.searchsorted(key, runs).tolist()
+        return [
+            [pairs[starts[b * self.ndim + k] : starts[b * self.ndim + k + 1]] for k in range(self.ndim)]
+            for b in range(self.batch_size)
+        ]
+
     def __repr__(self) -> str:
         counts = self.counts().sum(0).tolist() if self.batch_size else [0] * self.ndim
         per_dim = ", ".join(f"H{k}={c}" for k, c in enumerate(counts))

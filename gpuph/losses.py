@@ -9,9 +9,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .barcode_features import BarcodePolyFeature, PartialSumBarcodeLengths, SumBarcodeLengths, TopKBarcodeLengths
 from .diagrams import Diagrams
 
-__all__ = ["persistence_energy"]
+__all__ = [
+    "BarcodePolyFeature",
+    "PartialSumBarcodeLengths",
+    "SumBarcodeLengths",
+    "TopKBarcodeLengths",
+    "betti_loss",
+    "closed_pairs",
+    "persistence_energy",
+    "rank_in_image",
+]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -27,6 +37,41 @@ def _reduce(per_image: Tensor, reduction: str) -> Tensor:
 def _check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"gpuph: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _check_dim(dim: int) -> int:
+    if isinstance(dim, bool) or int(dim) != dim or dim < 0:
+        raise ValueError(f"gpuph: dim must be a homology dimension (an integer >= 0), got {dim!r}")
+    return int(dim)
+
+
+def _check_i0(i0: int) -> int:
+    if isinstance(i0, bool) or int(i0) != i0 or i0 < 1:
+        raise ValueError(f"gpuph: i0 is a 1-based rank and must be an integer >= 1, got {i0!r}")
+    return int(i0)
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or int(k) != k or k < 0:
+        raise ValueError(f"gpuph: k is a number of classes and must be an integer >= 0, got {k!r}")
+    return int(k)
+
+
+def _check_exponent(name: str, value: float) -> float:
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"gpuph: {name} must be a finite number, got {value}")
+    return value
+
+
+def _length_pow(length: Tensor, p: float) -> Tensor:
+    """``length ** p`` whose gradient is 0 (not NaN) where ``length == 0`` (an essential class of a constant image,
+    closed at its own birth): ``pow``'s derivative there is infinite for ``p < 1`` and meets ``abs``'s zero."""
+    if p == 1.0:
+        return length
+    positive = length > 0
+    safe = torch.where(positive, length, torch.ones_like(length))
+    return torch.where(positive, safe.pow(p), length.detach().pow(p))
 
 
 def rank_in_image(dgm: Diagrams) -> Tensor:
@@ -73,7 +118,9 @@ def persistence_energy(
     Args:
         dgm: diagrams of a batch of ``B`` images.
         dim: homology dimension ``k``.
-        p, q: exponents. ``q`` other than 0 with negative midpoints and non-integer ``q`` gives NaN, as ``pow`` does.
+        p, q: finite exponents (``p = 0`` counts bars). ``q`` other than 0 with negative midpoints and non-integer
+            ``q`` gives NaN, as ``pow`` does. A bar of length 0 (only the closed essential class of a constant image)
+            gets no gradient.
         i0: first rank included (``>= 1``).
         reduction: ``"mean"`` (over images), ``"sum"`` or ``"none"`` (a ``(B,)`` tensor).
 
@@ -82,18 +129,64 @@ def persistence_energy(
         ``i0`` bars contribute 0.
 
     Raises:
-        ValueError: ``i0 < 1``, an unknown ``reduction``, or an essential class to include without ``filtration_end``.
+        ValueError: ``i0 < 1``, a negative ``dim``, a non-finite ``p`` or ``q``, an unknown ``reduction``, or an
+            essential class to include without ``filtration_end``.
     """
     _check_reduction(reduction)
-    if int(i0) != i0 or i0 < 1:
-        raise ValueError(f"gpuph: i0 is a 1-based rank and must be an integer >= 1, got {i0}")
+    dim = _check_dim(dim)
+    p, q = _check_exponent("p", p), _check_exponent("q", q)
+    i0 = _check_i0(i0)
     d = dgm.select(dim=dim)
-    keep = rank_in_image(d) >= int(i0) - 1
+    keep = rank_in_image(d) >= i0 - 1
     d = d._rows(keep)
     pairs = closed_pairs(d)
     length = (pairs[:, 1] - pairs[:, 0]).abs()
-    term = length.pow(p)
+    term = _length_pow(length, p)
     if q != 0:
         term = term * ((pairs[:, 0] + pairs[:, 1]) / 2).pow(q)
     per_image = term.new_zeros(dgm.batch_size).index_add(0, d.batch, term)
+    return _reduce(per_image, reduction)
+
+
+def betti_loss(dgm: Diagrams, dim: int, k: int, p: float = 1.0, reduction: str = "mean") -> Tensor:
+    r"""A Betti-number prior ("``k`` classes in dimension ``dim``", the TopologyLayer paper's prior on the number of
+    components or holes): per image, with lifetimes ranked longest first,
+
+    .. math::
+        \mathrm{betti}(PD_{dim}; k) = \sum_{i > k} l_i^p - \sum_{i \le k} l_i^p
+        = E(p, 0, k+1; PD_{dim}) - \left(E(p, 0, 1; PD_{dim}) - E(p, 0, k+1; PD_{dim})\right),
+
+    so minimising it lengthens the ``k`` most persistent classes and shortens (removes) all others. ``k = 0`` asks
+    for no class at all (every bar is penalised). Lifetimes are as in :func:`persistence_energy`: essential classes
+    rank first and are closed at their image's last filtration value (``dgm.filtration_end``), so the essential H0
+    class of an image counts as its most persistent component with lifetime ``max - min``.
+
+    The reward term is unbounded below: on unbounded inputs, minimising it can push the values apart without limit.
+    Use it on bounded outputs (a sigmoid or tanh layer) or weight it against a data term. Between classes of equal
+    lifetime, the ones earlier in the diagram's order (by birth index) count as the top ``k``; the value does not
+    depend on this choice, only which critical pixels receive the gradient.
+
+    Args:
+        dgm: diagrams of a batch of ``B`` images.
+        dim: homology dimension.
+        k: the wanted number of classes (an integer ``>= 0``).
+        p: finite exponent of the lifetimes.
+        reduction: ``"mean"`` (over images), ``"sum"`` or ``"none"`` (a ``(B,)`` tensor).
+
+    Returns:
+        a scalar (``"mean"``, ``"sum"``) or ``(B,)`` tensor in the diagrams' dtype and device.
+
+    Raises:
+        ValueError: ``k < 0`` or not an integer, a negative ``dim``, a non-finite ``p``, an unknown ``reduction``, or
+            an essential class among the bars without ``filtration_end``.
+    """
+    _check_reduction(reduction)
+    dim = _check_dim(dim)
+    p = _check_exponent("p", p)
+    k = _check_k(k)
+    d = dgm.select(dim=dim)
+    pairs = closed_pairs(d)
+    term = _length_pow((pairs[:, 1] - pairs[:, 0]).abs(), p)
+    signed = torch.where(rank_in_image(d) < k, -term, term)
+    per_image = term.new_zeros(dgm.batch_size).index_add(0, d.batch, signed)
     return _reduce(per_image, reduction)

@@ -8,6 +8,17 @@ from torch import Tensor, nn
 
 from .cubical import CONSTRUCTIONS, cubical_persistence
 from .diagrams import Diagrams
+from .losses import (
+    _check_dim,
+    _check_exponent,
+    _check_i0,
+    _check_k,
+    _check_reduction,
+    betti_loss,
+    persistence_energy,
+)
+
+__all__ = ["BettiLoss", "CubicalPersistence", "TopologyLoss"]
 
 
 class CubicalPersistence(nn.Module):
@@ -43,3 +54,126 @@ class CubicalPersistence(nn.Module):
     def extra_repr(self) -> str:
         return (f"dims={self.dims}, superlevel={self.superlevel}, construction={self.construction!r}, "
                 f"spatial_dims={self.spatial_dims}")
+
+
+class _CubicalLoss(nn.Module):
+    """Shared part of the loss modules: the persistence settings and the call of :func:`gpuph.cubical_persistence`
+    for the one dimension the loss needs."""
+
+    def __init__(self, dim: int, weight: float, superlevel: bool, construction: str, spatial_dims: int | None) -> None:
+        super().__init__()
+        if construction not in CONSTRUCTIONS:
+            raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
+        self.dim = _check_dim(dim)
+        self.weight = float(weight)
+        self.superlevel = superlevel
+        self.construction = construction
+        self.spatial_dims = spatial_dims
+
+    def diagrams(self, x: Tensor) -> Diagrams:
+        """The diagrams (dimension ``dim`` only) that the loss is computed from."""
+        return cubical_persistence(
+            x, dims=self.dim, superlevel=self.superlevel, construction=self.construction,
+            spatial_dims=self.spatial_dims,
+        )
+
+    def _settings_repr(self) -> str:
+        return (f"weight={self.weight}, superlevel={self.superlevel}, construction={self.construction!r}, "
+                f"spatial_dims={self.spatial_dims}")
+
+
+class TopologyLoss(_CubicalLoss):
+    r"""``weight * persistence_energy(cubical_persistence(x), dim, p, q, i0)`` as a module: ``loss = topo(x)``.
+
+    The TopologyLayer paper's :math:`E(p, q, i_0; PD_{dim})` (see :func:`gpuph.losses.persistence_energy`) of the
+    diagrams of a whole batch, one call without a loop over images; only dimension ``dim`` is computed. A negative
+    ``weight`` maximises the feature. Stateless, so several forwards may share one backward.
+
+    Args:
+        dim: homology dimension.
+        p, q, i0: the energy's exponents and first rank (1-based; ``i0=2`` skips the most persistent class).
+        reduction: ``"mean"`` (over images), ``"sum"`` or ``"none"`` (a ``(B,)`` tensor).
+        weight: factor applied to the loss.
+        superlevel, construction, spatial_dims: as :func:`gpuph.cubical_persistence`.
+
+    Shape:
+        - Input: ``(*, *grid)`` with ``spatial_dims`` grid axes (e.g. ``(B, 1, 28, 28)`` with ``spatial_dims=2``).
+        - Output: a scalar, or ``(B,)`` with ``reduction="none"`` (``B`` the product of the leading axes).
+
+    Example (the paper's GAN regulariser: one component per generated digit, penalising every other bright
+    component of the superlevel filtration)::
+
+        >>> topo = gpuph.nn.TopologyLoss(dim=0, p=1, q=0, i0=2, superlevel=True, construction="V", spatial_dims=2)
+        >>> fake = generator(z)                         # (B, 1, 28, 28)
+        >>> g_loss = adversarial_loss(fake) + lam * topo(fake)
+        >>> g_loss.backward()
+
+    Raises:
+        ValueError: as :func:`gpuph.losses.persistence_energy` and :func:`gpuph.cubical_persistence`, at
+            construction for bad settings.
+    """
+
+    def __init__(
+        self,
+        dim: int = 0,
+        p: float = 1.0,
+        q: float = 0.0,
+        i0: int = 1,
+        reduction: str = "mean",
+        weight: float = 1.0,
+        superlevel: bool = True,
+        construction: str = "V",
+        spatial_dims: int | None = None,
+    ) -> None:
+        super().__init__(dim, weight, superlevel, construction, spatial_dims)
+        _check_reduction(reduction)
+        self.p, self.q = _check_exponent("p", p), _check_exponent("q", q)
+        self.i0 = _check_i0(i0)
+        self.reduction = reduction
+
+    def forward(self, x: Tensor) -> Tensor:
+        energy = persistence_energy(self.diagrams(x), self.dim, self.p, self.q, self.i0, self.reduction)
+        return energy if self.weight == 1.0 else self.weight * energy
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, p={self.p}, q={self.q}, i0={self.i0}, reduction={self.reduction!r}, "
+                + self._settings_repr())
+
+
+class BettiLoss(_CubicalLoss):
+    """``weight * betti_loss(cubical_persistence(x), dim, k, p)`` as a module: a prior for ``k`` classes in
+    dimension ``dim`` (see :func:`gpuph.losses.betti_loss`; its reward term is unbounded, so use it on bounded
+    outputs or weigh it against a data term).
+
+    Args:
+        dim: homology dimension.
+        k: the wanted number of classes.
+        p: exponent of the lifetimes.
+        reduction, weight, superlevel, construction, spatial_dims: as :class:`TopologyLoss`.
+
+    Shape: as :class:`TopologyLoss`.
+    """
+
+    def __init__(
+        self,
+        dim: int = 0,
+        k: int = 1,
+        p: float = 1.0,
+        reduction: str = "mean",
+        weight: float = 1.0,
+        superlevel: bool = True,
+        construction: str = "V",
+        spatial_dims: int | None = None,
+    ) -> None:
+        super().__init__(dim, weight, superlevel, construction, spatial_dims)
+        _check_reduction(reduction)
+        self.k = _check_k(k)
+        self.p = _check_exponent("p", p)
+        self.reduction = reduction
+
+    def forward(self, x: Tensor) -> Tensor:
+        value = betti_loss(self.diagrams(x), self.dim, self.k, self.p, self.reduction)
+        return value if self.weight == 1.0 else self.weight * value
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, k={self.k}, p={self.p}, reduction={self.reduction!r}, " + self._settings_repr()

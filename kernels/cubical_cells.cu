@@ -1,26 +1,20 @@
-// CUDA launchers for the per-cell bodies of grid_plan.cuh and merge_tree.cuh: the data-parallel passes of the
-// pipeline (orderable keys with NaN detection, the fused ring pass of the 2D merge trees, top-cell keys for the dual
-// union-find, column keys / pivots / oldest columns for the apparent pairs of H1 in 3D). Plain CUDA, no torch headers: the extension passes raw pointers and its current
-// stream. The CPU engine (gpuph/csrc/cubical_engine.cpp) runs the same bodies in loops.
+// CUDA launchers for the per-cell bodies of grid_plan.cuh used by the 3D / freudenthal engine: orderable keys with
+// NaN detection, top-cell keys for the dual union-find, column keys / pivots / oldest columns for the apparent pairs
+// of H1 in 3D. Plain CUDA, no torch headers. The CPU engine (gpuph/csrc/cubical_engine.cpp) runs the same bodies.
 //
-// Status: compiled and compile-checked in CI; wiring into torch.ops.gpuph (and the GPU union-find / reduction)
-// is the CUDA-backend milestone.
+// Status: compile-checked in CI, not yet wired into torch.ops.gpuph (3D and freudenthal run on the CPU engine from
+// CUDA tensors); the 1D / 2D pipeline is kernels/merge_tree_cuda.cu.
 #include <cuda_runtime.h>
 
 #include "grid_plan.cuh"
-#include "merge_tree.cuh"
 
 namespace gpuph {
 namespace cuda {
 
 __constant__ GridPlan c_plan;
-__constant__ RingTables c_ring;
 
 cudaError_t upload_plan(const GridPlan& plan, cudaStream_t stream) {
-  static const RingTables tables = make_ring_tables();
-  cudaError_t err = cudaMemcpyToSymbolAsync(c_plan, &plan, sizeof(GridPlan), 0, cudaMemcpyHostToDevice, stream);
-  if (err != cudaSuccess) return err;
-  return cudaMemcpyToSymbolAsync(c_ring, &tables, sizeof(RingTables), 0, cudaMemcpyHostToDevice, stream);
+  return cudaMemcpyToSymbolAsync(c_plan, &plan, sizeof(GridPlan), 0, cudaMemcpyHostToDevice, stream);
 }
 
 // Padded flat index of unpadded flat pixel i.
@@ -105,29 +99,6 @@ __global__ void column_pivots_kernel(const int32_t* __restrict__ rank, const uin
   }
 }
 
-// The fused ring pass of the 2D merge trees (V / T, float32 keys), one thread per pixel of a batch of padded key
-// grids: steepest earlier neighbour forward (H0) and in reverse (H1 by duality), and the saddle-candidate flags.
-__global__ void ring_step_kernel(const Key32* __restrict__ key, int64_t batch, int32_t* __restrict__ ptr_fwd,
-                                 int32_t* __restrict__ ptr_rev, uint8_t* __restrict__ flag) {
-  const GridPlan& g = c_plan;
-  const bool T = g.min_key;
-  const int64_t s0 = g.pstride[0];
-  const int64_t ring[8] = {-s0, -s0 + 1, 1, s0 + 1, s0, s0 - 1, -1, -s0 - 1};
-  const int64_t total = batch * g.N;
-  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t b = t / g.N, i = t % g.N;
-    const int64_t base = b * g.P;
-    const int64_t v = (i / g.n[1] + 1) * s0 + i % g.n[1] + 1;
-    int64_t p0, p1;
-    const unsigned fwd = ring_step_key32(key + base, v, ring, !T, T, &p0, &p1);
-    ptr_fwd[base + v] = int32_t(p0);
-    ptr_rev[base + v] = int32_t(p1);
-    const uint8_t* comp_fwd = T ? c_ring.comp8 : c_ring.comp4;
-    const uint8_t* comp_rev = T ? c_ring.comp4 : c_ring.comp8;
-    flag[base + v] = uint8_t(comp_fwd[fwd] >= 2) | uint8_t(uint8_t(comp_rev[~fwd & 0xffu] >= 2) << 1);
-  }
-}
-
 namespace {
 inline int blocks_for(int64_t n, int threads) {
   const int64_t b = (n + threads - 1) / threads;
@@ -159,12 +130,6 @@ cudaError_t launch_column_pivots(const int32_t* rank, const uint8_t* positive_fa
                                  unsigned long long* row_oldest, cudaStream_t stream) {
   column_pivots_kernel<<<blocks_for(ncells2, 256), 256, 0, stream>>>(rank, positive_face, negative_edge, col_key,
                                                                      col_pivot, row_oldest);
-  return cudaGetLastError();
-}
-
-cudaError_t launch_ring_step(const Key32* key, int64_t batch, int64_t N, int32_t* ptr_fwd, int32_t* ptr_rev,
-                             uint8_t* flag, cudaStream_t stream) {
-  ring_step_kernel<<<blocks_for(batch * N, 256), 256, 0, stream>>>(key, batch, ptr_fwd, ptr_rev, flag);
   return cudaGetLastError();
 }
 

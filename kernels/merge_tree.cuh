@@ -8,6 +8,7 @@
 // sorted and union-found with the elder rule (GUDHI's Persistence_on_rectangle does the same kind of local pairing).
 #pragma once
 #include "gpuph_common.cuh"
+#include "union_find.cuh"
 
 namespace gpuph {
 
@@ -60,6 +61,19 @@ GPUPH_HD int64_t steepest_earlier(const K* key, int64_t v, const int64_t* nb, in
     }
   }
   return best;
+}
+
+// Whether pixel v (whose pointers are resolved to basin roots in ptr) has an earlier neighbour in another basin: only
+// such pixels can merge components.
+template <typename K, typename I>
+GPUPH_HD bool borders_other_basin(const K* key, const I* ptr, int64_t v, const int64_t* nb, int nnb, bool reverse) {
+  const K kv = key[v];
+  const I rv = ptr[v];
+  for (int j = 0; j < nnb; ++j) {
+    const int64_t u = v + nb[j];
+    if (ptr[u] != rv && earlier(key[u], kv, reverse)) return true;
+  }
+  return false;
 }
 
 }  // namespace gpuph
@@ -158,6 +172,93 @@ GPUPH_HD unsigned ring_step_key32(const Key32* key, int64_t v, const int64_t* ri
   *fwd_ptr = mn < kv ? int64_t(mn & 0xffffffffu) : v;
   *rev_ptr = mx > kv ? (mx == ~0ull ? 0 : int64_t(mx & 0xffffffffu)) : v;
   return m;
+}
+
+// The ring step for any key type: forward ring mask, steepest earlier cell forward (four_fwd: 4-neighbours only) and
+// in reverse (four_rev). Key32 takes the branch-free version above.
+template <typename K>
+GPUPH_HD unsigned ring_step(const K* key, int64_t v, const int64_t* ring, bool four_fwd, bool four_rev,
+                            int64_t* fwd_ptr, int64_t* rev_ptr) {
+  if constexpr (sizeof(K) == sizeof(Key32)) {
+    return ring_step_key32(key, v, ring, four_fwd, four_rev, fwd_ptr, rev_ptr);
+  } else {
+    const unsigned fwd = ring_mask(key, v, ring);
+    const unsigned m0 = fwd & (four_fwd ? 0x55u : 0xffu);
+    const unsigned m1 = ~fwd & (four_rev ? 0x55u : 0xffu) & 0xffu;
+    *fwd_ptr = m0 ? steepest_in_mask(key, v, ring, m0, false) : v;
+    *rev_ptr = m1 ? steepest_in_mask(key, v, ring, m1, true) : v;
+    return fwd;
+  }
+}
+
+// Saddle-candidate flags of a pixel from its forward ring mask: bit 0 if its earlier ring cells fall into two or more
+// components forward (H0), bit 1 likewise in reverse (H1 by duality). comp_fwd / comp_rev: the RingTables counts for
+// each phase's connectivity.
+GPUPH_HD uint8_t ring_flags(unsigned fwd, const uint8_t* comp_fwd, const uint8_t* comp_rev, bool run_fwd, bool run_rev) {
+  return uint8_t(run_fwd && comp_fwd[fwd] >= 2) | uint8_t(uint8_t(run_rev && comp_rev[~fwd & 0xffu] >= 2) << 1);
+}
+
+// Elder-rule union-find of one image over its merging pixels, the body shared by the CPU loop and the CUDA kernel
+// (one thread per image and phase). uf holds, for every padded cell, its basin root (roots point at themselves);
+// order lists the n candidate pixels in ascending key order, visited backwards in reverse mode. Each union of two
+// components emits emit(birth, death) in padded indices, unless the pair has length zero. Forward (H0): birth = the
+// younger root, death = the merging pixel; reverse (top dimension by duality): birth = the merging pixel, death = the
+// younger root.
+template <typename K, typename I, typename Order, typename Emit>
+GPUPH_HD void elder_merge(const K* key, I* uf, const Order* order, int64_t n, const int64_t* nb, int nnb, bool reverse,
+                          int bit, const uint8_t* flag, Emit&& emit) {
+  for (int64_t t = 0; t < n; ++t) {
+    const I v = I(order[reverse ? n - 1 - t : t]);
+    if (!((flag[v] >> bit) & 1)) continue;
+    const K kv = key[v];
+    for (int j = 0; j < nnb; ++j) {
+      const int64_t u = v + nb[j];
+      if (!earlier(key[u], kv, reverse)) continue;
+      const I a = uf_find(uf, v);
+      const I b = uf_find(uf, I(u));
+      if (a == b) continue;
+      const bool a_older = earlier(key[a], key[b], reverse);
+      const I young = a_older ? b : a;
+      uf[young] = a_older ? a : b;
+      if (key[young].value_bits() != kv.value_bits()) {
+        if (reverse)
+          emit(int64_t(v), int64_t(young));
+        else
+          emit(int64_t(young), int64_t(v));
+      }
+    }
+  }
+}
+
+// The merge-tree parameters of one grid shape, small enough to pass to a kernel by value (no constant-memory symbol,
+// so concurrent calls on different streams and shapes cannot race). Phase 0 is H0 (forward), phase 1 the top
+// dimension of 2D grids (reverse order, by duality).
+struct MTPlan {
+  int D;
+  bool T;                 // T construction: H0 8-connected, the dual 4-connected (V: the other way round)
+  int64_t n[3], pn[3], pstride[3];
+  int64_t N, P;           // pixels, padded pixels of one grid
+  int nnb[2];
+  int64_t nb[2][8];       // each phase's neighbourhood as padded-index deltas
+  int64_t ring[8];        // 2D: the 8-ring (N, NE, E, SE, S, SW, W, NW)
+};
+
+// Pixel or border cell: the padded cell c of a grid, and its unpadded flat index if it is a pixel (-1 otherwise).
+GPUPH_HD int64_t pixel_of_cell(const MTPlan& g, int64_t c) {
+  int64_t flat = 0;
+  for (int a = 0; a < g.D; ++a) {
+    const int64_t q = (c / g.pstride[a]) % g.pn[a];
+    if (q == 0 || q == g.pn[a] - 1) return -1;
+    flat = flat * g.n[a] + (q - 1);
+  }
+  return flat;
+}
+
+// Unpadded flat index of padded cell p (a pixel, not a border cell).
+GPUPH_HD int64_t unpad_index(const int64_t* n, const int64_t* pstride, const int64_t* pn, int D, int64_t p) {
+  int64_t flat = 0;
+  for (int a = 0; a < D; ++a) flat = flat * n[a] + ((p / pstride[a]) % pn[a] - 1);
+  return flat;
 }
 
 }  // namespace gpuph

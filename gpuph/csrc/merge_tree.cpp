@@ -55,46 +55,17 @@ void basins(const GridPlan& g, const K* key, const PhaseSpec& ph, int bit, Merge
   });
   resolve_roots(g, ptr);
   for_each_pixel(g, [&](int64_t, int64_t v) {
-    const K kv = key[v];
-    const int32_t rv = ptr[v];
-    for (int j = 0; j < ph.nnb; ++j) {
-      const int64_t u = v + ph.nb[j];
-      if (ptr[u] != rv && earlier(key[u], kv, ph.reverse)) {
-        merging[v] |= uint8_t(1 << bit);
-        return;
-      }
-    }
+    if (borders_other_basin(key, ptr, v, ph.nb, ph.nnb, ph.reverse)) merging[v] |= uint8_t(1 << bit);
   });
 }
 
-// Elder-rule union-find over basin roots, visiting the merging pixels in processing order. Forward (H0): pairs
-// (birth = root, death = merge pixel); reverse (top dimension by duality): (birth = merge pixel, death = root).
+// Elder-rule union-find over basin roots, visiting the merging pixels in processing order (kernels/merge_tree.cuh).
 template <typename K>
-void merge(const GridPlan& g, const K* key, const PhaseSpec& ph, int bit, int dim, const uint8_t* merging,
+void merge(const K* key, const PhaseSpec& ph, int bit, int dim, const uint8_t* merging,
            const std::vector<int32_t>& order, MergeTreeScratch& s, std::vector<RawPair>& out) {
-  int32_t* uf = s.ptr.data();  // roots are their own parents already; other entries are only reached through find
-  const int64_t n = int64_t(order.size());
-  for (int64_t t = 0; t < n; ++t) {
-    const int32_t v = order[ph.reverse ? n - 1 - t : t];
-    if (!((merging[v] >> bit) & 1)) continue;
-    const K kv = key[v];
-    for (int j = 0; j < ph.nnb; ++j) {
-      const int64_t u = v + ph.nb[j];
-      if (!earlier(key[u], kv, ph.reverse)) continue;
-      const int32_t a = uf_find(uf, int32_t(v));
-      const int32_t b = uf_find(uf, int32_t(u));
-      if (a == b) continue;
-      const bool a_older = earlier(key[a], key[b], ph.reverse);
-      const int32_t young = a_older ? b : a;
-      uf[young] = a_older ? a : b;
-      if (key[young].value_bits() != kv.value_bits()) {
-        if (ph.reverse)
-          out.push_back({dim, v, young});
-        else
-          out.push_back({dim, young, v});
-      }
-    }
-  }
+  // Roots are their own parents already; other entries are only reached through find.
+  elder_merge(key, s.ptr.data(), order.data(), int64_t(order.size()), ph.nb, ph.nnb, ph.reverse, bit, merging,
+              [&](int64_t birth, int64_t death) { out.push_back({dim, birth, death}); });
 }
 
 // Sorts ws.order (pixels listed in index order) into (value, index) order: a stable LSD radix sort on the value key.
@@ -149,7 +120,7 @@ void run_1d(const GridPlan& g, const K* key, MergeTreeWorkspace& ws, std::vector
   ws.merging.assign(size_t(g.P), 0);
   basins(g, key, spec, 0, ws.phase[0], ws.merging.data());
   const int64_t first = sort_flagged(g, key, ws.merging.data(), ws, [](int32_t) {});
-  merge(g, key, spec, 0, 0, ws.merging.data(), ws.order, ws.phase[0], out[0]);
+  merge(key, spec, 0, 0, ws.merging.data(), ws.order, ws.phase[0], out[0]);
   out[0].push_back({0, first, -1});
 }
 
@@ -164,7 +135,6 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
   const int64_t ring[8] = {-s0, -s0 + 1, 1, s0 + 1, s0, s0 - 1, -1, -s0 - 1};
   // Forward (H0): V 4-connectivity, T 8; reverse (H1 by duality): the other.
   const bool four[2] = {!T, T};
-  const unsigned allowed[2] = {four[0] ? 0x55u : 0xffu, four[1] ? 0x55u : 0xffu};
   const uint8_t* comp[2] = {four[0] ? tables.comp4 : tables.comp8, four[1] ? tables.comp4 : tables.comp8};
   const bool run[2] = {ph.emit[0], ph.emit[1]};
   for (int k = 0; k < 2; ++k)
@@ -174,26 +144,11 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
   ensure(ws.merging, size_t(g.P), uint8_t(0));
   uint8_t* flag = ws.merging.data();
   for_each_pixel_par(g, parallel_phases, [&](int64_t, int64_t v) {
-    unsigned fwd;
     int64_t p0, p1;
-    if constexpr (sizeof(K) == sizeof(Key32)) {
-      fwd = ring_step_key32(key, v, ring, four[0], four[1], &p0, &p1);
-    } else {
-      fwd = ring_mask(key, v, ring);
-      const unsigned m0 = fwd & allowed[0], m1 = ~fwd & allowed[1] & 0xffu;
-      p0 = m0 ? steepest_in_mask(key, v, ring, m0, false) : v;
-      p1 = m1 ? steepest_in_mask(key, v, ring, m1, true) : v;
-    }
-    uint8_t f = 0;
-    if (ptr0) {
-      ptr0[v] = int32_t(p0);
-      f |= uint8_t(comp[0][fwd] >= 2);
-    }
-    if (ptr1) {
-      ptr1[v] = int32_t(p1);
-      f |= uint8_t(comp[1][~fwd & 0xffu] >= 2) << 1;
-    }
-    flag[v] = f;
+    const unsigned fwd = ring_step(key, v, ring, four[0], four[1], &p0, &p1);
+    if (ptr0) ptr0[v] = int32_t(p0);
+    if (ptr1) ptr1[v] = int32_t(p1);
+    flag[v] = ring_flags(fwd, comp[0], comp[1], run[0], run[1]);
   });
   const bool both = run[0] && run[1];
   int64_t first;
@@ -209,7 +164,7 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
   const PhaseSpec spec[2] = {{four[0] ? g.axis_nb : g.pix_nb, four[0] ? g.naxis_nb : g.npix_nb, false},
                              {four[1] ? g.axis_nb : g.pix_nb, four[1] ? g.naxis_nb : g.npix_nb, true}};
   maybe_parallel(parallel_phases && both, [&](int k) {
-    if (run[k]) merge(g, key, spec[k], k, k, flag, ws.order, ws.phase[k], out[k]);
+    if (run[k]) merge(key, spec[k], k, k, flag, ws.order, ws.phase[k], out[k]);
   });
   if (run[0]) out[0].push_back({0, first, -1});
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cubical_engine.h"
+#include "cubical_ops.h"
 #include "merge_tree.h"
 
 namespace gpuph {
@@ -32,14 +33,7 @@ struct OutRow {
   int64_t death() const { return int64_t(k2 & 0xffffffffu) - 1; }
 };
 
-int64_t unpad(const GridPlan& g, int64_t p) {
-  int64_t flat = 0;
-  for (int a = 0; a < g.D; ++a) {
-    const int64_t c = (p / g.pstride[a]) % g.pn[a] - 1;
-    flat = flat * g.n[a] + c;
-  }
-  return flat;
-}
+int64_t unpad(const GridPlan& g, int64_t p) { return unpad_index(g.n, g.pstride, g.pn, g.D, p); }
 
 // Rows of one image in the pinned order. The engine emits pairs grouped by dimension (H0 first), so each
 // dimension's run is sorted on its own.
@@ -143,33 +137,44 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
   return rows;
 }
 
-torch::Tensor cubical_pairs_cpu(const torch::Tensor& x, int64_t spatial_dims, int64_t construction, bool superlevel,
-                                int64_t dims_mask) {
+}  // namespace
+
+GridPlan grid_plan_for(int D, int construction, const int64_t* n) {
+  static std::mutex table_mutex;
+  ComplexTable tab;
+  {
+    std::lock_guard<std::mutex> lock(table_mutex);
+    tab = make_complex_table(D, construction);
+  }
+  return make_grid_plan(tab, n);
+}
+
+GridPlan check_cubical_args(const at::Tensor& x, int64_t spatial_dims, int64_t construction) {
   TORCH_CHECK_VALUE(spatial_dims >= 1 && spatial_dims <= 3, "gpuph: spatial_dims must be 1, 2 or 3");
   TORCH_CHECK_VALUE(x.dim() == spatial_dims + 1, "gpuph: cubical_pairs expects (B, *grid)");
   TORCH_CHECK_VALUE(construction >= 0 && construction <= 2, "gpuph: unknown construction ", construction);
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
                    "gpuph: cubical_pairs expects float32 or float64, got ", x.scalar_type());
-  TORCH_CHECK(x.device().is_cpu(), "gpuph: cubical_pairs_cpu got a tensor on ", x.device());
-  const torch::Tensor xc = x.contiguous();
   const int D = int(spatial_dims);
   int64_t n[kMaxDim];
   int64_t padded = 1;
   for (int a = 0; a < D; ++a) {
-    n[a] = xc.size(a + 1);
+    n[a] = x.size(a + 1);
     TORCH_CHECK_VALUE(n[a] >= 1, "gpuph: the grid is empty (size 0 along a spatial axis)");
     padded *= n[a] + 2;
-    TORCH_CHECK_VALUE(padded < (int64_t(1) << 31) - 1, "gpuph: grid too large for the CPU path (at most 2^31 "
-                      "pixels including a one-pixel border)");
+    TORCH_CHECK_VALUE(padded < (int64_t(1) << 31) - 1, "gpuph: grid too large (at most 2^31 pixels including a "
+                      "one-pixel border)");
   }
+  return grid_plan_for(D, int(construction), n);
+}
+
+torch::Tensor cubical_pairs_cpu(const torch::Tensor& x, int64_t spatial_dims, int64_t construction, bool superlevel,
+                                int64_t dims_mask) {
+  TORCH_CHECK(x.device().is_cpu(), "gpuph: cubical_pairs_cpu got a tensor on ", x.device());
+  const GridPlan g = check_cubical_args(x, spatial_dims, construction);
+  const torch::Tensor xc = x.contiguous();
+  const int D = int(spatial_dims);
   const int64_t B = xc.size(0);
-  static std::mutex table_mutex;
-  ComplexTable tab;
-  {
-    std::lock_guard<std::mutex> lock(table_mutex);
-    tab = make_complex_table(D, int(construction));
-  }
-  const GridPlan g = make_grid_plan(tab, n);
   Phases ph{};
   for (int k = 0; k < kMaxDim; ++k) ph.emit[k] = k < D && ((dims_mask >> k) & 1);
   ph.h0 = ph.emit[0];
@@ -198,7 +203,6 @@ torch::Tensor cubical_pairs_cpu(const torch::Tensor& x, int64_t spatial_dims, in
   return out;
 }
 
-}  // namespace
 }  // namespace gpuph
 
 TORCH_LIBRARY(gpuph, m) {

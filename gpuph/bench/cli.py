@@ -1,0 +1,99 @@
+"""``python -m gpuph.bench``: gpuph against the CPU persistence layers, timed and checked, in one run.
+
+Every timed library's diagrams are compared with gpuph's (sorted multisets of (dim, birth, death) per image) on the
+output of its warm-up call, so a wrong answer is never timed silently. Writes results.json, results.md and PNG plots
+to bench/results/<device>-<date>/ (see bench/README.md). Exit status 1 when a library raised or disagreed with gpuph
+(other than in the coefficient-dependent H1 of 3D grids, which is reported but explained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .cases import DEFAULT_CASES, FIELDS, QUICK_CASES, SEED, parse_case
+from .libraries import CONSTRUCTIONS, LIBRARIES, MODES
+from .suite import Config, run_suite
+from .timing import Budget
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m gpuph.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help=f"cases {' '.join(c.name for c in QUICK_CASES)}, at most 3 repeats, about a minute on 2 cores")
+    p.add_argument("--cases", nargs="+", metavar="BxHxW",
+                   help="e.g. 256x28x28 64x32^3 (default: " + " ".join(c.name for c in DEFAULT_CASES)
+                   + "; grids larger than 128^3 run on the GPU only)")
+    p.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES),
+                   help="default: all (those not importable are skipped with the reason)")
+    p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS))
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    p.add_argument("--constructions", nargs="+", choices=CONSTRUCTIONS, default=list(CONSTRUCTIONS),
+                   help="V is gpuph's default; T and freudenthal rows exist for the libraries that compute those")
+    p.add_argument("--repeats", type=int,
+                   help="at most this many timed calls after the warm-up (default 15; --quick 3)")
+    p.add_argument("--min-repeats", type=int, help="at least this many, however slow (default 3; --quick 1)")
+    p.add_argument("--budget", type=float,
+                   help="seconds of timed calls per cell; slow libraries get fewer repeats (default 10; --quick 0.5)")
+    p.add_argument("--cap", type=float,
+                   help="seconds: a library predicted to need more for one call is skipped on that case, and one "
+                   "whose warm-up took more is not repeated (default 10; --quick 2)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (gpuph on the CPU); default: torch's")
+    p.add_argument("--no-cuda", action="store_true", help="run gpuph on the CPU only, even when a GPU is present")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--out", type=Path, help="output folder (default bench/results/<device>-<date>)")
+    args = p.parse_args(argv)
+    try:
+        args.cases = [parse_case(c) for c in args.cases] if args.cases else list(
+            QUICK_CASES if args.quick else DEFAULT_CASES)
+    except ValueError as exc:
+        p.error(str(exc))
+    for name in ("repeats", "min_repeats"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def config_from_args(args: argparse.Namespace, argv: list[str] | None) -> Config:
+    q = args.quick
+    budget = Budget(
+        max_repeats=args.repeats or (3 if q else 15),
+        min_repeats=args.min_repeats or (1 if q else 3),
+        budget_s=args.budget if args.budget is not None else (0.5 if q else 10.0),
+        cap_s=args.cap if args.cap is not None else (2.0 if q else 10.0),
+    )
+    return Config(
+        cases=args.cases,
+        fields=tuple(args.fields),
+        modes=tuple(args.modes),
+        libraries=tuple(args.libraries),
+        constructions=tuple(args.constructions),
+        budget=budget,
+        out_dir=args.out,
+        cuda=False if args.no_cuda else None,
+        seed=args.seed,
+        quick=q,
+        progress=not args.no_progress,
+        plots=not args.no_plots,
+        argv=list(sys.argv[1:] if argv is None else argv),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = run_suite(config_from_args(args, argv))
+    print((res.out_dir / "results.md").read_text())
+    print("wrote " + ", ".join(str(f) for f in res.files))
+    if res.failures:
+        print("\n".join(["", "FAILURES (errors, or diagrams that differ from gpuph's):", *res.failures]),
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,214 @@
+// The merge-tree pipeline of the CUDA backend (kernels/merge_tree_cuda.cu), written once against a table of
+// launchers: the CUDA binding (cubical_cuda.cpp) passes the kernels, and the test-only op
+// gpuph::_cubical_pairs_pipeline runs it here with the CPU emulation of those kernels, so that CI (no GPU) checks the
+// pipeline's logic (pointer jumping, candidate sort, per-image union-find, row order) against the CPU engine.
+#include "merge_tree_pipeline.h"
+
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <limits>
+
+#include "cubical_ops.h"
+#include "merge_tree_steps.cuh"
+
+namespace gpuph {
+namespace {
+
+void check(const char* err, const char* what) { TORCH_CHECK(err == nullptr, "gpuph: error in ", what, ": ", err); }
+
+// Rows grouped by image then dim, into the pinned order within each group: lifetime descending (essential classes
+// first), then birth pixel, then death pixel, as the CPU path's finish_image.
+at::Tensor pinned_order(const at::Tensor& rows, const at::Tensor& x_flat, int64_t N) {
+  if (rows.size(0) == 0) return rows;
+  const at::Tensor b = rows.select(1, 0), dim = rows.select(1, 1), bi = rows.select(1, 2), di = rows.select(1, 3);
+  const at::Tensor base = b * N;
+  const at::Tensor bv = x_flat.index_select(0, base + bi).to(at::kDouble);
+  const at::Tensor dv = x_flat.index_select(0, base + di.clamp_min(0)).to(at::kDouble);
+  // Non-negative doubles order like their bit patterns; essential classes get one more than +inf.
+  at::Tensor life = (bv - dv).abs().view(at::kLong);
+  const double inf = std::numeric_limits<double>::infinity();
+  int64_t inf_bits;
+  std::memcpy(&inf_bits, &inf, sizeof(inf_bits));
+  life = at::where(di < 0, at::full_like(life, inf_bits + 1), life);
+  const at::Tensor tail = bi * (int64_t(1) << 32) + (di + 1);
+  const at::Tensor group = b * 4 + dim;
+  // Least significant key first; each later sort is stable.
+  at::Tensor idx = std::get<1>(at::sort(tail, /*stable=*/true, /*dim=*/0, /*descending=*/false));
+  idx = idx.index_select(0, std::get<1>(at::sort(life.index_select(0, idx), true, 0, /*descending=*/true)));
+  idx = idx.index_select(0, std::get<1>(at::sort(group.index_select(0, idx), true, 0, false)));
+  return rows.index_select(0, idx);
+}
+
+// ---------------------------------------------------------------------------------------------- CPU emulation
+template <typename Fn>
+void each(int64_t n, Fn&& fn) {
+  at::parallel_for(0, n, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) fn(t);
+  });
+}
+
+const char* cpu_keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool superlevel, void* key,
+                     int32_t* nan_image, void*) {
+  const MTPlan g = make_mt_plan(plan);
+  auto on_nan = [&](int64_t b) {
+    // Serial below: the NaN report needs no atomics here.
+    nan_image[0] = std::min(nan_image[0], int32_t(b));
+  };
+  for (int64_t t = 0; t < B * g.P; ++t) {
+    if (f64)
+      steps::key_cell<double, uint64_t>(g, static_cast<const double*>(x), superlevel, static_cast<Key64*>(key), t,
+                                        on_nan);
+    else
+      steps::key_cell<float, uint32_t>(g, static_cast<const float*>(x), superlevel, static_cast<Key32*>(key), t,
+                                       on_nan);
+  }
+  return nullptr;
+}
+
+template <typename K>
+void cpu_basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0, int32_t* ptr1, uint8_t* flag) {
+  static const RingTables tables = make_ring_tables();
+  const int64_t cells = B * g.P;
+  if (g.D == 2)
+    each(cells, [&](int64_t t) { steps::ring_cell(g, tables, key, ptr0, ptr1, flag, t); });
+  else
+    each(cells, [&](int64_t t) { steps::steepest_cell(g, key, ptr0, t); });
+  // Serial rounds, in place: one of the interleavings the kernels may see.
+  for (int r = steps::jump_rounds(g.P); r > 0; --r) {
+    for (int64_t t = 0; t < cells; ++t) steps::jump_cell(g.P, ptr0, t);
+    if (ptr1)
+      for (int64_t t = 0; t < cells; ++t) steps::jump_cell(g.P, ptr1, t);
+  }
+  if (g.D != 2) each(cells, [&](int64_t t) { steps::flag_1d_cell(g, key, ptr0, flag, t); });
+}
+
+const char* cpu_basins(const GridPlan& plan, const void* key, bool f64, int64_t B, int32_t* ptr0, int32_t* ptr1,
+                       uint8_t* flag, void*) {
+  const MTPlan g = make_mt_plan(plan);
+  if (f64)
+    cpu_basins_typed(g, static_cast<const Key64*>(key), B, ptr0, ptr1, flag);
+  else
+    cpu_basins_typed(g, static_cast<const Key32*>(key), B, ptr0, ptr1, flag);
+  return nullptr;
+}
+
+const char* cpu_sort_keys(const GridPlan& plan, const void* key, bool f64, const uint8_t* flag, int64_t B,
+                          int64_t* cand_key, int64_t* first_key, void*) {
+  const MTPlan g = make_mt_plan(plan);
+  each(B * g.P, [&](int64_t t) {
+    if (f64)
+      steps::sort_keys_cell(g, static_cast<const Key64*>(key), flag, cand_key, first_key, t);
+    else
+      steps::sort_keys_cell(g, static_cast<const Key32*>(key), flag, cand_key, first_key, t);
+  });
+  return nullptr;
+}
+
+const char* cpu_elder(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0, int32_t* ptr1,
+                      const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
+                      int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, void*) {
+  const MTPlan g = make_mt_plan(plan);
+  bool ok = true;
+  for (int64_t t = 0; t < B * 2; ++t) {
+    if (f64)
+      ok &= steps::elder_run(g, static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, cap, pairs,
+                             counts, t);
+    else
+      ok &= steps::elder_run(g, static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, cap, pairs,
+                             counts, t);
+  }
+  return ok ? nullptr : "more pairs than the output capacity";
+}
+
+const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
+                     int64_t* rows, void*) {
+  for (int64_t s = 0; s < B * 2; ++s)
+    for (int64_t i = 0; i < counts[s]; ++i) steps::row_copy(pairs, offsets, cap, rows, s, i);
+  return nullptr;
+}
+
+// The test-only op: the pipeline with the CPU emulation of the kernels.
+at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
+                                      bool superlevel, int64_t dims_mask) {
+  const GridPlan g = check_cubical_args(x, spatial_dims, construction);
+  TORCH_CHECK_VALUE(g.D <= 2 && construction != 2, "gpuph: the merge-tree pipeline covers 1D / 2D V and T grids");
+  const at::Tensor xc = x.contiguous();
+  if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
+  return merge_tree_pipeline(cpu_merge_tree_launchers(), xc, g, superlevel, dims_mask, nullptr);
+}
+
+}  // namespace
+
+MTLaunchers cpu_merge_tree_launchers() {
+  return MTLaunchers{cpu_keys, cpu_basins, cpu_sort_keys, cpu_elder, cpu_rows};
+}
+
+at::Tensor merge_tree_pipeline(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
+                               int64_t dims_mask, void* stream) {
+  const int64_t B = xc.size(0);
+  const bool f64 = xc.scalar_type() == at::kDouble;
+  const bool emit0 = dims_mask & 1;
+  const bool emit1 = g.D == 2 && (dims_mask & 2);
+  const auto opts = xc.options();
+  const auto i32 = opts.dtype(at::kInt), i64 = opts.dtype(at::kLong), u8 = opts.dtype(at::kByte);
+
+  const int64_t cells = B * g.P;
+  at::Tensor keys = at::empty({cells, f64 ? 2 : 1}, i64);  // Key64 is 16 bytes (value, index, padding), Key32 8
+  at::Tensor nan_image = at::full({1}, INT32_MAX, i32);
+  check(launch.keys(g, xc.data_ptr(), f64, B, superlevel, keys.data_ptr(), nan_image.data_ptr<int32_t>(), stream),
+        "keys");
+
+  at::Tensor ptr0 = at::empty({cells}, i32);  // always: the 2D ring pass writes both phases
+  at::Tensor ptr1 = emit1 ? at::empty({cells}, i32) : at::Tensor();
+  at::Tensor flag = at::empty({cells}, u8);
+  int32_t* p1 = emit1 ? ptr1.data_ptr<int32_t>() : nullptr;
+  check(launch.basins(g, keys.data_ptr(), f64, B, ptr0.data_ptr<int32_t>(), p1, flag.data_ptr<uint8_t>(), stream),
+        "basins");
+
+  at::Tensor cand_key = at::empty({B, g.P}, i64), first_key = at::empty({B, g.P}, i64);
+  check(launch.sort_keys(g, keys.data_ptr(), f64, flag.data_ptr<uint8_t>(), B, cand_key.data_ptr<int64_t>(),
+                         first_key.data_ptr<int64_t>(), stream),
+        "sort keys");
+  // Stable: equal values keep padded-index order, which is flat-index order, so candidates come in (value, index)
+  // order; argmin returns the first of equal minima.
+  const at::Tensor order = std::get<1>(at::sort(cand_key, /*stable=*/true, /*dim=*/1, false)).contiguous();
+  const at::Tensor ncand = flag.view({B, g.P}).ne(0).sum(1).to(at::kLong).contiguous();
+  const at::Tensor first = first_key.argmin(1).contiguous();
+
+  const int64_t cap = g.N + 1;  // per image and phase: at most one pair per basin, plus the essential class
+  at::Tensor pairs = at::empty({B, 2, cap, 2}, i32);
+  at::Tensor counts = at::empty({B * 2}, i32);
+  check(launch.elder(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
+                     flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),
+                     first.data_ptr<int64_t>(), B, cap, pairs.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), stream),
+        "union-find");
+
+  const at::Tensor counts64 = counts.to(at::kLong);
+  const at::Tensor ends = counts64.cumsum(0);
+  const at::Tensor offsets = (ends - counts64).contiguous();
+  // The one device-to-host copy: the number of rows and the first image holding NaN.
+  const at::Tensor host = at::stack({ends[-1], nan_image.to(at::kLong).squeeze(0)}).cpu();
+  const int64_t total = host[0].item<int64_t>();
+  const int64_t nan_b = host[1].item<int64_t>();
+  TORCH_CHECK_VALUE(nan_b == INT32_MAX, "gpuph: input contains NaN (first in batch element ", nan_b,
+                    "); NaN is not a filtration value. Replace it, e.g. with torch.nan_to_num.");
+  at::Tensor rows = at::empty({total, 4}, i64);
+  if (total > 0)
+    check(launch.rows(pairs.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), offsets.data_ptr<int64_t>(), B, cap,
+                      rows.data_ptr<int64_t>(), stream),
+          "rows");
+  return pinned_order(rows, xc.view({-1}), g.N);
+}
+
+}  // namespace gpuph
+
+TORCH_LIBRARY_FRAGMENT(gpuph, m) {
+  m.def("_cubical_pairs_pipeline(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) "
+        "-> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(gpuph, CPU, m) { m.impl("_cubical_pairs_pipeline", &gpuph::cubical_pairs_pipeline_cpu); }

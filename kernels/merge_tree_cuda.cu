@@ -1,0 +1,159 @@
+// CUDA kernels of the merge-tree pipeline for batches of 1D and 2D V / T grids: the per-element steps of
+// kernels/merge_tree_steps.cuh (the bodies the CPU driver and the CPU emulation of this pipeline also run), one thread
+// per padded cell of the whole batch, then one thread per image and phase for the elder-rule union-find over the few
+// merging pixels. Plain CUDA, no torch headers: the driver (gpuph/csrc/merge_tree_pipeline.cpp) allocates and sorts
+// through torch and passes its stream.
+#include <cuda_runtime.h>
+
+#include "merge_tree_launch.h"
+#include "merge_tree_steps.cuh"
+
+namespace gpuph {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+inline int blocks_for(int64_t n, int threads = kThreads) {
+  const int64_t b = (n + threads - 1) / threads;
+  return int(b < 65535 * 32 ? (b > 0 ? b : 1) : 65535 * 32);
+}
+
+inline const char* last_error() {
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+}
+
+#define GPUPH_GRID_LOOP(t, total) \
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < (total); t += int64_t(gridDim.x) * blockDim.x)
+
+template <typename F, typename U, typename K>
+__global__ void keys_kernel(MTPlan g, const F* __restrict__ x, int64_t B, bool superlevel, K* __restrict__ key,
+                            int32_t* __restrict__ nan_image) {
+  GPUPH_GRID_LOOP(t, B * g.P) {
+    steps::key_cell<F, U>(g, x, superlevel, key, t, [&](int64_t b) { atomicMin(nan_image, int32_t(b)); });
+  }
+}
+
+template <typename K>
+__global__ void ring_kernel(MTPlan g, RingTables tables, const K* __restrict__ key, int64_t B, int32_t* ptr0,
+                            int32_t* ptr1, uint8_t* __restrict__ flag) {
+  GPUPH_GRID_LOOP(t, B * g.P) { steps::ring_cell(g, tables, key, ptr0, ptr1, flag, t); }
+}
+
+template <typename K>
+__global__ void steepest_kernel(MTPlan g, const K* __restrict__ key, int64_t B, int32_t* __restrict__ ptr) {
+  GPUPH_GRID_LOOP(t, B * g.P) { steps::steepest_cell(g, key, ptr, t); }
+}
+
+__global__ void jump_kernel(int64_t P, int64_t B, int32_t* ptr) {
+  GPUPH_GRID_LOOP(t, B * P) { steps::jump_cell(P, ptr, t); }
+}
+
+template <typename K>
+__global__ void flag_1d_kernel(MTPlan g, const K* __restrict__ key, const int32_t* __restrict__ ptr, int64_t B,
+                               uint8_t* __restrict__ flag) {
+  GPUPH_GRID_LOOP(t, B * g.P) { steps::flag_1d_cell(g, key, ptr, flag, t); }
+}
+
+template <typename K>
+__global__ void sort_keys_kernel(MTPlan g, const K* __restrict__ key, const uint8_t* __restrict__ flag, int64_t B,
+                                 int64_t* __restrict__ cand_key, int64_t* __restrict__ first_key) {
+  GPUPH_GRID_LOOP(t, B * g.P) { steps::sort_keys_cell(g, key, flag, cand_key, first_key, t); }
+}
+
+template <typename K>
+__global__ void elder_kernel(MTPlan g, const K* __restrict__ keys, int32_t* ptr0, int32_t* ptr1,
+                             const uint8_t* __restrict__ flags, const int64_t* __restrict__ orders,
+                             const int64_t* __restrict__ ncand, const int64_t* __restrict__ first, int64_t B,
+                             int64_t cap, int32_t* __restrict__ pairs, int32_t* __restrict__ counts) {
+  GPUPH_GRID_LOOP(t, B * 2) { steps::elder_run(g, keys, ptr0, ptr1, flags, orders, ncand, first, cap, pairs, counts, t); }
+}
+
+// One block per run (image and phase); its threads copy that run.
+__global__ void rows_kernel(const int32_t* __restrict__ pairs, const int32_t* __restrict__ counts,
+                            const int64_t* __restrict__ offsets, int64_t B, int64_t cap, int64_t* __restrict__ rows) {
+  for (int64_t s = blockIdx.x; s < B * 2; s += gridDim.x)
+    for (int64_t i = threadIdx.x; i < counts[s]; i += blockDim.x) steps::row_copy(pairs, offsets, cap, rows, s, i);
+}
+
+const char* keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool superlevel, void* key,
+                 int32_t* nan_image, void* stream) {
+  const MTPlan g = make_mt_plan(plan);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (f64)
+    keys_kernel<double, uint64_t, Key64><<<blocks_for(B * g.P), kThreads, 0, s>>>(
+        g, static_cast<const double*>(x), B, superlevel, static_cast<Key64*>(key), nan_image);
+  else
+    keys_kernel<float, uint32_t, Key32><<<blocks_for(B * g.P), kThreads, 0, s>>>(
+        g, static_cast<const float*>(x), B, superlevel, static_cast<Key32*>(key), nan_image);
+  return last_error();
+}
+
+template <typename K>
+const char* basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0, int32_t* ptr1, uint8_t* flag,
+                         cudaStream_t s) {
+  const int blocks = blocks_for(B * g.P);
+  if (g.D == 2) {
+    static const RingTables tables = make_ring_tables();
+    ring_kernel<K><<<blocks, kThreads, 0, s>>>(g, tables, key, B, ptr0, ptr1, flag);
+  } else {
+    steepest_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, B, ptr0);
+  }
+  for (int r = steps::jump_rounds(g.P); r > 0; --r) {
+    jump_kernel<<<blocks, kThreads, 0, s>>>(g.P, B, ptr0);
+    if (ptr1) jump_kernel<<<blocks, kThreads, 0, s>>>(g.P, B, ptr1);
+  }
+  if (g.D != 2) flag_1d_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0, B, flag);
+  return last_error();
+}
+
+const char* basins(const GridPlan& plan, const void* key, bool f64, int64_t B, int32_t* ptr0, int32_t* ptr1,
+                   uint8_t* flag, void* stream) {
+  const MTPlan g = make_mt_plan(plan);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  return f64 ? basins_typed(g, static_cast<const Key64*>(key), B, ptr0, ptr1, flag, s)
+             : basins_typed(g, static_cast<const Key32*>(key), B, ptr0, ptr1, flag, s);
+}
+
+const char* sort_keys(const GridPlan& plan, const void* key, bool f64, const uint8_t* flag, int64_t B,
+                      int64_t* cand_key, int64_t* first_key, void* stream) {
+  const MTPlan g = make_mt_plan(plan);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (f64)
+    sort_keys_kernel<Key64><<<blocks_for(B * g.P), kThreads, 0, s>>>(g, static_cast<const Key64*>(key), flag, B,
+                                                                      cand_key, first_key);
+  else
+    sort_keys_kernel<Key32><<<blocks_for(B * g.P), kThreads, 0, s>>>(g, static_cast<const Key32*>(key), flag, B,
+                                                                      cand_key, first_key);
+  return last_error();
+}
+
+const char* elder(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0, int32_t* ptr1, const uint8_t* flag,
+                  const int64_t* order, const int64_t* ncand, const int64_t* first, int64_t B, int64_t cap,
+                  int32_t* pairs, int32_t* counts, void* stream) {
+  const MTPlan g = make_mt_plan(plan);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const int threads = 64;  // one thread per (image, phase): few, long-running threads
+  if (f64)
+    elder_kernel<Key64><<<blocks_for(B * 2, threads), threads, 0, s>>>(g, static_cast<const Key64*>(key), ptr0, ptr1,
+                                                                       flag, order, ncand, first, B, cap, pairs, counts);
+  else
+    elder_kernel<Key32><<<blocks_for(B * 2, threads), threads, 0, s>>>(g, static_cast<const Key32*>(key), ptr0, ptr1,
+                                                                       flag, order, ncand, first, B, cap, pairs, counts);
+  return last_error();
+}
+
+const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
+                 int64_t* out, void* stream) {
+  rows_kernel<<<blocks_for(B * 2, 1), 128, 0, static_cast<cudaStream_t>(stream)>>>(pairs, counts, offsets, B, cap,
+                                                                                   out);
+  return last_error();
+}
+
+}  // namespace
+
+MTLaunchers merge_tree_launchers() { return MTLaunchers{keys, basins, sort_keys, elder, rows}; }
+
+}  // namespace cuda
+}  // namespace gpuph

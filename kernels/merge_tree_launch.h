@@ -1,0 +1,41 @@
+// The launchers of the merge-tree pipeline for batches of 1D / 2D V and T grids, as a table of functions so that
+// one driver (gpuph/csrc/merge_tree_pipeline.cpp) runs either the CUDA kernels (kernels/merge_tree_cuda.cu) or their
+// CPU emulation (the same per-element steps of kernels/merge_tree_steps.cuh in loops). Plain C++ types only: the
+// driver compiles without CUDA headers, and the kernels without torch headers. `stream` is a cudaStream_t (ignored on
+// the CPU). Every launcher returns nullptr or an error string.
+#pragma once
+#include <cstdint>
+
+#include "grid_plan.cuh"
+
+namespace gpuph {
+
+struct MTLaunchers {
+  // Pixel keys of a batch of B grids for every padded cell (border cells get the border key): Key32 (8 bytes a cell)
+  // for float32 input, Key64 (16 bytes) for float64. nan_image: min of the images holding NaN (init INT32_MAX).
+  const char* (*keys)(const GridPlan& g, const void* x, bool f64, int64_t B, bool superlevel, void* keys,
+                      int32_t* nan_image, void* stream);
+  // Steepest earlier pointers (image-local padded indices; border cells point at cell 0) of phase 0 and, for 2D,
+  // phase 1 (ptr1 null when not needed), resolved to basin roots, and the merging flags (bit k: phase k).
+  const char* (*basins)(const GridPlan& g, const void* keys, bool f64, int64_t B, int32_t* ptr0, int32_t* ptr1,
+                        uint8_t* flag, void* stream);
+  // Sort keys of every padded cell: cand_key for flagged pixels, first_key for all pixels (INT64_MAX otherwise).
+  const char* (*sort_keys)(const GridPlan& g, const void* keys, bool f64, const uint8_t* flag, int64_t B,
+                           int64_t* cand_key, int64_t* first_key, void* stream);
+  // Elder-rule union-find per image and phase (ptr0 / ptr1 null: phase skipped). order: (B, P) cells sorted by
+  // cand_key; ncand, first: (B,). Writes (birth, death) unpadded pairs into pairs (B, 2, cap, 2), counts (B, 2).
+  const char* (*elder)(const GridPlan& g, const void* keys, bool f64, int32_t* ptr0, int32_t* ptr1,
+                       const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
+                       int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, void* stream);
+  // Rows (image, dim, birth, death) int64, run by run; offsets: (B * 2,) exclusive prefix sums of counts.
+  const char* (*rows)(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
+                      int64_t* rows, void* stream);
+};
+
+#ifdef GPUPH_WITH_CUDA
+namespace cuda {
+MTLaunchers merge_tree_launchers();  // kernels/merge_tree_cuda.cu
+}
+#endif
+
+}  // namespace gpuph

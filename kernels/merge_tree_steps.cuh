@@ -1,0 +1,137 @@
+// The data-parallel steps of the merge-tree pipeline for batches of 1D / 2D V and T grids, one call per padded cell t
+// of the whole batch (or per image and phase for the union-find). The CUDA kernels (kernels/merge_tree_cuda.cu) run
+// them one thread per element; the CPU emulation of the pipeline (gpuph/csrc/merge_tree_pipeline.cpp) loops over
+// them, so CI tests the GPU pipeline's logic on the CPU.
+#pragma once
+#include <climits>
+
+#include "merge_tree_plan.cuh"
+
+namespace gpuph {
+namespace steps {
+
+// Key of padded cell t of the batch; NaN reports its image through on_nan(b).
+template <typename F, typename U, typename K, typename OnNaN>
+GPUPH_HD void key_cell(const MTPlan& g, const F* x, bool superlevel, K* key, int64_t t, OnNaN&& on_nan) {
+  const int64_t b = t / g.P, c = t % g.P;
+  const int64_t i = pixel_of_cell(g, c);
+  if (i < 0) {
+    key[t] = K::border();
+    return;
+  }
+  const F v = x[b * g.N + i];
+  if (v != v) on_nan(b);
+  key[t] = K::make(orderable_key<U>(v, superlevel), uint32_t(c));
+}
+
+// 2D: the fused ring step of both phases (ptr1 may be null: phase 1 not needed).
+template <typename K>
+GPUPH_HD void ring_cell(const MTPlan& g, const RingTables& tables, const K* key, int32_t* ptr0, int32_t* ptr1,
+                        uint8_t* flag, int64_t t) {
+  const int64_t b = t / g.P, c = t % g.P;
+  if (pixel_of_cell(g, c) < 0) {
+    ptr0[t] = 0;  // the outside: the oldest component of the reverse phase
+    if (ptr1) ptr1[t] = 0;
+    flag[t] = 0;
+    return;
+  }
+  const bool four_fwd = !g.T, four_rev = g.T;
+  int64_t p0, p1;
+  const unsigned fwd = ring_step(key + b * g.P, c, g.ring, four_fwd, four_rev, &p0, &p1);
+  ptr0[t] = int32_t(p0);
+  if (ptr1) ptr1[t] = int32_t(p1);
+  flag[t] = ring_flags(fwd, four_fwd ? tables.comp4 : tables.comp8, four_rev ? tables.comp4 : tables.comp8, true,
+                       ptr1 != nullptr);
+}
+
+// 1D: steepest earlier neighbour (H0 only).
+template <typename K>
+GPUPH_HD void steepest_cell(const MTPlan& g, const K* key, int32_t* ptr, int64_t t) {
+  const int64_t b = t / g.P, c = t % g.P;
+  ptr[t] = pixel_of_cell(g, c) < 0 ? 0 : int32_t(steepest_earlier(key + b * g.P, c, g.nb[0], g.nnb[0], false));
+}
+
+// One round of pointer jumping at cell t. Rounds may overlap in time: every pointer only moves to an ancestor, so
+// jump_rounds(P) rounds reach the roots whatever the interleaving.
+GPUPH_HD void jump_cell(int64_t P, int32_t* ptr, int64_t t) {
+  const int32_t* img = ptr + (t / P) * P;
+  const int32_t p = ptr[t];
+  const int32_t q = img[p];
+  if (q != p) ptr[t] = q;
+}
+
+GPUPH_HD int jump_rounds(int64_t P) {
+  int r = 1;
+  while ((int64_t(1) << (r - 1)) < P) ++r;
+  return r;
+}
+
+// 1D: merging flag of cell t, after the pointers are resolved.
+template <typename K>
+GPUPH_HD void flag_1d_cell(const MTPlan& g, const K* key, const int32_t* ptr, uint8_t* flag, int64_t t) {
+  const int64_t b = t / g.P, c = t % g.P;
+  flag[t] = pixel_of_cell(g, c) >= 0 && borders_other_basin(key + b * g.P, ptr + b * g.P, c, g.nb[0], g.nnb[0], false);
+}
+
+// An int64 whose signed order is the key's value order (Key32's value key has 32 bits; Key64's 64, sign flipped).
+template <typename K>
+GPUPH_HD int64_t signed_value_key(const K& k) {
+  if constexpr (sizeof(K) == sizeof(Key32))
+    return int64_t(k.value_bits());
+  else
+    return int64_t(k.value_bits() ^ (uint64_t(1) << 63));
+}
+
+// Sort keys of cell t: every pixel's value key in first_key, the flagged pixels' in cand_key; INT64_MAX otherwise.
+template <typename K>
+GPUPH_HD void sort_keys_cell(const MTPlan& g, const K* key, const uint8_t* flag, int64_t* cand_key,
+                             int64_t* first_key, int64_t t) {
+  const bool pixel = pixel_of_cell(g, t % g.P) >= 0;
+  const int64_t k = pixel ? signed_value_key(key[t]) : INT64_MAX;
+  first_key[t] = k;
+  cand_key[t] = flag[t] ? k : INT64_MAX;
+}
+
+// Elder-rule union-find of image t / 2 in phase t % 2 (ptr[phase] null: not needed). Writes at most cap (birth,
+// death) unpadded pairs to pairs + t * cap * 2 and their number to counts[t]; returns false if cap was too small.
+template <typename K>
+GPUPH_HD bool elder_run(const MTPlan& g, const K* keys, int32_t* ptr0, int32_t* ptr1, const uint8_t* flags,
+                        const int64_t* orders, const int64_t* ncand, const int64_t* first, int64_t cap, int32_t* pairs,
+                        int32_t* counts, int64_t t) {
+  const int64_t b = t / 2;
+  const int phase = int(t % 2);
+  int32_t* uf = phase == 0 ? ptr0 : ptr1;
+  if (!uf) {
+    counts[t] = 0;
+    return true;
+  }
+  uf += b * g.P;
+  int32_t* out = pairs + t * cap * 2;
+  int64_t n = 0;
+  auto emit = [&](int64_t birth, int64_t death) {
+    if (n < cap) {
+      out[2 * n] = int32_t(unpad_index(g.n, g.pstride, g.pn, g.D, birth));
+      out[2 * n + 1] = death < 0 ? -1 : int32_t(unpad_index(g.n, g.pstride, g.pn, g.D, death));
+    }
+    ++n;
+  };
+  elder_merge(keys + b * g.P, uf, orders + b * g.P, ncand[b], g.nb[phase], g.nnb[phase], phase == 1, phase,
+              flags + b * g.P, emit);
+  if (phase == 0) emit(first[b], -1);
+  counts[t] = int32_t(n < cap ? n : cap);
+  return n <= cap;
+}
+
+// Copies row i of run s (image s / 2, dim s % 2) into rows (image, dim, birth, death).
+GPUPH_HD void row_copy(const int32_t* pairs, const int64_t* offsets, int64_t cap, int64_t* rows, int64_t s,
+                       int64_t i) {
+  const int32_t* in = pairs + s * cap * 2;
+  int64_t* out = rows + (offsets[s] + i) * 4;
+  out[0] = s / 2;
+  out[1] = s % 2;
+  out[2] = in[2 * i];
+  out[3] = in[2 * i + 1];
+}
+
+}  // namespace steps
+}  // namespace gpuph

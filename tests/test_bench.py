@@ -1,0 +1,268 @@
+"""The benchmark suite (gpuph.bench): an end-to-end --quick run on tiny cases, the result files' pinned fields, the
+correctness check (it must catch a wrong diagram), the time cap, and the small helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import gpuph
+from gpuph.bench import Budget, Config, parse_case, run_suite
+from gpuph.bench.agreement import canonical, compare, from_negated_sublevel, gpuph_canonical
+from gpuph.bench.cases import make_field, run_order
+from gpuph.bench.cli import main
+from gpuph.bench.libraries import BACKWARD, FORWARD, Runner
+from gpuph.bench.suite import add_ratios
+
+ROW_FIELDS = {
+    "library": str, "device": str, "case": str, "field": str, "mode": str, "median_ms": (float, type(None)),
+    "min_ms": (float, type(None)), "max_ms": (float, type(None)), "repeats": int, "pairs": (int, type(None)),
+    "agrees_with_gpuph": (bool, type(None)), "ratio_vs_gpuph": (float, type(None)), "note": str,
+}
+TINY = ["6x9x9", "2x6^3"]
+
+
+def tiny_config(tmp_path, **kw) -> Config:
+    base = dict(
+        cases=[parse_case(c) for c in TINY],
+        budget=Budget(max_repeats=2, min_repeats=1, budget_s=0.02, cap_s=5.0),
+        out_dir=tmp_path,
+        progress=False,
+        plots=False,
+        cuda=False,
+    )
+    base.update(kw)
+    return Config(**base)
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch-topological's numpy 2 warnings, where installed
+def test_quick_cli_end_to_end(tmp_path, capsys):
+    status = main(["--quick", "--cases", *TINY, "--budget", "0.01", "--repeats", "2", "--out", str(tmp_path),
+                   "--no-progress", "--no-cuda"])
+    assert status == 0, capsys.readouterr().err
+    doc = json.loads((tmp_path / "results.json").read_text())  # valid JSON (no NaN/inf literals)
+    meta, rows = doc["meta"], doc["rows"]
+    for key in ("versions", "date", "machine", "cuda", "gpu"):
+        assert key in meta
+    for lib in ("python", "torch", "gpuph", "numpy", "gudhi", "cripser"):
+        assert lib in meta["versions"]
+    assert meta["machine"]["cpu_count"] >= 1
+    assert meta["cases"] == ["6x9x9", "2x6x6x6"]
+    assert rows
+    for r in rows:
+        for key, typ in ROW_FIELDS.items():
+            assert isinstance(r[key], typ), (key, r)
+        assert r["device"] == "cpu"
+        assert r["mode"] in ("forward", "forward+backward")
+        if r["median_ms"] is not None:
+            assert 0 < r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+            assert r["repeats"] >= 1
+            assert r["agrees_with_gpuph"] is not False, r  # every importable library is right on these inputs
+    # every case, field and both modes of gpuph; the reference libraries that CI installs ran and agreed
+    got = {(r["library"], r["case"], r["field"], r["mode"], r["construction"]) for r in rows}
+    for case in ("6x9x9", "2x6x6x6"):
+        for field in ("noise", "smooth"):
+            for mode in ("forward", "forward+backward"):
+                assert ("gpuph-cpu", case, field, mode, "V") in got
+            assert ("gudhi", case, field, "forward", "V") in got
+            assert ("cripser", case, field, "forward", "V") in got
+        assert ("gudhi-fast2d", "6x9x9", field, "forward", "V") in got
+    assert not any(r["library"] == "gudhi-fast2d" and r["ndim"] == 3 for r in rows)
+    agreed = [r for r in rows if r["agrees_with_gpuph"] is True]
+    assert {r["library"] for r in agreed} >= {"gudhi", "gudhi-fast2d", "cripser", "cripser-torch", "gpuph-cpu"}
+    # ratios: gpuph's median over the library's, same case/field/mode/construction
+    med = {(r["library"], r["case"], r["field"], r["mode"], r["construction"]): r["median_ms"] for r in rows}
+    for r in rows:
+        if r["library"] != "gpuph-cpu" and r["median_ms"]:
+            ref = med[("gpuph-cpu", r["case"], r["field"], r["mode"], r["construction"])]
+            assert r["ratio_vs_gpuph"] == pytest.approx(ref / r["median_ms"], rel=1e-3)
+    md = (tmp_path / "results.md").read_text()
+    assert "| case | field |" in md and "gudhi-fast2d" in md
+    assert "topologylayer" in json.dumps(meta["skipped"]) or "topologylayer" in json.dumps(meta["libraries"])
+    assert len(list(tmp_path.glob("time-*.png"))) == 4  # noise/smooth x forward/forward+backward
+
+
+# ---------------------------------------------------------------------------------------------- the check
+def _gpuph_runner(wrong: bool) -> Runner:
+    """gpuph's V diagrams, with one death value moved when ``wrong`` (a deliberately broken library)."""
+
+    def diagrams(out, _):
+        dg = gpuph_canonical(out)
+        if wrong:
+            img = dg[1]
+            finite = np.flatnonzero(np.isfinite(img[:, 2]))
+            img[finite[0], 2] -= 0.25
+            dg[1] = canonical(img[:, 0], img[:, 1], img[:, 2])
+        return dg
+
+    return Runner("planted", "V", FORWARD, prepare=torch.from_numpy, run=gpuph.cubical_persistence,
+                  diagrams=diagrams, note="gpuph, with one death moved" if wrong else "gpuph again")
+
+
+@pytest.mark.parametrize("wrong", [True, False])
+def test_check_catches_a_wrong_diagram(tmp_path, wrong):
+    cfg = tiny_config(tmp_path, cases=[parse_case("3x7x7")], libraries=("gpuph",), fields=("noise",))
+    res = run_suite(cfg, extra_runners=[_gpuph_runner(wrong)])
+    (row,) = [r for r in res.rows if r["library"] == "planted"]
+    if wrong:
+        assert row["agrees_with_gpuph"] is False
+        assert "image 1" in row["mismatch"] and "DISAGREES" in row["note"]
+        assert (tmp_path / row["mismatch_input"]).exists()
+        np.testing.assert_array_equal(np.load(tmp_path / row["mismatch_input"]), make_field(parse_case("3x7x7"),
+                                                                                           "noise")[1])
+        assert any("planted" in f for f in res.failures)
+        assert "NO" in (tmp_path / "results.md").read_text()
+    else:
+        assert row["agrees_with_gpuph"] is True and not res.failures
+
+
+def test_compare_unit():
+    rng = np.random.default_rng(0)
+    b = rng.random(6)
+    d = b - rng.random(6) * 0.5
+    ref = [canonical([0, 0, 0, 1, 1, 1], b, d)]
+    shuffled = np.random.default_rng(1).permutation(6)
+    assert compare(ref, [canonical(np.array([0, 0, 0, 1, 1, 1])[shuffled], b[shuffled], d[shuffled])]).agrees
+    # zero-length pairs are not canonical: dropped on both sides
+    assert compare(ref, [canonical([0, 0, 0, 1, 1, 1, 1], np.r_[b, 0.3], np.r_[d, 0.3])]).agrees
+    missing = compare(ref, [canonical([0, 0, 0, 1, 1], b[:5], d[:5])])
+    assert missing.agrees is False and missing.dims == (1,) and missing.image == 0
+    moved = d.copy()
+    moved[0] -= 1e-7
+    ag = compare(ref, [canonical([0, 0, 0, 1, 1, 1], b, moved)])
+    assert ag.agrees is False and ag.dims == (0,) and ag.only_in((0,)) and not ag.only_in((1,))
+    assert compare(ref, [ref[0], ref[0]]).agrees is False  # wrong number of images
+    assert compare(ref, None).agrees is None
+
+
+def test_negated_sublevel_units():
+    # GUDHI/cripser see -x: (b, d) there is (-b, -d) here; infinite or DBL_MAX deaths are essential (-inf here)
+    got = from_negated_sublevel([0, 0, 1], [-0.9, -0.5, -0.4], [np.inf, -0.2, np.finfo(np.float64).max])
+    expected = canonical([0, 0, 1], [0.9, 0.5, 0.4], [-np.inf, 0.2, -np.inf])
+    np.testing.assert_array_equal(got, expected)
+
+
+# ---------------------------------------------------------------------------------------------- the time cap
+def _sleeper(seconds_per_pixel: float) -> Runner:
+    def run(x):
+        time.sleep(x.size * seconds_per_pixel)
+        return None
+
+    return Runner("sleeper", "V", FORWARD, prepare=lambda x: x, run=run, diagrams=lambda out, _: None, note="sleeps")
+
+
+def test_cap_skips_predicted_slow_cells(tmp_path):
+    # 2x10x10: 200 pixels -> 20 ms a call; 16x10x10 -> predicted 160 ms, over the 80 ms cap: skipped, with the reason
+    cfg = tiny_config(tmp_path, cases=[parse_case("16x10x10"), parse_case("2x10x10")], libraries=("gpuph",),
+                      fields=("noise",), budget=Budget(max_repeats=2, min_repeats=1, budget_s=0.01, cap_s=0.08))
+    res = run_suite(cfg, extra_runners=[_sleeper(1e-4)])
+    small, big = [r for r in res.rows if r["library"] == "sleeper"]
+    assert small["case"] == "2x10x10" and small["median_ms"] >= 20
+    assert big["median_ms"] is None and big["repeats"] == 0
+    assert big["note"].startswith("skipped: one call predicted") and "2x10x10" in big["note"]
+
+
+def test_slow_warmup_is_the_only_measurement(tmp_path):
+    cfg = tiny_config(tmp_path, cases=[parse_case("1x10x10")], libraries=("gpuph",), fields=("noise",),
+                      budget=Budget(max_repeats=5, min_repeats=3, budget_s=10, cap_s=0.01))
+    res = run_suite(cfg, extra_runners=[_sleeper(2e-4)])
+    (row,) = [r for r in res.rows if r["library"] == "sleeper"]
+    assert row["repeats"] == 1 and "one call only" in row["note"]
+
+
+def test_gpu_only_case_is_left_out_without_a_gpu(tmp_path):
+    cfg = tiny_config(tmp_path, cases=[parse_case("4x5x5"), parse_case("1x129^3")], libraries=("gpuph",),
+                      fields=("noise",), modes=("forward",))
+    res = run_suite(cfg)
+    assert {r["case"] for r in res.rows} == {"4x5x5"}
+    assert any("1x129x129x129" in k for k in res.meta["skipped"])
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def test_config_rejects_unknown_names(tmp_path):
+    with pytest.raises(ValueError, match="libraries"):
+        tiny_config(tmp_path, libraries=("gpuph", "ripser"))
+    with pytest.raises(ValueError, match="modes"):
+        tiny_config(tmp_path, modes=("backward",))
+    with pytest.raises(TypeError):
+        tiny_config(tmp_path, cases=["4x8x8"])
+
+
+def test_parse_case():
+    c = parse_case("64x32^3")
+    assert (c.batch, c.grid, c.name, c.ndim, c.pixels) == (64, (32, 32, 32), "64x32x32x32", 3, 64 * 32**3)
+    assert parse_case("256x28x28") == parse_case(" 256 x 28 x 28 ")
+    assert parse_case("1x30x20").grid == (30, 20)
+    assert parse_case("1x256^3").gpu_only and not parse_case("1x128^3").gpu_only
+    for bad in ("28x28x28x28x28", "x28", "0x28x28", "4x28", "4x28x28^3", "4x28^4", "abc"):
+        with pytest.raises(ValueError):
+            parse_case(bad)
+    order = run_order([parse_case(c) for c in ("1x64^3", "64x64x64", "256x28x28", "64x64x64")])
+    assert [c.name for c in order] == ["256x28x28", "64x64x64", "1x64x64x64"]
+
+
+def test_fields_are_seeded_float32_and_smooth_is_smoother():
+    case = parse_case("3x32x32")
+    noise, smooth = make_field(case, "noise"), make_field(case, "smooth")
+    assert noise.dtype == smooth.dtype == np.float32 and noise.shape == (3, 32, 32)
+    np.testing.assert_array_equal(noise, make_field(case, "noise"))
+    assert not np.array_equal(noise, make_field(case, "noise", seed=1))
+    # each image smoothed on its own: the first image equals smoothing it alone
+    from scipy.ndimage import gaussian_filter
+
+    np.testing.assert_allclose(smooth[0], gaussian_filter(noise[0], 2.0), rtol=1e-6, atol=1e-7)
+    assert np.abs(np.diff(smooth, axis=-1)).mean() < 0.2 * np.abs(np.diff(noise, axis=-1)).mean()
+    with pytest.raises(ValueError):
+        make_field(case, "stripes")
+
+
+def test_ratios_prefer_cuda_and_keep_cpu():
+    def row(lib, ms, mode="forward"):
+        return {"library": lib, "case": "1x8x8", "field": "noise", "mode": mode, "construction": "V", "median_ms": ms}
+
+    rows = [row("gpuph-cpu", 10.0), row("gpuph-cuda", 1.0), row("cripser", 40.0), row("cripser", None, BACKWARD)]
+    add_ratios(rows)
+    assert rows[0]["ratio_vs_gpuph"] == 0.1 and rows[0]["gpuph_reference"] == "gpuph-cuda"
+    assert "ratio_vs_gpuph" not in rows[1]
+    assert rows[2]["ratio_vs_gpuph"] == 0.025 and rows[2]["ratio_vs_gpuph_cpu"] == 0.25
+    assert "ratio_vs_gpuph" not in rows[3]
+
+
+
+def test_cuda_timing_path_with_fake_events(monkeypatch):
+    """The CUDA branch of measure() (events, synchronisation, warm-up count) on a machine without a GPU."""
+    from gpuph.bench import timing
+
+    calls = {"sync": 0, "fn": 0}
+
+    class FakeEvent:
+        def __init__(self, enable_timing):
+            assert enable_timing
+
+        def record(self):
+            self.t = time.perf_counter()
+
+        def synchronize(self):
+            calls["sync"] += 1
+
+        def elapsed_time(self, end):
+            return (end.t - self.t) * 1e3
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: calls.__setitem__("sync", calls["sync"] + 1))
+
+    def fn():
+        calls["fn"] += 1
+        time.sleep(0.002)
+        return calls["fn"]
+
+    m = timing.measure(fn, Budget(max_repeats=4, min_repeats=2, budget_s=1.0, cap_s=5.0, cuda_warmup=3), cuda=True)
+    assert m.output == 1  # the first warm-up call's output is kept for the check
+    assert calls["fn"] == 3 + 4 and len(m.times_ms) == 4
+    assert calls["sync"] == 2 * calls["fn"]  # drained before, waited for after every call
+    assert all(t >= 2.0 for t in m.times_ms)

@@ -1,0 +1,133 @@
+"""CUDA backend: the GPU gives the CPU path's output exactly (pairs, critical pixels, order), deterministically, on
+the tensor's device and current stream. Skipped without a GPU (CI has none: tests/test_gpu_pipeline.py covers the
+same pipeline's logic there through its CPU emulation)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import CONSTRUCTIONS, check_against_reference, check_critical_pixels, check_order, load_mnist
+
+import gpuph
+from gpuph._ext import has_cuda_kernels
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def assert_same(a: gpuph.Diagrams, b: gpuph.Diagrams) -> None:
+    for name in ("dim", "batch", "birth_index", "death_index"):
+        assert torch.equal(getattr(a, name).cpu(), getattr(b, name).cpu()), name
+    assert torch.equal(a.pairs.detach().cpu(), b.pairs.detach().cpu())
+    assert (a.batch_size, a.spatial_shape) == (b.batch_size, b.spatial_shape)
+
+
+def inputs(shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    yield torch.rand(shape, generator=g)
+    yield torch.randint(0, 3, shape, generator=g).float()
+    yield torch.zeros(shape)
+    x = torch.rand(shape, generator=g, dtype=torch.float64)
+    x[x < 0.05] = -math.inf
+    x[x > 0.95] = math.inf
+    yield x
+
+
+def test_build_has_kernels():
+    assert has_cuda_kernels(), "torch has CUDA but gpuph was built without its CUDA kernels"
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+@pytest.mark.parametrize("superlevel", [True, False])
+@pytest.mark.parametrize("shape", [(5, 17), (6, 19, 23), (3, 1, 30), (2, 1, 1), (3, 6, 7, 5), (2, 1, 1, 9)])
+def test_cuda_equals_cpu(construction, superlevel, shape):
+    for x in inputs(shape, seed=len(shape)):
+        for dims in (None, [len(shape) - 2]):
+            cpu = gpuph.cubical_persistence(x, superlevel=superlevel, construction=construction, dims=dims)
+            gpu = gpuph.cubical_persistence(x.cuda(), superlevel=superlevel, construction=construction, dims=dims)
+            assert gpu.pairs.device.type == "cuda" and gpu.dim.device.type == "cuda"
+            assert_same(gpu, cpu)
+
+
+@pytest.mark.parametrize("construction", ["V", "T"])
+def test_cuda_matches_gudhi_on_mnist(construction):
+    digits = torch.from_numpy(load_mnist(8).astype(np.float32)).cuda()
+    dgm = gpuph.cubical_persistence(digits, construction=construction)
+    check_order(dgm)
+    check_critical_pixels(digits, dgm)
+    check_against_reference(digits.cpu(), construction, True)
+
+
+def test_large_batch_and_determinism():
+    x = torch.rand(1024, 28, 28, device="cuda")
+    runs = [gpuph.cubical_persistence(x) for _ in range(3)]
+    for r in runs[1:]:
+        assert_same(r, runs[0])
+    assert_same(runs[0], gpuph.cubical_persistence(x.cpu()))
+
+
+def test_large_image_and_half_types():
+    x = torch.rand(1, 512, 512, device="cuda")
+    assert_same(gpuph.cubical_persistence(x), gpuph.cubical_persistence(x.cpu()))
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):
+        y = torch.rand(4, 30, 31, device="cuda").to(dtype)
+        d = gpuph.cubical_persistence(y)
+        assert d.pairs.dtype == dtype
+        assert_same(d, gpuph.cubical_persistence(y.cpu()))
+
+
+def test_gradients_on_gpu_equal_cpu():
+    x = torch.rand(4, 16, 16, dtype=torch.float64)
+    xs = [x.clone().requires_grad_(), x.cuda().requires_grad_()]
+    for t in xs:
+        gpuph.cubical_persistence(t).finite().lifetimes().pow(2).sum().backward()
+    assert torch.equal(xs[0].grad, xs[1].grad.cpu())
+
+
+def test_stream_device_and_layout():
+    x = torch.rand(8, 20, 20, device="cuda")
+    want = gpuph.cubical_persistence(x)
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        got = gpuph.cubical_persistence(x.transpose(1, 2).contiguous().transpose(1, 2))
+    s.synchronize()
+    assert_same(got, want)
+    if torch.cuda.device_count() > 1:
+        y = x.to("cuda:1")
+        d = gpuph.cubical_persistence(y)
+        assert d.pairs.device == y.device
+        assert_same(d, want)
+
+
+def test_nan_and_empty_on_gpu():
+    x = torch.rand(3, 5, 5, device="cuda")
+    x[1, 2, 2] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        gpuph.cubical_persistence(x)
+    assert len(gpuph.cubical_persistence(torch.rand(0, 5, 5, device="cuda"))) == 0
+
+
+def test_cupy_in_and_out():
+    cupy = pytest.importorskip("cupy")
+    a = cupy.random.rand(3, 12, 12).astype(cupy.float32)
+    d = gpuph.cubical_persistence(a)
+    assert d.pairs.device.type == "cuda"
+    ref = gpuph.cubical_persistence(torch.from_dlpack(a).cpu())
+    out = d.to_cupy()
+    want = ref.to_numpy()
+    for b in range(3):
+        for k in range(2):
+            assert np.array_equal(cupy.asnumpy(out[b][k]), want[b][k])
+
+
+def test_torch_compile_on_gpu():
+    torch._dynamo.reset()
+
+    def loss(x):
+        return gpuph.cubical_persistence(x).finite().lifetimes().sum()
+
+    x = torch.rand(16, 28, 28, device="cuda", requires_grad=True)
+    got = torch.compile(loss)(x)
+    assert torch.allclose(got, loss(x))

@@ -1,0 +1,320 @@
+"""gpuph.distances against GUDHI (Wasserstein with the POT backend, bottleneck): random diagrams of different sizes,
+points at infinity, identical and empty diagrams; gradients; pairwise matrices; errors."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+
+import gudhi
+import numpy as np
+import pytest
+import torch
+from gudhi.wasserstein import wasserstein_distance as gudhi_wasserstein
+from hypothesis import given
+from hypothesis import strategies as st
+from synthetic_diagrams import make_diagrams, random_images, random_points
+
+import gpuph
+from gpuph.distances import bottleneck_distance, pairwise_wasserstein, wasserstein_distance
+
+INF = math.inf
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+# ---------------------------------------------------------------------------------------------- oracles
+def _gudhi_units(X: np.ndarray, superlevel: bool) -> np.ndarray:
+    """GUDHI expects birth <= death: superlevel diagrams are compared negated (distances are invariant)."""
+    X = np.asarray(X, dtype=np.float64).reshape(-1, 2)
+    return -X if superlevel else X
+
+
+def gudhi_w(X, Y, superlevel: bool, p: float, q: float) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Cardinality of essential parts differs"
+        return float(gudhi_wasserstein(_gudhi_units(X, superlevel), _gudhi_units(Y, superlevel), order=p,
+                                       internal_p=q))
+
+
+def gudhi_b(X, Y, superlevel: bool) -> float:
+    return float(gudhi.bottleneck_distance(_gudhi_units(X, superlevel), _gudhi_units(Y, superlevel)))
+
+
+def _dim(images, b, k):
+    return images[b].get(k, np.zeros((0, 2)))
+
+
+def assert_close_with_inf(got, want, rtol=1e-9, atol=1e-12):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert np.array_equal(np.isinf(got), np.isinf(want)), (got, want)
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=atol)
+
+
+def with_infinite_points(rng, images, superlevel: bool):
+    """Adds 0-2 points of each infinite kind ((-inf, y), (x, +inf), (-inf, +inf) in sublevel units) to H1, so that
+    some image pairs have equal numbers of each kind and others do not."""
+    s = -1.0 if superlevel else 1.0
+    out = []
+    for by_dim in images:
+        extra = []
+        for kind in range(3):
+            for _ in range(int(rng.integers(0, 3))):
+                v = rng.normal()
+                extra.append([(-INF, v), (v, INF), (-INF, INF)][kind])
+        pts = np.array(extra, dtype=np.float64).reshape(-1, 2) * s if extra else np.zeros((0, 2))
+        out.append({**by_dim, 1: np.concatenate([by_dim.get(1, np.zeros((0, 2))), pts])})
+    return out
+
+
+def _two_batches(seed: int, superlevel: bool, B: int = 10, infinite: bool = True, integer: bool = False):
+    rng = np.random.default_rng(seed)
+    ia = random_images(rng, B, superlevel, max_points=14, integer=integer)
+    ib = random_images(rng, B, superlevel, max_points=14, integer=integer)
+    if infinite:
+        ia, ib = with_infinite_points(rng, ia, superlevel), with_infinite_points(rng, ib, superlevel)
+    return ia, ib
+
+
+# ---------------------------------------------------------------------------------------------- values vs GUDHI
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+@pytest.mark.parametrize("p", [1.0, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("q", [1.0, 2.0, INF], ids=["q1", "q2", "qinf"])
+def test_wasserstein_matches_gudhi_on_random_diagrams(superlevel, p, q):
+    ia, ib = _two_batches(int(p * 10 + (q if q < INF else 9)) + 100 * superlevel, superlevel)
+    a, b = make_diagrams(ia, superlevel), make_diagrams(ib, superlevel)
+    for k in (0, 1):
+        got = wasserstein_distance(a, b, k, p=p, internal_p=q)
+        want = [gudhi_w(_dim(ia, i, k), _dim(ib, i, k), superlevel, p, q) for i in range(len(ia))]
+        assert_close_with_inf(got.numpy(), want)
+        assert got.shape == (len(ia),) and got.dtype == torch.float64
+
+
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+@pytest.mark.parametrize("integer", [False, True], ids=["float", "ties"])
+def test_bottleneck_matches_gudhi_on_random_diagrams(superlevel, integer):
+    ia, ib = _two_batches(7 + superlevel + 2 * integer, superlevel, B=16, integer=integer)
+    a, b = make_diagrams(ia, superlevel), make_diagrams(ib, superlevel)
+    for k in (0, 1):
+        got = bottleneck_distance(a, b, k)
+        want = [gudhi_b(_dim(ia, i, k), _dim(ib, i, k), superlevel) for i in range(len(ia))]
+        assert_close_with_inf(got.numpy(), want)
+
+
+def _noisy_digits(n: int, seed: int, noise: float) -> torch.Tensor:
+    data = np.load(gpuph.__path__[0] + "/data/mnist_sample.npz")["images"].astype(np.float64) / 255
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(data[rng.integers(0, len(data), n)] + noise * rng.random((n, 28, 28)))
+
+
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+@pytest.mark.parametrize("noise", [0.0, 0.02], ids=["digits", "noisy"])
+def test_distances_of_cubical_diagrams_match_gudhi(superlevel, noise):
+    """MNIST digits (few bars) and noisy digits (~140 bars near the diagonal: one dense matching component)."""
+    x, y = _noisy_digits(3, 1, noise), _noisy_digits(3, 2, noise)
+    a = gpuph.cubical_persistence(x, superlevel=superlevel)
+    b = gpuph.cubical_persistence(y, superlevel=superlevel)
+    A, Bn = a.to_numpy(), b.to_numpy()
+    for k in (0, 1):
+        for p, q in [(1.0, INF), (2.0, 2.0), (2.5, 1.0)]:
+            want = [gudhi_w(A[i][k], Bn[i][k], superlevel, p, q) for i in range(3)]
+            assert_close_with_inf(wasserstein_distance(a, b, k, p=p, internal_p=q).numpy(), want)
+        want = [gudhi_b(A[i][k], Bn[i][k], superlevel) for i in range(3)]
+        assert_close_with_inf(bottleneck_distance(a, b, k).numpy(), want)
+
+
+@given(
+    st.lists(st.tuples(st.integers(-3, 3), st.integers(1, 4)), max_size=9),
+    st.lists(st.tuples(st.integers(-3, 3), st.integers(1, 4)), max_size=9),
+    st.sampled_from([1.0, 2.0, 3.0]),
+    st.sampled_from([1.0, 2.0, INF]),
+)
+def test_integer_diagrams_with_many_ties_match_gudhi(xs, ys, p, q):
+    """Small integer diagrams: many equal costs, so many optimal matchings; the value must still be the optimum."""
+    X = np.array([(b, b + life) for b, life in xs], dtype=np.float64).reshape(-1, 2)
+    Y = np.array([(b, b + life) for b, life in ys], dtype=np.float64).reshape(-1, 2)
+    a, b = make_diagrams([{0: X}], False), make_diagrams([{0: Y}], False)
+    assert_close_with_inf([wasserstein_distance(a, b, 0, p=p, internal_p=q).item()], [gudhi_w(X, Y, False, p, q)])
+    assert_close_with_inf([bottleneck_distance(a, b, 0).item()], [gudhi_b(X, Y, False)])
+
+
+def test_diagonal_points_with_both_coordinates_infinite_cost_nothing():
+    """(+inf, +inf) / (-inf, -inf) (the essential class of an all-inf grid) lie on the diagonal, as in GUDHI."""
+    X = np.array([[INF, INF], [0.0, 1.0], [-INF, -INF]])
+    Y = np.array([[0.0, 1.5]])
+    a, b = make_diagrams([{0: X}], False), make_diagrams([{0: Y}], False)
+    assert_close_with_inf([wasserstein_distance(a, b, 0, p=2).item()], [gudhi_w(X, Y, False, 2, INF)])
+    assert_close_with_inf([bottleneck_distance(a, b, 0).item()], [gudhi_b(X, Y, False)], atol=1e-300)
+
+
+# ---------------------------------------------------------------------------------------------- special cases
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+def test_identical_diagrams_are_at_distance_zero_with_finite_gradient(superlevel):
+    x = torch.rand(4, 10, 10, dtype=torch.float64, requires_grad=True)
+    a = gpuph.cubical_persistence(x, superlevel=superlevel)
+    b = gpuph.cubical_persistence(x.detach().clone(), superlevel=superlevel)
+    for k in (0, 1):
+        for q in (1.0, 2.0, INF):
+            a = gpuph.cubical_persistence(x, superlevel=superlevel)  # a fresh graph for each backward
+            w = wasserstein_distance(a, b, k, p=2, internal_p=q)
+            assert torch.equal(w, torch.zeros(4, dtype=torch.float64))
+            w.sum().backward()
+            assert torch.isfinite(x.grad).all()
+        assert torch.equal(bottleneck_distance(a, b, k), torch.zeros(4, dtype=torch.float64))
+        assert torch.equal(pairwise_wasserstein(a, b, k).diagonal(), torch.zeros(4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+@pytest.mark.parametrize("p,q", [(1.0, INF), (2.0, 2.0), (3.0, 1.0)])
+def test_empty_against_nonempty_is_the_total_persistence(superlevel, p, q):
+    rng = np.random.default_rng(int(p * 7 + superlevel))
+    X = random_points(rng, 11, superlevel)
+    a = make_diagrams([{0: X}, {0: np.zeros((0, 2))}, {0: np.zeros((0, 2))}], superlevel)
+    b = make_diagrams([{0: np.zeros((0, 2))}, {0: X}, {0: np.zeros((0, 2))}], superlevel)
+    total = np.sum((np.abs(X[:, 1] - X[:, 0]) * 2 ** (1 / q - 1)) ** p) ** (1 / p)
+    want = [total, total, 0.0]
+    np.testing.assert_allclose(wasserstein_distance(a, b, 0, p=p, internal_p=q).numpy(), want, rtol=1e-12)
+    assert_close_with_inf(want, [gudhi_w(_dim_of(a, i), _dim_of(b, i), superlevel, p, q) for i in range(3)])
+    half = np.abs(X[:, 1] - X[:, 0]).max() / 2
+    np.testing.assert_allclose(bottleneck_distance(a, b, 0).numpy(), [half, half, 0.0], rtol=1e-15)
+    # An essential class against none: infinite.
+    ess = make_diagrams([{0: np.array([[0.0, -INF if superlevel else INF]])}], superlevel)
+    none = make_diagrams([{0: np.zeros((0, 2))}], superlevel)
+    assert wasserstein_distance(ess, none, 0).item() == INF
+    assert bottleneck_distance(none, ess, 0).item() == INF
+
+
+def _dim_of(d: gpuph.Diagrams, b: int) -> np.ndarray:
+    return d.to_numpy()[b][0]
+
+
+def test_missing_dimension_and_empty_batch():
+    x = torch.rand(3, 6, 6, dtype=torch.float64)
+    a = gpuph.cubical_persistence(x, dims=0)
+    assert torch.equal(wasserstein_distance(a, a, 1), torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(bottleneck_distance(a, a, 5), torch.zeros(3, dtype=torch.float64))
+    e = gpuph.cubical_persistence(torch.rand(0, 6, 6))
+    assert wasserstein_distance(e, e, 0).shape == (0,)
+    assert bottleneck_distance(e, e, 0).shape == (0,)
+    assert pairwise_wasserstein(e, a, 0).shape == (0, 3)
+    assert pairwise_wasserstein(a, e, 0).shape == (3, 0)
+
+
+def test_superlevel_equals_negated_sublevel():
+    ia, ib = _two_batches(31, True)
+    a, b = make_diagrams(ia, True), make_diagrams(ib, True)
+    neg = lambda images: [{k: -v for k, v in im.items()} for im in images]
+    na, nb = make_diagrams(neg(ia), False), make_diagrams(neg(ib), False)
+    for k in (0, 1):
+        torch.testing.assert_close(wasserstein_distance(a, b, k, p=1.5, internal_p=2),
+                                   wasserstein_distance(na, nb, k, p=1.5, internal_p=2), rtol=1e-14, atol=0)
+        torch.testing.assert_close(bottleneck_distance(a, b, k), bottleneck_distance(na, nb, k), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------- pairwise
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+def test_pairwise_matches_gudhi_and_per_pair(superlevel):
+    rng = np.random.default_rng(17 + superlevel)
+    ia = with_infinite_points(rng, random_images(rng, 5, superlevel), superlevel)
+    ib = with_infinite_points(rng, random_images(rng, 7, superlevel), superlevel)
+    # Give one image of b the same essential counts as image 0 of a, so that some finite entries have essentials.
+    ib[0] = {k: v.copy() for k, v in ia[0].items()}
+    a, b = make_diagrams(ia, superlevel), make_diagrams(ib, superlevel)
+    for k, p, q in [(0, 2.0, INF), (1, 1.0, 2.0), (1, 2.5, 1.0)]:
+        got = pairwise_wasserstein(a, b, k, p=p, internal_p=q)
+        assert got.shape == (5, 7)
+        want = [[gudhi_w(_dim(ia, i, k), _dim(ib, j, k), superlevel, p, q) for j in range(7)] for i in range(5)]
+        assert_close_with_inf(got.numpy(), want)
+        assert np.isfinite(got.numpy()).any()
+        # The same as wasserstein_distance on the image pairs, and the gradient path gives the same values.
+        for j in range(5):
+            aj = make_diagrams([ia[j]] * 7, superlevel)
+            torch.testing.assert_close(got[j], wasserstein_distance(aj, b, k, p=p, internal_p=q), rtol=1e-13,
+                                       atol=1e-13)
+        grad_a = make_diagrams(ia, superlevel, requires_grad=True)
+        torch.testing.assert_close(pairwise_wasserstein(grad_a, b, k, p=p, internal_p=q).detach(), got,
+                                   rtol=1e-13, atol=1e-13)
+
+
+def test_pairwise_on_digits_matches_gudhi():
+    x, y = _noisy_digits(6, 3, 0.0), _noisy_digits(5, 4, 0.0)
+    a, b = gpuph.cubical_persistence(x, dims=0), gpuph.cubical_persistence(y, dims=0)
+    A, Bn = a.to_numpy(), b.to_numpy()
+    want = [[gudhi_w(A[i][0], Bn[j][0], True, 2.0, INF) for j in range(5)] for i in range(6)]
+    assert_close_with_inf(pairwise_wasserstein(a, b, 0, p=2).numpy(), want)
+
+
+# ---------------------------------------------------------------------------------------------- gradients
+def _with_pairs(d: gpuph.Diagrams, pairs: torch.Tensor) -> gpuph.Diagrams:
+    return replace(d, pairs=pairs)
+
+
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+@pytest.mark.parametrize("which", ["w1inf", "w2q2", "w3q1", "bottleneck", "pairwise"])
+def test_gradcheck_through_the_matching(superlevel, which):
+    """Generic float diagrams (no ties between costs): the optimal matching is locally constant."""
+    rng = np.random.default_rng(5 + superlevel)
+    ia = random_images(rng, 2, superlevel, max_points=4)
+    ib = random_images(rng, 2, superlevel, max_points=4)
+    for images in (ia, ib):  # equal essential counts so the values are finite
+        for im in images:
+            im[0] = np.concatenate([[[5.0, -INF] if superlevel else [-5.0, INF]], im[0][np.isfinite(im[0][:, 1])]])
+    a, b = make_diagrams(ia, superlevel), make_diagrams(ib, superlevel)
+    fns = {
+        "w1inf": lambda x, y: wasserstein_distance(x, y, 0, p=1.0),
+        "w2q2": lambda x, y: wasserstein_distance(x, y, 1, p=2.0, internal_p=2.0),
+        "w3q1": lambda x, y: wasserstein_distance(x, y, 0, p=3.0, internal_p=1.0),
+        "bottleneck": lambda x, y: bottleneck_distance(x, y, 0),
+        "pairwise": lambda x, y: pairwise_wasserstein(x, y, 0, p=2.0),
+    }
+    fn = fns[which]
+    pa, pb = a.pairs.clone().requires_grad_(), b.pairs.clone().requires_grad_()
+    f = lambda s, t: fn(_with_pairs(a, s), _with_pairs(b, t))
+    assert torch.isfinite(f(pa, pb)).all()
+    assert torch.autograd.gradcheck(f, (pa, pb), eps=1e-7, atol=1e-6)
+
+
+def test_gradient_reaches_the_images():
+    x = torch.rand(3, 8, 8, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(3, 8, 8, dtype=torch.float64)
+    a, b = gpuph.cubical_persistence(x), gpuph.cubical_persistence(y)
+    (wasserstein_distance(a, b, 0).sum() + bottleneck_distance(a, b, 1).sum()).backward()
+    assert x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_dtype_and_device(device):
+    x = torch.rand(2, 7, 7, device=device)
+    a = gpuph.cubical_persistence(x)
+    b = gpuph.cubical_persistence(x.double().flip(-1))
+    for out in (wasserstein_distance(a, b, 0), bottleneck_distance(a, b, 0), pairwise_wasserstein(a, b, 0)):
+        assert out.dtype == torch.float64 and out.device == x.device
+    assert wasserstein_distance(a, a, 0).dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def test_errors():
+    a = gpuph.cubical_persistence(torch.rand(2, 5, 5))
+    b3 = gpuph.cubical_persistence(torch.rand(3, 5, 5))
+    sub = gpuph.cubical_persistence(torch.rand(2, 5, 5), superlevel=False)
+    for fn in (wasserstein_distance, bottleneck_distance):
+        with pytest.raises(ValueError, match="batch size"):
+            fn(a, b3, 0)
+        with pytest.raises(ValueError, match="superlevel"):
+            fn(a, sub, 0)
+        with pytest.raises(TypeError, match="Diagrams"):
+            fn(a, a.pairs, 0)
+        with pytest.raises(ValueError, match="dim"):
+            fn(a, a, -1)
+    with pytest.raises(ValueError, match="superlevel"):
+        pairwise_wasserstein(a, sub, 0)
+    for p, q in [(0.5, INF), (INF, INF), (float("nan"), 2.0), (2.0, 0.5), (2.0, float("nan"))]:
+        with pytest.raises(ValueError, match="p"):
+            wasserstein_distance(a, a, 0, p=p, internal_p=q)
+        with pytest.raises(ValueError, match="p"):
+            pairwise_wasserstein(a, b3, 0, p=p, internal_p=q)
+    wrong = make_diagrams([{0: np.array([[0.0, 1.0]])}] * 2, True)  # birth < death in a superlevel diagram
+    with pytest.raises(ValueError, match="orientation"):
+        wasserstein_distance(wrong, a, 0)
+    assert pairwise_wasserstein(a, b3, 0).shape == (2, 3)  # different batch sizes are fine here

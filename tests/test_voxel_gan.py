@@ -1,0 +1,181 @@
+"""The procedural voxel data set and the voxel GAN: what the data claims (shape, values, one 6-connected component,
+holes of tori, determinism), the component counts against scipy, the topology loss at work on a fixed generator,
+and checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+import gpuph
+from gpuph.apps.voxel_gan import (
+    VoxelDiscriminator,
+    VoxelGenerator,
+    count_components,
+    count_pd0_components,
+    gan_step,
+    load_checkpoint,
+    sample_latents,
+    save_checkpoint,
+    topology_loss,
+)
+from gpuph.apps.voxel_shapes import CLASSES, VoxelShapes, make_shapes
+
+CROSS = ndimage.generate_binary_structure(3, 1)  # 6-connectivity
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return make_shapes(150, seed=7, return_labels=True)
+
+
+def test_shapes_values_and_labels(shapes):
+    x, labels = shapes
+    assert x.shape == (150, 1, 32, 32, 32) and x.dtype == torch.float32
+    assert set(torch.unique(x).tolist()) == {0.0, 1.0}
+    assert labels.shape == (150,) and set(labels.tolist()) == set(range(len(CLASSES)))
+    filled = x.sum((1, 2, 3, 4))
+    assert bool((filled > 100).all())  # no empty or near-empty shape
+    # nothing touches the grid's border (so no part was clipped off)
+    border = x.clone()
+    border[:, :, 1:-1, 1:-1, 1:-1] = 0
+    assert border.sum() == 0
+
+
+def test_every_shape_is_one_6_connected_solid(shapes):
+    x, _ = shapes
+    counts = [ndimage.label(v, structure=CROSS)[1] for v in x[:, 0].numpy()]
+    assert counts == [1] * len(x)
+    # the same with gpuph: one superlevel PD0 class (the essential one) per binary grid
+    dgm = gpuph.cubical_persistence(x, dims=0, spatial_dims=3)
+    assert dgm.counts()[:, 0].tolist() == [1] * len(x)
+
+
+def _betti(v: np.ndarray) -> tuple[int, int, int]:
+    """Betti numbers of a binary grid's solid (6-connectivity; V construction, superlevel: essential classes at
+    level 1 are the homology of the solid), via gpuph's bars born at 1 that survive below it."""
+    dgm = gpuph.cubical_persistence(torch.from_numpy(v).float(), spatial_dims=3)
+    born = (dgm.pairs[:, 0] == 1) & (dgm.pairs[:, 1] < 1)
+    return tuple(int(((dgm.dim == k) & born).sum()) for k in range(3))
+
+
+def test_betti_numbers_tori_one_tunnel_no_shape_a_cavity():
+    for v in make_shapes(5, seed=3, classes=["torus"])[:, 0].numpy():
+        assert _betti(v) == (1, 1, 0)
+    for v in make_shapes(30, seed=4, classes=["blob", "chair", "table", "lamp"])[:, 0].numpy():
+        b0, _, b2 = _betti(v)
+        assert (b0, b2) == (1, 0)
+    for v in make_shapes(10, seed=5, classes=["table"])[:, 0].numpy():
+        assert _betti(v) == (1, 0, 0)
+
+
+def test_determinism_by_seed():
+    a, la = make_shapes(12, seed=11, return_labels=True)
+    b, lb = make_shapes(12, seed=11, return_labels=True)
+    c = make_shapes(12, seed=12)
+    assert torch.equal(a, b) and torch.equal(la, lb)
+    assert not torch.equal(a, c)
+    ds = VoxelShapes(12, seed=11)
+    assert len(ds) == 12 and ds.shapes.dtype == torch.uint8
+    item, label = ds[5]
+    assert torch.equal(item, a[5]) and label == int(la[5])
+
+
+def test_class_subset_and_bad_input():
+    x, labels = make_shapes(5, seed=0, classes=["torus"], return_labels=True)
+    assert x.shape == (5, 1, 32, 32, 32) and labels.tolist() == [0] * 5
+    assert make_shapes(0, seed=0).shape == (0, 1, 32, 32, 32)
+    with pytest.raises(ValueError, match="classes"):
+        make_shapes(3, classes=["sofa"])
+    with pytest.raises(ValueError, match="classes"):
+        make_shapes(3, classes=[])
+    with pytest.raises(ValueError, match="n must"):
+        make_shapes(-1)
+
+
+def test_component_counts_match_scipy_and_lifetimes():
+    g = torch.Generator().manual_seed(0)
+    v = torch.rand(3, 1, 12, 12, 12, generator=g)
+    binary = (v > 0.7).float()
+    direct = [ndimage.label(b, structure=CROSS)[1] for b in binary[:, 0].numpy()]
+    assert count_components(v, level=0.7).tolist() == direct
+    # on a binary grid every component is a PD0 class of lifetime 1 (the first one essential)
+    assert count_pd0_components(binary, threshold=0.5).tolist() == direct
+    # on the raw field, count the classes with lifetime > 0.3 directly from the diagrams
+    dgm = gpuph.cubical_persistence(v, dims=0, spatial_dims=3)
+    life = (dgm.pairs[:, 0] - dgm.pairs[:, 1]).detach()
+    expect = [int(((dgm.batch == b) & (life > 0.3)).sum()) for b in range(3)]
+    assert count_pd0_components(v, threshold=0.3).tolist() == expect
+    assert count_components(torch.zeros(2, 1, 4, 4, 4)).tolist() == [0, 0]
+
+
+def test_topology_loss_is_the_energy_of_all_but_the_longest_bar():
+    g = torch.Generator().manual_seed(1)
+    v = torch.rand(2, 1, 8, 8, 8, generator=g)
+    dgm = gpuph.cubical_persistence(v, dims=0, spatial_dims=3)
+    expect = []
+    for b in range(2):
+        p = dgm.pairs[dgm.batch == b].detach().numpy()
+        life = np.where(np.isinf(p[:, 1]), p[:, 0] - v[b].min().item(), p[:, 0] - p[:, 1])
+        expect.append(np.sort(life)[::-1][1:].sum())
+    torch.testing.assert_close(topology_loss(v, reduction="none"), torch.tensor(expect, dtype=torch.float32))
+
+
+def test_models_shapes_and_errors():
+    gen, disc = VoxelGenerator(nz=16, ch=4), VoxelDiscriminator(ch=4)
+    with torch.no_grad():
+        v = gen(torch.randn(3, 16))
+    assert v.shape == (3, 1, 32, 32, 32) and float(v.min()) >= 0 and float(v.max()) <= 1
+    assert disc(v).shape == (3,)
+    assert VoxelGenerator().nz == 64  # the public defaults another module relies on
+    with pytest.raises(ValueError, match="latents"):
+        gen(torch.randn(3, 15))
+    with pytest.raises(ValueError, match="grids"):
+        disc(torch.rand(3, 1, 16, 16, 16))
+
+
+def test_topology_loss_reduces_components_of_a_fixed_generator():
+    torch.manual_seed(0)
+    gen = VoxelGenerator(nz=8, ch=4)
+    with torch.no_grad():  # a wide output: a noisy field with many components above 0.5
+        gen.net[-1].weight.mul_(20)
+        gen.net[-1].bias.fill_(-1.0)
+    z = sample_latents(2, 8, seed=0)
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-3)
+    with torch.no_grad():
+        v0 = gen(z)
+    before, occ_before, loss_before = count_components(v0), (v0 > 0.5).float().mean(), topology_loss(v0)
+    assert bool((before > 100).all())
+    for _ in range(3):
+        loss = topology_loss(gen(z))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        v1 = gen(z)
+    after = count_components(v1)
+    assert bool((after < 0.8 * before).all()), (before, after)
+    assert topology_loss(v1) < 0.8 * loss_before
+    assert (v1 > 0.5).float().mean() > 0.5 * occ_before  # fewer components, not an emptied grid
+
+
+def test_gan_step_and_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    gen, disc = VoxelGenerator(nz=8, ch=4), VoxelDiscriminator(ch=4)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=1e-3)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-3)
+    w0 = [p.detach().clone() for p in gen.parameters()]
+    log = gan_step(gen, disc, opt_g, opt_d, make_shapes(2, seed=0), torch.randn(2, 8), topo_weight=1.0)
+    assert np.isfinite(log["topo"]) and np.isfinite(log["g_loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(w0, gen.parameters()))
+    save_checkpoint(tmp_path / "ck.pt", gen, disc, step=1)
+    gen2, disc2, extra = load_checkpoint(tmp_path / "ck.pt")
+    assert extra == {"step": 1} and (gen2.nz, gen2.ch, disc2.ch) == (8, 4, 4)
+    gen.eval(), gen2.eval(), disc.eval(), disc2.eval()
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        assert torch.equal(gen(z), gen2(z))
+        x = gen(z)
+        assert torch.equal(disc(x), disc2(x))

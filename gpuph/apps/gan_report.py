@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,7 @@ def compare_generators(
         thresholds: lifetimes for the component counts (the first one frames the grid).
         grid, interp_pairs, interp_steps: sizes of the figures; seed: of the latent vectors.
         meta, notes: stored in ``metrics.json`` / appended to ``metrics.md``.
-        figures: write the PNG figures (needs matplotlib).
+        figures: write the PNG figures (needs matplotlib; skipped with a warning without it).
         real_samples: ``(n, 1, 28, 28)`` real digits not in ``reference``: evaluated like a generator, as the row
             ``"real digits (held out)"`` (what a perfect generator would score).
 
@@ -157,6 +158,12 @@ def compare_generators(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []
+    if figures:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            warnings.warn("gpuph: matplotlib is not installed: no figures (pip install matplotlib)", stacklevel=2)
+            figures = False
     if figures and len(names) >= 2:
         b, a = names[0], names[-1]
         k = min(grid, n_samples)

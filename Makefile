@@ -2,7 +2,7 @@
 # torch is reused), once: stamp files in .venv record each step, and the C++ extension is rebuilt when setup.py,
 # gpuph/csrc/ or kernels/ change.
 #
-#   make demo    persistence diagrams of MNIST digits and a 3D volume -> out/demo_diagrams.png
+#   make demo    fine-tune the embedded MNIST generator with the topology loss -> out/ (grid, interpolations, metrics)
 #   make test    the test suite (pytest, in parallel)
 #   make lint    ruff
 #   make bench   benchmark suite against the CPU layers (python -m gpuph.bench; BENCH_ARGS=--quick for a short run)

@@ -46,7 +46,7 @@ setup(
     version="0.1.0",
     description="Exact, batched, differentiable persistent homology of images and voxel grids for PyTorch",
     packages=find_packages(include=["gpuph", "gpuph.*"]),
-    package_data={"gpuph": ["data/*.npz", "data/*.md"]},
+    package_data={"gpuph": ["data/*.npz", "data/*.md", "data/*.pt"]},
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "numpy"],
     extras_require={

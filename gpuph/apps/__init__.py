@@ -1,0 +1,14 @@
+"""Applications built on gpuph's public API (library code behind ``examples/``).
+
+Submodules are imported on demand, so that ``import gpuph`` stays light:
+
+- :mod:`gpuph.apps.mnist`: reader of MNIST's raw idx files (gzip or not).
+- :mod:`gpuph.apps.gan`: a DCGAN-style MNIST generator and discriminator, baseline training, fine-tuning with the
+  topology loss :math:`E(1,0,2; PD_0)`, checkpoints, the embedded pre-trained models.
+- :mod:`gpuph.apps.classifier`: a small MNIST CNN (for an Inception-style score).
+- :mod:`gpuph.apps.gan_metrics`: minimum matching distance and coverage (L2 and PD0 Wasserstein), Inception score,
+  component counts.
+- :mod:`gpuph.apps.gan_report`: before/after figures and the metrics table of a fine-tuning.
+"""
+
+__all__ = ["classifier", "gan", "gan_metrics", "gan_report", "mnist"]

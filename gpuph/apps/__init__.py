@@ -9,6 +9,8 @@ Submodules are imported on demand, so that ``import gpuph`` stays light:
 - :mod:`gpuph.apps.gan_metrics`: minimum matching distance and coverage (L2 and PD0 Wasserstein), Inception score,
   component counts.
 - :mod:`gpuph.apps.gan_report`: before/after figures and the metrics table of a fine-tuning.
+- :mod:`gpuph.apps.voxel_shapes`: a procedural dataset of 32^3 voxel shapes (chairs, tables, lamps, tori, blobs).
+- :mod:`gpuph.apps.voxel_gan`: a 3D-GAN-style voxel generator and discriminator with the same topology fine-tuning.
 """
 
-__all__ = ["classifier", "gan", "gan_metrics", "gan_report", "mnist"]
+__all__ = ["classifier", "gan", "gan_metrics", "gan_report", "mnist", "voxel_gan", "voxel_shapes"]

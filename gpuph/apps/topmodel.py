@@ -99,7 +99,8 @@ def accuracy(model: nn.Module, inputs: Tensor, labels: Tensor, batch_size: int =
     """Fraction of ``inputs`` that ``model`` classifies as ``labels``."""
     correct = 0
     for start in range(0, len(inputs), batch_size):
-        correct += int((model(inputs[start : start + batch_size]).argmax(1) == labels[start : start + batch_size]).sum())
+        pred = model(inputs[start : start + batch_size]).argmax(1)
+        correct += int((pred == labels[start : start + batch_size]).sum())
     return correct / max(len(inputs), 1)
 
 

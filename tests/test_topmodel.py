@@ -1,0 +1,111 @@
+"""gpuph.apps.topmodel and mnist_idx: the targeted attack on toy models, TopModel's gradient path, the idx reader."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gpuph.apps.mnist_idx import load_mnist, read_idx
+from gpuph.apps.topmodel import CNN, MLP, TopModel, accuracy, random_targets, targeted_attack, train_classifier
+
+
+def toy_linear():
+    """Class c scores x . e_c: the prediction is the argmax coordinate."""
+    model = nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3))
+    return model
+
+
+def test_attack_step_changes_prediction_on_toy_model():
+    model = toy_linear()
+    x = torch.tensor([[0.6, 0.5, 0.1], [0.2, 0.9, 0.3]])
+    x0 = x.clone()
+    target = torch.tensor([1, 2])
+    # one step of 0.1: the first input crosses over (0.5, 0.6) -> class 1; the second needs more steps
+    adv, ok, n = targeted_attack(model, x, target, step=0.1, steps=1)
+    assert torch.equal(x, x0)  # the caller's tensor is untouched
+    assert ok.tolist() == [True, False] and n.tolist() == [1, 1]
+    assert model(adv).argmax(1)[0] == 1
+    assert float((adv - x).abs().max()) <= 0.1 + 1e-6
+    adv, ok, n = targeted_attack(model, x, target, step=0.1, steps=10)
+    assert ok.all() and (model(adv).argmax(1) == target).all()
+    assert n.tolist()[0] == 1 and n.tolist()[1] > 1
+    assert float(adv.min()) >= 0 and float(adv.max()) <= 1
+
+
+def test_attack_already_successful_is_untouched():
+    model = toy_linear()
+    x = torch.tensor([[0.1, 0.9, 0.0]])
+    adv, ok, n = targeted_attack(model, x, torch.tensor([1]), step=0.1, steps=5)
+    assert ok.all() and n.tolist() == [0] and torch.equal(adv, x)
+
+
+def test_random_targets_differ_from_labels():
+    labels = torch.randint(0, 10, (500,), generator=torch.Generator().manual_seed(0))
+    t = random_targets(labels, seed=1)
+    assert (t != labels).all() and t.min() >= 0 and t.max() <= 9
+    assert len(set(t.tolist())) == 10
+
+
+def test_models_shapes_and_topmodel_gradient():
+    x = torch.zeros(4, 28, 28)
+    x[:, 8:20, 10:18] = 0.9
+    x[1, 12:16, 12:16] = 0  # a hole
+    for model in (TopModel(k=2), MLP(), CNN()):
+        x_ = x.clone().requires_grad_(True)
+        out = model(x_)
+        assert out.shape == (4, 10)
+        (g,) = torch.autograd.grad(out[:, 3].sum(), x_)
+        assert g.abs().sum() > 0
+    # TopModel's gradient only reaches digit pixels (the background is excluded from the filtrations)
+    x_ = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(TopModel(k=2)(x_)[:, 0].sum(), x_)
+    assert (g[x <= 0.5] == 0).all()
+
+
+def test_train_classifier_learns_a_separable_problem():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+    losses = train_classifier(model, x, y, epochs=20, batch_size=64, lr=1e-2)
+    assert losses[-1] < losses[0]
+    assert accuracy(model, x, y) > 0.95
+
+
+def write_idx(path, array, compress):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(data)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_reader_round_trip(tmp_path, compress):
+    images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
+    labels = np.array([4, 0, 9])
+    suffix = ".gz" if compress else ""
+    write_idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}", images, compress)
+    write_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", labels, compress)
+    assert np.array_equal(read_idx(tmp_path / "t10k-images-idx3-ubyte"), images)
+    x, y = load_mnist(tmp_path, "test", n=2)
+    assert x.shape == (2, 28, 28) and x.dtype == torch.float32 and y.tolist() == [4, 0]
+    np.testing.assert_allclose(x.numpy(), images[:2] / 255.0, rtol=1e-6)
+
+
+def test_idx_reader_errors(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00")
+    with pytest.raises(ValueError, match="idx"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]))
+    with pytest.raises(ValueError, match="header says"):
+        read_idx(tmp_path / "short")
+    with pytest.raises(FileNotFoundError):
+        read_idx(tmp_path / "missing")
+    with pytest.raises(ValueError, match="split"):
+        load_mnist(tmp_path, "val")

@@ -189,8 +189,9 @@ def make_problems(kind: str, seeds: list[int], n_max: int = 150, p: int = 100, n
 # ---------------------------------------------------------------------------------------------------- fitting
 @dataclass
 class FitResult:
-    """Weights ``(*batch, p)`` and convergence diagnostics: ``objective (*batch)`` at the end, ``rel_change
-    (*batch)``, the relative change of the objective over the last 10% of the steps."""
+    """Weights ``(G, M, p)`` and convergence diagnostics: ``objective (G, M)`` at the end and ``rel_change (G, M)``,
+    the decrease of the objective over the last 10% of the steps as a fraction of its whole decrease from ``w = 0``
+    (near 0: converged, or at least stalled)."""
 
     weights: Tensor
     objective: Tensor
@@ -236,6 +237,7 @@ def fit(X: Tensor, y: Tensor, row_weight: Tensor, lam: Tensor, name: str, settin
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t / steps)))
     tail = max(1, steps // 10)
     history = None
+    initial = None
 
     def objective() -> Tensor:
         r = y[:, None, :] - torch.bmm(w, Xt)  # (G, M, n)
@@ -244,6 +246,8 @@ def fit(X: Tensor, y: Tensor, row_weight: Tensor, lam: Tensor, name: str, settin
     for t in range(steps):
         opt.zero_grad(set_to_none=True)
         obj = objective()
+        if t == 0:
+            initial = obj.detach()
         obj.sum().backward()
         opt.step()
         sched.step()
@@ -254,7 +258,8 @@ def fit(X: Tensor, y: Tensor, row_weight: Tensor, lam: Tensor, name: str, settin
     with torch.no_grad():
         final = objective()
     start = history if history is not None else final
-    rel = (start - final).abs() / final.abs().clamp_min(1e-12)
+    initial = initial if initial is not None else final
+    rel = (start - final).abs() / (initial - final).abs().clamp_min(1e-12)
     return FitResult(w.detach(), final, rel)
 
 
@@ -274,8 +279,8 @@ def run_experiment(problems: RegressionProblems, ns: list[int], name: str, setti
 
     Returns:
         a dict with ``mse (len(ns), S)`` (mean squared error of beta-hat against beta*), ``lam (len(ns), S)`` the
-        chosen lambdas, ``cv_error (len(ns), S, L)``, ``rel_change`` (largest relative objective change over the last
-        10% of Adam steps among the chosen fits) and ``weights (len(ns), S, p)``; all on the CPU, float64.
+        chosen lambdas, ``cv_error (len(ns), S, L)``, ``rel_change`` (the largest share of the objective's decrease
+        made in the last 10% of the Adam steps, among the chosen fits) and ``weights (len(ns), S, p)``; all on the CPU, float64.
     """
     X, y, beta = problems.X, problems.y, problems.beta
     S, n_max, p = X.shape

@@ -97,8 +97,9 @@ def write_markdown(path: Path, meta: dict, results: dict, ns: list[int]) -> None
     lines = [f"Device: {meta['device']} ({meta['cpu_threads']} torch threads), torch {meta['torch']}; "
              f"{meta['seconds_total']:.0f} s in all. Seeds {meta['seeds']}, {meta['folds']}-fold CV over "
              f"{len(meta['lambdas'])} lambdas in [1e-4, 1e1], Adam {meta['steps']} steps (lr {meta['lr']}, cosine "
-             "decay). Entries: MSE of beta-hat (mean over seeds); last column: the largest share of the objective's "
-             "decrease (from w = 0) made in the last 10% of the steps, among the chosen fits (a convergence check).", ""]
+             "decay). Entries: MSE of beta-hat (mean over seeds); last column: the largest share of the "
+             "objective's decrease (from w = 0) made in the last 10% of the steps, among the chosen fits (a "
+             "convergence check).", ""]
     for kind, per in results.items():
         lines += [f"### {KINDS[kind][1]} (Top on {KINDS[kind][0]} PD0)", "",
                   "| penalty | " + " | ".join(f"n={n}" for n in ns) + " | median lambda | rel. change |",

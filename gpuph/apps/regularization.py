@@ -280,7 +280,8 @@ def run_experiment(problems: RegressionProblems, ns: list[int], name: str, setti
     Returns:
         a dict with ``mse (len(ns), S)`` (mean squared error of beta-hat against beta*), ``lam (len(ns), S)`` the
         chosen lambdas, ``cv_error (len(ns), S, L)``, ``rel_change`` (the largest share of the objective's decrease
-        made in the last 10% of the Adam steps, among the chosen fits) and ``weights (len(ns), S, p)``; all on the CPU, float64.
+        made in the last 10% of the Adam steps, among the chosen fits) and ``weights (len(ns), S, p)``; all on the
+        CPU, float64.
     """
     X, y, beta = problems.X, problems.y, problems.beta
     S, n_max, p = X.shape

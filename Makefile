@@ -18,7 +18,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_DEPS := numpy matplotlib tqdm scipy
-TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy pot
+TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy pot ripser
 # the other layers the benchmark compares with (TopologyLayer is left out: it fails to build on recent torch; the
 # benchmark runs it where it imports)
 BENCH_DEPS := giotto-ph torch-topological

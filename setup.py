@@ -50,8 +50,9 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "numpy"],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy", "pot"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy", "pot", "ripser"],
         "distances": ["scipy"],  # bottleneck_distance
+        "pointcloud": ["scipy"],  # weak_alpha_persistence (Delaunay)
         "demo": ["matplotlib", "tqdm", "scipy"],
         "bench": ["gudhi", "cripser", "scipy", "matplotlib", "tqdm", "giotto-ph", "torch-topological"],
     },

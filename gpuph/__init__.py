@@ -1,8 +1,24 @@
 """gpuph: exact, batched, differentiable persistent homology of images and voxel grids for PyTorch."""
 
-from . import distances, losses, nn
+from . import barcode_features, delaunay, distances, losses, lower_star, nn, point_cloud
 from .cubical import cubical_persistence
 from .diagrams import Diagrams
+from .lower_star import lower_star_persistence
+from .point_cloud import rips_persistence, weak_alpha_persistence
 
 __version__ = "0.1.0"
-__all__ = ["Diagrams", "cubical_persistence", "distances", "losses", "nn", "__version__"]
+__all__ = [
+    "Diagrams",
+    "barcode_features",
+    "cubical_persistence",
+    "delaunay",
+    "distances",
+    "lower_star",
+    "lower_star_persistence",
+    "losses",
+    "nn",
+    "point_cloud",
+    "rips_persistence",
+    "weak_alpha_persistence",
+    "__version__",
+]

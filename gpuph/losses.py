@@ -9,9 +9,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .barcode_features import BarcodePolyFeature, PartialSumBarcodeLengths, SumBarcodeLengths, TopKBarcodeLengths
 from .diagrams import Diagrams
 
-__all__ = ["betti_loss", "closed_pairs", "persistence_energy", "rank_in_image"]
+__all__ = [
+    "BarcodePolyFeature",
+    "PartialSumBarcodeLengths",
+    "SumBarcodeLengths",
+    "TopKBarcodeLengths",
+    "betti_loss",
+    "closed_pairs",
+    "persistence_energy",
+    "rank_in_image",
+]
 
 REDUCTIONS = ("mean", "sum", "none")
 

@@ -1,0 +1,246 @@
+"""TopologyLayer's barcode features (Brüel-Gabrielsson et al., "A Topology Layer for Machine Learning"), batched.
+
+Each feature reads one homology dimension of either a :class:`~gpuph.Diagrams` (any batch: one result row per image,
+computed without a Python loop over images) or TopologyLayer's ``(dgms, issublevel)`` tuple (one image, the output of
+its layers and of :mod:`gpuph.compat.topologylayer`), with TopologyLayer's formulas and conventions:
+
+- a bar's *start* and *end* are ``(birth, death)`` for sublevel diagrams and ``(death, birth)`` for superlevel ones,
+  so that ``length = end - start >= 0`` in both;
+- a length equal to ``+inf`` (an essential class) or NaN counts as 0, and so does the midpoint of such a bar;
+- top-k lists are zero-padded (or truncated) to ``k``.
+
+gpuph's diagrams contain no zero-length bars, TopologyLayer's contain many; every feature except
+``BarcodePolyFeature(..., remove_zero=False)`` with ``p == 0`` gives the same value either way (a zero-length bar adds
+0 to a sum of lengths and sorts among the zero padding of a top-k list).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .diagrams import Diagrams
+
+__all__ = [
+    "BarcodePolyFeature",
+    "PartialSumBarcodeLengths",
+    "SumBarcodeLengths",
+    "TopKBarcodeLengths",
+    "barcode_poly_feature",
+    "partial_sum_barcode_lengths",
+    "sum_barcode_lengths",
+    "top_k_barcode_lengths",
+]
+
+
+class _Bars:
+    """The bars of one homology dimension: ``pairs (N, 2)``, ``batch (N,)``, number of images, direction, and
+    whether the input was batched (a ``Diagrams``) or one TopologyLayer tuple."""
+
+    def __init__(self, pairs: Tensor, batch: Tensor, batch_size: int, sublevel: bool, batched: bool) -> None:
+        self.pairs, self.batch, self.batch_size = pairs, batch, batch_size
+        self.sublevel, self.batched = sublevel, batched
+
+    def rows(self, keep: Tensor) -> _Bars:
+        return _Bars(self.pairs[keep], self.batch[keep], self.batch_size, self.sublevel, self.batched)
+
+
+def _check_index(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"gpuph: {name} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _bars(dgminfo, dim: int) -> _Bars:
+    dim = _check_index(dim, "dim")
+    if isinstance(dgminfo, Diagrams):
+        d = dgminfo.select(dim=dim)
+        return _Bars(d.pairs, d.batch, dgminfo.batch_size, not dgminfo.superlevel, True)
+    if not (isinstance(dgminfo, Sequence) and len(dgminfo) == 2 and isinstance(dgminfo[1], (bool, np.bool_))):
+        raise TypeError(
+            "gpuph: expected a gpuph.Diagrams or TopologyLayer's (dgms, issublevel) tuple, "
+            f"got {type(dgminfo).__name__}"
+        )
+    dgms, issublevel = dgminfo
+    if not isinstance(dgms, Sequence) or isinstance(dgms, Tensor):
+        raise TypeError(f"gpuph: dgms must be a tuple of (n_k, 2) tensors, got {type(dgms).__name__}")
+    if dim >= len(dgms):
+        raise ValueError(f"gpuph: no diagram of dimension {dim}: the layer computed dimensions 0..{len(dgms) - 1}")
+    pairs = torch.as_tensor(dgms[dim])
+    if pairs.dim() != 2 or pairs.shape[1] != 2:
+        raise ValueError(f"gpuph: dgms[{dim}] must have shape (n, 2), got {tuple(pairs.shape)}")
+    batch = torch.zeros(pairs.shape[0], dtype=torch.int64, device=pairs.device)
+    return _Bars(pairs, batch, 1, bool(issublevel), False)
+
+
+def _start_end(bars: _Bars) -> tuple[Tensor, Tensor]:
+    if bars.sublevel:
+        return bars.pairs[:, 0], bars.pairs[:, 1]
+    return bars.pairs[:, 1], bars.pairs[:, 0]
+
+
+def _lengths_means(bars: _Bars) -> tuple[Tensor, Tensor]:
+    """TopologyLayer's lengths and midpoints; both 0 where the length is +inf or NaN."""
+    start, end = _start_end(bars)
+    lengths = end - start
+    means = (end + start) / 2
+    drop = (lengths == math.inf) | torch.isnan(lengths)
+    zero = torch.zeros_like(lengths)
+    return torch.where(drop, zero, lengths), torch.where(drop, zero, means)
+
+
+def _per_image_sum(bars: _Bars, terms: Tensor) -> Tensor:
+    if not bars.batched:
+        return terms.sum(0)
+    return terms.new_zeros(bars.batch_size).index_add(0, bars.batch, terms)
+
+
+def _sorted_lengths(bars: _Bars, width: int) -> Tensor:
+    """``(B, K)`` lengths of each image sorted descending, zero-padded; ``K >= width``."""
+    lengths, _ = _lengths_means(bars)
+    B = bars.batch_size
+    n = lengths.shape[0]
+    if n == 0:
+        return lengths.new_zeros(B, width)
+    order = torch.argsort(bars.batch, stable=True)
+    batch = bars.batch[order]
+    counts = torch.bincount(batch, minlength=B)
+    starts = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(n, device=batch.device) - starts[batch]
+    K = max(int(counts.max()), width)
+    dense = lengths.new_zeros(B, K).index_put((batch, pos), lengths[order])
+    return dense.sort(dim=1, descending=True).values
+
+
+# ---------------------------------------------------------------------------------------------- functional forms
+def sum_barcode_lengths(dgminfo, dim: int = 0) -> Tensor:
+    """Sum of the bar lengths in dimension ``dim`` (infinite bars count 0).
+
+    Returns:
+        ``(B,)`` for a :class:`~gpuph.Diagrams` of ``B`` images; a 0-dim tensor for a ``(dgms, issublevel)`` tuple.
+    """
+    bars = _bars(dgminfo, dim)
+    lengths, _ = _lengths_means(bars)
+    return _per_image_sum(bars, lengths)
+
+
+def top_k_barcode_lengths(dgminfo, dim: int, k: int) -> Tensor:
+    """The ``k`` largest bar lengths in dimension ``dim``, descending, zero-padded to ``k`` (infinite bars count 0).
+
+    Returns:
+        ``(B, k)`` for a :class:`~gpuph.Diagrams`; ``(k,)`` for a ``(dgms, issublevel)`` tuple.
+    """
+    k = _check_index(k, "k")
+    bars = _bars(dgminfo, dim)
+    out = _sorted_lengths(bars, k)[:, :k]
+    return out if bars.batched else out[0]
+
+
+def partial_sum_barcode_lengths(dgminfo, dim: int, skip: int) -> Tensor:
+    """Sum of the bar lengths in dimension ``dim`` after leaving out the ``skip`` longest. Infinite bars count 0, so
+    ``skip=1`` leaves out the longest *finite* bar, not the essential class (TopologyLayer's convention).
+
+    Returns:
+        ``(B,)`` for a :class:`~gpuph.Diagrams`; a 0-dim tensor for a ``(dgms, issublevel)`` tuple.
+    """
+    skip = _check_index(skip, "skip")
+    bars = _bars(dgminfo, dim)
+    out = _sorted_lengths(bars, 0)[:, skip:].sum(1)
+    return out if bars.batched else out[0]
+
+
+def barcode_poly_feature(dgminfo, dim: int, p: float, q: float, remove_zero: bool = True) -> Tensor:
+    r"""Adcock-Carlsson-Carlsson polynomial feature :math:`\sum_i \mathrm{length}_i^p \, \mathrm{mean}_i^q` over the
+    bars of dimension ``dim``, mean being the bar's midpoint ``(start + end) / 2``.
+
+    As in TopologyLayer, an infinite bar has length 0 and mean 0 and so contributes ``0**p * 0**q`` (which is 1 for
+    ``p == q == 0``, as ``torch.pow`` defines it). ``remove_zero`` drops bars with ``birth == death`` first (gpuph's
+    diagrams have none, so it only matters for tuples).
+
+    Returns:
+        ``(B,)`` for a :class:`~gpuph.Diagrams`; a 0-dim tensor for a ``(dgms, issublevel)`` tuple.
+    """
+    bars = _bars(dgminfo, dim)
+    if remove_zero:
+        bars = bars.rows(bars.pairs[:, 0] != bars.pairs[:, 1])
+    lengths, means = _lengths_means(bars)
+    return _per_image_sum(bars, torch.pow(lengths, p) * torch.pow(means, q))
+
+
+# ---------------------------------------------------------------------------------------------- modules
+class SumBarcodeLengths(nn.Module):
+    """TopologyLayer's ``SumBarcodeLengths(dim=0)``: :func:`sum_barcode_lengths` as a module.
+
+    ``forward(dgminfo)`` takes a :class:`~gpuph.Diagrams` (returns ``(B,)``) or a ``(dgms, issublevel)`` tuple
+    (returns a 0-dim tensor).
+    """
+
+    def __init__(self, dim: int = 0) -> None:
+        super().__init__()
+        self.dim = _check_index(dim, "dim")
+
+    def forward(self, dgminfo) -> Tensor:
+        return sum_barcode_lengths(dgminfo, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class TopKBarcodeLengths(nn.Module):
+    """TopologyLayer's ``TopKBarcodeLengths(dim, k)``: :func:`top_k_barcode_lengths` as a module.
+
+    ``forward(dgminfo)`` returns ``(B, k)`` for a :class:`~gpuph.Diagrams`, ``(k,)`` for a tuple.
+    """
+
+    def __init__(self, dim: int, k: int) -> None:
+        super().__init__()
+        self.dim = _check_index(dim, "dim")
+        self.k = _check_index(k, "k")
+
+    def forward(self, dgminfo) -> Tensor:
+        return top_k_barcode_lengths(dgminfo, self.dim, self.k)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, k={self.k}"
+
+
+class PartialSumBarcodeLengths(nn.Module):
+    """TopologyLayer's ``PartialSumBarcodeLengths(dim, skip)``: :func:`partial_sum_barcode_lengths` as a module.
+
+    ``forward(dgminfo)`` returns ``(B,)`` for a :class:`~gpuph.Diagrams`, a 0-dim tensor for a tuple.
+    """
+
+    def __init__(self, dim: int, skip: int) -> None:
+        super().__init__()
+        self.dim = _check_index(dim, "dim")
+        self.skip = _check_index(skip, "skip")
+
+    def forward(self, dgminfo) -> Tensor:
+        return partial_sum_barcode_lengths(dgminfo, self.dim, self.skip)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, skip={self.skip}"
+
+
+class BarcodePolyFeature(nn.Module):
+    """TopologyLayer's ``BarcodePolyFeature(dim, p, q, remove_zero=True)``: :func:`barcode_poly_feature` as a module.
+
+    ``forward(dgminfo)`` returns ``(B,)`` for a :class:`~gpuph.Diagrams`, a 0-dim tensor for a tuple.
+    """
+
+    def __init__(self, dim: int, p: float, q: float, remove_zero: bool = True) -> None:
+        super().__init__()
+        self.dim = _check_index(dim, "dim")
+        self.p = p
+        self.q = q
+        self.remove_zero = bool(remove_zero)
+
+    def forward(self, dgminfo) -> Tensor:
+        return barcode_poly_feature(dgminfo, self.dim, self.p, self.q, self.remove_zero)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, p={self.p}, q={self.q}, remove_zero={self.remove_zero}"

@@ -1,0 +1,63 @@
+"""Shared pieces of the TopologyLayer face: argument checks, input splitting, Diagrams -> (dgms, issublevel)."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import Tensor
+
+from ...cubical import _as_tensor
+from ...diagrams import Diagrams
+
+ALGS = ("hom", "hom2", "cohom")
+
+
+def check_alg(alg: str) -> str:
+    """TopologyLayer's reduction algorithms; gpuph accepts their names and runs its own (the diagrams agree)."""
+    if alg not in ALGS:
+        raise ValueError(f"gpuph.compat.topologylayer: alg must be one of {ALGS}, got {alg!r}")
+    return alg
+
+
+def check_maxdim(maxdim) -> int:
+    if isinstance(maxdim, bool) or not isinstance(maxdim, (int, np.integer)) or maxdim < 0:
+        raise ValueError(f"gpuph.compat.topologylayer: maxdim must be a non-negative int, got {maxdim!r}")
+    return int(maxdim)
+
+
+def check_size(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"gpuph.compat.topologylayer: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def split_input(x, shape: tuple[int, ...], what: str) -> tuple[Tensor, bool]:
+    """``(values, single)``: one function (any shape with ``prod(shape)`` entries, read in C order, as TopologyLayer's
+    ``f.view(-1)``) becomes a batch of one with ``single=True``; a tensor whose trailing axes are ``shape`` is a
+    batch."""
+    x = _as_tensor(x)
+    n = int(np.prod(shape))
+    if x.numel() == n:
+        return x.reshape(1, *shape), True
+    if x.dim() > len(shape) and tuple(x.shape[x.dim() - len(shape):]) == tuple(shape):
+        return x, False
+    raise ValueError(
+        f"gpuph.compat.topologylayer: {what} expects one function with {n} values (any shape) or a batch of shape "
+        f"(*batch, {', '.join(map(str, shape))}), got shape {tuple(x.shape)}"
+    )
+
+
+def to_tuple(dgm: Diagrams, maxdim: int) -> tuple[Tensor, ...]:
+    """One image's diagrams as TopologyLayer's ``dgms``: ``dgms[k]`` is an ``(n_k, 2)`` tensor of [birth, death] rows,
+    ``k = 0 .. maxdim`` (empty where gpuph has no pair). Rows keep gpuph's order (lifetime descending, essential
+    first); zero-length bars are not listed."""
+    return tuple(dgm.pairs[dgm.dim == k] for k in range(maxdim + 1))
+
+
+def diagrams_to_tuples(dgm: Diagrams, maxdim: int | None = None) -> list[tuple[tuple[Tensor, ...], bool]]:
+    """A batched :class:`~gpuph.Diagrams` as a list with one TopologyLayer ``(dgms, issublevel)`` per image
+    (differentiable). ``maxdim`` defaults to the highest dimension the diagrams can hold."""
+    top = dgm.ndim - 1 if maxdim is None else check_maxdim(maxdim)
+    return [(to_tuple(dgm.image(b), top), not dgm.superlevel) for b in range(dgm.batch_size)]
+
+
+__all__ = ["ALGS", "check_alg", "check_maxdim", "check_size", "diagrams_to_tuples", "split_input", "to_tuple"]

@@ -1,0 +1,5 @@
+"""``topologylayer.nn.alpha``."""
+
+from .pointcloud import AlphaLayer
+
+__all__ = ["AlphaLayer"]

@@ -1,0 +1,5 @@
+"""``topologylayer.nn.rips``."""
+
+from .pointcloud import RipsLayer
+
+__all__ = ["RipsLayer"]

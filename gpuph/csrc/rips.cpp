@@ -1,0 +1,298 @@
+// torch ops for point-cloud filtrations (H0 and H1 of flag complexes filtered by edge length; flag_engine.h):
+//
+// rips_pairs(dist, sizes, threshold, dims_mask) -> int64 (K, 4)
+//   dist: contiguous float32/float64 (B, N, N) distance matrices; image b uses its leading sizes[b] x sizes[b] block.
+//   The Vietoris-Rips complex of the edges of length <= threshold.
+// flag_pairs(edges, lengths, offsets, sizes, N, dims_mask) -> int64 (K, 6)
+//   edges: int64 (E, 2) vertex pairs of all images (local vertex indices), image b's at offsets[b]..offsets[b+1];
+//   lengths: (E,) float32/float64. The flag complex of each image's graph.
+//
+// Rows: (image, dim, birth code, death code[, birth position, death position]) in the pinned order: image, dim,
+// lifetime descending (essential first), birth code, death code. An edge's code is i * N + j (i < j) with N the
+// matrix size / the given N; an H0 birth is its vertex v, coded v * N + v; -1: none (essential death). Positions are
+// rows of `edges` (-1: a vertex or none). Values are gathered in Python by these indices (autograd through a gather).
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "flag_engine.h"
+#include "gpuph_common.cuh"
+#include "radix_sort.h"
+
+namespace gpuph {
+namespace {
+
+using flag::FlagPair;
+using flag::RankedEdges;
+
+// The dense path codes edges as int32 and keeps an n x n int32 rank matrix.
+constexpr int64_t kMaxDensePoints = 46340;  // N * N < 2^31 (and N < 2^16)
+
+struct FlagRow {
+  int32_t dim;
+  double life;  // lifetime (inf: essential)
+  int64_t birth_code, death_code, birth_pos, death_pos;
+};
+
+bool row_before(const FlagRow& x, const FlagRow& y) {
+  if (x.dim != y.dim) return x.dim < y.dim;
+  if (x.life != y.life) return x.life > y.life;
+  if (x.birth_code != y.birth_code) return x.birth_code < y.birth_code;
+  return x.death_code < y.death_code;
+}
+
+// Rows of one image from the raw pairs; code[r] / pos[r] of the edge of rank r.
+void make_rows(const RankedEdges& e, const std::vector<int64_t>& code, const std::vector<int64_t>& pos, int64_t N,
+               const std::vector<FlagPair>& pairs, std::vector<FlagRow>& rows) {
+  rows.clear();
+  rows.reserve(pairs.size());
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const FlagPair& p : pairs) {
+    FlagRow row;
+    row.dim = p.dim;
+    if (p.dim == 0) {
+      row.birth_code = int64_t(p.birth) * (N + 1);
+      row.birth_pos = -1;
+    } else {
+      row.birth_code = code[size_t(p.birth)];
+      row.birth_pos = pos[size_t(p.birth)];
+    }
+    const double birth = p.dim == 0 ? 0.0 : e.len[size_t(p.birth)];
+    if (p.death < 0) {
+      row.death_code = row.death_pos = -1;
+      row.life = inf;
+    } else {
+      row.death_code = code[size_t(p.death)];
+      row.death_pos = pos[size_t(p.death)];
+      row.life = e.len[size_t(p.death)] - birth;
+    }
+    rows.push_back(row);
+  }
+  std::sort(rows.begin(), rows.end(), row_before);
+}
+
+template <typename F>
+using KeyOf = std::conditional_t<std::is_same<F, float>::value, uint32_t, uint64_t>;
+
+// Vietoris-Rips of the leading n x n block of one N x N distance matrix.
+template <typename F>
+void rips_image(const F* D, int64_t N, int32_t n, double threshold, bool h0, bool h1, std::vector<FlagRow>& rows) {
+  // Past the enclosing radius (min_i max_j d(i, j)) the complex is a cone, so nothing is born or dies later:
+  // truncating there changes no diagram and drops most edges (as Ripser does).
+  double cut = threshold;
+  if (n > 0) {
+    double enclosing = std::numeric_limits<double>::infinity();
+    for (int32_t i = 0; i < n; ++i) {
+      const F* row = D + i * N;
+      double far = 0;
+      for (int32_t j = 0; j < n; ++j) far = std::max(far, double(row[j]));
+      enclosing = std::min(enclosing, far);
+    }
+    cut = std::min(cut, enclosing);
+  }
+  // Sort keys: the length's order-preserving bits; items: (i << 16) | j, whose order is the code order (N < 2^16),
+  // so the stable sort gives (length, code). Lengths are read back from the keys (no gather from the matrix).
+  using U = KeyOf<F>;
+  std::vector<U> keys, tmp_keys;
+  std::vector<int32_t> items, tmp_items;
+  const size_t all_edges = size_t(n) * size_t(std::max(n - 1, 0)) / 2;
+  keys.reserve(all_edges);
+  items.reserve(all_edges);
+  for (int32_t i = 0; i < n; ++i) {
+    const F* row = D + i * N;
+    for (int32_t j = i + 1; j < n; ++j)
+      if (double(row[j]) <= cut) {
+        keys.push_back(orderable_key<U>(row[j], false));
+        items.push_back((i << 16) | j);
+      }
+  }
+  radix_sort_pairs(keys, items, tmp_keys, tmp_items);  // stable: ties stay in code order
+  tmp_keys = std::vector<U>();
+  tmp_items = std::vector<int32_t>();
+  RankedEdges e;
+  e.n = n;
+  const size_t M = items.size();
+  e.a.resize(M);
+  e.b.resize(M);
+  e.len.resize(M);
+  std::vector<int64_t> code(M);
+  constexpr U sign = U(1) << (sizeof(U) * 8 - 1);
+  for (size_t r = 0; r < M; ++r) {
+    const int32_t i = items[r] >> 16, j = items[r] & 0xffff;
+    e.a[r] = i;
+    e.b[r] = j;
+    code[r] = int64_t(i) * N + j;
+    const U bits = keys[r] & ~sign;  // lengths are >= 0: the key is their bits with the sign bit set
+    F len;
+    std::memcpy(&len, &bits, sizeof(F));
+    e.len[r] = double(len);
+  }
+  std::vector<FlagPair> pairs;
+  std::vector<uint8_t> tree;
+  flag::kruskal(e, h0, tree, pairs);
+  if (h1) {
+    std::vector<int32_t> R(size_t(n) * size_t(n), flag::kNoEdge);
+    for (size_t r = 0; r < M; ++r) {
+      R[size_t(e.a[r]) * n + e.b[r]] = int32_t(r);
+      R[size_t(e.b[r]) * n + e.a[r]] = int32_t(r);
+    }
+    flag::reduce_h1(e, flag::DenseNeighbours{n, R.data()}, tree, pairs);
+  }
+  make_rows(e, code, code, N, pairs, rows);
+}
+
+// Flag complex of one image's graph: edges[s..t) (local vertices), lengths likewise.
+template <typename F>
+void graph_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, int64_t N, int32_t n, bool h0, bool h1,
+                 std::vector<FlagRow>& rows) {
+  using U = KeyOf<F>;
+  struct Item {
+    U key;
+    int64_t code, pos;
+    bool operator<(const Item& o) const { return key != o.key ? key < o.key : code < o.code; }
+  };
+  std::vector<Item> items;
+  items.reserve(size_t(t - s));
+  for (int64_t p = s; p < t; ++p) {
+    int64_t i = edges[2 * p], j = edges[2 * p + 1];
+    TORCH_CHECK_VALUE(i != j && i >= 0 && j >= 0 && i < n && j < n, "gpuph: edge ", p, " = (", i, ", ", j,
+                      ") is a loop or names a vertex outside 0..", n - 1, " of its graph");
+    if (i > j) std::swap(i, j);
+    const F len = lengths[p];
+    TORCH_CHECK_VALUE(!std::isnan(double(len)), "gpuph: edge ", p, " has a NaN length");
+    items.push_back({orderable_key<U>(len, false), i * N + j, p});
+  }
+  std::sort(items.begin(), items.end());
+  RankedEdges e;
+  e.n = n;
+  const size_t M = items.size();
+  e.a.resize(M);
+  e.b.resize(M);
+  e.len.resize(M);
+  std::vector<int64_t> code(M), pos(M);
+  for (size_t r = 0; r < M; ++r) {
+    code[r] = items[r].code;
+    pos[r] = items[r].pos;
+    e.a[r] = int32_t(items[r].code / N);
+    e.b[r] = int32_t(items[r].code % N);
+    e.len[r] = double(lengths[items[r].pos]);
+  }
+  flag::SparseNeighbours g;
+  g.build(e);
+  TORCH_CHECK_VALUE(!g.has_repeated_edge(), "gpuph: a graph lists the same edge twice");
+  std::vector<FlagPair> pairs;
+  flag::flag_persistence(e, g, h0, h1, pairs);
+  make_rows(e, code, pos, N, pairs, rows);
+}
+
+torch::Tensor pack(const std::vector<std::vector<FlagRow>>& rows, bool positions) {
+  int64_t total = 0;
+  for (const auto& r : rows) total += int64_t(r.size());
+  const int64_t width = positions ? 6 : 4;
+  torch::Tensor out = torch::empty({total, width}, torch::dtype(torch::kInt64));
+  int64_t* o = out.data_ptr<int64_t>();
+  for (size_t b = 0; b < rows.size(); ++b)
+    for (const FlagRow& r : rows[b]) {
+      o[0] = int64_t(b);
+      o[1] = r.dim;
+      o[2] = r.birth_code;
+      o[3] = r.death_code;
+      if (positions) {
+        o[4] = r.birth_pos;
+        o[5] = r.death_pos;
+      }
+      o += width;
+    }
+  return out;
+}
+
+void check_dims_mask(int64_t dims_mask) {
+  TORCH_CHECK_VALUE(dims_mask >= 0 && dims_mask <= 3, "gpuph: point-cloud persistence computes H0 and H1 only "
+                    "(dims_mask must be within 0b11), got ", dims_mask);
+}
+
+std::vector<int64_t> read_sizes(const torch::Tensor& sizes, int64_t B, int64_t N) {
+  TORCH_CHECK_VALUE(sizes.dim() == 1 && sizes.size(0) == B && sizes.scalar_type() == at::kLong,
+                    "gpuph: sizes must be an int64 (B,) tensor");
+  const torch::Tensor sc = sizes.contiguous();
+  std::vector<int64_t> out(sc.data_ptr<int64_t>(), sc.data_ptr<int64_t>() + B);
+  for (int64_t v : out) TORCH_CHECK_VALUE(v >= 0 && v <= N, "gpuph: a cloud size ", v, " is outside 0..", N);
+  return out;
+}
+
+torch::Tensor rips_pairs_cpu(const torch::Tensor& dist, const torch::Tensor& sizes, double threshold,
+                             int64_t dims_mask) {
+  check_dims_mask(dims_mask);
+  TORCH_CHECK_VALUE(dist.dim() == 3 && dist.size(1) == dist.size(2), "gpuph: rips_pairs expects (B, N, N)");
+  TORCH_CHECK_TYPE(dist.scalar_type() == at::kFloat || dist.scalar_type() == at::kDouble,
+                   "gpuph: rips_pairs expects float32 or float64 distances, got ", dist.scalar_type());
+  TORCH_CHECK(dist.device().is_cpu(), "gpuph: rips_pairs_cpu got a tensor on ", dist.device());
+  TORCH_CHECK_VALUE(!std::isnan(threshold), "gpuph: the threshold is NaN");
+  const int64_t B = dist.size(0), N = dist.size(1);
+  TORCH_CHECK_VALUE(N <= kMaxDensePoints, "gpuph: Rips on the dense distance matrix supports at most ",
+                    kMaxDensePoints, " points per cloud, got ", N);
+  const std::vector<int64_t> n = read_sizes(sizes, B, N);
+  const torch::Tensor dc = dist.contiguous();
+  const bool h0 = dims_mask & 1, h1 = dims_mask & 2;
+  std::vector<std::vector<FlagRow>> rows(static_cast<size_t>(B));
+  // Over the clouds of the batch; a single cloud instead splits its emergent-pair pass over the threads.
+  AT_DISPATCH_FLOATING_TYPES(dc.scalar_type(), "rips_pairs", [&] {
+    const scalar_t* d = dc.data_ptr<scalar_t>();
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b)
+        rips_image(d + b * N * N, N, int32_t(n[size_t(b)]), threshold, h0, h1, rows[size_t(b)]);
+    });
+  });
+  return pack(rows, false);
+}
+
+torch::Tensor flag_pairs_cpu(const torch::Tensor& edges, const torch::Tensor& lengths, const torch::Tensor& offsets,
+                             const torch::Tensor& sizes, int64_t N, int64_t dims_mask) {
+  check_dims_mask(dims_mask);
+  TORCH_CHECK_VALUE(edges.dim() == 2 && edges.size(1) == 2 && edges.scalar_type() == at::kLong,
+                    "gpuph: flag_pairs expects int64 edges of shape (E, 2)");
+  TORCH_CHECK_VALUE(lengths.dim() == 1 && lengths.size(0) == edges.size(0), "gpuph: lengths must be (E,)");
+  TORCH_CHECK_TYPE(lengths.scalar_type() == at::kFloat || lengths.scalar_type() == at::kDouble,
+                   "gpuph: flag_pairs expects float32 or float64 lengths, got ", lengths.scalar_type());
+  TORCH_CHECK_VALUE(offsets.dim() == 1 && offsets.size(0) >= 1 && offsets.scalar_type() == at::kLong,
+                    "gpuph: offsets must be an int64 (B + 1,) tensor");
+  TORCH_CHECK(edges.device().is_cpu() && lengths.device().is_cpu(), "gpuph: flag_pairs_cpu got a non-CPU tensor");
+  TORCH_CHECK_VALUE(N >= 0 && N < (int64_t(1) << 31), "gpuph: N out of range");
+  const int64_t B = offsets.size(0) - 1;
+  const std::vector<int64_t> n = read_sizes(sizes, B, N);
+  const torch::Tensor oc = offsets.contiguous(), ec = edges.contiguous(), lc = lengths.contiguous();
+  const int64_t* off = oc.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(off[0] == 0 && off[B] == edges.size(0), "gpuph: offsets must run from 0 to E");
+  for (int64_t b = 0; b < B; ++b) TORCH_CHECK_VALUE(off[b] <= off[b + 1], "gpuph: offsets must not decrease");
+  const bool h0 = dims_mask & 1, h1 = dims_mask & 2;
+  std::vector<std::vector<FlagRow>> rows(static_cast<size_t>(B));
+  AT_DISPATCH_FLOATING_TYPES(lc.scalar_type(), "flag_pairs", [&] {
+    const scalar_t* len = lc.data_ptr<scalar_t>();
+    const int64_t* e = ec.data_ptr<int64_t>();
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b)
+        graph_image(e, len, off[b], off[b + 1], N, int32_t(n[size_t(b)]), h0, h1, rows[size_t(b)]);
+    });
+  });
+  return pack(rows, true);
+}
+
+}  // namespace
+}  // namespace gpuph
+
+TORCH_LIBRARY_FRAGMENT(gpuph, m) {
+  m.def("rips_pairs(Tensor dist, Tensor sizes, float threshold, int dims_mask) -> Tensor");
+  m.def("flag_pairs(Tensor edges, Tensor lengths, Tensor offsets, Tensor sizes, int n, int dims_mask) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(gpuph, CPU, m) {
+  m.impl("rips_pairs", &gpuph::rips_pairs_cpu);
+  m.impl("flag_pairs", &gpuph::flag_pairs_cpu);
+}

@@ -1,0 +1,108 @@
+"""The Delaunay graph of a point cloud (the 1-skeleton of scipy's Delaunay triangulation), the graph whose flag
+complex is the weak Alpha complex of :func:`gpuph.weak_alpha_persistence`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["delaunay_edges"]
+
+# Relative singular-value cut-off below which a cloud counts as lying in a lower-dimensional affine subspace.
+RANK_TOL = 1e-9
+
+
+def _complete(m: int) -> np.ndarray:
+    i, j = np.triu_indices(m, 1)
+    return np.stack([i, j], 1).astype(np.int64)
+
+
+def _simplex_edges(simplices: np.ndarray) -> np.ndarray:
+    k = simplices.shape[1]
+    cols = [simplices[:, [a, b]] for a in range(k) for b in range(a + 1, k)]
+    return np.concatenate(cols, 0) if cols else np.zeros((0, 2), np.int64)
+
+
+def _distinct_points_edges(q: np.ndarray) -> np.ndarray:
+    """Delaunay edges of ``m`` pairwise distinct points (local indices), degenerate clouds included."""
+    from scipy.spatial import Delaunay, QhullError
+
+    m, d = q.shape
+    if m < 2:
+        return np.zeros((0, 2), np.int64)
+    centered = q - q.mean(0)
+    _, s, vt = np.linalg.svd(centered, full_matrices=False)
+    rank = int(np.sum(s > RANK_TOL * s[0]))
+    if rank == 1:  # collinear: consecutive points along the line
+        order = np.argsort(centered @ vt[0], kind="stable")
+        return np.stack([order[:-1], order[1:]], 1).astype(np.int64)
+    if m <= rank + 1:  # the vertices of one simplex
+        return _complete(m)
+    coords = q if rank == d else centered @ vt[:rank].T
+    try:
+        tri = Delaunay(coords)
+    except QhullError:  # nearly degenerate input: let Qhull joggle it (a triangulation of a nearby cloud)
+        tri = Delaunay(coords, qhull_options="QJ")
+    edges = [_simplex_edges(tri.simplices.astype(np.int64))]
+    # Points Qhull merged into others (within its precision) are no vertices: join each to its nearest vertex.
+    used = np.zeros(m, dtype=bool)
+    used[tri.simplices.reshape(-1)] = True
+    if len(tri.coplanar):
+        cop = tri.coplanar.astype(np.int64)
+        cop = cop[~used[cop[:, 0]]]
+        edges.append(cop[:, [0, 2]])
+        used[cop[:, 0]] = True
+    for i in np.nonzero(~used)[0]:  # not reported at all (should not happen): nearest point
+        dist = np.linalg.norm(q - q[i], axis=1)
+        dist[i] = np.inf
+        edges.append(np.array([[i, int(np.argmin(dist))]], np.int64))
+    return np.concatenate(edges, 0)
+
+
+def delaunay_edges(points) -> np.ndarray:
+    """Edges of the Delaunay graph of a point cloud, as an int64 ``(E, 2)`` array of point indices, each row
+    ``(i, j)`` with ``i < j``, rows sorted and distinct.
+
+    The triangulation is scipy's ``Delaunay`` (Qhull) on float64 coordinates, in any dimension it supports (it grows
+    quickly with the dimension; up to about 6 is practical). Degenerate clouds are handled so that every cloud
+    gets a connected graph:
+
+    - repeated points: each copy is joined by one (zero-length) edge to the first occurrence of its point, and only
+      the distinct points are triangulated (the diagrams equal those of the cloud without the copies, plus nothing:
+      zero-length pairs are dropped);
+    - a cloud in a lower-dimensional affine subspace (singular values below ``1e-9`` of the largest): triangulated
+      in that subspace; collinear points are joined to their neighbours along the line; ``k + 1`` affinely
+      independent points form one simplex (all edges);
+    - points that Qhull merges with others (closer than its precision) are joined to the vertex it names.
+
+    Args:
+        points: ``(N, D)`` array-like of finite coordinates.
+
+    Returns:
+        ``(E, 2)`` int64 numpy array.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"gpuph: delaunay_edges expects an (N, D) cloud, got shape {p.shape}")
+    p = p + 0.0  # -0.0 -> +0.0, so that equal points compare equal bytewise in np.unique
+    n = len(p)
+    if n < 2 or p.shape[1] == 0:
+        return np.zeros((0, 2), np.int64)
+    rep = _first_copies(p)
+    copies = np.nonzero(rep != np.arange(n))[0]
+    distinct = np.nonzero(rep == np.arange(n))[0]
+    edges = [distinct[_distinct_points_edges(p[distinct])], np.stack([rep[copies], copies], 1)]
+    e = np.sort(np.concatenate(edges, 0).astype(np.int64), axis=1)
+    codes = np.unique(e[:, 0] * n + e[:, 1])
+    return np.stack([codes // n, codes % n], 1)
+
+
+def _first_copies(p: np.ndarray) -> np.ndarray:
+    """For every point, the smallest index of a point equal to it (a lexicographic sort of the rows)."""
+    order = np.lexsort(p.T[::-1])
+    sp = p[order]
+    start = np.ones(len(p), dtype=bool)
+    start[1:] = np.any(sp[1:] != sp[:-1], axis=1)
+    first_of_group = np.minimum.reduceat(order, np.nonzero(start)[0])
+    rep = np.empty(len(p), dtype=np.int64)
+    rep[order] = first_of_group[np.cumsum(start) - 1]
+    return rep

@@ -1,0 +1,287 @@
+"""Persistent homology (H0, H1) of point clouds: the Vietoris-Rips filtration and the weak Alpha filtration (the flag
+complex of the Delaunay graph), both filtered by edge length, batched and differentiable."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._ext import ops
+from .cubical import _as_tensor
+from .delaunay import delaunay_edges
+from .diagrams import Diagrams
+
+__all__ = ["rips_persistence", "weak_alpha_persistence"]
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+MAX_DIM = 1
+
+
+# ---------------------------------------------------------------------------------------------- input
+def _dims_mask(dims) -> int:
+    if isinstance(dims, (int, np.integer)) and not isinstance(dims, bool):
+        dims = [int(dims)]
+    if not isinstance(dims, Iterable):
+        raise TypeError(f"gpuph: dims must be an int or an iterable of ints, got {type(dims).__name__}")
+    mask = 0
+    for k in dims:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"gpuph: dims must hold ints, got {k!r}")
+        if not 0 <= int(k) <= MAX_DIM:
+            raise ValueError(
+                f"gpuph: point-cloud persistence computes homology dimensions 0 and 1 only, got {k} "
+                "(higher dimensions are not supported yet)"
+            )
+        mask |= 1 << int(k)
+    return mask
+
+
+def _one_cloud(c, what: str) -> Tensor:
+    t = _as_tensor(c)
+    if t.is_complex() or not t.is_floating_point() or t.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"gpuph: {what} must be float16, bfloat16, float32 or float64 coordinates, got {t.dtype} "
+            "(convert integer coordinates with .float())"
+        )
+    return t
+
+
+def _check_finite(x: Tensor) -> None:
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        kind = "NaN" if bool(torch.isnan(x).any()) else "an infinite coordinate"
+        raise ValueError(f"gpuph: the point cloud contains {kind}; coordinates must be finite")
+
+
+def _as_clouds(points) -> tuple[Tensor, list[int], tuple[int, ...]]:
+    """``(B, N, D)`` float32/float64 tensor (differentiable; zero-padded for a list of clouds), the number of
+    points of each cloud and the batch shape."""
+    if isinstance(points, (list, tuple)):
+        clouds = [_one_cloud(c, f"cloud {i}") for i, c in enumerate(points)]
+        for i, c in enumerate(clouds):
+            if c.dim() != 2:
+                raise ValueError(f"gpuph: cloud {i} of the list must be (N_i, D), got shape {tuple(c.shape)}")
+        if not clouds:
+            return torch.zeros(0, 0, 1), [], (0,)
+        dims = {int(c.shape[1]) for c in clouds}
+        if len(dims) > 1:
+            raise ValueError(f"gpuph: the clouds of a list must share their dimension D, got {sorted(dims)}")
+        devices = {c.device for c in clouds}
+        if len(devices) > 1:
+            raise ValueError(f"gpuph: the clouds of a list must be on one device, got {sorted(map(str, devices))}")
+        dtype = clouds[0].dtype
+        for c in clouds[1:]:
+            dtype = torch.promote_types(dtype, c.dtype)
+        sizes = [int(c.shape[0]) for c in clouds]
+        n = max(sizes)
+        x = torch.stack([torch.nn.functional.pad(c.to(dtype), (0, 0, 0, n - c.shape[0])) for c in clouds])
+        batch_shape = (len(clouds),)
+    else:
+        x = _one_cloud(points, "points")
+        if x.dim() < 2:
+            raise ValueError(
+                f"gpuph: points must be (N, D), (B, N, D) or a list of (N_i, D) clouds, got shape {tuple(x.shape)}"
+            )
+        batch_shape = tuple(int(s) for s in x.shape[:-2])
+        x = x.reshape(math.prod(batch_shape), x.shape[-2], x.shape[-1])
+        sizes = [int(x.shape[1])] * int(x.shape[0])
+    if x.shape[-1] == 0:
+        raise ValueError("gpuph: the points have D = 0 coordinates; a point cloud needs D >= 1")
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()  # exact upcast; distances are computed in float32
+    _check_finite(x.detach())
+    return x, sizes, batch_shape
+
+
+def _threshold(max_edge_length) -> float:
+    try:
+        t = float(max_edge_length)
+    except (TypeError, ValueError):
+        raise TypeError(f"gpuph: max_edge_length must be a number, got {type(max_edge_length).__name__}") from None
+    if math.isnan(t) or t < 0:
+        raise ValueError(f"gpuph: max_edge_length must be >= 0 (or inf), got {max_edge_length}")
+    return t
+
+
+def _sizes_tensor(sizes: Sequence[int]) -> Tensor:
+    return torch.tensor(list(sizes), dtype=torch.int64)
+
+
+def _diagrams(pairs, rows, B, N, batch_shape, construction, end) -> Diagrams:
+    return Diagrams(
+        pairs=pairs,
+        dim=rows[:, 1],
+        batch=rows[:, 0],
+        birth_index=rows[:, 2],
+        death_index=rows[:, 3],
+        batch_size=B,
+        spatial_shape=(N, N),
+        superlevel=False,
+        construction=construction,
+        batch_shape=batch_shape,
+        filtration_end=end,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- Rips
+def pairwise_distances(x: Tensor) -> Tensor:
+    """``(B, N, N)`` Euclidean distances ``sqrt(sum_d (x_i - x_j)^2)`` of ``(B, N, D)`` points, differentiable
+    (zero distances, e.g. of repeated points, get a zero gradient, not NaN). The formula of
+    ``torch.cdist(..., compute_mode="donot_use_mm_for_euclid_dist")``: exact differences, no ``|x|^2 - 2 x.y``
+    expansion, so that equal points are at distance exactly 0 and the matrix is exactly symmetric."""
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        return x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
+    return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def rips_persistence(points, *, dims: int | Iterable[int] = (0, 1), max_edge_length: float = math.inf) -> Diagrams:
+    r"""Persistence diagrams (H0, H1; Z/2 coefficients) of the Vietoris-Rips filtrations of point clouds, with the
+    critical edge of every birth and death, differentiable with respect to the points.
+
+    The filtration value of an edge is its Euclidean length; of a triangle, its longest edge. Edges longer than
+    ``max_edge_length`` are left out (as Ripser's ``thresh`` and GUDHI's ``max_edge_length``). The diagrams equal
+    Ripser's and GUDHI's ``RipsComplex`` on the same distance matrix.
+
+    Args:
+        points: the clouds: a tensor (or numpy / DLPack array) of shape ``(N, D)`` (one cloud), ``(B, N, D)`` (a
+            batch; more leading axes are flattened), or a list of ``(N_i, D)`` clouds of different sizes (on one
+            device, same ``D``). float32 or float64; float16/bfloat16 are upcast to float32 (the diagrams are then
+            float32). Coordinates must be finite. ``N = 0`` (empty clouds) and ``B = 0`` are fine. Never modified.
+        dims: homology dimensions to compute, an int or an iterable within ``{0, 1}``.
+        max_edge_length: the threshold (``>= 0``; default ``inf``, the whole filtration).
+
+    Returns:
+        :class:`~gpuph.Diagrams`, sublevel (``birth <= death``, essential classes die at ``+inf``), with
+        ``construction="rips"``, ``spatial_shape = (N, N)`` (``N`` the number of points; for a list, the largest) and
+        ``filtration_end`` the largest filtration value of each cloud (its longest edge within the threshold; 0 for
+        clouds of fewer than 2 points), differentiable. ``pairs`` is in the points' (working) dtype and device.
+
+        **Critical edges.** ``birth_index`` / ``death_index`` name edges as ``i * N + j`` with ``i < j``:
+        ``divmod(index, N)`` gives the two points. An H0 class is born at a vertex ``v`` (value 0, no gradient),
+        named ``v * N + v`` (so ``divmod`` gives ``(v, v)``): by the elder rule among vertices all born at 0, the
+        smaller vertex index survives a merge, so each component's class is born at its smallest vertex. An H1 class
+        is born at an edge and dies at the longest edge of a triangle. ``death_index`` is ``-1`` for essential
+        classes: one H0 class per connected component (one per cloud without threshold), and H1 classes still alive
+        at ``max_edge_length``.
+
+        **Gradients.** Every finite value is the distance ``|x_i - x_j|`` of its critical edge, gathered from one
+        differentiable distance matrix, so its gradient moves the two endpoints along the edge direction
+        (``+-(x_i - x_j) / |x_i - x_j|``). H0 births and essential deaths carry none.
+
+    Ties between equal lengths are broken by the code ``i * N + j`` (edges), and a triangle by its longest edge, then
+    the opposite vertex: critical edges, and so gradients, are deterministic. Pairs of zero length are dropped.
+
+    **What runs where.** The distance matrix is computed where the points are (``torch.cdist`` with exact
+    differences, on the GPU for CUDA inputs) and copied to the CPU, where the C++ operator ``gpuph::rips_pairs``
+    runs: the edges up to the enclosing radius (past which the complex is a cone and nothing changes), one radix
+    sort, union-find for H0 and a Ripser-style cohomology reduction (clearing, emergent pairs) for H1, in parallel
+    over the clouds of a batch. Only the integer result goes back to the device; the values are gathered there.
+    Memory: ``O(B N^2)`` for the distance matrices (at most 46340 points per cloud).
+
+    Raises:
+        TypeError: a non-float dtype, a bad ``dims`` or ``max_edge_length`` type.
+        ValueError: NaN or infinite coordinates, a wrong shape (fewer than 2 axes, a list entry that is not 2-D,
+            clouds of different ``D``), ``D = 0``, ``dims`` outside ``{0, 1}``, a negative or NaN threshold.
+
+    Example::
+
+        >>> x = torch.rand(8, 100, 2, requires_grad=True)
+        >>> dgm = gpuph.rips_persistence(x)
+        >>> dgm.in_dim(1).lifetimes().sum().backward()    # grow the loops
+    """
+    mask = _dims_mask(dims)
+    thr = _threshold(max_edge_length)
+    x, sizes, batch_shape = _as_clouds(points)
+    B, N = int(x.shape[0]), int(x.shape[1])
+    dist = pairwise_distances(x)
+    rows = ops.rips_pairs(dist.detach().to("cpu").contiguous(), _sizes_tensor(sizes), thr, mask).to(x.device)
+    b, k, bi, di = rows.unbind(1)
+    flat = dist.reshape(-1)
+    base = b * (N * N)
+    birth = torch.where(k == 0, torch.zeros((), dtype=dist.dtype, device=x.device), flat[base + bi])
+    death = torch.where(di >= 0, flat[base + di.clamp(min=0)], torch.full((), math.inf, dtype=dist.dtype,
+                                                                              device=x.device))
+    pairs = torch.stack([birth, death], 1)
+    # The longest edge within the threshold, gathered from the same matrix.
+    if B and N:
+        valid = torch.arange(N, device=x.device) < _sizes_tensor(sizes).to(x.device)[:, None]
+        d = dist.detach()
+        keep = valid[:, :, None] & valid[:, None, :] & (d <= thr)
+        masked = d.masked_fill(~keep, -math.inf).reshape(B, N * N)
+        at = masked.argmax(1, keepdim=True)
+        end = dist.reshape(B, N * N).gather(1, at).squeeze(1)
+        end = torch.where(masked.gather(1, at).squeeze(1) > -math.inf, end, torch.zeros_like(end))
+    else:
+        end = dist.new_zeros(B)
+    return _diagrams(pairs, rows, B, N, batch_shape, "rips", end)
+
+
+# ---------------------------------------------------------------------------------------------- weak Alpha
+def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Diagrams:
+    r"""Persistence diagrams (H0, H1; Z/2 coefficients) of the weak Alpha filtrations of point clouds: the flag
+    complex of the Delaunay graph, filtered by edge length (a triangle enters with its longest edge), as in the
+    TopologyLayer paper's ``AlphaLayer``. Differentiable with respect to the points.
+
+    The Delaunay graph is :func:`gpuph.delaunay.delaunay_edges` (scipy's Qhull, any dimension it supports;
+    repeated, collinear and other degenerate clouds are handled there). The diagrams equal GUDHI's ``SimplexTree``
+    built on that graph (edges with their lengths, ``expansion(2)``) up to the rounding of the lengths.
+
+    Args:
+        points: as for :func:`rips_persistence`: ``(N, D)``, ``(B, N, D)`` or a list of ``(N_i, D)`` clouds, float32
+            or float64 (half precision upcast to float32), finite, ``D >= 2`` for a triangulation (``D = 1``: the
+            points are joined along the line).
+        dims: an int or an iterable within ``{0, 1}``.
+
+    Returns:
+        :class:`~gpuph.Diagrams` as for :func:`rips_persistence` (``construction="weak_alpha"``, the same edge
+        codes ``i * N + j`` and vertex codes ``v * N + v`` for H0 births, ``filtration_end`` the longest Delaunay
+        edge). Every finite value is the length of its critical Delaunay edge, computed differentiably on the
+        points' device; the gradient moves the edge's two endpoints along it. The graph itself is held fixed: it is
+        recomputed on the next call, not differentiated.
+
+    **What runs where.** The triangulation runs on the CPU (scipy, one cloud at a time, on a float64 copy); the
+    edge lengths are computed where the points are (``torch.linalg.vector_norm`` of the differences); the C++
+    operator ``gpuph::flag_pairs`` (the same H0/H1 engine as Rips, on adjacency lists) runs on the CPU, in
+    parallel over the clouds.
+
+    Raises:
+        TypeError / ValueError: as for :func:`rips_persistence`.
+    """
+    mask = _dims_mask(dims)
+    x, sizes, batch_shape = _as_clouds(points)
+    B, N, D = (int(s) for s in x.shape)
+    host = x.detach().to("cpu", torch.float64).numpy()
+    graphs = [delaunay_edges(host[b, : sizes[b]]) for b in range(B)]
+    counts = [len(g) for g in graphs]
+    offsets = torch.tensor([0, *np.cumsum(counts).tolist()], dtype=torch.int64)
+    edges = torch.from_numpy(np.concatenate(graphs, 0) if graphs else np.zeros((0, 2), np.int64))
+    E = int(edges.shape[0])
+    edge_batch = torch.repeat_interleave(torch.arange(B), torch.tensor(counts, dtype=torch.int64))
+    ends = (edge_batch[:, None] * N + edges).to(x.device)
+    flat = x.reshape(B * N, D)
+    lengths = torch.linalg.vector_norm(flat[ends[:, 0]] - flat[ends[:, 1]], dim=-1)
+    rows = ops.flag_pairs(edges, lengths.detach().to("cpu").contiguous(), offsets, _sizes_tensor(sizes), N, mask)
+    rows = rows.to(x.device)
+    # Position E of the padded lengths holds 0: the value of vertex births (and a harmless target for -1).
+    padded = torch.cat([lengths, lengths.new_zeros(1)])
+    bp, dp = rows[:, 4], rows[:, 5]
+    birth = padded[torch.where(bp >= 0, bp, E)]
+    death = torch.where(dp >= 0, padded[torch.where(dp >= 0, dp, E)],
+                        torch.full((), math.inf, dtype=lengths.dtype, device=x.device))
+    pairs = torch.stack([birth, death], 1)
+    # The longest edge of each cloud (first in edge order among equal lengths), gathered from the same lengths.
+    eb = edge_batch.to(x.device)
+    if E:
+        ld = lengths.detach()
+        longest = ld.new_full((B,), -math.inf).scatter_reduce(0, eb, ld, "amax")
+        pos = torch.arange(E, device=x.device)
+        is_max = ld == longest[eb]
+        at = torch.full((B,), E, dtype=torch.int64, device=x.device).scatter_reduce(0, eb[is_max], pos[is_max],
+                                                                                   "amin")
+        end = padded[at]
+    else:
+        end = lengths.new_zeros(B)
+    return _diagrams(pairs, rows[:, :4], B, N, batch_shape, "weak_alpha", end)

@@ -1,0 +1,378 @@
+"""Point-cloud persistence (Rips, weak Alpha): exactness against GUDHI and Ripser, critical edges, gradients,
+batching and input errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import check_order
+from hypothesis import given
+from hypothesis import strategies as st
+from reference import _sorted_pairs
+
+import gpuph
+from gpuph.delaunay import delaunay_edges
+from gpuph.point_cloud import pairwise_distances, rips_persistence, weak_alpha_persistence
+
+
+# ---------------------------------------------------------------------------------------------- oracles
+def _by_dim(items) -> dict[int, np.ndarray]:
+    out: dict[int, list] = {0: [], 1: []}
+    for k, (b, d) in items:
+        if k <= 1 and b != d:  # gpuph drops zero-length pairs
+            out[k].append((b, d))
+    return {k: _sorted_pairs(v) for k, v in out.items()}
+
+
+def gudhi_rips(dist: np.ndarray, thr: float = math.inf) -> dict[int, np.ndarray]:
+    import gudhi
+
+    if len(dist) <= 1:  # GUDHI's RipsComplex builds nothing from a 1 x 1 matrix
+        return _by_dim([(0, (0.0, math.inf))] * len(dist))
+    rc = gudhi.RipsComplex(distance_matrix=dist, max_edge_length=thr)
+    st_ = rc.create_simplex_tree(max_dimension=2)
+    return _by_dim(st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True))
+
+
+def gudhi_flag(n: int, edges: np.ndarray, lengths: np.ndarray) -> dict[int, np.ndarray]:
+    import gudhi
+
+    st_ = gudhi.SimplexTree()
+    for v in range(n):
+        st_.insert([v], 0.0)
+    for (i, j), w in zip(edges.tolist(), lengths.tolist()):
+        st_.insert([i, j], w)
+    st_.expansion(2)
+    return _by_dim(st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True))
+
+
+def ripser_rips(dist: np.ndarray, thr: float = math.inf) -> dict[int, np.ndarray]:
+    import ripser
+
+    dgms = ripser.ripser(dist, distance_matrix=True, maxdim=1, thresh=thr)["dgms"]
+    return _by_dim([(k, (b, d)) for k in (0, 1) for b, d in dgms[k]])
+
+
+def ours(dgm: gpuph.Diagrams, b: int = 0) -> dict[int, np.ndarray]:
+    pairs = dgm.pairs.detach().cpu().to(torch.float64).numpy()
+    sel = dgm.batch.cpu().numpy() == b
+    dims = dgm.dim.cpu().numpy()
+    return {k: _sorted_pairs(pairs[sel & (dims == k)]) for k in (0, 1)}
+
+
+def assert_same(a: dict, r: dict, what: str = "", rtol: float = 0.0) -> None:
+    for k in (0, 1):
+        x, y = a[k], r[k]
+        assert x.shape == y.shape, f"{what}: PD{k} has {len(x)} pairs, oracle {len(y)}\n{x}\n{y}"
+        if rtol == 0:
+            assert np.array_equal(x, y), f"{what}: PD{k} differs\n{x}\n{y}"
+        else:
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol, err_msg=f"{what}: PD{k}")
+
+
+def dist64(x) -> np.ndarray:
+    return pairwise_distances(torch.as_tensor(x, dtype=torch.float64)[None])[0].numpy()
+
+
+def edge_lengths(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    t = torch.as_tensor(x)
+    return torch.linalg.vector_norm(t[edges[:, 0]] - t[edges[:, 1]], dim=-1).numpy()
+
+
+def check_critical_edges(dgm: gpuph.Diagrams, values_of_edge) -> None:
+    """Every finite value is the length of the edge its index names (bit for bit); H0 births are 0 at a vertex
+    code v * (N + 1); essential deaths are +inf with index -1; and the rows are in the pinned order."""
+    N = dgm.spatial_shape[0]
+    p = dgm.pairs.detach().cpu()
+    for r in range(len(dgm)):
+        b, k = int(dgm.batch[r]), int(dgm.dim[r])
+        bi, di = int(dgm.birth_index[r]), int(dgm.death_index[r])
+        if k == 0:
+            assert bi % (N + 1) == 0 and p[r, 0] == 0
+        else:
+            i, j = divmod(bi, N)
+            assert i < j and p[r, 0] == values_of_edge(b, i, j)
+        if di < 0:
+            assert p[r, 1] == math.inf
+        else:
+            i, j = divmod(di, N)
+            assert i < j and p[r, 1] == values_of_edge(b, i, j)
+        assert p[r, 0] < p[r, 1]
+    check_order(dgm)
+
+
+# ---------------------------------------------------------------------------------------------- Rips exactness
+@given(n=st.integers(0, 30), d=st.integers(1, 4), seed=st.integers(0, 2**31 - 1), quantile=st.sampled_from(
+    [None, 0.1, 0.3, 0.6]))
+def test_rips_equals_gudhi(n, d, seed, quantile):
+    x = np.random.default_rng(seed).standard_normal((n, d))
+    D = dist64(x)
+    thr = math.inf if quantile is None or n < 2 else float(np.quantile(D[np.triu_indices(n, 1)], quantile))
+    dgm = rips_persistence(torch.from_numpy(x), max_edge_length=thr)
+    assert_same(ours(dgm), gudhi_rips(D, thr), f"n={n} d={d} thr={thr}")
+    t = torch.from_numpy(D)
+    check_critical_edges(dgm, lambda b, i, j: t[i, j])
+    assert dgm.counts().shape == (1, 2)
+
+
+@pytest.mark.parametrize("n,d,thr", [(60, 2, math.inf), (80, 3, math.inf), (60, 2, 0.4), (50, 5, 1.5)])
+def test_rips_equals_ripser(n, d, thr):
+    x = np.random.default_rng(n + d).random((n, d))
+    D = dist64(x)
+    dgm = rips_persistence(torch.from_numpy(x), max_edge_length=thr)
+    # Ripser rounds the distances to float32.
+    assert_same(ours(dgm), ripser_rips(D, thr), f"n={n} d={d}", rtol=1e-6)
+    # float32 points: Ripser on our float32 distance matrix.
+    dgm32 = rips_persistence(torch.from_numpy(x).float(), max_edge_length=thr)
+    D32 = pairwise_distances(torch.from_numpy(x).float()[None])[0].numpy()
+    assert_same(ours(dgm32), ripser_rips(D32, thr), f"float32 n={n} d={d}", rtol=1e-6)
+
+
+def test_rips_ripser_on_points():
+    import ripser
+
+    x = np.random.default_rng(7).random((70, 2))
+    dgms = ripser.ripser(x, maxdim=1)["dgms"]  # its own distances (float32)
+    ref = _by_dim([(k, (b, d)) for k in (0, 1) for b, d in dgms[k]])
+    assert_same(ours(rips_persistence(x)), ref, "points", rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["duplicates", "all_equal", "collinear", "grid", "one", "two", "empty", "circle", "two_clusters"],
+)
+@pytest.mark.parametrize("thr", [math.inf, 0.5])
+def test_rips_special_clouds(name, thr):
+    rng = np.random.default_rng(3)
+    x = {
+        "duplicates": np.repeat(rng.random((12, 2)), 3, axis=0),
+        "all_equal": np.ones((6, 3)),
+        "collinear": np.stack([np.arange(10.0), 2 * np.arange(10.0) + 1], 1) / 10,
+        "grid": np.stack(np.meshgrid(np.arange(4.0), np.arange(4.0)), -1).reshape(-1, 2) / 3,  # many ties
+        "one": np.zeros((1, 2)),
+        "two": np.array([[0.0, 0.0], [0.3, 0.4]]),
+        "empty": np.zeros((0, 2)),
+        "circle": np.stack([np.cos(np.linspace(0, 2 * np.pi, 24, endpoint=False)),
+                            np.sin(np.linspace(0, 2 * np.pi, 24, endpoint=False))], 1),
+        "two_clusters": np.concatenate([rng.random((8, 2)) * 0.1, rng.random((8, 2)) * 0.1 + 3]),
+    }[name]
+    D = dist64(x)
+    dgm = rips_persistence(torch.from_numpy(x), max_edge_length=thr)
+    assert_same(ours(dgm), gudhi_rips(D, thr), name)
+    if len(x):
+        assert_same(ours(dgm), ripser_rips(D, thr), name, rtol=1e-6)
+    t = torch.from_numpy(D)
+    check_critical_edges(dgm, lambda b, i, j: t[i, j])
+
+
+def test_rips_circle_has_one_loop_and_essential_h0():
+    a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    x = torch.from_numpy(np.stack([np.cos(a), np.sin(a)], 1))
+    dgm = rips_persistence(x)
+    h1 = dgm.in_dim(1)
+    assert len(h1) == 1 and float(h1.lifetimes()[0]) > 1.0
+    assert len(dgm.essential()) == 1 and int(dgm.essential().dim[0]) == 0
+    assert int(dgm.essential().birth_index[0]) == 0  # born at the smallest vertex
+    # The essential H1 classes of a threshold below the loop's death.
+    death = float(h1.pairs[0, 1])
+    dgm_t = rips_persistence(x, max_edge_length=death * 0.99)
+    ess = dgm_t.essential()
+    assert ess.dim.tolist() == [0, 1]
+
+
+# ---------------------------------------------------------------------------------------------- weak Alpha
+def test_delaunay_edges_are_scipy_edges_for_generic_clouds():
+    from scipy.spatial import Delaunay
+
+    for d, n in ((2, 60), (3, 40)):
+        x = np.random.default_rng(d).random((n, d))
+        tri = Delaunay(x)
+        ref = set()
+        for s in tri.simplices:
+            for a in range(d + 1):
+                for b in range(a + 1, d + 1):
+                    ref.add(tuple(sorted((int(s[a]), int(s[b])))))
+        assert set(map(tuple, delaunay_edges(x).tolist())) == ref
+
+
+@given(n=st.integers(0, 40), d=st.integers(2, 3), seed=st.integers(0, 2**31 - 1))
+def test_weak_alpha_equals_gudhi_flag(n, d, seed):
+    x = np.random.default_rng(seed).standard_normal((n, d))
+    dgm = weak_alpha_persistence(torch.from_numpy(x))
+    edges = delaunay_edges(x)
+    lengths = edge_lengths(x, edges)
+    assert_same(ours(dgm), gudhi_flag(n, edges, lengths), f"n={n} d={d}")
+    table = {(int(i), int(j)): v for (i, j), v in zip(edges.tolist(), lengths.tolist())}
+    check_critical_edges(dgm, lambda b, i, j: table[(i, j)])
+
+
+@pytest.mark.parametrize("name", ["duplicates", "collinear", "plane_in_3d", "one", "two", "three", "square", "line_1d"])
+def test_weak_alpha_special_clouds(name):
+    rng = np.random.default_rng(5)
+    x = {
+        "duplicates": np.concatenate([rng.random((20, 2)), rng.random((20, 2))[:5]]),
+        "collinear": np.stack([np.arange(10.0), np.arange(10.0) * 0.5], 1),
+        "plane_in_3d": np.concatenate([rng.random((25, 2)), np.zeros((25, 1))], 1) @ np.linalg.qr(
+            rng.standard_normal((3, 3)))[0],
+        "one": np.zeros((1, 2)),
+        "two": np.array([[0.0, 1.0], [1.0, 0.0]]),
+        "three": np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+        "square": np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+        "line_1d": rng.random((15, 1)),
+    }[name]
+    if name == "duplicates":
+        x[-5:] = x[:5]
+    dgm = weak_alpha_persistence(torch.from_numpy(x))
+    edges = delaunay_edges(x)
+    assert_same(ours(dgm), gudhi_flag(len(x), edges, edge_lengths(x, edges)), name)
+    # Connected: exactly one essential class.
+    assert len(dgm.essential()) == 1
+
+
+def test_weak_alpha_ignores_copies():
+    """Repeated points add only zero-length pairs, which are dropped: the diagrams are those of the distinct
+    points."""
+    x = np.random.default_rng(11).random((30, 2))
+    with_copies = np.concatenate([x, x[[3, 7, 7, 20]]])
+    assert_same(ours(weak_alpha_persistence(with_copies)), ours(weak_alpha_persistence(x)), "copies")
+
+
+def test_weak_alpha_h1_of_annulus_matches_rips_loop():
+    a = np.random.default_rng(2).uniform(0, 2 * np.pi, 200)
+    r = np.random.default_rng(3).uniform(0.9, 1.0, 200)
+    x = torch.from_numpy(np.stack([r * np.cos(a), r * np.sin(a)], 1))
+    lt = weak_alpha_persistence(x).in_dim(1).lifetimes()
+    assert float(lt.max()) > 0.8 and int((lt > 0.5).sum()) == 1
+
+
+# ---------------------------------------------------------------------------------------------- gradients
+def _generic_cloud(n, d, seed):
+    return torch.from_numpy(np.random.default_rng(seed).random((n, d))).requires_grad_(True)
+
+
+@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+def test_gradcheck(fn):
+    x = _generic_cloud(18, 2, 4)
+
+    def f(p):
+        dgm = fn(p)
+        fin = dgm.finite()
+        return fin.pairs, dgm.filtration_end
+
+    assert torch.autograd.gradcheck(f, (x,), eps=1e-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+def test_gradient_moves_the_endpoints_along_the_edge(fn):
+    x = _generic_cloud(25, 3, 9)
+    dgm = fn(x)
+    r = int(torch.nonzero(dgm.death_index >= 0)[-1])
+    dgm.pairs[r, 1].backward()
+    i, j = divmod(int(dgm.death_index[r]), dgm.spatial_shape[0])
+    u = (x[i] - x[j]).detach() / (x[i] - x[j]).detach().norm()
+    expect = torch.zeros_like(x)
+    expect[i], expect[j] = u, -u
+    torch.testing.assert_close(x.grad, expect)
+
+
+def test_gradients_are_finite_with_duplicates():
+    x = torch.from_numpy(np.repeat(np.random.default_rng(1).random((10, 2)), 2, axis=0)).requires_grad_(True)
+    for fn in (rips_persistence, weak_alpha_persistence):
+        x.grad = None
+        dgm = fn(x)
+        (dgm.finite().pairs.sum() + dgm.filtration_end.sum()).backward()
+        assert torch.isfinite(x.grad).all()
+
+
+# ---------------------------------------------------------------------------------------------- batching, dtypes
+def _same_rows(a: gpuph.Diagrams, b: gpuph.Diagrams, b_index: int) -> None:
+    sel = a.batch == b_index
+    Na, Nb = a.spatial_shape[0], b.spatial_shape[0]
+
+    def decode(idx, N):  # (i, j) of edges, (v, v) of vertices, None for -1
+        return [None if v < 0 else divmod(v, N) for v in idx.tolist()]
+
+    assert torch.equal(a.pairs[sel].detach(), b.pairs.detach())
+    assert torch.equal(a.dim[sel], b.dim)
+    assert decode(a.birth_index[sel], Na) == decode(b.birth_index, Nb)
+    assert decode(a.death_index[sel], Na) == decode(b.death_index, Nb)
+
+
+@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+def test_batch_equals_one_by_one(fn):
+    x = torch.rand(5, 30, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    dgm = fn(x)
+    assert dgm.batch_size == 5 and dgm.batch_shape == (5,) and dgm.spatial_shape == (30, 30)
+    for b in range(5):
+        _same_rows(dgm, fn(x[b]), b)
+    clouds = [x[0, :7], x[1], x[2, :1], x[3, :0], x[4, :19]]
+    dl = fn(clouds)
+    assert dl.batch_size == 5 and dl.spatial_shape == (30, 30)
+    for b, c in enumerate(clouds):
+        _same_rows(dl, fn(c), b)
+    torch.testing.assert_close(dl.filtration_end[1], dgm.filtration_end[1])
+    # more leading axes are flattened
+    assert fn(x.reshape(5, 1, 30, 2)).batch_shape == (5, 1)
+
+
+def test_filtration_end_is_longest_edge():
+    x = torch.rand(3, 20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    D = pairwise_distances(x)
+    torch.testing.assert_close(rips_persistence(x).filtration_end, D.amax((1, 2)), rtol=0, atol=0)
+    thr = 0.5
+    assert torch.equal(rips_persistence(x, max_edge_length=thr).filtration_end,
+                       D.masked_fill(D > thr, 0).amax((1, 2)))
+    for b in range(3):
+        e = delaunay_edges(x[b].numpy())
+        assert float(weak_alpha_persistence(x).filtration_end[b]) == edge_lengths(x[b].numpy(), e).max()
+
+
+def test_dims_and_dtypes():
+    x = torch.rand(2, 25, 2, generator=torch.Generator().manual_seed(2))
+    full = rips_persistence(x)
+    h0, h1 = rips_persistence(x, dims=0), rips_persistence(x, dims=[1])
+    assert set(h0.dim.tolist()) == {0} and set(h1.dim.tolist()) == {1}
+    assert len(h0) + len(h1) == len(full)
+    assert full.pairs.dtype == torch.float32
+    half = rips_persistence(x.half())
+    assert half.pairs.dtype == torch.float32
+    assert_same(ours(half), ours(rips_persistence(x.half().float())), "half")
+    before = x.clone()
+    weak_alpha_persistence(x)
+    assert torch.equal(x, before)
+    empty = rips_persistence(torch.zeros(0, 10, 2))
+    assert len(empty) == 0 and empty.batch_size == 0
+    assert len(weak_alpha_persistence([])) == 0
+
+
+@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+def test_bad_input(fn):
+    good = torch.rand(10, 2)
+    bad_nan = good.clone()
+    bad_nan[3, 1] = float("nan")
+    bad_inf = good.clone()
+    bad_inf[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="NaN"):
+        fn(bad_nan)
+    with pytest.raises(ValueError, match="infinite"):
+        fn(bad_inf)
+    with pytest.raises(ValueError, match="shape"):
+        fn(torch.rand(10))
+    with pytest.raises(ValueError, match="D = 0"):
+        fn(torch.rand(10, 0))
+    with pytest.raises(TypeError, match="float"):
+        fn(torch.ones(10, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="0 and 1 only"):
+        fn(good, dims=(0, 2))
+    with pytest.raises(ValueError, match="share their dimension"):
+        fn([torch.rand(4, 2), torch.rand(4, 3)])
+    with pytest.raises(ValueError, match=r"\(N_i, D\)"):
+        fn([torch.rand(4, 2, 1)])
+    if fn is rips_persistence:
+        with pytest.raises(ValueError, match="max_edge_length"):
+            fn(good, max_edge_length=-1.0)
+        with pytest.raises(ValueError, match="max_edge_length"):
+            fn(good, max_edge_length=float("nan"))

@@ -175,3 +175,22 @@ def test_true_coefficients():
     saw = reg.true_coefficients("sawtooth", 99, g)
     dgm = gpuph.cubical_persistence(saw, spatial_dims=1, superlevel=True)
     assert len(dgm) == 3  # three local maxima: the essential class and two finite bars
+
+
+def test_example_script_small(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "topo_regression.py"
+    spec = importlib.util.spec_from_file_location("topo_regression_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--out", str(tmp_path), "--seeds", "2", "--folds", "2", "--steps", "3", "--ns", "10,20",
+                 "--n-lambdas", "2"])
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert set(data["results"]) == {"pm1", "123", "sawtooth"}
+    for per in data["results"].values():
+        assert set(per) == set(reg.PENALTIES)
+        assert all(len(r["mse_mean"]) == 2 for r in per.values())
+    assert (tmp_path / "mse.png").stat().st_size > 0 and (tmp_path / "results.md").stat().st_size > 0

@@ -109,3 +109,33 @@ def test_idx_reader_errors(tmp_path):
         read_idx(tmp_path / "missing")
     with pytest.raises(ValueError, match="split"):
         load_mnist(tmp_path, "val")
+
+
+def test_example_script_small(tmp_path):
+    """examples/topmodel_attacks.py end to end on a tiny synthetic idx data set (no MNIST download in CI)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    g = np.random.default_rng(0)
+    for prefix, n in (("train", 60), ("t10k", 30)):
+        labels = np.arange(n) % 10
+        images = np.zeros((n, 28, 28), np.uint8)
+        for i, c in enumerate(labels):  # class c: a bar of height 4 + 2c at a random column
+            col = g.integers(4, 20)
+            images[i, 4 : 8 + 2 * c, col : col + 3] = 255
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images, False)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels, False)
+    path = Path(__file__).resolve().parents[1] / "examples" / "topmodel_attacks.py"
+    spec = importlib.util.spec_from_file_location("topmodel_attacks_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "out"
+    module.main(["--out", str(out), "--mnist", str(tmp_path), "--epochs", "1", "--top-epochs", "1",
+                 "--n-attack", "8", "--steps", "2", "--k", "2"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"topmodel", "mlp", "cnn"}
+    for m in metrics["models"].values():
+        assert 0 <= m["test_accuracy"] <= 1 and 0 <= m["attack_success"] <= 1 and m["attacked"] == 8
+    for name in ("grid_topmodel.png", "grid_mlp.png", "grid_cnn.png", "example.png", "metrics.md"):
+        assert (out / name).stat().st_size > 0

@@ -50,7 +50,8 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "numpy"],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy", "pot", "ripser"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "gudhi", "cripser", "scipy", "pot", "ripser", "matplotlib",
+                 "tqdm"],
         "distances": ["scipy"],  # bottleneck_distance
         "pointcloud": ["scipy"],  # weak_alpha_persistence (Delaunay)
         "demo": ["matplotlib", "tqdm", "scipy"],

@@ -1,0 +1,115 @@
+"""gpuph.apps.topmodel: the targeted attack on toy models, TopModel's gradient path, the example end to end."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import torch
+from torch import nn
+
+from gpuph.apps.topmodel import CNN, MLP, TopModel, accuracy, random_targets, targeted_attack, train_classifier
+
+
+def toy_linear():
+    """Class c scores x . e_c: the prediction is the argmax coordinate."""
+    model = nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3))
+    return model
+
+
+def test_attack_step_changes_prediction_on_toy_model():
+    model = toy_linear()
+    x = torch.tensor([[0.6, 0.5, 0.1], [0.2, 0.9, 0.3]])
+    x0 = x.clone()
+    target = torch.tensor([1, 2])
+    # one step of 0.1: the first input crosses over (0.5, 0.6) -> class 1; the second needs more steps
+    adv, ok, n = targeted_attack(model, x, target, step=0.1, steps=1)
+    assert torch.equal(x, x0)  # the caller's tensor is untouched
+    assert ok.tolist() == [True, False] and n.tolist() == [1, 1]
+    assert model(adv).argmax(1)[0] == 1
+    assert float((adv - x).abs().max()) <= 0.1 + 1e-6
+    adv, ok, n = targeted_attack(model, x, target, step=0.1, steps=10)
+    assert ok.all() and (model(adv).argmax(1) == target).all()
+    assert n.tolist()[0] == 1 and n.tolist()[1] > 1
+    assert float(adv.min()) >= 0 and float(adv.max()) <= 1
+
+
+def test_attack_already_successful_is_untouched():
+    model = toy_linear()
+    x = torch.tensor([[0.1, 0.9, 0.0]])
+    adv, ok, n = targeted_attack(model, x, torch.tensor([1]), step=0.1, steps=5)
+    assert ok.all() and n.tolist() == [0] and torch.equal(adv, x)
+
+
+def test_random_targets_differ_from_labels():
+    labels = torch.randint(0, 10, (500,), generator=torch.Generator().manual_seed(0))
+    t = random_targets(labels, seed=1)
+    assert (t != labels).all() and t.min() >= 0 and t.max() <= 9
+    assert len(set(t.tolist())) == 10
+
+
+def test_models_shapes_and_topmodel_gradient():
+    x = torch.zeros(4, 28, 28)
+    x[:, 8:20, 10:18] = 0.9
+    x[1, 12:16, 12:16] = 0  # a hole
+    for model in (TopModel(k=2), MLP(), CNN()):
+        x_ = x.clone().requires_grad_(True)
+        out = model(x_)
+        assert out.shape == (4, 10)
+        (g,) = torch.autograd.grad(out[:, 3].sum(), x_)
+        assert g.abs().sum() > 0
+    # TopModel's gradient only reaches digit pixels (the background is excluded from the filtrations)
+    x_ = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(TopModel(k=2)(x_)[:, 0].sum(), x_)
+    assert (g[x <= 0.5] == 0).all()
+
+
+def test_train_classifier_learns_a_separable_problem():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+    losses = train_classifier(model, x, y, epochs=20, batch_size=64, lr=1e-2)
+    assert losses[-1] < losses[0]
+    assert accuracy(model, x, y) > 0.95
+
+
+def write_idx(path, array, compress):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(data)
+
+
+
+
+def test_example_script_small(tmp_path):
+    """examples/topmodel_attacks.py end to end on a tiny synthetic idx data set (no MNIST download in CI)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    g = np.random.default_rng(0)
+    for prefix, n in (("train", 60), ("t10k", 30)):
+        labels = np.arange(n) % 10
+        images = np.zeros((n, 28, 28), np.uint8)
+        for i, c in enumerate(labels):  # class c: a bar of height 4 + 2c at a random column
+            col = g.integers(4, 20)
+            images[i, 4 : 8 + 2 * c, col : col + 3] = 255
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images, False)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels, False)
+    path = Path(__file__).resolve().parents[1] / "examples" / "topmodel_attacks.py"
+    spec = importlib.util.spec_from_file_location("topmodel_attacks_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "out"
+    module.main(["--out", str(out), "--mnist", str(tmp_path), "--epochs", "1", "--top-epochs", "1",
+                 "--n-attack", "8", "--steps", "2", "--k", "2"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"topmodel", "mlp", "cnn"}
+    for m in metrics["models"].values():
+        assert 0 <= m["test_accuracy"] <= 1 and 0 <= m["attack_success"] <= 1 and m["attacked"] == 8
+    for name in ("grid_topmodel.png", "grid_mlp.png", "grid_cnn.png", "example.png", "metrics.md"):
+        assert (out / name).stat().st_size > 0

@@ -7,6 +7,7 @@
 
 #include "grid_loops.h"
 #include "merge_tree.cuh"
+#include "merge_tree_plan.cuh"
 #include "radix_sort.h"
 #include "union_find.cuh"
 
@@ -131,8 +132,9 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
             bool parallel_phases) {
   static const RingTables tables = make_ring_tables();
   const bool T = g.min_key;
-  const int64_t s0 = g.pstride[0];
-  const int64_t ring[8] = {-s0, -s0 + 1, 1, s0 + 1, s0, s0 - 1, -1, -s0 - 1};
+  // The neighbourhoods and the ring of both phases, as the GPU pipeline gets them.
+  const MTPlan m = make_mt_plan(g);
+  const int64_t* ring = m.ring;
   // Forward (H0): V 4-connectivity, T 8; reverse (H1 by duality): the other.
   const bool four[2] = {!T, T};
   const uint8_t* comp[2] = {four[0] ? tables.comp4 : tables.comp8, four[1] ? tables.comp4 : tables.comp8};
@@ -161,8 +163,7 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
       if (ptr1) resolve_root(ptr1, v);
     });
   }
-  const PhaseSpec spec[2] = {{four[0] ? g.axis_nb : g.pix_nb, four[0] ? g.naxis_nb : g.npix_nb, false},
-                             {four[1] ? g.axis_nb : g.pix_nb, four[1] ? g.naxis_nb : g.npix_nb, true}};
+  const PhaseSpec spec[2] = {{m.nb[0], m.nnb[0], false}, {m.nb[1], m.nnb[1], true}};
   maybe_parallel(parallel_phases && both, [&](int k) {
     if (run[k]) merge(key, spec[k], k, k, flag, ws.order, ws.phase[k], out[k]);
   });

@@ -327,10 +327,7 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
     }
     std::sort(col.begin(), col.end());
   };
-  auto edge_id_of_key = [&](int64_t key) {
-    const int code = int(key & 63);
-    return (order[key >> 6] + edges.anchor[code]) * nt1 + edges.type[code];
-  };
+
 
   // Pass 1: column keys and pivots; every row's oldest column (scatter-min).
   const int64_t ncell2 = g.P * nt2;
@@ -368,7 +365,12 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
   }
 
   // Pass 2: apparent pairs go straight into the pivot table (encoded as -(column key) - 1: regenerate on demand).
-  ws.pivot64.assign(size_t(g.P) * nt1, kNone);
+  // The pivot table is indexed by the row's position in the total order (rank * edge star size + star code), not
+  // by its edge id: the reduction visits columns in order and their lows are recent rows, so the look-ups stay
+  // near each other in memory instead of jumping over the whole grid.
+  const int nstar1 = edges.n;
+  auto row_slot = [nstar1](int64_t key) { return (key >> 6) * nstar1 + (key & 63); };
+  ws.pivot64.assign(size_t(g.N) * nstar1, kNone);
   int64_t* pivot = ws.pivot64.data();
   std::vector<int64_t>& rest = ws.rest;
   rest.clear();
@@ -377,7 +379,7 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
     if (key == kNone) continue;
     const int64_t eid = col_pivot[sid];
     if (row_oldest[eid] == key) {
-      pivot[eid] = -key - 1;
+      pivot[row_slot(col_pivot_key[sid])] = -key - 1;
       const int32_t br = int32_t(col_pivot_key[sid] >> 6), dr = int32_t(key >> 6);
       if (emit && vcls[br] != vcls[dr]) out.push_back({1, order[br], order[dr]});
     } else {
@@ -399,10 +401,10 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
     boundary(v + st.anchor[code], st.type[code], work);
     while (!work.empty()) {
       const int64_t low = work.back();
-      const int64_t eid = edge_id_of_key(low);
-      const int64_t j = pivot[eid];
+      int64_t& slot = pivot[row_slot(low)];
+      const int64_t j = slot;
       if (j == kNone) {
-        pivot[eid] = int64_t(ws.col_start.size());
+        slot = int64_t(ws.col_start.size());
         ws.col_start.push_back(int64_t(ws.pool.size()));
         ws.pool.insert(ws.pool.end(), work.begin(), work.end());
         ws.col_start.push_back(int64_t(ws.pool.size()));  // end marker, paired with the start

@@ -118,11 +118,18 @@ def test_pipeline_empty_batch():
     assert ops._cubical_pairs_pipeline(torch.rand(0, 4, 4), 2, 0, True, 3).shape == (0, 4)
 
 
-def test_torch_compile_fullgraph_matches_eager():
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda x: gpuph.cubical_persistence(x).finite().lifetimes().pow(2).sum(),
+        # The GAN loss of the TopologyLayer paper, E(1, 0, 2; PD_0), and an H1 term.
+        lambda x: gpuph.losses.persistence_energy(gpuph.cubical_persistence(x), 0, p=1, i0=2)
+        + gpuph.losses.persistence_energy(gpuph.cubical_persistence(x, dims=1), 1, p=2, q=1),
+    ],
+    ids=["lifetimes", "persistence_energy"],
+)
+def test_torch_compile_fullgraph_matches_eager(loss):
     torch._dynamo.reset()
-
-    def loss(x):
-        return gpuph.cubical_persistence(x).finite().lifetimes().pow(2).sum()
 
     old = torch._dynamo.config.capture_dynamic_output_shape_ops
     torch._dynamo.config.capture_dynamic_output_shape_ops = True

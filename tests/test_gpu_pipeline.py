@@ -91,6 +91,20 @@ def test_pipeline_equals_cpu_engine_3d(b, grid, construction, superlevel, seed, 
     both(x, 3, construction, superlevel, mask)
 
 
+@pytest.mark.parametrize("construction", ["V", "T"])
+@pytest.mark.parametrize(
+    ("shape", "masks"), [((1, 257, 263), (1, 2, 3)), ((3, 256, 257), (3,)), ((2, 41, 40, 42), (1, 4, 5))]
+)
+def test_pipeline_large_grids_union_find_on_the_host(construction, shape, masks):
+    # Few runs (image, phase) of at least 2^16 pixels: the pipeline runs the union-find on the host and sends back
+    # only the pairs it wrote (a narrower output buffer than the one the device path uses).
+    g = torch.Generator().manual_seed(sum(shape))
+    noise = torch.rand(shape, generator=g)
+    for x in (noise, (noise * 5).floor()):
+        for mask in masks:
+            both(x, len(shape) - 1, construction, construction == "V", mask)
+
+
 def test_pipeline_refuses_what_it_does_not_compute():
     with pytest.raises(ValueError, match="merge-tree pipeline"):
         ops._cubical_pairs_pipeline(torch.rand(1, 3, 3, 3), 3, 0, True, 2)  # H1 of 3D

@@ -381,7 +381,8 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
     if (row_oldest[eid] == key) {
       pivot[row_slot(col_pivot_key[sid])] = -key - 1;
       const int32_t br = int32_t(col_pivot_key[sid] >> 6), dr = int32_t(key >> 6);
-      if (emit && vcls[br] != vcls[dr]) out.push_back({1, order[br], order[dr]});
+      // Most apparent pairs lie in one lower star (same key vertex): zero length without a look-up.
+      if (emit && br != dr && vcls[br] != vcls[dr]) out.push_back({1, order[br], order[dr]});
     } else {
       rest.push_back(key);
     }

@@ -7,10 +7,12 @@
 // the filtered complex, i.e. of the union of the open stars of the later vertices plus the outside; two open stars
 // meet iff the vertices share a simplex iff they are adjacent (the triangulation is a flag complex), and the outside
 // meets exactly the stars of the grid's boundary vertices, so it is the same merge tree on the same neighbourhood in
-// the reverse order. Every non-extremal pixel joins a component
-// at its own step, through its steepest earlier neighbour: following these pointers gives every pixel the extremum
-// of its basin, with no order needed. Only the edges between different basins can merge components; only those are
-// sorted and union-found with the elder rule (GUDHI's Persistence_on_rectangle does the same kind of local pairing).
+// the reverse order.
+//
+// Every non-extremal pixel joins a component at its own step, through its steepest earlier neighbour: following these
+// pointers gives every pixel the extremum of its basin, with no order needed. Only the edges between different basins
+// can merge components; only those are sorted and union-found with the elder rule (GUDHI's Persistence_on_rectangle
+// does the same kind of local pairing).
 #pragma once
 #include "gpuph_common.cuh"
 #include "union_find.cuh"

@@ -77,12 +77,12 @@ def _length_pow(length: Tensor, p: float) -> Tensor:
 def rank_in_image(dgm: Diagrams) -> Tensor:
     """``(N,)`` int64 0-based position of each pair within its image's rows (so, in one dimension, its rank by
     lifetime: diagrams are ordered by image, dimension, then lifetime descending with essential classes first)."""
-    n = len(dgm)
-    if n == 0:
-        return torch.zeros(0, dtype=torch.int64, device=dgm.batch.device)
-    counts = torch.bincount(dgm.batch, minlength=dgm.batch_size)
+    # No branch on the number of pairs and no bincount (whose output size depends on the data): torch.compile
+    # traces this in one graph.
+    counts = torch.zeros(dgm.batch_size, dtype=torch.int64, device=dgm.batch.device)
+    counts.index_add_(0, dgm.batch, torch.ones_like(dgm.batch))
     starts = torch.cumsum(counts, 0) - counts
-    return torch.arange(n, device=dgm.batch.device) - starts[dgm.batch]
+    return torch.arange(len(dgm), device=dgm.batch.device) - starts[dgm.batch]
 
 
 def closed_pairs(dgm: Diagrams) -> Tensor:

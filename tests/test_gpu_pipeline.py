@@ -97,6 +97,20 @@ def test_pipeline_equals_cpu_engine_3d(b, grid, construction, superlevel, seed, 
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
+@pytest.mark.parametrize(
+    ("shape", "masks"), [((1, 257, 263), (1, 2, 3)), ((3, 256, 257), (3,)), ((2, 41, 40, 42), (1, 4, 5))]
+)
+def test_pipeline_large_grids_union_find_on_the_host(construction, shape, masks):
+    # Few runs (image, phase) of at least 2^16 pixels: the pipeline runs the union-find on the host and sends back
+    # only the pairs it wrote (a narrower output buffer than the one the device path uses).
+    g = torch.Generator().manual_seed(sum(shape))
+    noise = torch.rand(shape, generator=g)
+    for x in (noise, (noise * 5).floor()):
+        for mask in masks:
+            both(x, len(shape) - 1, construction, construction == "V", mask)
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_pipeline_refuses_what_it_does_not_compute(construction):
     for mask in (2, 3, 6, 7):  # H1 of 3D, alone or with other dims
         with pytest.raises(ValueError, match="merge-tree pipeline"):
@@ -188,11 +202,18 @@ def test_pipeline_empty_batch():
     assert ops._cubical_pairs_pipeline(torch.rand(0, 4, 4), 2, 0, True, 3).shape == (0, 4)
 
 
-def test_torch_compile_fullgraph_matches_eager():
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda x: gpuph.cubical_persistence(x).finite().lifetimes().pow(2).sum(),
+        # The GAN loss of the TopologyLayer paper, E(1, 0, 2; PD_0), and an H1 term.
+        lambda x: gpuph.losses.persistence_energy(gpuph.cubical_persistence(x), 0, p=1, i0=2)
+        + gpuph.losses.persistence_energy(gpuph.cubical_persistence(x, dims=1), 1, p=2, q=1),
+    ],
+    ids=["lifetimes", "persistence_energy"],
+)
+def test_torch_compile_fullgraph_matches_eager(loss):
     torch._dynamo.reset()
-
-    def loss(x):
-        return gpuph.cubical_persistence(x).finite().lifetimes().pow(2).sum()
 
     old = torch._dynamo.config.capture_dynamic_output_shape_ops
     torch._dynamo.config.capture_dynamic_output_shape_ops = True

@@ -46,6 +46,7 @@ struct RankedEdges {
   std::vector<int32_t> a, b;  // endpoints of the edge of rank r, a < b
   std::vector<double> len;    // its length
   int32_t size() const { return int32_t(a.size()); }
+  RankedEdges(int32_t vertices, size_t edges) : n(vertices), a(edges), b(edges), len(edges) {}
 };
 
 // Neighbourhoods from a dense n x n rank matrix (kNoEdge off the complex and on the diagonal).

@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstring>
 #include <limits>
@@ -42,6 +43,11 @@ at::Tensor pinned_order(const at::Tensor& rows, const at::Tensor& x_flat, int64_
   idx = idx.index_select(0, std::get<1>(at::sort(group.index_select(0, idx), true, 0, false)));
   return rows.index_select(0, idx);
 }
+
+// Where the union-find runs: on the device when the batch gives it at least this many runs (image, phase) to do side
+// by side, or when the grids are small; otherwise on the host (see merge_tree_pipeline).
+constexpr int64_t kDeviceElderMinRuns = 16;
+constexpr int64_t kHostElderMinPixels = int64_t(1) << 16;
 
 // ---------------------------------------------------------------------------------------------- CPU emulation
 template <typename Fn>
@@ -113,15 +119,18 @@ const char* cpu_elder(const GridPlan& plan, const void* key, bool f64, int32_t* 
                       const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
                       int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, void*) {
   const MTPlan g = make_mt_plan(plan);
-  bool ok = true;
-  for (int64_t t = 0; t < B * 2; ++t) {
-    if (f64)
-      ok &= steps::elder_run(g, static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, cap, pairs,
-                             counts, t);
-    else
-      ok &= steps::elder_run(g, static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, cap, pairs,
-                             counts, t);
-  }
+  std::atomic<bool> ok{true};
+  // Runs (image, phase) write disjoint outputs and union-find arrays: side by side.
+  at::parallel_for(0, B * 2, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const bool fits =
+          f64 ? steps::elder_run(g, static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, cap, pairs,
+                                 counts, t)
+              : steps::elder_run(g, static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, cap, pairs,
+                                 counts, t);
+      if (!fits) ok = false;
+    }
+  });
   return ok ? nullptr : "more pairs than the output capacity";
 }
 
@@ -185,13 +194,35 @@ at::Tensor merge_tree_pipeline(const MTLaunchers& launch, const at::Tensor& xc, 
   const at::Tensor ncand = flag.view({B, g.P}).ne(0).sum(1).to(at::kLong).contiguous();
   const at::Tensor first = first_key.argmin(1).contiguous();
 
-  const int64_t cap = g.N + 1;  // per image and phase: at most one pair per basin, plus the essential class
-  at::Tensor pairs = at::empty({B, 2, cap, 2}, i32);
-  at::Tensor counts = at::empty({B * 2}, i32);
-  check(launch.elder(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
-                     flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),
-                     first.data_ptr<int64_t>(), B, cap, pairs.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), stream),
-        "union-find");
+  int64_t cap = g.N + 1;  // per image and phase: at most one pair per basin, plus the essential class
+  at::Tensor pairs, counts;
+  if (B * 2 < kDeviceElderMinRuns && g.N >= kHostElderMinPixels) {
+    // A few large grids: the union-find is sequential per image and phase, and one GPU thread runs it far slower than
+    // a CPU core. Run it on the host (torch's threads, one per run) on copies of what it reads, and send back only
+    // the pairs it wrote.
+    const at::Tensor keys_h = keys.cpu(), flag_h = flag.cpu(), order_h = order.cpu(), ncand_h = ncand.cpu();
+    const at::Tensor first_h = first.cpu();
+    at::Tensor ptr0_h = ptr0.cpu(), ptr1_h = emit1 ? ptr1.cpu() : at::Tensor();
+    const auto host_i32 = at::TensorOptions().dtype(at::kInt);
+    at::Tensor pairs_h = at::empty({B, 2, cap, 2}, host_i32), counts_h = at::empty({B * 2}, host_i32);
+    check(cpu_merge_tree_launchers().elder(
+              g, keys_h.data_ptr(), f64, emit0 ? ptr0_h.data_ptr<int32_t>() : nullptr,
+              emit1 ? ptr1_h.data_ptr<int32_t>() : nullptr, flag_h.data_ptr<uint8_t>(), order_h.data_ptr<int64_t>(),
+              ncand_h.data_ptr<int64_t>(), first_h.data_ptr<int64_t>(), B, cap, pairs_h.data_ptr<int32_t>(),
+              counts_h.data_ptr<int32_t>(), nullptr),
+          "union-find");
+    cap = std::max<int64_t>(1, counts_h.max().item<int64_t>());
+    pairs = pairs_h.narrow(2, 0, cap).contiguous().to(xc.device());
+    counts = counts_h.to(xc.device());
+  } else {
+    pairs = at::empty({B, 2, cap, 2}, i32);
+    counts = at::empty({B * 2}, i32);
+    check(launch.elder(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
+                       flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),
+                       first.data_ptr<int64_t>(), B, cap, pairs.data_ptr<int32_t>(), counts.data_ptr<int32_t>(),
+                       stream),
+          "union-find");
+  }
 
   const at::Tensor counts64 = counts.to(at::kLong);
   const at::Tensor ends = counts64.cumsum(0);

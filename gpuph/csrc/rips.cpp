@@ -116,12 +116,8 @@ void rips_image(const F* D, int64_t N, int32_t n, double threshold, bool h0, boo
   radix_sort_pairs(keys, items, tmp_keys, tmp_items);  // stable: ties stay in code order
   tmp_keys = std::vector<U>();
   tmp_items = std::vector<int32_t>();
-  RankedEdges e;
-  e.n = n;
   const size_t M = items.size();
-  e.a.resize(M);
-  e.b.resize(M);
-  e.len.resize(M);
+  RankedEdges e(n, M);
   std::vector<int64_t> code(M);
   constexpr U sign = U(1) << (sizeof(U) * 8 - 1);
   for (size_t r = 0; r < M; ++r) {
@@ -170,12 +166,8 @@ void graph_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, i
     items.push_back({orderable_key<U>(len, false), i * N + j, p});
   }
   std::sort(items.begin(), items.end());
-  RankedEdges e;
-  e.n = n;
   const size_t M = items.size();
-  e.a.resize(M);
-  e.b.resize(M);
-  e.len.resize(M);
+  RankedEdges e(n, M);
   std::vector<int64_t> code(M), pos(M);
   for (size_t r = 0; r < M; ++r) {
     code[r] = items[r].code;

@@ -1,11 +1,18 @@
 // Merge trees of pixel graphs without sorting every pixel: the per-pixel bodies.
 //
-// H0 of a lower-star filtration on a pixel graph (V: 4/6-connectivity, T: 8/26) and, by duality (DESIGN.md section
-// 2), the top dimension of 2D grids (V: 8-connectivity, T: 4, in the reverse order, the border being one component
-// older than every pixel) are both "components of a growing pixel set". Every non-extremal pixel joins a component
-// at its own step, through its steepest earlier neighbour: following these pointers gives every pixel the extremum
-// of its basin, with no order needed. Only the edges between different basins can merge components; only those are
-// sorted and union-found with the elder rule (GUDHI's Persistence_on_rectangle does the same kind of local pairing).
+// H0 of a lower-star filtration on a pixel graph (V: 4/6-connectivity, T: 8/26, freudenthal: 6/14) and, by duality
+// (DESIGN.md section 2), the top dimension of 2D / 3D grids (V: 8/26-connectivity, T: 4/6, freudenthal: 6/14 again,
+// in the reverse order, the border being one component older than every pixel) are both "components of a growing
+// pixel set". Freudenthal's top dimension: by Alexander duality its classes are the components of the complement of
+// the filtered complex, i.e. of the union of the open stars of the later vertices plus the outside; two open stars
+// meet iff the vertices share a simplex iff they are adjacent (the triangulation is a flag complex), and the outside
+// meets exactly the stars of the grid's boundary vertices, so it is the same merge tree on the same neighbourhood in
+// the reverse order.
+//
+// Every non-extremal pixel joins a component at its own step, through its steepest earlier neighbour: following these
+// pointers gives every pixel the extremum of its basin, with no order needed. Only the edges between different basins
+// can merge components; only those are sorted and union-found with the elder rule (GUDHI's Persistence_on_rectangle
+// does the same kind of local pairing).
 #pragma once
 #include "gpuph_common.cuh"
 #include "union_find.cuh"
@@ -84,10 +91,29 @@ namespace gpuph {
 // comes earlier than the pixel. Even bits are the 4-neighbours. A pixel can only merge components if its earlier
 // neighbours fall into two or more components of the ring (with 4- or 8-adjacency): otherwise they are already
 // connected through earlier pixels of the ring. These tables count those components for every mask.
+// Freudenthal: the neighbours are the 4-neighbours and the two corners SE, NW of the (1, 1) diagonal; they form the
+// hexagon N, E, SE, S, W, NW (the link of the pixel: consecutive cells span a triangle with it, others are not
+// adjacent), so the count is that of runs of earlier cells around the hexagon (NE and SW ignored).
 struct RingTables {
   uint8_t comp4[256];  // components touching a 4-neighbour, ring cells adjacent when consecutive
   uint8_t comp8[256];  // components, consecutive cells and consecutive 4-neighbours (N-E, E-S, ...) adjacent
+  uint8_t comp6[256];  // runs of set cells around the freudenthal hexagon N, E, SE, S, W, NW
 };
+
+// The ring cells of a phase's neighbourhood, as a mask of ring cells (the value).
+enum class Ring : uint8_t {
+  axis4 = 0x55,        // N, E, S, W
+  all8 = 0xff,         // the whole ring
+  freudenthal6 = 0xdd  // N, E, SE, S, W, NW
+};
+
+// Runs of set cells around the hexagon of freudenthal's 2D link (ring cells 0, 2, 3, 4, 6, 7 in cyclic order).
+GPUPH_HD int hexagon_runs(unsigned m) {
+  const int hex[6] = {0, 2, 3, 4, 6, 7};
+  int runs = 0;
+  for (int i = 0; i < 6; ++i) runs += ((m >> hex[i]) & 1) && !((m >> hex[(i + 5) % 6]) & 1);
+  return runs == 0 && (m & 0xddu) == 0xddu ? 1 : runs;
+}
 
 inline RingTables make_ring_tables() {
   RingTables t{};
@@ -116,8 +142,14 @@ inline RingTables make_ring_tables() {
       }
       (conn == 4 ? t.comp4 : t.comp8)[m] = uint8_t(count);
     }
+    t.comp6[m] = uint8_t(hexagon_runs(unsigned(m)));
   }
   return t;
+}
+
+// The component table of a phase's ring neighbourhood.
+GPUPH_HD const uint8_t* ring_comp(const RingTables& t, Ring r) {
+  return r == Ring::axis4 ? t.comp4 : r == Ring::all8 ? t.comp8 : t.comp6;
 }
 
 // Forward ring mask of pixel v: bit j set if ring cell j is earlier in the forward order (the border never is).
@@ -149,12 +181,12 @@ GPUPH_HD int64_t steepest_in_mask(const K* key, int64_t v, const int64_t* ring, 
 }
 
 // The whole ring step of a pixel for Key32, loading each ring key once: the forward ring mask, and the steepest
-// earlier cell forward (min key over the allowed cells) and in reverse (max key; the border, key ~0, is the
+// earlier cell forward (min key over the phase's ring cells) and in reverse (max key; the border, key ~0, is the
 // outside, cell 0). The key carries the padded index in its low 32 bits. A pointer equal to v marks an extremum.
 GPUPH_HD uint64_t min2(uint64_t a, uint64_t b) { return a < b ? a : b; }
 GPUPH_HD uint64_t max2(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
-GPUPH_HD unsigned ring_step_key32(const Key32* key, int64_t v, const int64_t* ring, bool four_fwd, bool four_rev,
+GPUPH_HD unsigned ring_step_key32(const Key32* key, int64_t v, const int64_t* ring, Ring cells_fwd, Ring cells_rev,
                                   int64_t* fwd_ptr, int64_t* rev_ptr) {
   const uint64_t kv = key[v].k;
   uint64_t k[8];
@@ -163,32 +195,42 @@ GPUPH_HD unsigned ring_step_key32(const Key32* key, int64_t v, const int64_t* ri
     k[j] = key[v + ring[j]].k;
     m |= unsigned(k[j] < kv) << j;
   }
+  // Even cells (the 4-neighbours), the freudenthal diagonal (SE, NW), all odd cells (the corners).
   const uint64_t e_min = min2(min2(k[0], k[2]), min2(k[4], k[6]));
   const uint64_t e_max = max2(max2(k[0], k[2]), max2(k[4], k[6]));
-  const uint64_t c_min = min2(min2(k[1], k[3]), min2(k[5], k[7]));
-  const uint64_t c_max = max2(max2(k[1], k[3]), max2(k[5], k[7]));
-  const uint64_t mn = four_fwd ? e_min : min2(e_min, c_min);
-  const uint64_t mx = four_rev ? e_max : max2(e_max, c_max);
+  const uint64_t d_min = min2(k[3], k[7]), d_max = max2(k[3], k[7]);
+  const uint64_t c_min = min2(d_min, min2(k[1], k[5]));
+  const uint64_t c_max = max2(d_max, max2(k[1], k[5]));
+  const uint64_t mn = cells_fwd == Ring::axis4 ? e_min : min2(e_min, cells_fwd == Ring::all8 ? c_min : d_min);
+  const uint64_t mx = cells_rev == Ring::axis4 ? e_max : max2(e_max, cells_rev == Ring::all8 ? c_max : d_max);
   *fwd_ptr = mn < kv ? int64_t(mn & 0xffffffffu) : v;
   *rev_ptr = mx > kv ? (mx == ~0ull ? 0 : int64_t(mx & 0xffffffffu)) : v;
   return m;
 }
 
-// The ring step for any key type: forward ring mask, steepest earlier cell forward (four_fwd: 4-neighbours only) and
-// in reverse (four_rev). Key32 takes the branch-free version above.
+// The ring step for any key type: forward ring mask, steepest earlier cell forward among the ring cells cells_fwd
+// and in reverse among cells_rev. Key32 takes the branch-free version above.
 template <typename K>
-GPUPH_HD unsigned ring_step(const K* key, int64_t v, const int64_t* ring, bool four_fwd, bool four_rev,
+GPUPH_HD unsigned ring_step(const K* key, int64_t v, const int64_t* ring, Ring cells_fwd, Ring cells_rev,
                             int64_t* fwd_ptr, int64_t* rev_ptr) {
   if constexpr (sizeof(K) == sizeof(Key32)) {
-    return ring_step_key32(key, v, ring, four_fwd, four_rev, fwd_ptr, rev_ptr);
+    return ring_step_key32(key, v, ring, cells_fwd, cells_rev, fwd_ptr, rev_ptr);
   } else {
     const unsigned fwd = ring_mask(key, v, ring);
-    const unsigned m0 = fwd & (four_fwd ? 0x55u : 0xffu);
-    const unsigned m1 = ~fwd & (four_rev ? 0x55u : 0xffu) & 0xffu;
+    const unsigned m0 = fwd & unsigned(cells_fwd);
+    const unsigned m1 = ~fwd & unsigned(cells_rev) & 0xffu;
     *fwd_ptr = m0 ? steepest_in_mask(key, v, ring, m0, false) : v;
     *rev_ptr = m1 ? steepest_in_mask(key, v, ring, m1, true) : v;
     return fwd;
   }
+}
+
+// V / T: four_fwd / four_rev pick the 4-neighbours, otherwise the whole ring.
+template <typename K>
+GPUPH_HD unsigned ring_step(const K* key, int64_t v, const int64_t* ring, bool four_fwd, bool four_rev,
+                            int64_t* fwd_ptr, int64_t* rev_ptr) {
+  return ring_step(key, v, ring, four_fwd ? Ring::axis4 : Ring::all8, four_rev ? Ring::axis4 : Ring::all8, fwd_ptr,
+                   rev_ptr);
 }
 
 // Saddle-candidate flags of a pixel from its forward ring mask: bit 0 if its earlier ring cells fall into two or more
@@ -241,6 +283,7 @@ struct MTPlan {
   int nnb[2];
   int64_t nb[2][26];      // each phase's neighbourhood as padded-index deltas
   int64_t ring[8];        // 2D: the 8-ring (N, NE, E, SE, S, SW, W, NW)
+  Ring ring_cells[2];     // 2D: each phase's neighbourhood as ring cells (V: 4, 8; T: 8, 4; freudenthal: 6, 6)
 };
 
 // Pixel or border cell: the padded cell c of a grid, and its unpadded flat index if it is a pixel (-1 otherwise).

@@ -1,8 +1,8 @@
-// CUDA kernels of the merge-tree pipeline for batches of V / T grids (1D, 2D; 3D for H0 and H2): the per-element steps of
-// kernels/merge_tree_steps.cuh (the bodies the CPU driver and the CPU emulation of this pipeline also run), one thread
-// per padded cell of the whole batch, then one thread per image and phase for the elder-rule union-find over the few
-// merging pixels. Plain CUDA, no torch headers: the driver (gpuph/csrc/merge_tree_pipeline.cpp) allocates and sorts
-// through torch and passes its stream.
+// CUDA kernels of the merge-tree pipeline for batches of V / T / freudenthal grids (1D, 2D; 3D for H0 and H2): the
+// per-element steps of kernels/merge_tree_steps.cuh (the bodies the CPU driver and the CPU emulation of this pipeline
+// also run), one thread per padded cell of the whole batch, then one thread per image and phase for the elder-rule
+// union-find over the few merging pixels. Plain CUDA, no torch headers: the driver
+// (gpuph/csrc/merge_tree_pipeline.cpp) allocates and sorts through torch and passes its stream.
 #include <cuda_runtime.h>
 
 #include "merge_tree_launch.h"

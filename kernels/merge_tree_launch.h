@@ -1,8 +1,8 @@
-// The launchers of the merge-tree pipeline for batches of V and T grids (1D, 2D; 3D for H0 and H2), as a table of functions so that
-// one driver (gpuph/csrc/merge_tree_pipeline.cpp) runs either the CUDA kernels (kernels/merge_tree_cuda.cu) or their
-// CPU emulation (the same per-element steps of kernels/merge_tree_steps.cuh in loops). Plain C++ types only: the
-// driver compiles without CUDA headers, and the kernels without torch headers. `stream` is a cudaStream_t (ignored on
-// the CPU). Every launcher returns nullptr or an error string.
+// The launchers of the merge-tree pipeline for batches of V, T and freudenthal grids (1D, 2D; 3D for H0 and H2), as a
+// table of functions so that one driver (gpuph/csrc/merge_tree_pipeline.cpp) runs either the CUDA kernels
+// (kernels/merge_tree_cuda.cu) or their CPU emulation (the same per-element steps of kernels/merge_tree_steps.cuh in
+// loops). Plain C++ types only: the driver compiles without CUDA headers, and the kernels without torch headers.
+// `stream` is a cudaStream_t (ignored on the CPU). Every launcher returns nullptr or an error string.
 #pragma once
 #include <cstdint>
 

@@ -1,8 +1,7 @@
-// The data-parallel steps of the merge-tree pipeline for batches of V and T grids (1D, 2D; 3D for H0 and H2 by
-// duality), one call per padded cell t
-// of the whole batch (or per image and phase for the union-find). The CUDA kernels (kernels/merge_tree_cuda.cu) run
-// them one thread per element; the CPU emulation of the pipeline (gpuph/csrc/merge_tree_pipeline.cpp) loops over
-// them, so CI tests the GPU pipeline's logic on the CPU.
+// The data-parallel steps of the merge-tree pipeline for batches of V, T and freudenthal grids (1D, 2D; 3D for H0
+// and H2 by duality), one call per padded cell t of the whole batch (or per image and phase for the union-find). The
+// CUDA kernels (kernels/merge_tree_cuda.cu) run them one thread per element; the CPU emulation of the pipeline
+// (gpuph/csrc/merge_tree_pipeline.cpp) loops over them, so CI tests the GPU pipeline's logic on the CPU.
 #pragma once
 #include <climits>
 
@@ -36,12 +35,11 @@ GPUPH_HD void ring_cell(const MTPlan& g, const RingTables& tables, const K* key,
     flag[t] = 0;
     return;
   }
-  const bool four_fwd = !g.T, four_rev = g.T;
   int64_t p0, p1;
-  const unsigned fwd = ring_step(key + b * g.P, c, g.ring, four_fwd, four_rev, &p0, &p1);
+  const unsigned fwd = ring_step(key + b * g.P, c, g.ring, g.ring_cells[0], g.ring_cells[1], &p0, &p1);
   ptr0[t] = int32_t(p0);
   if (ptr1) ptr1[t] = int32_t(p1);
-  flag[t] = ring_flags(fwd, four_fwd ? tables.comp4 : tables.comp8, four_rev ? tables.comp4 : tables.comp8, true,
+  flag[t] = ring_flags(fwd, ring_comp(tables, g.ring_cells[0]), ring_comp(tables, g.ring_cells[1]), true,
                        ptr1 != nullptr);
 }
 

@@ -51,13 +51,41 @@ def test_cuda_equals_cpu(construction, superlevel, shape):
             assert_same(gpu, cpu)
 
 
-@pytest.mark.parametrize("construction", ["V", "T"])
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_cuda_matches_gudhi_on_mnist(construction):
     digits = torch.from_numpy(load_mnist(8).astype(np.float32)).cuda()
     dgm = gpuph.cubical_persistence(digits, construction=construction)
     check_order(dgm)
     check_critical_pixels(digits, dgm)
     check_against_reference(digits.cpu(), construction, True)
+
+
+@pytest.mark.parametrize("superlevel", [True, False])
+@pytest.mark.parametrize("shape", [(4, 17), (6, 19, 23), (3, 1, 30), (3, 30, 1), (2, 1, 1), (3, 6, 7, 5), (2, 2, 2, 2)])
+def test_cuda_freudenthal_equals_cpu_in_every_pipeline_dim(superlevel, shape):
+    """Freudenthal on the GPU pipeline: H0 and the top dimension alone and together (3D: H0, H2, both), on noise,
+    plateaus, constants and +-inf, float32 and float64."""
+    sd = len(shape) - 1
+    top = sd - 1
+    for x in inputs(shape, seed=3 * len(shape)):
+        for dims in ([0], [top], sorted({0, top})):
+            for y in (x, x.double()):
+                cpu = gpuph.cubical_persistence(y, superlevel=superlevel, construction="freudenthal", dims=dims)
+                gpu = gpuph.cubical_persistence(y.cuda(), superlevel=superlevel, construction="freudenthal", dims=dims)
+                assert_same(gpu, cpu)
+
+
+def test_cuda_freudenthal_matches_gudhi_and_is_deterministic():
+    x = (torch.rand(6, 15, 13) * 4).floor().cuda()
+    check_against_reference(x, "freudenthal", True)
+    check_against_reference(x, "freudenthal", False)
+    v = torch.rand(3, 7, 6, 8, dtype=torch.float64).cuda()
+    check_against_reference(v, "freudenthal", True, dims=[0, 2])
+    big = torch.rand(1024, 28, 28, device="cuda")
+    runs = [gpuph.cubical_persistence(big, construction="freudenthal") for _ in range(3)]
+    for r in runs[1:]:
+        assert_same(r, runs[0])
+    assert_same(runs[0], gpuph.cubical_persistence(big.cpu(), construction="freudenthal"))
 
 
 def test_large_batch_and_determinism():

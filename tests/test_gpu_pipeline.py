@@ -1,8 +1,10 @@
 """The CUDA backend's merge-tree pipeline (kernels/merge_tree_cuda.cu driven by gpuph/csrc/merge_tree_pipeline.cpp;
-1D and 2D grids, 3D for H0 and H2),
-run here through its CPU emulation (the op ``gpuph::_cubical_pairs_pipeline``: the same per-element steps, torch
-sorts and row ordering): its rows must equal the CPU engine's exactly, pairs, critical pixels and order, so CI
-exercises the GPU logic without a GPU. Also the op's torch.compile support (fake implementation)."""
+V, T and freudenthal; 1D and 2D grids, 3D for H0 and H2), run here through its CPU emulation (the op
+``gpuph::_cubical_pairs_pipeline``: the same per-element steps, torch sorts and row ordering): its rows must equal the
+CPU engine's exactly, pairs, critical pixels and order, so CI exercises the GPU logic without a GPU. Freudenthal's
+pipeline (its top dimension a merge tree of the same graph in reverse order, by Alexander duality) is also checked
+against GUDHI's SimplexTree directly, since the CPU engine computes it another way (simplex-level union-finds). Also
+the op's torch.compile support (fake implementation)."""
 
 from __future__ import annotations
 
@@ -11,14 +13,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import load_mnist, smooth_field
+from conftest import assert_same_diagrams, load_mnist, smooth_field
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import _sorted_pairs, gudhi_freudenthal
 
 import gpuph
 
 ops = torch.ops.gpuph
-CODES = {"V": 0, "T": 1}
+CODES = {"V": 0, "T": 1, "freudenthal": 2}
+CONSTRUCTIONS = list(CODES)
 
 
 def both(x: torch.Tensor, sd: int, construction: str, superlevel: bool, mask: int) -> None:
@@ -42,10 +46,11 @@ def families(shape, seed: int):
     yield "inf", inf
 
 
-@pytest.mark.parametrize("construction", ["V", "T"])
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
 @pytest.mark.parametrize("superlevel", [True, False])
 @pytest.mark.parametrize(
-    "shape", [(3, 7, 9), (2, 1, 13), (2, 13, 1), (1, 1, 1), (2, 2, 2), (4, 17), (2, 4, 5, 3), (1, 1, 1, 6)]
+    "shape",
+    [(3, 7, 9), (2, 1, 13), (2, 13, 1), (1, 1, 1), (2, 2, 2), (4, 17), (2, 4, 5, 3), (1, 1, 1, 6), (2, 2, 2, 2)],
 )
 def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, shape):
     sd = len(shape) - 1
@@ -62,7 +67,7 @@ def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, 
 @given(
     st.integers(1, 3),
     st.lists(st.integers(1, 10), min_size=1, max_size=2),
-    st.sampled_from(["V", "T"]),
+    st.sampled_from(CONSTRUCTIONS),
     st.booleans(),
     st.integers(0, 2**31 - 1),
     st.sampled_from([0, 3, 50]),
@@ -78,7 +83,7 @@ def test_pipeline_equals_cpu_engine_random(b, grid, construction, superlevel, se
 @given(
     st.integers(1, 2),
     st.lists(st.integers(1, 6), min_size=3, max_size=3),
-    st.sampled_from(["V", "T"]),
+    st.sampled_from(CONSTRUCTIONS),
     st.booleans(),
     st.integers(0, 2**31 - 1),
     st.sampled_from([1, 4, 5]),
@@ -91,7 +96,7 @@ def test_pipeline_equals_cpu_engine_3d(b, grid, construction, superlevel, seed, 
     both(x, 3, construction, superlevel, mask)
 
 
-@pytest.mark.parametrize("construction", ["V", "T"])
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
 @pytest.mark.parametrize(
     ("shape", "masks"), [((1, 257, 263), (1, 2, 3)), ((3, 256, 257), (3,)), ((2, 41, 40, 42), (1, 4, 5))]
 )
@@ -105,27 +110,92 @@ def test_pipeline_large_grids_union_find_on_the_host(construction, shape, masks)
             both(x, len(shape) - 1, construction, construction == "V", mask)
 
 
-def test_pipeline_refuses_what_it_does_not_compute():
-    with pytest.raises(ValueError, match="merge-tree pipeline"):
-        ops._cubical_pairs_pipeline(torch.rand(1, 3, 3, 3), 3, 0, True, 2)  # H1 of 3D
-    with pytest.raises(ValueError, match="merge-tree pipeline"):
-        ops._cubical_pairs_pipeline(torch.rand(1, 3, 3), 2, 2, True, 3)  # freudenthal
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_pipeline_refuses_what_it_does_not_compute(construction):
+    for mask in (2, 3, 6, 7):  # H1 of 3D, alone or with other dims
+        with pytest.raises(ValueError, match="merge-tree pipeline"):
+            ops._cubical_pairs_pipeline(torch.rand(1, 3, 3, 3), 3, CODES[construction], True, mask)
+
+
+def pipeline_by_dim(x: torch.Tensor, sd: int, superlevel: bool, mask: int) -> list[dict[int, np.ndarray]]:
+    """The freudenthal pipeline's rows of every image as diagrams in the oracle's format (values from the pixels)."""
+    rows = ops._cubical_pairs_pipeline(x, sd, CODES["freudenthal"], superlevel, mask)
+    flat = x.reshape(x.shape[0], -1).double()
+    out = []
+    for b in range(x.shape[0]):
+        r = rows[rows[:, 0] == b]
+        birth = flat[b, r[:, 2]]
+        death = torch.where(r[:, 3] < 0, -math.inf if superlevel else math.inf, flat[b, r[:, 3].clamp_min(0)])
+        pairs = torch.stack([birth, death], 1).numpy()
+        out.append({k: _sorted_pairs(pairs[(r[:, 1] == k).numpy()]) for k in range(sd)})
+    return out
+
+
+@pytest.mark.parametrize("superlevel", [True, False])
+@pytest.mark.parametrize("shape", [(2, 9, 7), (2, 1, 11), (2, 11, 1), (1, 1, 1), (2, 2, 2), (2, 4, 3, 5), (1, 2, 2, 2)])
+def test_freudenthal_pipeline_equals_gudhi_simplex_tree(superlevel, shape):
+    """H0 (merge tree of the triangulation's edges) and the top dimension (the same graph in reverse order, the border
+    as the outside) against GUDHI on the triangulation itself: ties, plateaus, +-inf, the grid border."""
+    sd = len(shape) - 1
+    mask = 1 | (1 << (sd - 1))  # 3D: H0 and H2
+    for name, x in families(shape, seed=3 * sum(shape)):
+        got = pipeline_by_dim(x, sd, superlevel, mask)
+        for b in range(shape[0]):
+            ref = gudhi_freudenthal(x[b].numpy(), superlevel)
+            ref = {k: (v if (mask >> k) & 1 else v[:0]) for k, v in ref.items()}
+            assert_same_diagrams(got[b], ref, f"{name} superlevel={superlevel} image {b}")
+
+
+def test_freudenthal_pipeline_follows_the_diagonal():
+    """The triangulation joins (i, j) to (i + 1, j + 1), not to (i + 1, j - 1): two minima on the anti-diagonal are
+    two components, on the diagonal one; a ring of minima around a maximum cut at an anti-diagonal corner stays
+    closed (the corner's two ring neighbours are joined along the diagonal), cut at a diagonal corner it opens."""
+    anti = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    diag = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    for x, h0 in ((anti, 2), (diag, 1)):
+        both(x, 2, "freudenthal", False, 3)
+        assert pipeline_by_dim(x, 2, False, 1)[0][0].shape[0] == h0
+    ring = torch.zeros(1, 3, 3)
+    ring[0, 1, 1] = 1
+    for corner, holes in (((0, 2), 1), ((2, 0), 1), ((0, 0), 0), ((2, 2), 0)):
+        x = ring.clone()
+        x[0, corner[0], corner[1]] = 1
+        both(x, 2, "freudenthal", False, 3)
+        assert pipeline_by_dim(x, 2, False, 2)[0][1].shape[0] == holes
 
 
 def test_pipeline_on_mnist_smooth_and_batches():
     digits = torch.from_numpy(load_mnist(16).astype(np.float32)) / 255
     both(digits, 2, "V", True, 3)
     both(digits, 2, "T", False, 3)
+    both(digits, 2, "freudenthal", True, 3)
     smooth = torch.from_numpy(np.stack([smooth_field((40, 33), seed=s) for s in range(4)]))
     both(smooth, 2, "V", True, 3)
     both(torch.rand(64, 28, 28), 2, "V", True, 3)
 
 
-def test_pipeline_reports_nan_with_its_image():
-    x = torch.rand(3, 5, 5)
-    x[2, 1, 1] = math.nan
-    with pytest.raises(ValueError, match="NaN.*batch element 2"):
-        ops._cubical_pairs_pipeline(x, 2, 0, True, 3)
+@pytest.mark.parametrize("superlevel", [True, False])
+def test_freudenthal_pipeline_on_smooth_fields_and_batches(superlevel):
+    smooth = torch.from_numpy(np.stack([smooth_field((40, 33), seed=s) for s in range(4)]))
+    both(smooth, 2, "freudenthal", superlevel, 3)
+    both(smooth.float(), 2, "freudenthal", superlevel, 1)
+    both(torch.rand(64, 28, 28), 2, "freudenthal", superlevel, 3)
+    both((torch.rand(32, 28, 28) * 5).floor(), 2, "freudenthal", superlevel, 2)
+    volumes = torch.from_numpy(np.stack([smooth_field((12, 10, 11), seed=s) for s in range(3)]))
+    for mask in (1, 4, 5):
+        both(volumes, 3, "freudenthal", superlevel, mask)
+        both(torch.rand(4, 9, 8, 7), 3, "freudenthal", superlevel, mask)
+    both(torch.rand(3, 100), 1, "freudenthal", superlevel, 1)
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_pipeline_reports_nan_with_its_image(construction):
+    for shape, mask in (((3, 5, 5), 3), ((3, 4, 4, 4), 5), ((3, 9), 1)):
+        x = torch.rand(shape, dtype=torch.float64)
+        x[2].view(-1)[5] = math.nan
+        x[1].view(-1)[-1] = math.nan
+        with pytest.raises(ValueError, match="NaN.*batch element 1"):
+            ops._cubical_pairs_pipeline(x, len(shape) - 1, CODES[construction], True, mask)
 
 
 def test_pipeline_empty_batch():

@@ -1,10 +1,9 @@
 // CUDA implementation of gpuph::cubical_pairs, built when the extension is compiled with CUDA (GPUPH_WITH_CUDA).
 //
-// V and T grids (1D and 2D in every dimension, 3D for H0 and H2) run on the device: the merge-tree pipeline
-// (merge_tree_pipeline.cpp) with the kernels of kernels/merge_tree_cuda.cu, everything allocated through torch's
-// caching allocator on the input's device and current stream, one device-to-host copy to size the output. H1 of 3D
-// grids and the freudenthal construction still run on the CPU engine (the image batch is copied to the host) until
-// their kernels land.
+// V, T and freudenthal grids (1D and 2D in every dimension, 3D for H0 and H2) run on the device: the merge-tree
+// pipeline (merge_tree_pipeline.cpp) with the kernels of kernels/merge_tree_cuda.cu, everything allocated through
+// torch's caching allocator on the input's device and current stream, one device-to-host copy to size the output. H1
+// of 3D grids still runs on the CPU engine (the image batch is copied to the host) until its kernels land.
 //
 // Only generic ATen / c10 headers are used (no CUDA headers), so CI compile-checks this file without a CUDA torch.
 #ifdef GPUPH_WITH_CUDA
@@ -30,7 +29,7 @@ at::Tensor cubical_pairs_cuda(const at::Tensor& x, int64_t spatial_dims, int64_t
     static const MTLaunchers launchers = cuda::merge_tree_launchers();
     return merge_tree_pipeline(launchers, xc, g, superlevel, dims_mask, stream);
   }
-  // H1 of 3D and freudenthal: the CPU engine for now.
+  // H1 of 3D (any construction): the CPU engine for now.
   return cubical_pairs_cpu(xc.cpu(), spatial_dims, construction, superlevel, dims_mask).to(x.device());
 }
 

@@ -146,7 +146,7 @@ at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims,
                                       bool superlevel, int64_t dims_mask) {
   const GridPlan g = check_cubical_args(x, spatial_dims, construction);
   TORCH_CHECK_VALUE(merge_tree_pipeline_applies(g, dims_mask),
-                    "gpuph: the merge-tree pipeline covers V and T grids, 1D / 2D, and 3D without H1");
+                    "gpuph: the merge-tree pipeline covers 1D and 2D grids, and 3D without H1");
   const at::Tensor xc = x.contiguous();
   if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
   return merge_tree_pipeline(cpu_merge_tree_launchers(), xc, g, superlevel, dims_mask, nullptr);
@@ -155,7 +155,7 @@ at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims,
 }  // namespace
 
 bool merge_tree_pipeline_applies(const GridPlan& g, int64_t dims_mask) {
-  return g.construction != kConstructionFreudenthal && (g.D <= 2 || !((dims_mask >> 1) & 1));
+  return g.D <= 2 || !((dims_mask >> 1) & 1);
 }
 
 MTLaunchers cpu_merge_tree_launchers() {

@@ -1,5 +1,6 @@
-// The device-side pipeline of the merge trees (1D, 2D; 3D H0 and H2), driven through a table of launchers (CUDA kernels or their
-// CPU emulation), with allocation and sorting through torch on the input's device.
+// The device-side pipeline of the merge trees of V, T and freudenthal grids (1D, 2D; 3D H0 and H2), driven through a
+// table of launchers (CUDA kernels or their CPU emulation), with allocation and sorting through torch on the input's
+// device.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -12,8 +13,8 @@ namespace gpuph {
 at::Tensor merge_tree_pipeline(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
                                int64_t dims_mask, void* stream);
 
-// Whether the pipeline computes these dims of this grid: V and T; 1D, 2D, and 3D without H1 (its reduction is not a
-// merge tree).
+// Whether the pipeline computes these dims of this grid: V, T and freudenthal; 1D, 2D, and 3D without H1 (its
+// reduction is not a merge tree).
 bool merge_tree_pipeline_applies(const GridPlan& g, int64_t dims_mask);
 
 // The CPU emulation of the CUDA launchers: the same per-element steps in loops.

@@ -200,6 +200,7 @@ void for_each_anchor_3d(const GridPlan& g, int64_t lo, int64_t hi_extra, int64_t
 
 // Per 2-cell type: key vertices, star codes, and boundary edges (id delta, key vertex deltas, star codes).
 struct SquareType {
+  int nt1;  // edge types per anchor (edge id = anchor * nt1 + type)
   int nkey;
   int64_t key[kMaxKeyVerts];
   int code[kMaxKeyVerts];
@@ -226,12 +227,39 @@ inline int32_t key_rank(const int32_t* rank, int64_t anchor, const int64_t* key,
   return best;
 }
 
+// Every edge's packed key (key rank, star code), computed once: an edge bounds up to four 2-cells. -1 for
+// compressed (negative) edges and for anchors whose edge would leave the padded array (no 2-cell reaches them).
+template <int NK1, bool MinKey>
+void edge_keys(const GridPlan& g, const int32_t* rank, const uint8_t* neg, bool parallel, int64_t* ekey) {
+  const DimPlan& d1 = g.dim[1];
+  const int nt1 = d1.ntypes;
+  int64_t lo = 0, hi = 0;  // the key vertices' offset range over all edge types
+  for (int ty = 0; ty < nt1; ++ty)
+    for (int j = 0; j < NK1; ++j) {
+      lo = std::min(lo, d1.key[ty][j]);
+      hi = std::max(hi, d1.key[ty][j]);
+    }
+  at::parallel_for(0, g.P, parallel ? 4096 : g.P, [&](int64_t a0, int64_t a1) {
+    for (int64_t a = a0; a < a1; ++a)
+      for (int ty = 0; ty < nt1; ++ty) {
+        const int64_t eid = a * nt1 + ty;
+        if (a + lo < 0 || a + hi >= g.P || (neg && neg[eid])) {
+          ekey[eid] = -1;
+          continue;
+        }
+        int ej;
+        const int32_t er = key_rank<NK1, MinKey>(rank, a, d1.key[ty], &ej);
+        ekey[eid] = pack_cell_key(er, d1.star_code[ty][ej]);
+      }
+  });
+}
+
 // Pass 1 of the H1 reduction over axis-0 planes [i0, i1): every column's key and pivot edge, and every row's oldest
-// column (scatter-min). The counts are template parameters so that the loops unroll: (NK2, NB, NK1) = key vertices
-// of a 2-cell, its boundary edges, key vertices of an edge: V (4, 4, 2), T (2, 4, 4), freudenthal (3, 3, 2).
-template <int NK2, int NB, int NK1, bool MinKey>
-void column_pass(const GridPlan& g, const SquareType* sq, int nt2, int nt1, const int32_t* rank, const uint8_t* pos,
-                 const uint8_t* neg, int64_t i0, int64_t i1, int64_t* col_key, int64_t* col_pivot,
+// column (scatter-min). The counts are template parameters so that the loops unroll: (NK2, NB) = key vertices of a
+// 2-cell and its boundary edges: V (4, 4), T (2, 4), freudenthal (3, 3).
+template <int NK2, int NB, bool MinKey>
+void column_pass(const GridPlan& g, const SquareType* sq, int nt2, const int32_t* rank, const uint8_t* pos,
+                 const int64_t* ekey, int64_t i0, int64_t i1, int64_t* col_key, int64_t* col_pivot,
                  int64_t* col_pivot_key, int64_t* row_oldest) {
   // V / freudenthal anchors are vertices (padded coords 1..n); T anchors are upper incident pixels (1..n+1).
   for_each_anchor_3d(g, 1, MinKey ? 2 : 1, i0, i1, [&](int64_t anchor) {
@@ -244,11 +272,9 @@ void column_pass(const GridPlan& g, const SquareType* sq, int nt2, int nt1, cons
       const int64_t key = pack_cell_key(best, q.code[bj]);
       int64_t piv = -1, piv_id = -1;
       for (int b = 0; b < NB; ++b) {
-        const int64_t eid = anchor * nt1 + q.bnd_id[b];
-        if (neg && neg[eid]) continue;
-        int ej;
-        const int32_t er = key_rank<NK1, MinKey>(rank, anchor, q.bnd_key[b], &ej);
-        const int64_t ek = pack_cell_key(er, q.bnd_code[b][ej]);
+        const int64_t eid = anchor * q.nt1 + q.bnd_id[b];
+        const int64_t ek = ekey[eid];
+        if (ek < 0) continue;  // compressed
         if (ek > piv) {
           piv = ek;
           piv_id = eid;
@@ -288,6 +314,7 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
   SquareType sq[kMaxTypes];
   for (int ty = 0; ty < nt2; ++ty) {
     SquareType& q = sq[ty];
+    q.nt1 = nt1;
     q.nkey = d2.nkey[ty];
     for (int j = 0; j < q.nkey; ++j) {
       q.key[j] = d2.key[ty][j];
@@ -305,25 +332,21 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
       }
     }
   }
-  auto edge_key = [&](const SquareType& q, int64_t anchor, int b) {
-    int32_t best = rank[anchor + q.bnd_key[b][0]];
-    int bj = 0;
-    for (int j = 1; j < q.bnd_nkey[b]; ++j) {
-      const int32_t r = rank[anchor + q.bnd_key[b][j]];
-      if (T ? r < best : r > best) {
-        best = r;
-        bj = j;
-      }
-    }
-    return pack_cell_key(best, q.bnd_code[b][bj]);
-  };
   // Sorted compressed boundary of 2-cell (anchor, ty) into col.
+  ws.edge_key.resize(size_t(g.P) * nt1);
+  int64_t* ekey = ws.edge_key.data();
+  if (g.construction == kConstructionV)
+    edge_keys<2, false>(g, rank, neg, parallel, ekey);
+  else if (g.construction == kConstructionT)
+    edge_keys<4, true>(g, rank, neg, parallel, ekey);
+  else
+    edge_keys<2, false>(g, rank, neg, parallel, ekey);
   auto boundary = [&](int64_t anchor, int ty, std::vector<int64_t>& col) {
     const SquareType& q = sq[ty];
     col.clear();
     for (int b = 0; b < q.nbnd; ++b) {
-      if (neg && neg[anchor * nt1 + q.bnd_id[b]]) continue;
-      col.push_back(edge_key(q, anchor, b));
+      const int64_t ek = ekey[anchor * nt1 + q.bnd_id[b]];
+      if (ek >= 0) col.push_back(ek);
     }
     std::sort(col.begin(), col.end());
   };
@@ -347,11 +370,11 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
     if (i1 > planes) i1 = planes;
     if (i0 >= i1) return;
     if (g.construction == kConstructionV)
-      column_pass<4, 4, 2, false>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
+      column_pass<4, 4, false>(g, sq, nt2, rank, pos, ekey, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
     else if (g.construction == kConstructionT)
-      column_pass<2, 4, 4, true>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
+      column_pass<2, 4, true>(g, sq, nt2, rank, pos, ekey, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
     else
-      column_pass<3, 3, 2, false>(g, sq, nt2, nt1, rank, pos, neg, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
+      column_pass<3, 3, false>(g, sq, nt2, rank, pos, ekey, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
   };
   const int nslabs = parallel ? std::min<int>(at::get_num_threads(), int(planes / 8)) : 1;
   if (nslabs <= 1) {

@@ -32,6 +32,7 @@ struct Workspace {
   std::vector<int32_t> top_key;
   std::vector<uint8_t> negative_edge;   // compression flags, per edge id
   std::vector<uint8_t> positive_face;   // clearing flags, per 2-cell id (3D)
+  std::vector<int64_t> edge_key;        // edge id -> packed key, -1 if compressed
   std::vector<int64_t> col_key;         // 2-cell id -> column key (INT64_MAX: not a column)
   std::vector<int64_t> col_pivot;       // 2-cell id -> id of its pivot edge
   std::vector<int64_t> col_pivot_key;   // 2-cell id -> key of its pivot edge

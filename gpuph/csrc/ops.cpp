@@ -102,13 +102,13 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
   };
   if (merge_tree_applies(g)) {
     // 1D / 2D V and T: sort-free merge trees.
-    auto one = [&](int64_t b, MergeTreeWorkspace& ws, std::vector<RawPair>* raw) {
+    auto one = [&](int64_t b, MergeTreeWorkspaceHandle& ws, std::vector<RawPair>* raw) {
       raw[0].clear();
       raw[1].clear();
-      if (!merge_tree_image(g, data + b * g.N, superlevel, ph, ws, raw, !per_image)) return fail_nan(b);
+      if (!merge_tree_image(g, data + b * g.N, superlevel, ph, ws.get(), raw, !per_image)) return fail_nan(b);
       finish(b, raw);
     };
-    over_images([] { return MergeTreeWorkspace(); }, one);
+    over_images([&] { return MergeTreeWorkspaceHandle(g); }, one);
   } else {
     over_images([] { return Workspace(); }, [&](int64_t b, Workspace& ws, std::vector<RawPair>* raw) {
       raw[0].clear();

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 import numpy as np
 from torch import Tensor
 
+from ._ext import ops
+
 
 def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
     """Bit mask of the homology dimensions in ``dims`` (an int or ints in ``0..num_dims-1``; None: all).
@@ -50,12 +52,23 @@ def gather_pairs(
         single entries, so that autograd's backward is one scatter-add.
     """
     B, n = values.shape
-    # Linear indices of both columns; an essential death reads its image's entry 0 and is then overwritten.
-    idx = rows[:, 2:].clamp(min=0) + rows[:, :1] * n
-    pairs = values.reshape(-1)[idx]
-    pairs[:, 1].masked_fill_(rows[:, 3] < 0, -math.inf if superlevel else math.inf)
+    inf = -math.inf if superlevel else math.inf
+    if rows.device.type == "cpu":
+        idx, essential = ops._gather_index(rows, n)
+        pairs = values.reshape(-1)[idx]
+        pairs[:, 1].index_fill_(0, essential, inf)
+    else:
+        idx, essential = _gather_index_torch(rows, n)
+        pairs = values.reshape(-1)[idx]
+        pairs[:, 1].masked_fill_(essential, inf)
     if B == 0:
         return pairs, values.new_empty(0)
     if end_index is None:
         end_index = values.detach().argmin(1) if superlevel else values.detach().argmax(1)
     return pairs, values.gather(1, end_index.unsqueeze(1)).squeeze(1)
+
+
+def _gather_index_torch(rows: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """``gpuph::_gather_index`` in torch ops, for rows on other devices: the ``(N, 2)`` linear indices of both columns
+    (an essential death reads its image's entry 0) and the ``(N,)`` mask of the essential rows."""
+    return rows[:, 2:].clamp(min=0).add_(rows[:, :1], alpha=n), rows[:, 3] < 0

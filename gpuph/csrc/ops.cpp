@@ -28,12 +28,67 @@ struct OutRow {
   uint64_t k1;
   uint64_t k2;
   int32_t dim;
-  bool operator<(const OutRow& o) const { return k1 != o.k1 ? k1 < o.k1 : k2 < o.k2; }
+  // One 128-bit comparison: no branch on which half decides.
+  unsigned __int128 key() const { return (unsigned __int128)k1 << 64 | k2; }
+  bool operator<(const OutRow& o) const { return key() < o.key(); }
   int64_t birth() const { return int64_t(k2 >> 32); }
   int64_t death() const { return int64_t(k2 & 0xffffffffu) - 1; }
 };
 
-int64_t unpad(const GridPlan& g, int64_t p) { return unpad_index(g.n, g.pstride, g.pn, g.D, p); }
+// Padded index -> flat index of the grid in 32-bit arithmetic (padded grids have fewer than 2^31 cells).
+struct Unpad {
+  int D;
+  uint32_t pstride[kMaxDim], n[kMaxDim];
+  explicit Unpad(const GridPlan& g) : D(g.D) {
+    for (int a = 0; a < D; ++a) pstride[a] = uint32_t(g.pstride[a]), n[a] = uint32_t(g.n[a]);
+  }
+  int64_t operator()(int64_t p) const {
+    uint32_t q = uint32_t(p);
+    int64_t flat = 0;
+    for (int a = 0; a + 1 < D; ++a) {
+      const uint32_t c = q / pstride[a];
+      q -= c * pstride[a];
+      flat = flat * n[a] + (c - 1);
+    }
+    return flat * n[D - 1] + (q - 1);
+  }
+};
+
+// Sorts rows[0, n) by (k1, k2). Short runs take a comparison sort; long ones a stable LSD radix sort on k1 (digits
+// on which all rows agree are skipped), then the runs of equal k1 (equal lifetimes: rare) a sort by k2.
+void sort_rows(OutRow* a, size_t n, std::vector<OutRow>& tmp) {
+  if (n <= 256) {
+    std::sort(a, a + n);
+    return;
+  }
+  uint32_t hist[8][256] = {};
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t k = a[i].k1;
+    for (int p = 0; p < 8; ++p) ++hist[p][(k >> (8 * p)) & 0xff];
+  }
+  if (tmp.size() < n) tmp.resize(n);
+  OutRow* src = a;
+  OutRow* dst = tmp.data();
+  for (int p = 0; p < 8; ++p) {
+    uint32_t* h = hist[p];
+    if (h[(a[0].k1 >> (8 * p)) & 0xff] == n) continue;  // every row has the same digit here
+    uint32_t sum = 0;
+    for (int b = 0; b < 256; ++b) {
+      const uint32_t c = h[b];
+      h[b] = sum;
+      sum += c;
+    }
+    for (size_t i = 0; i < n; ++i) dst[h[(src[i].k1 >> (8 * p)) & 0xff]++] = src[i];
+    std::swap(src, dst);
+  }
+  if (src != a) std::copy(src, src + n, a);
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && a[j].k1 == a[i].k1) ++j;
+    if (j - i > 1) std::sort(a + i, a + j);
+    i = j;
+  }
+}
 
 // Rows of one image in the pinned order. The engine emits pairs grouped by dimension (H0 first), so each
 // dimension's run is sorted on its own.
@@ -43,25 +98,31 @@ void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>& raw
   rows.clear();
   rows.reserve(raw.size());
   const uint64_t essential_k1 = ~float_bits(std::numeric_limits<double>::infinity()) - 1;
+  const Unpad unpad(g);
   for (const RawPair& p : raw) {
     OutRow o;
     o.dim = p.dim;
-    const int64_t birth = unpad(g, p.birth);
-    const int64_t death = p.death < 0 ? -1 : unpad(g, p.death);
+    const int64_t birth = unpad(p.birth);
+    const int64_t death = p.death < 0 ? -1 : unpad(p.death);
     o.k1 = death < 0 ? essential_k1 : ~float_bits(std::fabs(double(x[birth]) - double(x[death])));
     o.k2 = (uint64_t(birth) << 32) | uint64_t(death + 1);
     rows.push_back(o);
   }
   auto by_dim = [](const OutRow& a, const OutRow& b) { return a.dim < b.dim; };
   if (!std::is_sorted(rows.begin(), rows.end(), by_dim)) std::stable_sort(rows.begin(), rows.end(), by_dim);
-  std::vector<size_t> cuts = {0};
-  for (size_t i = 1; i < rows.size(); ++i)
-    if (rows[i].dim != rows[i - 1].dim) cuts.push_back(i);
-  cuts.push_back(rows.size());
+  size_t cuts[kMaxDim + 2] = {0};
+  int64_t nruns = 0;
+  for (size_t i = 1; i <= rows.size(); ++i)
+    if (i == rows.size() || rows[i].dim != rows[i - 1].dim) cuts[++nruns] = i;
+  // The radix sort's spare rows: kept by each thread across images and calls, up to 2^17 rows (3 MB).
+  thread_local std::vector<OutRow> kept;
   auto sort_run = [&](int64_t begin, int64_t end) {
-    for (int64_t s = begin; s < end; ++s) std::sort(rows.begin() + cuts[s], rows.begin() + cuts[s + 1]);
+    for (int64_t s = begin; s < end; ++s) {
+      const size_t n = cuts[s + 1] - cuts[s];
+      std::vector<OutRow> own;
+      sort_rows(rows.data() + cuts[s], n, n <= (size_t(1) << 17) ? kept : own);
+    }
   };
-  const int64_t nruns = int64_t(cuts.size()) - 1;
   if (parallel)
     at::parallel_for(0, nruns, 1, sort_run);  // one large image: its dimensions side by side
   else

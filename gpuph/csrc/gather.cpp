@@ -1,7 +1,15 @@
-// gpuph::_filtration_end_index(values, superlevel) -> int64 (B,)
-//   values: contiguous float32/float64 (B, n), n >= 1, on the CPU, without NaN.
+// CPU helpers of the differentiable gather of diagram values (gpuph/_common.py, gather_pairs): index arithmetic
+// that would otherwise take several torch ops over the rows, each a pass with its own overhead.
+//
+// _filtration_end_index(values, superlevel) -> int64 (B,)
+//   values: contiguous float32/float64 (B, n), n >= 1, without NaN.
 //   Per row, the index of the first minimum (superlevel) or maximum (sublevel): torch.argmin / argmax, which track an
 //   index through one serial pass; here a vectorised pass finds the extreme value and a second one its first index.
+//
+// _gather_index(rows, n) -> (int64 (N, 2), int64 (E,))
+//   rows: int64 (N, 4) (image, dim, birth index, death index or -1), indices into images of n values.
+//   The linear indices image * n + index of both columns into the (B * n,) values, an essential death reading its
+//   image's entry 0, and the positions of the E rows with an essential death, in order.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -110,9 +118,37 @@ torch::Tensor filtration_end_index_cpu(const torch::Tensor& values, bool superle
   return out;
 }
 
+std::tuple<torch::Tensor, torch::Tensor> gather_index_cpu(const torch::Tensor& rows, int64_t n) {
+  TORCH_CHECK_VALUE(rows.dim() == 2 && rows.size(1) == 4 && rows.scalar_type() == at::kLong,
+                    "gpuph: _gather_index expects int64 rows (N, 4)");
+  const torch::Tensor r = rows.contiguous();
+  const int64_t N = r.size(0);
+  torch::Tensor flat = torch::empty({N, 2}, torch::dtype(torch::kInt64));
+  const int64_t* in = r.data_ptr<int64_t>();
+  int64_t* out = flat.data_ptr<int64_t>();
+  int64_t essential = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t base = in[4 * i] * n, death = in[4 * i + 3];
+    out[2 * i] = base + in[4 * i + 2];
+    out[2 * i + 1] = base + (death < 0 ? 0 : death);
+    essential += death < 0;
+  }
+  torch::Tensor ess = torch::empty({essential}, torch::dtype(torch::kInt64));
+  int64_t* e = ess.data_ptr<int64_t>();
+  for (int64_t i = 0; i < N && essential > 0; ++i)
+    if (in[4 * i + 3] < 0) *e++ = i;
+  return {flat, ess};
+}
+
 }  // namespace
 }  // namespace gpuph
 
-TORCH_LIBRARY_FRAGMENT(gpuph, m) { m.def("_filtration_end_index(Tensor values, bool superlevel) -> Tensor"); }
+TORCH_LIBRARY_FRAGMENT(gpuph, m) {
+  m.def("_filtration_end_index(Tensor values, bool superlevel) -> Tensor");
+  m.def("_gather_index(Tensor rows, int n) -> (Tensor, Tensor)");
+}
 
-TORCH_LIBRARY_IMPL(gpuph, CPU, m) { m.impl("_filtration_end_index", &gpuph::filtration_end_index_cpu); }
+TORCH_LIBRARY_IMPL(gpuph, CPU, m) {
+  m.impl("_filtration_end_index", &gpuph::filtration_end_index_cpu);
+  m.impl("_gather_index", &gpuph::gather_index_cpu);
+}

@@ -165,29 +165,46 @@ RingReps make_ring_reps(bool four) {
 inline int64_t key_index(const Key32& k) { return int64_t(k.k & 0xffffffffu); }
 inline int64_t key_index(const Key64& k) { return int64_t(k.i); }
 
-// Elder-rule union-find of one phase over the candidates (order: n entries whose pixel is index(entry), ascending
-// key order, visited backwards in reverse mode), on the forest of steepest pointers uf (roots: the extrema, and
-// the outside, cell 0, in reverse mode). At a pixel joining components, every component but the oldest dies: pairs
-// (root, pixel) forward, (pixel, root) in reverse, unless of length zero. Equals elder_merge (kernels/merge_tree.cuh)
-// on the same candidates.
-template <bool Reverse, typename K, typename Item, typename Index>
-void merge_phase(const K* key, int32_t* uf, const Item* order, int64_t n, Index index, const uint8_t* ring_mask,
-                 const RingReps& reps, const int64_t* ring, int dim, std::vector<RawPair>& out) {
+// The candidates of one phase in its processing order: their order items (the Key32 key, whose low 32 bits are the
+// pixel, or the pixel) and the phase's ring mask of each (the reverse mask for phase 1).
+struct PhaseList {
+  const uint64_t* item;
+  const uint8_t* mask;
+  int64_t n;
+};
+
+// Elder-rule union-find of one phase over its candidates, on the forest of steepest pointers uf (roots: the extrema,
+// and the outside, cell 0, in reverse mode). A candidate already hangs, through its steepest pointer, under one of
+// the components it touches; one find per component (RingReps) and a union with the elder rule for each other one,
+// whose root dies there: pairs (root, pixel) forward, (pixel, root) in reverse, unless of length zero. Equals
+// elder_merge (kernels/merge_tree.cuh) on the same candidates.
+template <bool Reverse, typename K, typename KeyOf>
+void merge_phase(const K* key, int32_t* uf, const PhaseList& list, KeyOf key_of, const RingReps& reps,
+                 const int64_t* ring, int dim, std::vector<RawPair>& out) {
+  // The candidates lie anywhere in the grid: the pointers of a later one and of the rows above and below it are
+  // fetched while this one merges.
+  constexpr int64_t kAhead = 8;
+  const int64_t row = -ring[0], n = list.n;
   for (int64_t t = 0; t < n; ++t) {
-    const int32_t v = int32_t(index(order[Reverse ? n - 1 - t : t]));
-    const unsigned m = Reverse ? ~unsigned(ring_mask[v]) & 0xffu : ring_mask[v];
+    if (t + kAhead < n) {
+      const int64_t u = int64_t(list.item[t + kAhead] & 0xffffffffu);
+      __builtin_prefetch(uf + u, 1);
+      __builtin_prefetch(uf + u - row, 1);
+      __builtin_prefetch(uf + u + row, 1);
+    }
+    const int32_t v = int32_t(list.item[t] & 0xffffffffu);
+    const unsigned m = list.mask[t];
     const int c = reps.count[m];
-    if (c < 2) continue;  // a candidate of the other phase only
-    const K kv = key[v];
-    int32_t a = uf_find(uf, v);
-    for (int i = 0; i < c; ++i) {
+    const uint64_t value = key_of(list.item[t]).value_bits();
+    int32_t a = uf_find(uf, int32_t(v + ring[reps.pos[m][0]]));
+    for (int i = 1; i < c; ++i) {
       const int32_t b = uf_find(uf, int32_t(v + ring[reps.pos[m][i]]));
       if (a == b) continue;
       const bool a_older = Reverse ? key[b] < key[a] : key[a] < key[b];
       const int32_t young = a_older ? b : a;
       a = a_older ? a : b;
       uf[young] = a;
-      if (key[young].value_bits() != kv.value_bits()) {
+      if (key[young].value_bits() != value) {
         if (Reverse)
           out.push_back({dim, int64_t(v), int64_t(young)});
         else
@@ -195,6 +212,32 @@ void merge_phase(const K* key, int32_t* uf, const Item* order, int64_t n, Index 
       }
     }
   }
+}
+
+// Splits the candidates (items in ascending key order, the pixel in the low 32 bits) into the lists of the phases
+// that run, the reverse phase's reversed, with the ring masks; branch-free.
+inline void split_phases(const uint64_t* items, int64_t n, const uint8_t* ring_mask, const RingReps* const reps[2],
+                         const bool run[2], MergeTreeWorkspace& ws, PhaseList list[2]) {
+  int64_t count[2] = {0, 0};
+  for (int k = 0; k < 2; ++k)
+    if (ws.pitem[k].size() < size_t(n)) ws.pitem[k].resize(size_t(n)), ws.pmask[k].resize(size_t(n));
+  uint64_t* item0 = ws.pitem[0].data();
+  uint64_t* item1 = ws.pitem[1].data();
+  uint8_t* mask0 = ws.pmask[0].data();
+  uint8_t* mask1 = ws.pmask[1].data();
+  const uint8_t* count0 = reps[0]->count;
+  const uint8_t* count1 = reps[1]->count;
+  int64_t n0 = 0, n1 = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    const uint64_t it = items[t], rt = items[n - 1 - t];
+    const uint8_t m0 = ring_mask[it & 0xffffffffu], m1 = uint8_t(~ring_mask[rt & 0xffffffffu]);
+    item0[n0] = it, mask0[n0] = m0;
+    n0 += run[0] && count0[m0] >= 2;
+    item1[n1] = rt, mask1[n1] = m1;
+    n1 += run[1] && count1[m1] >= 2;
+  }
+  count[0] = n0, count[1] = n1;
+  for (int k = 0; k < 2; ++k) list[k] = PhaseList{ws.pitem[k].data(), ws.pmask[k].data(), count[k]};
 }
 
 // Sorts the Key32 keys of the candidates (listed in index order) ascending. The keys are distinct and carry the
@@ -354,25 +397,32 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
     if (key[first_of[1]] < key[first]) first = first_of[1];
   }
   const bool both = run[0] && run[1];
-  auto merge_both = [&](const auto* order, int64_t n, auto index) {
-    maybe_parallel(parallel && both, [&](int k) {
-      if (!run[k]) return;
-      int32_t* uf = ws.phase[k].ptr.data();
-      if (k == 0)
-        merge_phase<false>(key, uf, order, n, index, ring_mask, *reps[0], m.ring, 0, out[0]);
-      else
-        merge_phase<true>(key, uf, order, n, index, ring_mask, *reps[1], m.ring, 1, out[1]);
-    });
-  };
+  const uint64_t* items;
   if constexpr (sizeof(K) == sizeof(Key32)) {
     // The candidates' keys, sorted: the pixel is in their low 32 bits.
-    const uint64_t* sorted = sort_keys(ws.cand[0].data(), size_t(ncand[0]), ws.cand[1].data());
-    merge_both(sorted, ncand[0], [](uint64_t k) { return k & 0xffffffffu; });
+    items = sort_keys(ws.cand[0].data(), size_t(ncand[0]), ws.cand[1].data());
   } else {
     ws.order.assign(ws.cand[0].begin(), ws.cand[0].begin() + ncand[0]);
     sort_candidates(key, ws);
-    merge_both(ws.order.data(), int64_t(ws.order.size()), [](int32_t i) { return i; });
+    std::copy(ws.order.begin(), ws.order.end(), ws.cand[0].begin());
+    items = ws.cand[0].data();
   }
+  PhaseList list[2];
+  split_phases(items, ncand[0], ring_mask, reps, run, ws, list);
+  auto key_of = [&](uint64_t item) {
+    if constexpr (sizeof(K) == sizeof(Key32))
+      return Key32{item};
+    else
+      return key[item];
+  };
+  maybe_parallel(parallel && both, [&](int k) {
+    if (!run[k]) return;
+    int32_t* uf = ws.phase[k].ptr.data();
+    if (k == 0)
+      merge_phase<false>(key, uf, list[0], key_of, *reps[0], m.ring, 0, out[0]);
+    else
+      merge_phase<true>(key, uf, list[1], key_of, *reps[1], m.ring, 1, out[1]);
+  });
   if (run[0]) out[0].push_back({0, first, -1});
 }
 

@@ -24,6 +24,8 @@ struct MergeTreeWorkspace {
   std::vector<uint64_t> skey64, tmp64;
   std::vector<int32_t> order, tmp_items;  // the merging pixels, sorted
   std::vector<uint64_t> cand[2];          // the merging pixels of each part of the grid, in index order
+  std::vector<uint64_t> pitem[2];         // each phase's candidates, in its processing order
+  std::vector<uint8_t> pmask[2];          // and their ring masks
   MergeTreeScratch phase[2];
 };
 

@@ -240,31 +240,41 @@ inline void split_phases(const uint64_t* items, int64_t n, const uint8_t* ring_m
   for (int k = 0; k < 2; ++k) list[k] = PhaseList{ws.pitem[k].data(), ws.pmask[k].data(), count[k]};
 }
 
-// Sorts the Key32 keys of the candidates (listed in index order) ascending. The keys are distinct and carry the
-// padded index in their low 32 bits: short lists take a comparison sort, long ones a stable LSD radix sort on the
-// value bits, which keeps the index order among equal values (the same order).
-// Returns the sorted array: a or tmp (n entries each).
+// One phase's list from the sorted candidate keys of two parts of the grid, a[0, na) and b[0, nb): their union in
+// the phase's processing order (ascending keys forward, descending in reverse), keeping the phase's candidates.
+// Branch-free: both lists have sentinels, ~0 at [n] and 0 at [-1], which no pixel's key equals.
+template <bool Reverse>
+void merge_parts(const uint64_t* a, int64_t na, const uint64_t* b, int64_t nb, const uint8_t* ring_mask,
+                 const RingReps& reps, std::vector<uint64_t>& items, std::vector<uint8_t>& masks, PhaseList& list) {
+  if (items.size() < size_t(na + nb)) items.resize(size_t(na + nb)), masks.resize(size_t(na + nb));
+  uint64_t* item = items.data();
+  uint8_t* mask = masks.data();
+  const uint8_t* count = reps.count;
+  int64_t i = Reverse ? na - 1 : 0, j = Reverse ? nb - 1 : 0, n = 0;
+  for (int64_t t = 0; t < na + nb; ++t) {
+    const uint64_t x = a[i], y = b[j];
+    const bool from_a = Reverse ? x > y : x < y;
+    const uint64_t k = from_a ? x : y;
+    const int64_t step = Reverse ? -1 : 1;
+    i += from_a ? step : 0;
+    j += from_a ? 0 : step;
+    const uint8_t m = Reverse ? uint8_t(~ring_mask[k & 0xffffffffu]) : ring_mask[k & 0xffffffffu];
+    item[n] = k, mask[n] = m;
+    n += count[m] >= 2;
+  }
+  list = PhaseList{item, mask, n};
+}
+
+// Sorts the Key32 keys of the candidates (listed in index order) ascending; returns the sorted array, a or tmp (n
+// entries each). The keys are distinct and carry the padded index in their low 32 bits: short lists take a
+// comparison sort, long ones a stable radix sort on the value bits, which keeps the index order among equal values
+// (the same order).
 inline uint64_t* sort_keys(uint64_t* a, size_t n, uint64_t* tmp) {
   if (n <= 256) {
     std::sort(a, a + n);
     return a;
   }
-  uint32_t hist[4][256] = {};
-  for (size_t i = 0; i < n; ++i)
-    for (int p = 0; p < 4; ++p) ++hist[p][(a[i] >> (32 + 8 * p)) & 0xff];
-  for (int p = 0; p < 4; ++p) {
-    uint32_t* h = hist[p];
-    if (h[(a[0] >> (32 + 8 * p)) & 0xff] == n) continue;  // every key has the same digit here
-    uint32_t sum = 0;
-    for (int b = 0; b < 256; ++b) {
-      const uint32_t c = h[b];
-      h[b] = sum;
-      sum += c;
-    }
-    for (size_t i = 0; i < n; ++i) tmp[h[(a[i] >> (32 + 8 * p)) & 0xff]++] = a[i];
-    std::swap(a, tmp);
-  }
-  return a;
+  return radix_sort_hi32(a, n, tmp);
 }
 
 // Which forward ring masks make a pixel a candidate of a phase that runs (two or more counted components).
@@ -348,7 +358,7 @@ int64_t ring_rows_generic(const GridPlan& g, const MTPlan& m, int64_t r0, int64_
 // the rows are split into two parts, one per thread, and the two phases merge side by side.
 template <typename K>
 void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspace& ws, std::vector<RawPair>* out,
-            bool parallel) {
+            bool parallel, const PhaseDone* phase_done) {
   static const RingReps reps4 = make_ring_reps(true), reps8 = make_ring_reps(false);
   // [T][run0 + 2 run1]
   static const CandidateTable cand_tables[2][4] = {
@@ -387,52 +397,73 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
       first_of[k] = ring_rows_generic(g, m, r0, r1, key, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k]);
     }
   };
+  // Parallel (Key32): each part also sorts its own candidates, into a list with sentinels at both ends (merge_parts);
+  // each phase's thread then merges the two lists.
+  const bool two_lists = nparts == 2 && sizeof(K) == sizeof(Key32);
+  uint64_t* sorted[2] = {nullptr, nullptr};
+  if (two_lists)
+    for (int k = 0; k < 2; ++k)
+      if (ws.spare[k].size() < size_t(g.N) + 2) ws.spare[k].resize(size_t(g.N) + 2);
   maybe_parallel(nparts == 2, [&](int k) {
-    if (k < nparts) part(k);
+    if (k >= nparts) return;
+    part(k);
+    if (!two_lists) return;
+    uint64_t* s = sort_keys(ws.cand[k].data(), size_t(ncand[k]), ws.spare[k].data() + 1);
+    if (s != ws.spare[k].data() + 1) s = std::copy(s, s + ncand[k], ws.spare[k].data() + 1) - ncand[k];
+    s[-1] = 0;
+    s[ncand[k]] = ~0ull;
+    sorted[k] = s;
   });
   int64_t first = first_of[0];
-  if (nparts == 2) {
-    std::copy(ws.cand[1].begin(), ws.cand[1].begin() + ncand[1], ws.cand[0].begin() + ncand[0]);
-    ncand[0] += ncand[1];
-    if (key[first_of[1]] < key[first]) first = first_of[1];
-  }
-  const bool both = run[0] && run[1];
-  const uint64_t* items;
-  if constexpr (sizeof(K) == sizeof(Key32)) {
-    // The candidates' keys, sorted: the pixel is in their low 32 bits.
-    items = sort_keys(ws.cand[0].data(), size_t(ncand[0]), ws.cand[1].data());
-  } else {
-    ws.order.assign(ws.cand[0].begin(), ws.cand[0].begin() + ncand[0]);
-    sort_candidates(key, ws);
-    std::copy(ws.order.begin(), ws.order.end(), ws.cand[0].begin());
-    items = ws.cand[0].data();
-  }
+  if (nparts == 2 && key[first_of[1]] < key[first]) first = first_of[1];
   PhaseList list[2];
-  split_phases(items, ncand[0], ring_mask, reps, run, ws, list);
+  if (!two_lists) {
+    if (nparts == 2) {
+      std::copy(ws.cand[1].begin(), ws.cand[1].begin() + ncand[1], ws.cand[0].begin() + ncand[0]);
+      ncand[0] += ncand[1];
+    }
+    const uint64_t* items;
+    if constexpr (sizeof(K) == sizeof(Key32)) {
+      // The candidates' keys, sorted: the pixel is in their low 32 bits.
+      items = sort_keys(ws.cand[0].data(), size_t(ncand[0]), ws.cand[1].data());
+    } else {
+      ws.order.assign(ws.cand[0].begin(), ws.cand[0].begin() + ncand[0]);
+      sort_candidates(key, ws);
+      std::copy(ws.order.begin(), ws.order.end(), ws.cand[0].begin());
+      items = ws.cand[0].data();
+    }
+    split_phases(items, ncand[0], ring_mask, reps, run, ws, list);
+  }
   auto key_of = [&](uint64_t item) {
     if constexpr (sizeof(K) == sizeof(Key32))
       return Key32{item};
     else
       return key[item];
   };
-  maybe_parallel(parallel && both, [&](int k) {
+  maybe_parallel(parallel && run[0] && run[1], [&](int k) {
     if (!run[k]) return;
     int32_t* uf = ws.phase[k].ptr.data();
-    if (k == 0)
+    if (k == 0) {
+      if (two_lists) merge_parts<false>(sorted[0], ncand[0], sorted[1], ncand[1], ring_mask, *reps[0], ws.pitem[0], ws.pmask[0], list[0]);
       merge_phase<false>(key, uf, list[0], key_of, *reps[0], m.ring, 0, out[0]);
-    else
+      out[0].push_back({0, first, -1});  // the essential class
+    } else {
+      if (two_lists) merge_parts<true>(sorted[0], ncand[0], sorted[1], ncand[1], ring_mask, *reps[1], ws.pitem[1], ws.pmask[1], list[1]);
       merge_phase<true>(key, uf, list[1], key_of, *reps[1], m.ring, 1, out[1]);
+    }
+    if (phase_done) (*phase_done)(k);
   });
-  if (run[0]) out[0].push_back({0, first, -1});
 }
 
 template <typename K>
 void run_phases(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspace& ws, std::vector<RawPair>* out,
-                bool parallel_phases) {
+                bool parallel_phases, const PhaseDone* phase_done) {
   if (g.D == 1) {
-    if (ph.emit[0]) run_1d(g, key, ws, out);
+    if (!ph.emit[0]) return;
+    run_1d(g, key, ws, out);
+    if (phase_done) (*phase_done)(0);
   } else {
-    run_2d(g, key, ph, ws, out, parallel_phases);
+    run_2d(g, key, ph, ws, out, parallel_phases, phase_done);
   }
 }
 
@@ -440,7 +471,7 @@ void run_phases(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWork
 // phases. Returns false on NaN.
 template <typename K, typename U, typename F>
 bool key_and_run(const GridPlan& g, const F* x, bool superlevel, const Phases& ph, MergeTreeWorkspace& ws,
-                 std::vector<K>& keys, std::vector<RawPair>* out, bool parallel_phases) {
+                 std::vector<K>& keys, std::vector<RawPair>* out, bool parallel_phases, const PhaseDone* phase_done) {
   ensure(keys, size_t(g.P), K::border());
   K* k = keys.data();
   std::atomic<bool> ok{true};
@@ -459,7 +490,7 @@ bool key_and_run(const GridPlan& g, const F* x, bool superlevel, const Phases& p
   else
     key_rows(0, rows);
   if (!ok) return false;
-  run_phases(g, k, ph, ws, out, parallel_phases);
+  run_phases(g, k, ph, ws, out, parallel_phases, phase_done);
   return true;
 }
 
@@ -486,16 +517,16 @@ MergeTreeWorkspaceHandle::MergeTreeWorkspaceHandle(const GridPlan& g) {
 
 template <typename F>
 bool merge_tree_image(const GridPlan& g, const F* x, bool superlevel, const Phases& ph, MergeTreeWorkspace& ws,
-                      std::vector<RawPair>* out, bool parallel_phases) {
+                      std::vector<RawPair>* out, bool parallel_phases, const PhaseDone* phase_done) {
   if constexpr (sizeof(F) == 4)
-    return key_and_run<Key32, uint32_t>(g, x, superlevel, ph, ws, ws.key32, out, parallel_phases);
+    return key_and_run<Key32, uint32_t>(g, x, superlevel, ph, ws, ws.key32, out, parallel_phases, phase_done);
   else
-    return key_and_run<Key64, uint64_t>(g, x, superlevel, ph, ws, ws.key64, out, parallel_phases);
+    return key_and_run<Key64, uint64_t>(g, x, superlevel, ph, ws, ws.key64, out, parallel_phases, phase_done);
 }
 
 template bool merge_tree_image<float>(const GridPlan&, const float*, bool, const Phases&, MergeTreeWorkspace&,
-                                      std::vector<RawPair>*, bool);
+                                      std::vector<RawPair>*, bool, const PhaseDone*);
 template bool merge_tree_image<double>(const GridPlan&, const double*, bool, const Phases&, MergeTreeWorkspace&,
-                                       std::vector<RawPair>*, bool);
+                                       std::vector<RawPair>*, bool, const PhaseDone*);
 
 }  // namespace gpuph

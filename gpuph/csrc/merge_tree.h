@@ -1,6 +1,7 @@
 // CPU driver of the sort-free merge trees (kernels/merge_tree.cuh) for 1D and 2D V / T grids: H0 in the forward
 // order and, for 2D, H1 by duality in the reverse order. Freudenthal and 3D grids use cubical_engine.h.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct MergeTreeWorkspace {
   std::vector<uint64_t> skey64, tmp64;
   std::vector<int32_t> order, tmp_items;  // the merging pixels, sorted
   std::vector<uint64_t> cand[2];          // the merging pixels of each part of the grid, in index order
+  std::vector<uint64_t> spare[2];         // the radix sorts' spare lists
   std::vector<uint64_t> pitem[2];         // each phase's candidates, in its processing order
   std::vector<uint8_t> pmask[2];          // and their ring masks
   MergeTreeScratch phase[2];
@@ -44,10 +46,14 @@ class MergeTreeWorkspaceHandle {
   MergeTreeWorkspace* ws_;
 };
 
-// Pairs of one image into out[0] (H0) and out[1] (H1). Returns false on NaN. With parallel_phases the passes and the
-// two merge trees run on the threads of torch's pool.
+// Called with k once the pairs of phase k are all in out[k] (the essential class of H0 included), on the thread
+// that merged them: with parallel phases, the other phase may still be running.
+using PhaseDone = std::function<void(int)>;
+
+// Pairs of one image into out[0] (H0) and out[1] (H1); phase_done(k), if given, for each phase that ran. Returns false
+// on NaN. With parallel_phases the passes and the two merge trees run on the threads of torch's pool.
 template <typename F>
 bool merge_tree_image(const GridPlan& g, const F* x, bool superlevel, const Phases& ph, MergeTreeWorkspace& ws,
-                      std::vector<RawPair>* out, bool parallel_phases);
+                      std::vector<RawPair>* out, bool parallel_phases, const PhaseDone* phase_done = nullptr);
 
 }  // namespace gpuph

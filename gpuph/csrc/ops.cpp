@@ -18,6 +18,7 @@
 #include "cubical_engine.h"
 #include "cubical_ops.h"
 #include "merge_tree.h"
+#include "radix_sort.h"
 
 namespace gpuph {
 namespace {
@@ -54,73 +55,69 @@ struct Unpad {
   }
 };
 
-// Sorts rows[0, n) by (k1, k2). Short runs take a comparison sort; long ones a stable LSD radix sort on k1 (digits
-// on which all rows agree are skipped), then the runs of equal k1 (equal lifetimes: rare) a sort by k2.
-void sort_rows(OutRow* a, size_t n, std::vector<OutRow>& tmp) {
+// Scratch of sort_rows.
+struct RowSortScratch {
+  std::vector<uint64_t> keys, tmp;
+  std::vector<OutRow> rows;
+};
+
+// Sorts rows[0, n) by (k1, k2). Short runs take a comparison sort. Long ones sort 8-byte keys, the high half of k1
+// and the row's position, with a stable radix sort, move the rows into that order once, and sort the runs of equal
+// high halves (rare: equal or nearly equal lifetimes) by the full key.
+void sort_rows(OutRow* a, size_t n, RowSortScratch& s) {
   if (n <= 256) {
     std::sort(a, a + n);
     return;
   }
-  uint32_t hist[8][256] = {};
-  for (size_t i = 0; i < n; ++i) {
-    const uint64_t k = a[i].k1;
-    for (int p = 0; p < 8; ++p) ++hist[p][(k >> (8 * p)) & 0xff];
-  }
-  if (tmp.size() < n) tmp.resize(n);
-  OutRow* src = a;
-  OutRow* dst = tmp.data();
-  for (int p = 0; p < 8; ++p) {
-    uint32_t* h = hist[p];
-    if (h[(a[0].k1 >> (8 * p)) & 0xff] == n) continue;  // every row has the same digit here
-    uint32_t sum = 0;
-    for (int b = 0; b < 256; ++b) {
-      const uint32_t c = h[b];
-      h[b] = sum;
-      sum += c;
-    }
-    for (size_t i = 0; i < n; ++i) dst[h[(src[i].k1 >> (8 * p)) & 0xff]++] = src[i];
-    std::swap(src, dst);
-  }
-  if (src != a) std::copy(src, src + n, a);
+  if (s.keys.size() < n) s.keys.resize(n), s.tmp.resize(n), s.rows.resize(n);
+  uint64_t* keys = s.keys.data();
+  for (size_t i = 0; i < n; ++i) keys[i] = (a[i].k1 & 0xffffffff00000000ull) | i;
+  keys = radix_sort_hi32(keys, n, s.tmp.data());
+  OutRow* b = s.rows.data();
+  for (size_t i = 0; i < n; ++i) b[i] = a[keys[i] & 0xffffffffu];
   for (size_t i = 0; i < n;) {
     size_t j = i + 1;
-    while (j < n && a[j].k1 == a[i].k1) ++j;
-    if (j - i > 1) std::sort(a + i, a + j);
+    while (j < n && (keys[j] >> 32) == (keys[i] >> 32)) ++j;
+    if (j - i > 1) std::sort(b + i, b + j);
     i = j;
   }
+  std::copy(b, b + n, a);
 }
 
-// Rows of one image in the pinned order. The engine emits pairs grouped by dimension (H0 first), so each
-// dimension's run is sorted on its own.
+// The pairs raw[0], ..., raw[nraw - 1] of one image as rows in the pinned order. The engines emit pairs mostly grouped
+// by dimension, so each dimension's run is sorted on its own.
 template <typename F>
-void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>& raw, std::vector<OutRow>& rows,
+void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>* raw, int nraw, std::vector<OutRow>& rows,
                   bool parallel = false) {
   rows.clear();
-  rows.reserve(raw.size());
+  size_t total = 0;
+  for (int k = 0; k < nraw; ++k) total += raw[k].size();
+  rows.reserve(total);
   const uint64_t essential_k1 = ~float_bits(std::numeric_limits<double>::infinity()) - 1;
   const Unpad unpad(g);
-  for (const RawPair& p : raw) {
-    OutRow o;
-    o.dim = p.dim;
-    const int64_t birth = unpad(p.birth);
-    const int64_t death = p.death < 0 ? -1 : unpad(p.death);
-    o.k1 = death < 0 ? essential_k1 : ~float_bits(std::fabs(double(x[birth]) - double(x[death])));
-    o.k2 = (uint64_t(birth) << 32) | uint64_t(death + 1);
-    rows.push_back(o);
-  }
+  for (int k = 0; k < nraw; ++k)
+    for (const RawPair& p : raw[k]) {
+      OutRow o;
+      o.dim = p.dim;
+      const int64_t birth = unpad(p.birth);
+      const int64_t death = p.death < 0 ? -1 : unpad(p.death);
+      o.k1 = death < 0 ? essential_k1 : ~float_bits(std::fabs(double(x[birth]) - double(x[death])));
+      o.k2 = (uint64_t(birth) << 32) | uint64_t(death + 1);
+      rows.push_back(o);
+    }
   auto by_dim = [](const OutRow& a, const OutRow& b) { return a.dim < b.dim; };
   if (!std::is_sorted(rows.begin(), rows.end(), by_dim)) std::stable_sort(rows.begin(), rows.end(), by_dim);
   size_t cuts[kMaxDim + 2] = {0};
   int64_t nruns = 0;
   for (size_t i = 1; i <= rows.size(); ++i)
     if (i == rows.size() || rows[i].dim != rows[i - 1].dim) cuts[++nruns] = i;
-  // The radix sort's spare rows: kept by each thread across images and calls, up to 2^17 rows (3 MB).
-  thread_local std::vector<OutRow> kept;
+  // The sorts' scratch: kept by each thread across images and calls, up to 2^17 rows (5 MB).
+  thread_local RowSortScratch kept;
   auto sort_run = [&](int64_t begin, int64_t end) {
-    for (int64_t s = begin; s < end; ++s) {
-      const size_t n = cuts[s + 1] - cuts[s];
-      std::vector<OutRow> own;
-      sort_rows(rows.data() + cuts[s], n, n <= (size_t(1) << 17) ? kept : own);
+    for (int64_t q = begin; q < end; ++q) {
+      const size_t n = cuts[q + 1] - cuts[q];
+      RowSortScratch own;
+      sort_rows(rows.data() + cuts[q], n, n <= (size_t(1) << 17) ? kept : own);
     }
   };
   if (parallel)
@@ -132,7 +129,8 @@ void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>& raw
 template <typename F>
 std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridPlan& g, const Phases& ph,
                                            bool superlevel) {
-  std::vector<std::vector<OutRow>> rows(static_cast<size_t>(B));
+  // Image b's rows: rows[2b], then rows[2b + 1] (the second dimension of a 2D image split over the threads).
+  std::vector<std::vector<OutRow>> rows(static_cast<size_t>(2 * B));
   std::vector<int64_t> nan_image;
   std::mutex nan_mutex;
   auto fail_nan = [&](int64_t b) {
@@ -158,16 +156,21 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
   };
   // raw[0] and raw[1] hold the pairs of one image (two phases that may have run side by side).
   auto finish = [&](int64_t b, std::vector<RawPair>* raw) {
-    raw[0].insert(raw[0].end(), raw[1].begin(), raw[1].end());
-    finish_image(g, data + b * g.N, raw[0], rows[size_t(b)], !per_image);
+    finish_image(g, data + b * g.N, raw, 2, rows[size_t(2 * b)], !per_image);
   };
   if (merge_tree_applies(g)) {
     // 1D / 2D V and T: sort-free merge trees.
     auto one = [&](int64_t b, MergeTreeWorkspaceHandle& ws, std::vector<RawPair>* raw) {
       raw[0].clear();
       raw[1].clear();
-      if (!merge_tree_image(g, data + b * g.N, superlevel, ph, ws.get(), raw, !per_image)) return fail_nan(b);
-      finish(b, raw);
+      if (per_image) {
+        if (!merge_tree_image(g, data + b * g.N, superlevel, ph, ws.get(), raw, false)) return fail_nan(b);
+        return finish(b, raw);
+      }
+      // One image over the threads: the thread that merged a phase turns its pairs (one dimension) into sorted rows
+      // while the other phase may still be merging.
+      const PhaseDone done = [&](int k) { finish_image(g, data + b * g.N, &raw[k], 1, rows[size_t(2 * b + k)]); };
+      if (!merge_tree_image(g, data + b * g.N, superlevel, ph, ws.get(), raw, true, &done)) return fail_nan(b);
     };
     over_images([&] { return MergeTreeWorkspaceHandle(g); }, one);
   } else {
@@ -249,18 +252,24 @@ torch::Tensor cubical_pairs_cpu(const torch::Tensor& x, int64_t spatial_dims, in
     else
       rows = run_batch(xc.data_ptr<double>(), B, g, ph, superlevel);
   }
-  int64_t total = 0;
-  for (const auto& r : rows) total += int64_t(r.size());
-  torch::Tensor out = torch::empty({total, 4}, torch::dtype(torch::kInt64));
+  // Row offsets of the parts, then the parts written side by side.
+  const int64_t nparts = int64_t(rows.size());
+  std::vector<int64_t> offset(size_t(nparts) + 1, 0);
+  for (int64_t q = 0; q < nparts; ++q) offset[size_t(q) + 1] = offset[size_t(q)] + int64_t(rows[size_t(q)].size());
+  torch::Tensor out = torch::empty({offset.back(), 4}, torch::dtype(torch::kInt64));
   int64_t* o = out.data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b)
-    for (const OutRow& r : rows[size_t(b)]) {
-      o[0] = b;
-      o[1] = r.dim;
-      o[2] = r.birth();
-      o[3] = r.death();
-      o += 4;
+  at::parallel_for(0, nparts, offset.back() < (1 << 14) ? nparts : 1, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      int64_t* w = o + 4 * offset[size_t(q)];
+      for (const OutRow& r : rows[size_t(q)]) {
+        w[0] = q / 2;
+        w[1] = r.dim;
+        w[2] = r.birth();
+        w[3] = r.death();
+        w += 4;
+      }
     }
+  });
   return out;
 }
 

@@ -96,7 +96,8 @@ void end_indices(const F* x, int64_t B, int64_t n, bool want_min, int64_t* out) 
   for (int64_t b = 0; b < B; ++b) {
     const F* row = x + b * n;
     at::parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) part[size_t(c)] = extreme(row + c * chunk, std::min(chunk, n - c * chunk), want_min);
+      for (int64_t c = c0; c < c1; ++c)
+        part[size_t(c)] = extreme(row + c * chunk, std::min(chunk, n - c * chunk), want_min);
     });
     const F best = extreme(part.data(), nchunks, want_min);
     const int64_t c = first_equal(part.data(), nchunks, best);

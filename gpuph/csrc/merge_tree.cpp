@@ -162,9 +162,6 @@ RingReps make_ring_reps(bool four) {
   return t;
 }
 
-inline int64_t key_index(const Key32& k) { return int64_t(k.k & 0xffffffffu); }
-inline int64_t key_index(const Key64& k) { return int64_t(k.i); }
-
 // The candidates of one phase in its processing order: their order items (the Key32 key, whose low 32 bits are the
 // pixel, or the pixel) and the phase's ring mask of each (the reverse mask for phase 1).
 struct PhaseList {
@@ -444,11 +441,15 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
     if (!run[k]) return;
     int32_t* uf = ws.phase[k].ptr.data();
     if (k == 0) {
-      if (two_lists) merge_parts<false>(sorted[0], ncand[0], sorted[1], ncand[1], ring_mask, *reps[0], ws.pitem[0], ws.pmask[0], list[0]);
+      if (two_lists)
+        merge_parts<false>(sorted[0], ncand[0], sorted[1], ncand[1], ring_mask, *reps[0], ws.pitem[0], ws.pmask[0],
+                           list[0]);
       merge_phase<false>(key, uf, list[0], key_of, *reps[0], m.ring, 0, out[0]);
       out[0].push_back({0, first, -1});  // the essential class
     } else {
-      if (two_lists) merge_parts<true>(sorted[0], ncand[0], sorted[1], ncand[1], ring_mask, *reps[1], ws.pitem[1], ws.pmask[1], list[1]);
+      if (two_lists)
+        merge_parts<true>(sorted[0], ncand[0], sorted[1], ncand[1], ring_mask, *reps[1], ws.pitem[1], ws.pmask[1],
+                          list[1]);
       merge_phase<true>(key, uf, list[1], key_of, *reps[1], m.ring, 1, out[1]);
     }
     if (phase_done) (*phase_done)(k);

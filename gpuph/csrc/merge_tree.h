@@ -20,7 +20,7 @@ struct MergeTreeWorkspace {
   int64_t n[3] = {0, 0, 0};
   std::vector<Key32> key32;       // per padded pixel (float32 / half input)
   std::vector<Key64> key64;       // per padded pixel (float64 input)
-  std::vector<uint8_t> merging;   // bit k: the pixel may merge components in phase k
+  std::vector<uint8_t> merging;   // 1D: whether the pixel may merge components; 2D: its forward ring mask
   std::vector<uint32_t> skey32, tmp32;
   std::vector<uint64_t> skey64, tmp64;
   std::vector<int32_t> order, tmp_items;  // the merging pixels, sorted

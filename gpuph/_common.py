@@ -7,8 +7,9 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-import torch
 from torch import Tensor
+
+from ._ext import ops
 
 
 def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
@@ -34,25 +35,40 @@ def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
     return mask
 
 
-def gather_pairs(values: Tensor, rows: Tensor, superlevel: bool) -> tuple[Tensor, Tensor]:
+def gather_pairs(
+    values: Tensor, rows: Tensor, superlevel: bool, end_index: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Diagram values and each image's last filtration value, gathered from ``values``.
 
     Args:
         values: ``(B, n)`` differentiable filtration values of the critical cells (pixels, vertices), ``n >= 1``.
         rows: ``(N, 4)`` int64 (image, dim, birth index, death index or -1 for essential classes).
         superlevel: essential classes die at ``-inf`` (superlevel) or ``+inf`` (sublevel).
+        end_index: optional ``(B,)`` int64 on ``values``' device, each image's ``argmin`` (superlevel) or ``argmax``
+            (sublevel) of ``values``, when the caller has it already.
 
     Returns:
         ``pairs (N, 2)`` and ``end (B,)`` (the image minimum for superlevel, maximum for sublevel), both gathered at
         single entries, so that autograd's backward is one scatter-add.
     """
     B, n = values.shape
-    b, _, bi, di = rows.unbind(1)
-    base = b * n
-    vals = values.reshape(-1)[torch.stack([base + bi, base + di.clamp(min=0)], 1)]
-    keep = (di >= 0).unsqueeze(1) | torch.tensor([True, False], device=vals.device)
-    pairs = torch.where(keep, vals, torch.full_like(vals, -math.inf if superlevel else math.inf))
+    inf = -math.inf if superlevel else math.inf
+    if rows.device.type == "cpu":
+        idx, essential = ops._gather_index(rows, n)
+        pairs = values.reshape(-1)[idx]
+        pairs[:, 1].index_fill_(0, essential, inf)
+    else:
+        idx, essential = _gather_index_torch(rows, n)
+        pairs = values.reshape(-1)[idx]
+        pairs[:, 1].masked_fill_(essential, inf)
     if B == 0:
         return pairs, values.new_empty(0)
-    last = (values.detach().argmin(1) if superlevel else values.detach().argmax(1)).unsqueeze(1)
-    return pairs, values.gather(1, last).squeeze(1)
+    if end_index is None:
+        end_index = values.detach().argmin(1) if superlevel else values.detach().argmax(1)
+    return pairs, values.gather(1, end_index.unsqueeze(1)).squeeze(1)
+
+
+def _gather_index_torch(rows: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """``gpuph::_gather_index`` in torch ops, for rows on other devices: the ``(N, 2)`` linear indices of both columns
+    (an essential death reads its image's entry 0) and the ``(N,)`` mask of the essential rows."""
+    return rows[:, 2:].clamp(min=0).add_(rows[:, :1], alpha=n), rows[:, 3] < 0

@@ -23,3 +23,14 @@ def has_cuda_kernels() -> bool:
 def _cubical_pairs_fake(x, spatial_dims, construction, superlevel, dims_mask):
     n = torch.library.get_ctx().new_dynamic_size()
     return x.new_empty((n, 4), dtype=torch.int64)
+
+
+@torch.library.register_fake("gpuph::_filtration_end_index")
+def _filtration_end_index_fake(values, superlevel):
+    return values.new_empty((values.shape[0],), dtype=torch.int64)
+
+
+@torch.library.register_fake("gpuph::_gather_index")
+def _gather_index_fake(rows, n):
+    essential = torch.library.get_ctx().new_dynamic_size()
+    return rows.new_empty((rows.shape[0], 2)), rows.new_empty((essential,))

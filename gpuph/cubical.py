@@ -120,13 +120,19 @@ def cubical_persistence(
     if work.dtype in (torch.float16, torch.bfloat16):
         work = work.float()  # exact: every half value is a float32 value
     code = CONSTRUCTIONS[construction]
+    end_index = None
     if work.is_cuda and has_cuda_kernels():
         rows = ops.cubical_pairs(work.contiguous(), sd, code, bool(superlevel), mask)
+    elif work.device.type == "cpu":
+        work = work.contiguous()
+        rows = ops.cubical_pairs(work, sd, code, bool(superlevel), mask)
+        if B > 0:  # each image's last filtration value: one vectorised pass instead of argmin
+            end_index = ops._filtration_end_index(work.view(B, N), bool(superlevel))
     else:
         # Devices without kernels in this build compute on the CPU; only the integer rows travel back.
         rows = ops.cubical_pairs(work.cpu().contiguous(), sd, code, bool(superlevel), mask).to(x.device)
     # One gather of both columns by linear index (its backward is the scatter-add); essential deaths become -inf/+inf.
-    pairs, end = gather_pairs(xb.reshape(B, N), rows, bool(superlevel))
+    pairs, end = gather_pairs(xb.reshape(B, N), rows, bool(superlevel), end_index)
     _, k, bi, di = rows.unbind(1)
     return Diagrams(
         pairs=pairs,

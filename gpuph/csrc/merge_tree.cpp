@@ -20,8 +20,8 @@ struct PhaseSpec {
   bool reverse;
 };
 
-// A workspace lives for one call, so for one grid shape: buffers whose border entries must hold `fill` and whose
-// pixel entries every image overwrites are filled once.
+// A workspace serves one grid shape (MergeTreeWorkspaceHandle): buffers whose border entries must hold `fill` and
+// whose pixel entries every image overwrites are filled once.
 template <typename T>
 void ensure(std::vector<T>& v, size_t n, const T& fill) {
   if (v.size() != n) v.assign(n, fill);
@@ -125,58 +125,346 @@ void run_1d(const GridPlan& g, const K* key, MergeTreeWorkspace& ws, std::vector
   out[0].push_back({0, first, -1});
 }
 
-// 2D: one fused pass computes, for both phases, the steepest earlier neighbour and whether the pixel is a saddle
-// candidate (two or more earlier ring components); only the candidates are sorted and merged.
+// 2D merges, per forward ring mask (kernels/merge_tree.cuh, RingTables): one ring cell in each component of the
+// earlier ring cells that counts, a graph neighbour of the pixel (4-connectivity: a 4-neighbour). Earlier
+// neighbours in one ring component are connected through earlier pixels, so one find per component suffices.
+struct RingReps {
+  uint8_t count[256];
+  uint8_t pos[256][4];
+};
+
+RingReps make_ring_reps(bool four) {
+  RingReps t{};
+  for (int m = 0; m < 256; ++m) {
+    // Components of the set bits: ring cells adjacent when consecutive, and with 8-connectivity also consecutive
+    // 4-neighbours (N-E, E-S, ...), as make_ring_tables.
+    int label[8];
+    for (int j = 0; j < 8; ++j) label[j] = (m >> j) & 1 ? j : -1;
+    for (int sweep = 0; sweep < 8; ++sweep)
+      for (int j = 0; j < 8; ++j) {
+        if (label[j] < 0) continue;
+        const int nbr[4] = {(j + 1) % 8, (j + 7) % 8, (j % 2 == 0 && !four) ? (j + 2) % 8 : -1,
+                            (j % 2 == 0 && !four) ? (j + 6) % 8 : -1};
+        for (int q : nbr) {
+          if (q < 0 || label[q] < 0) continue;
+          const int l = std::min(label[j], label[q]);
+          label[j] = label[q] = l;
+        }
+      }
+    for (int c = 0; c < 8; ++c) {  // c: a component's label; its first allowed cell represents it
+      for (int j = 0; j < 8; ++j)
+        if (label[j] == c && (!four || j % 2 == 0)) {
+          t.pos[m][t.count[m]++] = uint8_t(j);
+          break;
+        }
+    }
+  }
+  return t;
+}
+
+// The candidates of one phase in its processing order: their order items (the Key32 key, whose low 32 bits are the
+// pixel, or the pixel) and the phase's ring mask of each (the reverse mask for phase 1).
+struct PhaseList {
+  const uint64_t* item;
+  const uint8_t* mask;
+  int64_t n;
+};
+
+// Elder-rule union-find of one phase over its candidates, on the forest of steepest pointers uf (roots: the extrema,
+// and the outside, cell 0, in reverse mode). A candidate already hangs, through its steepest pointer, under one of
+// the components it touches; one find per component (RingReps) and a union with the elder rule for each other one,
+// whose root dies there: pairs (root, pixel) forward, (pixel, root) in reverse, unless of length zero. Equals
+// elder_merge (kernels/merge_tree.cuh) on the same candidates.
+template <bool Reverse, typename K, typename KeyOf>
+void merge_phase(const K* key, int32_t* uf, const PhaseList& list, KeyOf key_of, const RingReps& reps,
+                 const int64_t* ring, int dim, std::vector<RawPair>& out) {
+  // The candidates lie anywhere in the grid: the pointers of a later one and of the rows above and below it are
+  // fetched while this one merges.
+  constexpr int64_t kAhead = 8;
+  const int64_t row = -ring[0], n = list.n;
+  for (int64_t t = 0; t < n; ++t) {
+    if (t + kAhead < n) {
+      const int64_t u = int64_t(list.item[t + kAhead] & 0xffffffffu);
+      __builtin_prefetch(uf + u, 1);
+      __builtin_prefetch(uf + u - row, 1);
+      __builtin_prefetch(uf + u + row, 1);
+    }
+    const int32_t v = int32_t(list.item[t] & 0xffffffffu);
+    const unsigned m = list.mask[t];
+    const int c = reps.count[m];
+    const uint64_t value = key_of(list.item[t]).value_bits();
+    int32_t a = uf_find(uf, int32_t(v + ring[reps.pos[m][0]]));
+    for (int i = 1; i < c; ++i) {
+      const int32_t b = uf_find(uf, int32_t(v + ring[reps.pos[m][i]]));
+      if (a == b) continue;
+      const bool a_older = Reverse ? key[b] < key[a] : key[a] < key[b];
+      const int32_t young = a_older ? b : a;
+      a = a_older ? a : b;
+      uf[young] = a;
+      if (key[young].value_bits() != value) {
+        if (Reverse)
+          out.push_back({dim, int64_t(v), int64_t(young)});
+        else
+          out.push_back({dim, int64_t(young), int64_t(v)});
+      }
+    }
+  }
+}
+
+// Splits the candidates (items in ascending key order, the pixel in the low 32 bits) into the lists of the phases
+// that run, the reverse phase's reversed, with the ring masks; branch-free.
+inline void split_phases(const uint64_t* items, int64_t n, const uint8_t* ring_mask, const RingReps* const reps[2],
+                         const bool run[2], MergeTreeWorkspace& ws, PhaseList list[2]) {
+  int64_t count[2] = {0, 0};
+  for (int k = 0; k < 2; ++k)
+    if (ws.pitem[k].size() < size_t(n)) ws.pitem[k].resize(size_t(n)), ws.pmask[k].resize(size_t(n));
+  uint64_t* item0 = ws.pitem[0].data();
+  uint64_t* item1 = ws.pitem[1].data();
+  uint8_t* mask0 = ws.pmask[0].data();
+  uint8_t* mask1 = ws.pmask[1].data();
+  const uint8_t* count0 = reps[0]->count;
+  const uint8_t* count1 = reps[1]->count;
+  int64_t n0 = 0, n1 = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    const uint64_t it = items[t], rt = items[n - 1 - t];
+    const uint8_t m0 = ring_mask[it & 0xffffffffu], m1 = uint8_t(~ring_mask[rt & 0xffffffffu]);
+    item0[n0] = it, mask0[n0] = m0;
+    n0 += run[0] && count0[m0] >= 2;
+    item1[n1] = rt, mask1[n1] = m1;
+    n1 += run[1] && count1[m1] >= 2;
+  }
+  count[0] = n0, count[1] = n1;
+  for (int k = 0; k < 2; ++k) list[k] = PhaseList{ws.pitem[k].data(), ws.pmask[k].data(), count[k]};
+}
+
+// One phase's list from the sorted candidate keys of two parts of the grid, a[0, na) and b[0, nb): their union in
+// the phase's processing order (ascending keys forward, descending in reverse), keeping the phase's candidates.
+// Branch-free: both lists have sentinels, ~0 at [n] and 0 at [-1], which no pixel's key equals.
+template <bool Reverse>
+void merge_parts(const uint64_t* a, int64_t na, const uint64_t* b, int64_t nb, const uint8_t* ring_mask,
+                 const RingReps& reps, std::vector<uint64_t>& items, std::vector<uint8_t>& masks, PhaseList& list) {
+  if (items.size() < size_t(na + nb)) items.resize(size_t(na + nb)), masks.resize(size_t(na + nb));
+  uint64_t* item = items.data();
+  uint8_t* mask = masks.data();
+  const uint8_t* count = reps.count;
+  int64_t i = Reverse ? na - 1 : 0, j = Reverse ? nb - 1 : 0, n = 0;
+  for (int64_t t = 0; t < na + nb; ++t) {
+    const uint64_t x = a[i], y = b[j];
+    const bool from_a = Reverse ? x > y : x < y;
+    const uint64_t k = from_a ? x : y;
+    const int64_t step = Reverse ? -1 : 1;
+    i += from_a ? step : 0;
+    j += from_a ? 0 : step;
+    const uint8_t m = Reverse ? uint8_t(~ring_mask[k & 0xffffffffu]) : ring_mask[k & 0xffffffffu];
+    item[n] = k, mask[n] = m;
+    n += count[m] >= 2;
+  }
+  list = PhaseList{item, mask, n};
+}
+
+// Sorts the Key32 keys of the candidates (listed in index order) ascending; returns the sorted array, a or tmp (n
+// entries each). The keys are distinct and carry the padded index in their low 32 bits: short lists take a
+// comparison sort, long ones a stable radix sort on the value bits, which keeps the index order among equal values
+// (the same order).
+inline uint64_t* sort_keys(uint64_t* a, size_t n, uint64_t* tmp) {
+  if (n <= 256) {
+    std::sort(a, a + n);
+    return a;
+  }
+  return radix_sort_hi32(a, n, tmp);
+}
+
+// Which forward ring masks make a pixel a candidate of a phase that runs (two or more counted components).
+struct CandidateTable {
+  uint8_t is[256];
+};
+
+CandidateTable make_candidate_table(const RingReps& fwd, const RingReps& rev, bool run0, bool run1) {
+  CandidateTable t{};
+  for (int m = 0; m < 256; ++m) t.is[m] = (run0 && fwd.count[m] >= 2) || (run1 && rev.count[~m & 0xff] >= 2);
+  return t;
+}
+
+// The ring pass over rows [r0, r1) for Key32: per pixel the forward ring mask, the steepest earlier neighbour of
+// both phases (forward: min key over the allowed ring cells; reverse: max key, the border, key ~0, being the
+// outside, cell 0; the pixel itself if none), the candidates' keys in index order (into cand, branch-free: room for
+// every pixel; their number into ncand), and the least key. Offsets and pointers are locals so that the byte stores
+// cannot force reloads.
+template <bool T>
+uint64_t ring_rows_key32(const GridPlan& g, int64_t r0, int64_t r1, const uint64_t* __restrict key,
+                         int32_t* __restrict ptr0, int32_t* __restrict ptr1, uint8_t* __restrict ring_mask,
+                         const uint8_t* __restrict is_cand, uint64_t* __restrict cand, int64_t& ncand) {
+  const int64_t s = g.pstride[0], w = g.n[1];
+  uint64_t lo = ~0ull;
+  int64_t nc = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t v0 = (r + 1) * s + 1;
+    for (int64_t v = v0; v < v0 + w; ++v) {
+      const uint64_t kv = key[v];
+      const uint64_t kn = key[v - s], kne = key[v - s + 1], ke = key[v + 1], kse = key[v + s + 1];
+      const uint64_t ks = key[v + s], ksw = key[v + s - 1], kw = key[v - 1], knw = key[v - s - 1];
+      const unsigned m = unsigned(kn < kv) | unsigned(kne < kv) << 1 | unsigned(ke < kv) << 2 |
+                         unsigned(kse < kv) << 3 | unsigned(ks < kv) << 4 | unsigned(ksw < kv) << 5 |
+                         unsigned(kw < kv) << 6 | unsigned(knw < kv) << 7;
+      const uint64_t e_min = std::min(std::min(kn, ke), std::min(ks, kw));
+      const uint64_t e_max = std::max(std::max(kn, ke), std::max(ks, kw));
+      const uint64_t c_min = std::min(std::min(kne, kse), std::min(ksw, knw));
+      const uint64_t c_max = std::max(std::max(kne, kse), std::max(ksw, knw));
+      // V: forward 4-connectivity, reverse 8; T: forward 8, reverse 4.
+      const uint64_t mn = T ? std::min(e_min, c_min) : e_min;
+      const uint64_t mx = T ? e_max : std::max(e_max, c_max);
+      if (ptr0) ptr0[v] = mn < kv ? int32_t(uint32_t(mn)) : int32_t(v);
+      if (ptr1) ptr1[v] = mx > kv ? (mx == ~0ull ? 0 : int32_t(uint32_t(mx))) : int32_t(v);
+      ring_mask[v] = uint8_t(m);
+      cand[nc] = kv;
+      nc += is_cand[m];
+      lo = std::min(lo, kv);
+    }
+  }
+  ncand = nc;
+  return lo;
+}
+
+// Generic ring pass (Key64) over rows [r0, r1), as ring_rows_key32; returns the earliest pixel.
+template <typename K>
+int64_t ring_rows_generic(const GridPlan& g, const MTPlan& m, int64_t r0, int64_t r1, const K* key, int32_t* ptr0,
+                          int32_t* ptr1, uint8_t* ring_mask, const uint8_t* is_cand, uint64_t* cand,
+                          int64_t& ncand) {
+  ncand = 0;
+  K lo = K::border();
+  int64_t first = -1;
+  for_each_pixel_rows(g, r0, r1, [&](int64_t, int64_t v) {
+    int64_t p0, p1;
+    const unsigned fwd = ring_step(key, v, m.ring, !m.T, m.T, &p0, &p1);
+    if (ptr0) ptr0[v] = int32_t(p0);
+    if (ptr1) ptr1[v] = int32_t(p1);
+    ring_mask[v] = uint8_t(fwd);
+    if (is_cand[fwd]) cand[ncand++] = uint64_t(v);
+    if (key[v] < lo) {
+      lo = key[v];
+      first = v;
+    }
+  });
+  return first;
+}
+
+// 2D: one fused ring pass computes, for both phases, the steepest earlier neighbour and whether the pixel is a
+// saddle candidate (two or more earlier ring components), and lists the candidates; only those are sorted and
+// merged. The steepest pointers form the union-find forest of the merges as they are: its roots are the extrema,
+// each tree a basin, and the finds (path halving) resolve only the chains that the candidates reach. With parallel,
+// the rows are split into two parts, one per thread, and the two phases merge side by side.
 template <typename K>
 void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspace& ws, std::vector<RawPair>* out,
-            bool parallel_phases) {
-  static const RingTables tables = make_ring_tables();
+            bool parallel, const PhaseDone* phase_done) {
+  static const RingReps reps4 = make_ring_reps(true), reps8 = make_ring_reps(false);
+  // [T][run0 + 2 run1]
+  static const CandidateTable cand_tables[2][4] = {
+      {make_candidate_table(reps4, reps8, false, false), make_candidate_table(reps4, reps8, true, false),
+       make_candidate_table(reps4, reps8, false, true), make_candidate_table(reps4, reps8, true, true)},
+      {make_candidate_table(reps8, reps4, false, false), make_candidate_table(reps8, reps4, true, false),
+       make_candidate_table(reps8, reps4, false, true), make_candidate_table(reps8, reps4, true, true)}};
   const bool T = g.min_key;
-  // The neighbourhoods and the ring of both phases, as the GPU pipeline gets them.
+  // The ring of both phases, as the GPU pipeline gets it.
   const MTPlan m = make_mt_plan(g);
-  const int64_t* ring = m.ring;
   // Forward (H0): V 4-connectivity, T 8; reverse (H1 by duality): the other.
-  const bool four[2] = {!T, T};
-  const uint8_t* comp[2] = {four[0] ? tables.comp4 : tables.comp8, four[1] ? tables.comp4 : tables.comp8};
+  const RingReps* reps[2] = {T ? &reps8 : &reps4, T ? &reps4 : &reps8};
   const bool run[2] = {ph.emit[0], ph.emit[1]};
+  const uint8_t* is_cand = cand_tables[T][int(run[0]) + 2 * int(run[1])].is;
   for (int k = 0; k < 2; ++k)
     if (run[k]) ensure(ws.phase[k].ptr, size_t(g.P), 0);  // border cells point at cell 0, the outside
   int32_t* ptr0 = run[0] ? ws.phase[0].ptr.data() : nullptr;
   int32_t* ptr1 = run[1] ? ws.phase[1].ptr.data() : nullptr;
   ensure(ws.merging, size_t(g.P), uint8_t(0));
-  uint8_t* flag = ws.merging.data();
-  for_each_pixel_par(g, parallel_phases, [&](int64_t, int64_t v) {
-    int64_t p0, p1;
-    const unsigned fwd = ring_step(key, v, ring, four[0], four[1], &p0, &p1);
-    if (ptr0) ptr0[v] = int32_t(p0);
-    if (ptr1) ptr1[v] = int32_t(p1);
-    flag[v] = ring_flags(fwd, comp[0], comp[1], run[0], run[1]);
+  uint8_t* ring_mask = ws.merging.data();
+  const int64_t rows = grid_rows(g);
+  const int nparts = parallel ? int(std::min<int64_t>(2, rows)) : 1;
+  // Room for every pixel in both lists (part 1 lists its own, then joins part 0's; the second is the sort's spare).
+  for (int k = 0; k < 2; ++k)
+    if (ws.cand[k].size() < size_t(g.N)) ws.cand[k].resize(size_t(g.N));
+  int64_t first_of[2] = {-1, -1}, ncand[2] = {0, 0};
+  auto part = [&](int k) {
+    uint64_t* cand = ws.cand[k].data();
+    const int64_t r0 = rows * k / nparts, r1 = rows * (k + 1) / nparts;
+    if constexpr (sizeof(K) == sizeof(Key32)) {
+      const uint64_t* kk = reinterpret_cast<const uint64_t*>(key);
+      const uint64_t lo = T ? ring_rows_key32<true>(g, r0, r1, kk, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k])
+                            : ring_rows_key32<false>(g, r0, r1, kk, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k]);
+      first_of[k] = int64_t(lo & 0xffffffffu);
+    } else {
+      first_of[k] = ring_rows_generic(g, m, r0, r1, key, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k]);
+    }
+  };
+  // Parallel (Key32): each part also sorts its own candidates, into a list with sentinels at both ends (merge_parts);
+  // each phase's thread then merges the two lists.
+  const bool two_lists = nparts == 2 && sizeof(K) == sizeof(Key32);
+  uint64_t* sorted[2] = {nullptr, nullptr};
+  if (two_lists)
+    for (int k = 0; k < 2; ++k)
+      if (ws.spare[k].size() < size_t(g.N) + 2) ws.spare[k].resize(size_t(g.N) + 2);
+  maybe_parallel(nparts == 2, [&](int k) {
+    if (k >= nparts) return;
+    part(k);
+    if (!two_lists) return;
+    uint64_t* s = sort_keys(ws.cand[k].data(), size_t(ncand[k]), ws.spare[k].data() + 1);
+    if (s != ws.spare[k].data() + 1) s = std::copy(s, s + ncand[k], ws.spare[k].data() + 1) - ncand[k];
+    s[-1] = 0;
+    s[ncand[k]] = ~0ull;
+    sorted[k] = s;
   });
-  const bool both = run[0] && run[1];
-  int64_t first;
-  if (parallel_phases && both) {
-    maybe_parallel(true, [&](int k) { resolve_roots(g, ws.phase[k].ptr.data()); });
-    first = sort_flagged(g, key, flag, ws, [](int32_t) {});
-  } else {
-    first = sort_flagged(g, key, flag, ws, [&](int32_t v) {
-      if (ptr0) resolve_root(ptr0, v);
-      if (ptr1) resolve_root(ptr1, v);
-    });
+  int64_t first = first_of[0];
+  if (nparts == 2 && key[first_of[1]] < key[first]) first = first_of[1];
+  PhaseList list[2];
+  if (!two_lists) {
+    if (nparts == 2) {
+      std::copy(ws.cand[1].begin(), ws.cand[1].begin() + ncand[1], ws.cand[0].begin() + ncand[0]);
+      ncand[0] += ncand[1];
+    }
+    const uint64_t* items;
+    if constexpr (sizeof(K) == sizeof(Key32)) {
+      // The candidates' keys, sorted: the pixel is in their low 32 bits.
+      items = sort_keys(ws.cand[0].data(), size_t(ncand[0]), ws.cand[1].data());
+    } else {
+      ws.order.assign(ws.cand[0].begin(), ws.cand[0].begin() + ncand[0]);
+      sort_candidates(key, ws);
+      std::copy(ws.order.begin(), ws.order.end(), ws.cand[0].begin());
+      items = ws.cand[0].data();
+    }
+    split_phases(items, ncand[0], ring_mask, reps, run, ws, list);
   }
-  const PhaseSpec spec[2] = {{m.nb[0], m.nnb[0], false}, {m.nb[1], m.nnb[1], true}};
-  maybe_parallel(parallel_phases && both, [&](int k) {
-    if (run[k]) merge(key, spec[k], k, k, flag, ws.order, ws.phase[k], out[k]);
+  auto key_of = [&](uint64_t item) {
+    if constexpr (sizeof(K) == sizeof(Key32))
+      return Key32{item};
+    else
+      return key[item];
+  };
+  maybe_parallel(parallel && run[0] && run[1], [&](int k) {
+    if (!run[k]) return;
+    int32_t* uf = ws.phase[k].ptr.data();
+    if (k == 0) {
+      if (two_lists)
+        merge_parts<false>(sorted[0], ncand[0], sorted[1], ncand[1], ring_mask, *reps[0], ws.pitem[0], ws.pmask[0],
+                           list[0]);
+      merge_phase<false>(key, uf, list[0], key_of, *reps[0], m.ring, 0, out[0]);
+      out[0].push_back({0, first, -1});  // the essential class
+    } else {
+      if (two_lists)
+        merge_parts<true>(sorted[0], ncand[0], sorted[1], ncand[1], ring_mask, *reps[1], ws.pitem[1], ws.pmask[1],
+                          list[1]);
+      merge_phase<true>(key, uf, list[1], key_of, *reps[1], m.ring, 1, out[1]);
+    }
+    if (phase_done) (*phase_done)(k);
   });
-  if (run[0]) out[0].push_back({0, first, -1});
 }
 
 template <typename K>
 void run_phases(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspace& ws, std::vector<RawPair>* out,
-                bool parallel_phases) {
+                bool parallel_phases, const PhaseDone* phase_done) {
   if (g.D == 1) {
-    if (ph.emit[0]) run_1d(g, key, ws, out);
+    if (!ph.emit[0]) return;
+    run_1d(g, key, ws, out);
+    if (phase_done) (*phase_done)(0);
   } else {
-    run_2d(g, key, ph, ws, out, parallel_phases);
+    run_2d(g, key, ph, ws, out, parallel_phases, phase_done);
   }
 }
 
@@ -184,34 +472,62 @@ void run_phases(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWork
 // phases. Returns false on NaN.
 template <typename K, typename U, typename F>
 bool key_and_run(const GridPlan& g, const F* x, bool superlevel, const Phases& ph, MergeTreeWorkspace& ws,
-                 std::vector<K>& keys, std::vector<RawPair>* out, bool parallel_phases) {
+                 std::vector<K>& keys, std::vector<RawPair>* out, bool parallel_phases, const PhaseDone* phase_done) {
   ensure(keys, size_t(g.P), K::border());
   K* k = keys.data();
   std::atomic<bool> ok{true};
-  for_each_pixel_par(g, parallel_phases, [&](int64_t i, int64_t p) {
-    const F v = x[i];
-    if (v != v) ok = false;
-    k[p] = K::make(orderable_key<U>(v, superlevel), uint32_t(p));
-  });
+  const int64_t rows = grid_rows(g);
+  auto key_rows = [&](int64_t r0, int64_t r1) {
+    bool nan = false;
+    for_each_pixel_rows(g, r0, r1, [&](int64_t i, int64_t p) {
+      const F v = x[i];
+      nan |= v != v;
+      k[p] = K::make(orderable_key<U>(v, superlevel), uint32_t(p));
+    });
+    if (nan) ok = false;
+  };
+  if (parallel_phases)
+    at::parallel_for(0, rows, 16, key_rows);
+  else
+    key_rows(0, rows);
   if (!ok) return false;
-  run_phases(g, k, ph, ws, out, parallel_phases);
+  run_phases(g, k, ph, ws, out, parallel_phases, phase_done);
   return true;
 }
 
 }  // namespace
 
+MergeTreeWorkspaceHandle::MergeTreeWorkspaceHandle(const GridPlan& g) {
+  // Cached up to 2^21 padded pixels (about 36 MB for float32 input: a 1024 x 1024 image).
+  constexpr int64_t kMaxCachedPixels = int64_t(1) << 21;
+  thread_local MergeTreeWorkspace cached;
+  if (g.P > kMaxCachedPixels) {
+    owned_ = std::make_unique<MergeTreeWorkspace>();
+    ws_ = owned_.get();
+  } else {
+    ws_ = &cached;
+  }
+  bool same = ws_->D == g.D;
+  for (int a = 0; a < g.D; ++a) same = same && ws_->n[a] == g.n[a];
+  if (!same) {
+    *ws_ = MergeTreeWorkspace();  // the border entries of another shape: fill again
+    ws_->D = g.D;
+    for (int a = 0; a < g.D; ++a) ws_->n[a] = g.n[a];
+  }
+}
+
 template <typename F>
 bool merge_tree_image(const GridPlan& g, const F* x, bool superlevel, const Phases& ph, MergeTreeWorkspace& ws,
-                      std::vector<RawPair>* out, bool parallel_phases) {
+                      std::vector<RawPair>* out, bool parallel_phases, const PhaseDone* phase_done) {
   if constexpr (sizeof(F) == 4)
-    return key_and_run<Key32, uint32_t>(g, x, superlevel, ph, ws, ws.key32, out, parallel_phases);
+    return key_and_run<Key32, uint32_t>(g, x, superlevel, ph, ws, ws.key32, out, parallel_phases, phase_done);
   else
-    return key_and_run<Key64, uint64_t>(g, x, superlevel, ph, ws, ws.key64, out, parallel_phases);
+    return key_and_run<Key64, uint64_t>(g, x, superlevel, ph, ws, ws.key64, out, parallel_phases, phase_done);
 }
 
 template bool merge_tree_image<float>(const GridPlan&, const float*, bool, const Phases&, MergeTreeWorkspace&,
-                                      std::vector<RawPair>*, bool);
+                                      std::vector<RawPair>*, bool, const PhaseDone*);
 template bool merge_tree_image<double>(const GridPlan&, const double*, bool, const Phases&, MergeTreeWorkspace&,
-                                       std::vector<RawPair>*, bool);
+                                       std::vector<RawPair>*, bool, const PhaseDone*);
 
 }  // namespace gpuph

@@ -18,6 +18,7 @@
 #include "cubical_engine.h"
 #include "cubical_ops.h"
 #include "merge_tree.h"
+#include "radix_sort.h"
 
 namespace gpuph {
 namespace {
@@ -28,40 +29,97 @@ struct OutRow {
   uint64_t k1;
   uint64_t k2;
   int32_t dim;
-  bool operator<(const OutRow& o) const { return k1 != o.k1 ? k1 < o.k1 : k2 < o.k2; }
+  // One 128-bit comparison: no branch on which half decides.
+  unsigned __int128 key() const { return (unsigned __int128)k1 << 64 | k2; }
+  bool operator<(const OutRow& o) const { return key() < o.key(); }
   int64_t birth() const { return int64_t(k2 >> 32); }
   int64_t death() const { return int64_t(k2 & 0xffffffffu) - 1; }
 };
 
-int64_t unpad(const GridPlan& g, int64_t p) { return unpad_index(g.n, g.pstride, g.pn, g.D, p); }
+// Padded index -> flat index of the grid in 32-bit arithmetic (padded grids have fewer than 2^31 cells).
+struct Unpad {
+  int D;
+  uint32_t pstride[kMaxDim], n[kMaxDim];
+  explicit Unpad(const GridPlan& g) : D(g.D) {
+    for (int a = 0; a < D; ++a) pstride[a] = uint32_t(g.pstride[a]), n[a] = uint32_t(g.n[a]);
+  }
+  int64_t operator()(int64_t p) const {
+    uint32_t q = uint32_t(p);
+    int64_t flat = 0;
+    for (int a = 0; a + 1 < D; ++a) {
+      const uint32_t c = q / pstride[a];
+      q -= c * pstride[a];
+      flat = flat * n[a] + (c - 1);
+    }
+    return flat * n[D - 1] + (q - 1);
+  }
+};
 
-// Rows of one image in the pinned order. The engine emits pairs grouped by dimension (H0 first), so each
-// dimension's run is sorted on its own.
+// Scratch of sort_rows.
+struct RowSortScratch {
+  std::vector<uint64_t> keys, tmp;
+  std::vector<OutRow> rows;
+};
+
+// Sorts rows[0, n) by (k1, k2). Short runs take a comparison sort. Long ones sort 8-byte keys, the high half of k1
+// and the row's position, with a stable radix sort, move the rows into that order once, and sort the runs of equal
+// high halves (rare: equal or nearly equal lifetimes) by the full key.
+void sort_rows(OutRow* a, size_t n, RowSortScratch& s) {
+  if (n <= 256) {
+    std::sort(a, a + n);
+    return;
+  }
+  if (s.keys.size() < n) s.keys.resize(n), s.tmp.resize(n), s.rows.resize(n);
+  uint64_t* keys = s.keys.data();
+  for (size_t i = 0; i < n; ++i) keys[i] = (a[i].k1 & 0xffffffff00000000ull) | i;
+  keys = radix_sort_hi32(keys, n, s.tmp.data());
+  OutRow* b = s.rows.data();
+  for (size_t i = 0; i < n; ++i) b[i] = a[keys[i] & 0xffffffffu];
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && (keys[j] >> 32) == (keys[i] >> 32)) ++j;
+    if (j - i > 1) std::sort(b + i, b + j);
+    i = j;
+  }
+  std::copy(b, b + n, a);
+}
+
+// The pairs raw[0], ..., raw[nraw - 1] of one image as rows in the pinned order. The engines emit pairs mostly grouped
+// by dimension, so each dimension's run is sorted on its own.
 template <typename F>
-void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>& raw, std::vector<OutRow>& rows,
+void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>* raw, int nraw, std::vector<OutRow>& rows,
                   bool parallel = false) {
   rows.clear();
-  rows.reserve(raw.size());
+  size_t total = 0;
+  for (int k = 0; k < nraw; ++k) total += raw[k].size();
+  rows.reserve(total);
   const uint64_t essential_k1 = ~float_bits(std::numeric_limits<double>::infinity()) - 1;
-  for (const RawPair& p : raw) {
-    OutRow o;
-    o.dim = p.dim;
-    const int64_t birth = unpad(g, p.birth);
-    const int64_t death = p.death < 0 ? -1 : unpad(g, p.death);
-    o.k1 = death < 0 ? essential_k1 : ~float_bits(std::fabs(double(x[birth]) - double(x[death])));
-    o.k2 = (uint64_t(birth) << 32) | uint64_t(death + 1);
-    rows.push_back(o);
-  }
+  const Unpad unpad(g);
+  for (int k = 0; k < nraw; ++k)
+    for (const RawPair& p : raw[k]) {
+      OutRow o;
+      o.dim = p.dim;
+      const int64_t birth = unpad(p.birth);
+      const int64_t death = p.death < 0 ? -1 : unpad(p.death);
+      o.k1 = death < 0 ? essential_k1 : ~float_bits(std::fabs(double(x[birth]) - double(x[death])));
+      o.k2 = (uint64_t(birth) << 32) | uint64_t(death + 1);
+      rows.push_back(o);
+    }
   auto by_dim = [](const OutRow& a, const OutRow& b) { return a.dim < b.dim; };
   if (!std::is_sorted(rows.begin(), rows.end(), by_dim)) std::stable_sort(rows.begin(), rows.end(), by_dim);
-  std::vector<size_t> cuts = {0};
-  for (size_t i = 1; i < rows.size(); ++i)
-    if (rows[i].dim != rows[i - 1].dim) cuts.push_back(i);
-  cuts.push_back(rows.size());
+  size_t cuts[kMaxDim + 2] = {0};
+  int64_t nruns = 0;
+  for (size_t i = 1; i <= rows.size(); ++i)
+    if (i == rows.size() || rows[i].dim != rows[i - 1].dim) cuts[++nruns] = i;
+  // The sorts' scratch: kept by each thread across images and calls, up to 2^17 rows (5 MB).
+  thread_local RowSortScratch kept;
   auto sort_run = [&](int64_t begin, int64_t end) {
-    for (int64_t s = begin; s < end; ++s) std::sort(rows.begin() + cuts[s], rows.begin() + cuts[s + 1]);
+    for (int64_t q = begin; q < end; ++q) {
+      const size_t n = cuts[q + 1] - cuts[q];
+      RowSortScratch own;
+      sort_rows(rows.data() + cuts[q], n, n <= (size_t(1) << 17) ? kept : own);
+    }
   };
-  const int64_t nruns = int64_t(cuts.size()) - 1;
   if (parallel)
     at::parallel_for(0, nruns, 1, sort_run);  // one large image: its dimensions side by side
   else
@@ -71,7 +129,8 @@ void finish_image(const GridPlan& g, const F* x, const std::vector<RawPair>& raw
 template <typename F>
 std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridPlan& g, const Phases& ph,
                                            bool superlevel) {
-  std::vector<std::vector<OutRow>> rows(static_cast<size_t>(B));
+  // Image b's rows: rows[2b], then rows[2b + 1] (the second dimension of a 2D image split over the threads).
+  std::vector<std::vector<OutRow>> rows(static_cast<size_t>(2 * B));
   std::vector<int64_t> nan_image;
   std::mutex nan_mutex;
   auto fail_nan = [&](int64_t b) {
@@ -97,18 +156,23 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
   };
   // raw[0] and raw[1] hold the pairs of one image (two phases that may have run side by side).
   auto finish = [&](int64_t b, std::vector<RawPair>* raw) {
-    raw[0].insert(raw[0].end(), raw[1].begin(), raw[1].end());
-    finish_image(g, data + b * g.N, raw[0], rows[size_t(b)], !per_image);
+    finish_image(g, data + b * g.N, raw, 2, rows[size_t(2 * b)], !per_image);
   };
   if (merge_tree_applies(g)) {
     // 1D / 2D V and T: sort-free merge trees.
-    auto one = [&](int64_t b, MergeTreeWorkspace& ws, std::vector<RawPair>* raw) {
+    auto one = [&](int64_t b, MergeTreeWorkspaceHandle& ws, std::vector<RawPair>* raw) {
       raw[0].clear();
       raw[1].clear();
-      if (!merge_tree_image(g, data + b * g.N, superlevel, ph, ws, raw, !per_image)) return fail_nan(b);
-      finish(b, raw);
+      if (per_image) {
+        if (!merge_tree_image(g, data + b * g.N, superlevel, ph, ws.get(), raw, false)) return fail_nan(b);
+        return finish(b, raw);
+      }
+      // One image over the threads: the thread that merged a phase turns its pairs (one dimension) into sorted rows
+      // while the other phase may still be merging.
+      const PhaseDone done = [&](int k) { finish_image(g, data + b * g.N, &raw[k], 1, rows[size_t(2 * b + k)]); };
+      if (!merge_tree_image(g, data + b * g.N, superlevel, ph, ws.get(), raw, true, &done)) return fail_nan(b);
     };
-    over_images([] { return MergeTreeWorkspace(); }, one);
+    over_images([&] { return MergeTreeWorkspaceHandle(g); }, one);
   } else {
     over_images([] { return Workspace(); }, [&](int64_t b, Workspace& ws, std::vector<RawPair>* raw) {
       raw[0].clear();
@@ -188,18 +252,24 @@ torch::Tensor cubical_pairs_cpu(const torch::Tensor& x, int64_t spatial_dims, in
     else
       rows = run_batch(xc.data_ptr<double>(), B, g, ph, superlevel);
   }
-  int64_t total = 0;
-  for (const auto& r : rows) total += int64_t(r.size());
-  torch::Tensor out = torch::empty({total, 4}, torch::dtype(torch::kInt64));
+  // Row offsets of the parts, then the parts written side by side.
+  const int64_t nparts = int64_t(rows.size());
+  std::vector<int64_t> offset(size_t(nparts) + 1, 0);
+  for (int64_t q = 0; q < nparts; ++q) offset[size_t(q) + 1] = offset[size_t(q)] + int64_t(rows[size_t(q)].size());
+  torch::Tensor out = torch::empty({offset.back(), 4}, torch::dtype(torch::kInt64));
   int64_t* o = out.data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b)
-    for (const OutRow& r : rows[size_t(b)]) {
-      o[0] = b;
-      o[1] = r.dim;
-      o[2] = r.birth();
-      o[3] = r.death();
-      o += 4;
+  at::parallel_for(0, nparts, offset.back() < (1 << 14) ? nparts : 1, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      int64_t* w = o + 4 * offset[size_t(q)];
+      for (const OutRow& r : rows[size_t(q)]) {
+        w[0] = q / 2;
+        w[1] = r.dim;
+        w[2] = r.birth();
+        w[3] = r.death();
+        w += 4;
+      }
     }
+  });
   return out;
 }
 

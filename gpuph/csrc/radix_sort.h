@@ -1,6 +1,7 @@
 // Ranking of the pixels of one image: a stable LSD radix sort of orderable float keys, so ties keep flat-index
 // order. This is the total order the whole package (CPU and CUDA) breaks ties by.
 #pragma once
+#include <algorithm>
 #include <vector>
 #include "gpuph_common.cuh"  // from kernels/
 
@@ -39,6 +40,27 @@ void radix_sort_pairs(std::vector<U>& keys, std::vector<int32_t>& items, std::ve
     keys.swap(tmp_keys);
     items.swap(tmp_items);
   }
+}
+
+// Sorts a[0, n) by the high 32 bits of each entry, stably (equal high halves keep their order): an LSD radix sort
+// that skips the digits on which all entries agree. Returns the sorted array, a or tmp (room for n entries each).
+inline uint64_t* radix_sort_hi32(uint64_t* a, size_t n, uint64_t* tmp) {
+  uint32_t hist[4][256] = {};
+  for (size_t i = 0; i < n; ++i)
+    for (int p = 0; p < 4; ++p) ++hist[p][(a[i] >> (32 + 8 * p)) & 0xff];
+  for (int p = 0; p < 4 && n > 0; ++p) {
+    uint32_t* h = hist[p];
+    if (h[(a[0] >> (32 + 8 * p)) & 0xff] == n) continue;  // every entry has the same digit here
+    uint32_t sum = 0;
+    for (int b = 0; b < 256; ++b) {
+      const uint32_t c = h[b];
+      h[b] = sum;
+      sum += c;
+    }
+    for (size_t i = 0; i < n; ++i) tmp[h[(a[i] >> (32 + 8 * p)) & 0xff]++] = a[i];
+    std::swap(a, tmp);
+  }
+  return a;
 }
 
 }  // namespace gpuph

@@ -1,6 +1,6 @@
-"""The CPU engine's fast paths for 2D V / T grids, each against an independent computation: the GPU pipeline's CPU
-emulation (``gpuph::_cubical_pairs_pipeline``: its own candidate sort, union-find and torch-sorted row order) for the
-pairs, and torch for the index helpers of the gather (``_filtration_end_index``, ``_gather_index``).
+"""The CPU engine's fast paths for 2D grids (V, T, freudenthal), each against an independent computation: the GPU
+pipeline's CPU emulation (``gpuph::_cubical_pairs_pipeline``: its own candidate sort, union-find and torch-sorted
+row order) for the pairs, and torch for the index helpers of the gather (``_filtration_end_index``, ``_gather_index``).
 
 Paths covered here and not by small grids: radix sorts of long candidate lists and of long runs of rows (ties in
 lifetime included), one large image split over two threads, workspaces kept across calls and shapes (same padded size,
@@ -17,7 +17,7 @@ import gpuph
 from gpuph._common import _gather_index_torch
 
 ops = torch.ops.gpuph
-CODES = {"V": 0, "T": 1}
+CODES = {"V": 0, "T": 1, "freudenthal": 2}
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def fields(shape, seed: int):
     yield torch.randint(0, 200, shape, generator=g).double()
 
 
-@pytest.mark.parametrize("construction", ["V", "T"])
+@pytest.mark.parametrize("construction", ["V", "T", "freudenthal"])
 @pytest.mark.parametrize("superlevel", [True, False])
 def test_long_candidate_lists_and_runs_of_rows(construction, superlevel):
     for x in fields((2, 61, 87), seed=3):
@@ -55,7 +55,7 @@ def test_long_candidate_lists_and_runs_of_rows(construction, superlevel):
         same_as_pipeline(x, construction, superlevel, mask)
 
 
-@pytest.mark.parametrize("construction", ["V", "T"])
+@pytest.mark.parametrize("construction", ["V", "T", "freudenthal"])
 def test_one_large_image_on_two_threads(construction, two_threads):
     # Fewer images than threads: the passes of one image split over the threads, the two phases side by side.
     for x in fields((1, 173, 190), seed=5):
@@ -69,7 +69,7 @@ def test_workspaces_kept_across_calls_and_shapes(two_threads):
     # 20 x 22 and 22 x 20 pad to the same number of cells with other borders; 1D grids share the workspaces too.
     g = torch.Generator().manual_seed(11)
     for shape in [(3, 20, 22), (3, 22, 20), (1, 20, 22), (5, 22, 20), (3, 20, 22), (1, 50, 40)]:
-        for construction in ("V", "T"):
+        for construction in ("V", "T", "freudenthal"):
             x = torch.randint(0, 6, shape, generator=g).double()
             same_as_pipeline(x, construction, True)
         x1 = torch.rand(4, 24 * 22, generator=g)

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 
 #include "grid_loops.h"
@@ -133,18 +134,28 @@ struct RingReps {
   uint8_t pos[256][4];
 };
 
-RingReps make_ring_reps(bool four) {
+RingReps make_ring_reps(Ring ring) {
+  const bool four = ring == Ring::axis4, hex = ring == Ring::freudenthal6;
+  // freudenthal's link: the hexagon N, E, SE, S, W, NW (ring cells 0, 2, 3, 4, 6, 7), cyclically adjacent.
+  const int hex_cells[6] = {0, 2, 3, 4, 6, 7};
   RingReps t{};
   for (int m = 0; m < 256; ++m) {
     // Components of the set bits: ring cells adjacent when consecutive, and with 8-connectivity also consecutive
-    // 4-neighbours (N-E, E-S, ...), as make_ring_tables.
+    // 4-neighbours (N-E, E-S, ...), as make_ring_tables; on the hexagon, consecutive link cells.
     int label[8];
-    for (int j = 0; j < 8; ++j) label[j] = (m >> j) & 1 ? j : -1;
+    for (int j = 0; j < 8; ++j) label[j] = (m >> j) & 1 && (!hex || ((0xdd >> j) & 1)) ? j : -1;
     for (int sweep = 0; sweep < 8; ++sweep)
       for (int j = 0; j < 8; ++j) {
         if (label[j] < 0) continue;
-        const int nbr[4] = {(j + 1) % 8, (j + 7) % 8, (j % 2 == 0 && !four) ? (j + 2) % 8 : -1,
-                            (j % 2 == 0 && !four) ? (j + 6) % 8 : -1};
+        int nbr[4] = {(j + 1) % 8, (j + 7) % 8, (j % 2 == 0 && !four) ? (j + 2) % 8 : -1,
+                      (j % 2 == 0 && !four) ? (j + 6) % 8 : -1};
+        if (hex) {
+          int i = 0;
+          while (hex_cells[i] != j) ++i;
+          nbr[0] = hex_cells[(i + 1) % 6];
+          nbr[1] = hex_cells[(i + 5) % 6];
+          nbr[2] = nbr[3] = -1;
+        }
         for (int q : nbr) {
           if (q < 0 || label[q] < 0) continue;
           const int l = std::min(label[j], label[q]);
@@ -290,7 +301,7 @@ CandidateTable make_candidate_table(const RingReps& fwd, const RingReps& rev, bo
 // outside, cell 0; the pixel itself if none), the candidates' keys in index order (into cand, branch-free: room for
 // every pixel; their number into ncand), and the least key. Offsets and pointers are locals so that the byte stores
 // cannot force reloads.
-template <bool T>
+template <Ring Fwd, Ring Rev>
 uint64_t ring_rows_key32(const GridPlan& g, int64_t r0, int64_t r1, const uint64_t* __restrict key,
                          int32_t* __restrict ptr0, int32_t* __restrict ptr1, uint8_t* __restrict ring_mask,
                          const uint8_t* __restrict is_cand, uint64_t* __restrict cand, int64_t& ncand) {
@@ -310,9 +321,11 @@ uint64_t ring_rows_key32(const GridPlan& g, int64_t r0, int64_t r1, const uint64
       const uint64_t e_max = std::max(std::max(kn, ke), std::max(ks, kw));
       const uint64_t c_min = std::min(std::min(kne, kse), std::min(ksw, knw));
       const uint64_t c_max = std::max(std::max(kne, kse), std::max(ksw, knw));
-      // V: forward 4-connectivity, reverse 8; T: forward 8, reverse 4.
-      const uint64_t mn = T ? std::min(e_min, c_min) : e_min;
-      const uint64_t mx = T ? e_max : std::max(e_max, c_max);
+      // V: forward 4-connectivity, reverse 8; T: forward 8, reverse 4; freudenthal: the hexagon both ways (the
+      // 4-neighbours and the SE / NW diagonal).
+      const uint64_t d_min = std::min(kse, knw), d_max = std::max(kse, knw);
+      const uint64_t mn = Fwd == Ring::axis4 ? e_min : std::min(e_min, Fwd == Ring::all8 ? c_min : d_min);
+      const uint64_t mx = Rev == Ring::axis4 ? e_max : std::max(e_max, Rev == Ring::all8 ? c_max : d_max);
       if (ptr0) ptr0[v] = mn < kv ? int32_t(uint32_t(mn)) : int32_t(v);
       if (ptr1) ptr1[v] = mx > kv ? (mx == ~0ull ? 0 : int32_t(uint32_t(mx))) : int32_t(v);
       ring_mask[v] = uint8_t(m);
@@ -335,7 +348,7 @@ int64_t ring_rows_generic(const GridPlan& g, const MTPlan& m, int64_t r0, int64_
   int64_t first = -1;
   for_each_pixel_rows(g, r0, r1, [&](int64_t, int64_t v) {
     int64_t p0, p1;
-    const unsigned fwd = ring_step(key, v, m.ring, !m.T, m.T, &p0, &p1);
+    const unsigned fwd = ring_step(key, v, m.ring, m.ring_cells[0], m.ring_cells[1], &p0, &p1);
     if (ptr0) ptr0[v] = int32_t(p0);
     if (ptr1) ptr1[v] = int32_t(p1);
     ring_mask[v] = uint8_t(fwd);
@@ -356,20 +369,24 @@ int64_t ring_rows_generic(const GridPlan& g, const MTPlan& m, int64_t r0, int64_
 template <typename K>
 void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspace& ws, std::vector<RawPair>* out,
             bool parallel, const PhaseDone* phase_done) {
-  static const RingReps reps4 = make_ring_reps(true), reps8 = make_ring_reps(false);
-  // [T][run0 + 2 run1]
-  static const CandidateTable cand_tables[2][4] = {
-      {make_candidate_table(reps4, reps8, false, false), make_candidate_table(reps4, reps8, true, false),
-       make_candidate_table(reps4, reps8, false, true), make_candidate_table(reps4, reps8, true, true)},
-      {make_candidate_table(reps8, reps4, false, false), make_candidate_table(reps8, reps4, true, false),
-       make_candidate_table(reps8, reps4, false, true), make_candidate_table(reps8, reps4, true, true)}};
+  static const RingReps reps4 = make_ring_reps(Ring::axis4), reps8 = make_ring_reps(Ring::all8),
+                        reps6 = make_ring_reps(Ring::freudenthal6);
+  auto tables = [](const RingReps& f, const RingReps& r) {
+    return std::array<CandidateTable, 4>{make_candidate_table(f, r, false, false), make_candidate_table(f, r, true, false),
+                                         make_candidate_table(f, r, false, true), make_candidate_table(f, r, true, true)};
+  };
+  // [construction][run0 + 2 run1]
+  static const std::array<CandidateTable, 4> cand_tables[3] = {tables(reps4, reps8), tables(reps8, reps4),
+                                                               tables(reps6, reps6)};
+  const int construction = g.construction;
   const bool T = g.min_key;
   // The ring of both phases, as the GPU pipeline gets it.
   const MTPlan m = make_mt_plan(g);
   // Forward (H0): V 4-connectivity, T 8; reverse (H1 by duality): the other.
   const RingReps* reps[2] = {T ? &reps8 : &reps4, T ? &reps4 : &reps8};
+  if (construction == kConstructionFreudenthal) reps[0] = reps[1] = &reps6;
   const bool run[2] = {ph.emit[0], ph.emit[1]};
-  const uint8_t* is_cand = cand_tables[T][int(run[0]) + 2 * int(run[1])].is;
+  const uint8_t* is_cand = cand_tables[construction][int(run[0]) + 2 * int(run[1])].is;
   for (int k = 0; k < 2; ++k)
     if (run[k]) ensure(ws.phase[k].ptr, size_t(g.P), 0);  // border cells point at cell 0, the outside
   int32_t* ptr0 = run[0] ? ws.phase[0].ptr.data() : nullptr;
@@ -387,8 +404,11 @@ void run_2d(const GridPlan& g, const K* key, const Phases& ph, MergeTreeWorkspac
     const int64_t r0 = rows * k / nparts, r1 = rows * (k + 1) / nparts;
     if constexpr (sizeof(K) == sizeof(Key32)) {
       const uint64_t* kk = reinterpret_cast<const uint64_t*>(key);
-      const uint64_t lo = T ? ring_rows_key32<true>(g, r0, r1, kk, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k])
-                            : ring_rows_key32<false>(g, r0, r1, kk, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k]);
+      constexpr Ring a4 = Ring::axis4, a8 = Ring::all8, h6 = Ring::freudenthal6;
+      const uint64_t lo =
+          construction == kConstructionV   ? ring_rows_key32<a4, a8>(g, r0, r1, kk, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k])
+          : construction == kConstructionT ? ring_rows_key32<a8, a4>(g, r0, r1, kk, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k])
+                                           : ring_rows_key32<h6, h6>(g, r0, r1, kk, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k]);
       first_of[k] = int64_t(lo & 0xffffffffu);
     } else {
       first_of[k] = ring_rows_generic(g, m, r0, r1, key, ptr0, ptr1, ring_mask, is_cand, cand, ncand[k]);

@@ -1,5 +1,5 @@
-// CPU driver of the sort-free merge trees (kernels/merge_tree.cuh) for 1D and 2D V / T grids: H0 in the forward
-// order and, for 2D, H1 by duality in the reverse order. Freudenthal and 3D grids use cubical_engine.h.
+// CPU driver of the sort-free merge trees (kernels/merge_tree.cuh) for 1D and 2D grids: H0 in the forward
+// order and, for 2D, H1 by duality in the reverse order (V, T and freudenthal). 3D grids use cubical_engine.h.
 #pragma once
 #include <functional>
 #include <memory>
@@ -31,7 +31,7 @@ struct MergeTreeWorkspace {
   MergeTreeScratch phase[2];
 };
 
-inline bool merge_tree_applies(const GridPlan& g) { return g.D <= 2 && g.construction != kConstructionFreudenthal; }
+inline bool merge_tree_applies(const GridPlan& g) { return g.D <= 2; }
 
 // A worker's workspace for grids of g's shape: the calling thread's own, kept across calls (allocating and first
 // touching the buffers on every call would cost more than the persistence of small images), or, past a size, a

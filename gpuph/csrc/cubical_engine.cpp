@@ -335,12 +335,10 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
   // Sorted compressed boundary of 2-cell (anchor, ty) into col.
   ws.edge_key.resize(size_t(g.P) * nt1);
   int64_t* ekey = ws.edge_key.data();
-  if (g.construction == kConstructionV)
-    edge_keys<2, false>(g, rank, neg, parallel, ekey);
-  else if (g.construction == kConstructionT)
-    edge_keys<4, true>(g, rank, neg, parallel, ekey);
+  if (T)
+    edge_keys<4, true>(g, rank, neg, parallel, ekey);  // an edge of T has 4 incident pixels
   else
-    edge_keys<2, false>(g, rank, neg, parallel, ekey);
+    edge_keys<2, false>(g, rank, neg, parallel, ekey);  // V, freudenthal: 2 vertices
   auto boundary = [&](int64_t anchor, int ty, std::vector<int64_t>& col) {
     const SquareType& q = sq[ty];
     col.clear();

@@ -77,8 +77,11 @@ def test_workspaces_kept_across_calls_and_shapes(two_threads):
 
 
 def test_image_past_the_kept_workspace_size():
-    x = torch.rand(1, 1460, 1440, generator=torch.Generator().manual_seed(2))  # over 2^21 padded cells
-    same_as_pipeline(x, "V", True)
+    g = torch.Generator().manual_seed(2)
+    kept = torch.rand(1, 510, 512, generator=g)  # under 2^19 padded cells: the thread's kept workspace
+    past = torch.rand(1, 1460, 1440, generator=g)  # over 2^21 (the calling thread's limit): a workspace of its own
+    for x in (kept, past, kept):
+        same_as_pipeline(x, "V", True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -518,8 +518,11 @@ bool key_and_run(const GridPlan& g, const F* x, bool superlevel, const Phases& p
 }  // namespace
 
 MergeTreeWorkspaceHandle::MergeTreeWorkspaceHandle(const GridPlan& g) {
-  // Cached up to 2^21 padded pixels (about 36 MB for float32 input: a 1024 x 1024 image).
-  constexpr int64_t kMaxCachedPixels = int64_t(1) << 21;
+  // Kept per thread, for the life of the process: up to 2^19 padded pixels (about 9 MB for float32 input, a 512 x 512
+  // image) on every thread, up to 2^21 (about 36 MB, 1024 x 1024) only on the calling thread, which runs single large
+  // images; fresh allocations of that size cost a quarter of the image's time in page faults. On the pool's threads a
+  // larger cap would hold gigabytes on many-core machines; there a task's workspace serves all its images anyway.
+  const int64_t kMaxCachedPixels = int64_t(1) << (at::in_parallel_region() ? 19 : 21);
   thread_local MergeTreeWorkspace cached;
   if (g.P > kMaxCachedPixels) {
     owned_ = std::make_unique<MergeTreeWorkspace>();

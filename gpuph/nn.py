@@ -60,10 +60,17 @@ class _CubicalLoss(CubicalPersistence):
     """Shared part of the loss modules: the persistence settings of :class:`CubicalPersistence`, computing only the
     one dimension the loss needs, and a weight."""
 
-    def __init__(self, dim: int, weight: float, superlevel: bool, construction: str, spatial_dims: int | None) -> None:
+    def __init__(
+        self, dim: int, reduction: str, weight: float, superlevel: bool, construction: str, spatial_dims: int | None
+    ) -> None:
         super().__init__(_check_dim(dim), superlevel, construction, spatial_dims)
+        _check_reduction(reduction)
         self.dim = self.dims
+        self.reduction = reduction
         self.weight = float(weight)
+
+    def _weighted(self, value: Tensor) -> Tensor:
+        return value if self.weight == 1.0 else self.weight * value
 
     def diagrams(self, x: Tensor) -> Diagrams:
         """The diagrams (dimension ``dim`` only) that the loss is computed from."""
@@ -116,15 +123,12 @@ class TopologyLoss(_CubicalLoss):
         construction: str = "V",
         spatial_dims: int | None = None,
     ) -> None:
-        super().__init__(dim, weight, superlevel, construction, spatial_dims)
-        _check_reduction(reduction)
+        super().__init__(dim, reduction, weight, superlevel, construction, spatial_dims)
         self.p, self.q = _check_exponent("p", p), _check_exponent("q", q)
         self.i0 = _check_i0(i0)
-        self.reduction = reduction
 
     def forward(self, x: Tensor) -> Tensor:
-        energy = persistence_energy(self.diagrams(x), self.dim, self.p, self.q, self.i0, self.reduction)
-        return energy if self.weight == 1.0 else self.weight * energy
+        return self._weighted(persistence_energy(self.diagrams(x), self.dim, self.p, self.q, self.i0, self.reduction))
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, p={self.p}, q={self.q}, i0={self.i0}, reduction={self.reduction!r}, "
@@ -156,15 +160,12 @@ class BettiLoss(_CubicalLoss):
         construction: str = "V",
         spatial_dims: int | None = None,
     ) -> None:
-        super().__init__(dim, weight, superlevel, construction, spatial_dims)
-        _check_reduction(reduction)
+        super().__init__(dim, reduction, weight, superlevel, construction, spatial_dims)
         self.k = _check_k(k)
         self.p = _check_exponent("p", p)
-        self.reduction = reduction
 
     def forward(self, x: Tensor) -> Tensor:
-        value = betti_loss(self.diagrams(x), self.dim, self.k, self.p, self.reduction)
-        return value if self.weight == 1.0 else self.weight * value
+        return self._weighted(betti_loss(self.diagrams(x), self.dim, self.k, self.p, self.reduction))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, k={self.k}, p={self.p}, reduction={self.reduction!r}, " + self._settings_repr()

@@ -107,42 +107,48 @@ enum class Ring : uint8_t {
   freudenthal6 = 0xdd  // N, E, SE, S, W, NW
 };
 
-// Runs of set cells around the hexagon of freudenthal's 2D link (ring cells 0, 2, 3, 4, 6, 7 in cyclic order).
-GPUPH_HD int hexagon_runs(unsigned m) {
-  const int hex[6] = {0, 2, 3, 4, 6, 7};
-  int runs = 0;
-  for (int i = 0; i < 6; ++i) runs += ((m >> hex[i]) & 1) && !((m >> hex[(i + 5) % 6]) & 1);
-  return runs == 0 && (m & 0xddu) == 0xddu ? 1 : runs;
+// Components of the set cells of ring mask m under a phase's adjacency: label[j] is the smallest cell of j's
+// component, -1 for cells not set (or, on the hexagon, not in it). axis4 and all8: consecutive ring cells are adjacent
+// (a corner joins its two 4-neighbours), and with all8 also consecutive 4-neighbours (N-E, E-S, ...); freudenthal6:
+// consecutive cells of the hexagon N, E, SE, S, W, NW (ring cells 0, 2, 3, 4, 6, 7), NE and SW left out.
+inline void ring_components(unsigned m, Ring ring, int label[8]) {
+  const int hex_next[8] = {2, -1, 3, 4, 6, -1, 7, 0};  // the next hexagon cell, cyclically
+  const bool hex = ring == Ring::freudenthal6;
+  for (int j = 0; j < 8; ++j) label[j] = ((m >> j) & 1) && (!hex || ((unsigned(Ring::freudenthal6) >> j) & 1)) ? j : -1;
+  // Propagate the smallest label along adjacencies until stable (8 cells: 8 sweeps suffice).
+  for (int sweep = 0; sweep < 8; ++sweep)
+    for (int j = 0; j < 8; ++j) {
+      if (label[j] < 0) continue;
+      const int nbr[2] = {hex ? hex_next[j] : (j + 1) % 8, !hex && ring == Ring::all8 && j % 2 == 0 ? (j + 2) % 8 : -1};
+      for (const int q : nbr) {
+        if (q < 0 || label[q] < 0) continue;
+        const int l = label[j] < label[q] ? label[j] : label[q];
+        label[j] = label[q] = l;
+      }
+    }
 }
 
 inline RingTables make_ring_tables() {
   RingTables t{};
   for (int m = 0; m < 256; ++m) {
-    for (int conn = 4; conn <= 8; conn += 4) {
-      int label[8];
-      for (int j = 0; j < 8; ++j) label[j] = (m >> j) & 1 ? j : -1;
-      // Propagate the smallest label along adjacencies until stable (8 cells: a few sweeps suffice).
-      for (int sweep = 0; sweep < 8; ++sweep)
-        for (int j = 0; j < 8; ++j) {
-          if (label[j] < 0) continue;
-          const int nbr[3] = {(j + 1) % 8, (j + 7) % 8, (j % 2 == 0 && conn == 8) ? (j + 2) % 8 : -1};
-          const int nbr2 = (j % 2 == 0 && conn == 8) ? (j + 6) % 8 : -1;
-          for (int q : {nbr[0], nbr[1], nbr[2], nbr2}) {
-            if (q < 0 || label[q] < 0) continue;
-            const int l = label[j] < label[q] ? label[j] : label[q];
-            label[j] = label[q] = l;
-          }
-        }
-      int count = 0;
-      for (int j = 0; j < 8; ++j) {
-        if (label[j] != j) continue;  // not a component's representative
-        bool counts = conn == 8;
-        for (int q = 0; q < 8 && !counts; q += 2) counts = label[q] == j;
-        count += counts;
-      }
-      (conn == 4 ? t.comp4 : t.comp8)[m] = uint8_t(count);
+    int label[8];
+    // 4-connectivity counts only the components that reach a 4-neighbour (a corner alone is no graph neighbour).
+    ring_components(unsigned(m), Ring::axis4, label);
+    int count = 0;
+    for (int c = 0; c < 8; ++c) {
+      bool counts = false;
+      for (int q = 0; q < 8; q += 2) counts = counts || label[q] == c;
+      count += counts;
     }
-    t.comp6[m] = uint8_t(hexagon_runs(unsigned(m)));
+    t.comp4[m] = uint8_t(count);
+    const Ring whole[2] = {Ring::all8, Ring::freudenthal6};
+    uint8_t* table[2] = {t.comp8, t.comp6};
+    for (int k = 0; k < 2; ++k) {
+      ring_components(unsigned(m), whole[k], label);
+      count = 0;
+      for (int j = 0; j < 8; ++j) count += label[j] == j;
+      table[k][m] = uint8_t(count);
+    }
   }
   return t;
 }

@@ -135,36 +135,13 @@ struct RingReps {
 };
 
 RingReps make_ring_reps(Ring ring) {
-  const bool four = ring == Ring::axis4, hex = ring == Ring::freudenthal6;
-  // freudenthal's link: the hexagon N, E, SE, S, W, NW (ring cells 0, 2, 3, 4, 6, 7), cyclically adjacent.
-  const int hex_cells[6] = {0, 2, 3, 4, 6, 7};
   RingReps t{};
   for (int m = 0; m < 256; ++m) {
-    // Components of the set bits: ring cells adjacent when consecutive, and with 8-connectivity also consecutive
-    // 4-neighbours (N-E, E-S, ...), as make_ring_tables; on the hexagon, consecutive link cells.
     int label[8];
-    for (int j = 0; j < 8; ++j) label[j] = (m >> j) & 1 && (!hex || ((0xdd >> j) & 1)) ? j : -1;
-    for (int sweep = 0; sweep < 8; ++sweep)
-      for (int j = 0; j < 8; ++j) {
-        if (label[j] < 0) continue;
-        int nbr[4] = {(j + 1) % 8, (j + 7) % 8, (j % 2 == 0 && !four) ? (j + 2) % 8 : -1,
-                      (j % 2 == 0 && !four) ? (j + 6) % 8 : -1};
-        if (hex) {
-          int i = 0;
-          while (hex_cells[i] != j) ++i;
-          nbr[0] = hex_cells[(i + 1) % 6];
-          nbr[1] = hex_cells[(i + 5) % 6];
-          nbr[2] = nbr[3] = -1;
-        }
-        for (int q : nbr) {
-          if (q < 0 || label[q] < 0) continue;
-          const int l = std::min(label[j], label[q]);
-          label[j] = label[q] = l;
-        }
-      }
-    for (int c = 0; c < 8; ++c) {  // c: a component's label; its first allowed cell represents it
+    ring_components(unsigned(m), ring, label);  // the components that make_ring_tables counts
+    for (int c = 0; c < 8; ++c) {  // c: a component's label; its first cell of the phase's neighbourhood represents it
       for (int j = 0; j < 8; ++j)
-        if (label[j] == c && (!four || j % 2 == 0)) {
+        if (label[j] == c && ((unsigned(ring) >> j) & 1)) {
           t.pos[m][t.count[m]++] = uint8_t(j);
           break;
         }

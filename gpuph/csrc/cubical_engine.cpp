@@ -3,7 +3,9 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "grid_loops.h"
@@ -14,11 +16,13 @@ namespace gpuph {
 
 namespace {
 
+std::atomic<bool> force_wide{false};
+
 // Writes the padded rank array, order and value classes from keys sorted together with padded indices.
 template <typename U>
 void finish_ranking(const GridPlan& g, const std::vector<U>& sorted_keys, Workspace& ws) {
   const int64_t N = g.N;
-  ws.rank.assign(size_t(g.P), kBorderRank);
+  ws.rank.assign(size_t(g.P) + 1, kBorderRank);  // the last entry: T's outside (top_by_duality)
   ws.vclass.resize(size_t(N));
   int32_t cls = 0;
   for (int64_t r = 0; r < N; ++r) {
@@ -32,14 +36,72 @@ void finish_ranking(const GridPlan& g, const std::vector<U>& sorted_keys, Worksp
 inline int64_t cell_id(const DimPlan& p, int64_t anchor, int ty) { return anchor * p.ntypes + ty; }
 
 // -------------------------------------------------------------------------------------------------------------
+// Star tests by bit operations. Every vertex gets one mask of its 3^D - 1 neighbours, set for those that come earlier
+// in the direction of the star tests (in_flat_star): lower rank for V / freudenthal (max keys), higher rank for T
+// (min keys, the border always). One streaming pass in memory order computes them; the loops in rank order then
+// find the cells of a star with bit operations instead of one data-dependent branch per cell, and read one word
+// per vertex instead of its neighbours' ranks.
+
+// need[e]: the neighbours that star entry e's other key vertices are.
+struct StarNeeds {
+  int n;
+  uint32_t need[kMaxStar];
+};
+
+StarNeeds star_needs(const GridPlan& g, const FlatStar& st) {
+  StarNeeds s{};
+  s.n = st.n;
+  for (int e = 0; e < st.n; ++e)
+    for (int j = 0; j < st.nother[e]; ++j) {
+      const int k = int(std::find(g.pix_nb, g.pix_nb + g.npix_nb, st.other[e][j]) - g.pix_nb);
+      if (k == g.npix_nb) throw std::logic_error("gpuph: a star cell's key vertex is not a grid neighbour");
+      s.need[e] |= 1u << k;
+    }
+  return s;
+}
+
+// Bit e set iff star entry e is a cell whose key vertex is the vertex of neighbour mask m.
+inline uint64_t star_mask(const StarNeeds& s, uint32_t m) {
+  uint64_t out = 0;
+  for (int e = 0; e < s.n; ++e) out |= uint64_t((m & s.need[e]) == s.need[e]) << e;
+  return out;
+}
+
+// Row by row, one neighbour at a time, so that the comparisons run on contiguous lanes (vectorised).
+template <bool Later>
+void neighbour_masks(const GridPlan& g, const int32_t* rank, uint32_t* mask) {
+  const int64_t len = g.n[g.D - 1];
+  for_each_row_par(g, [&](int64_t row) {
+    const int32_t* rr = rank + row;
+    uint32_t* m = mask + row;
+    for (int64_t c = 0; c < len; ++c) m[c] = 0;
+    for (int k = 0; k < g.npix_nb; ++k) {
+      const int32_t* rn = rr + g.pix_nb[k];
+      const uint32_t bit = 1u << k;
+      for (int64_t c = 0; c < len; ++c) m[c] |= (Later ? rn[c] > rr[c] : rn[c] < rr[c]) ? bit : 0u;
+    }
+  });
+}
+
+void neighbour_masks(const GridPlan& g, Workspace& ws) {
+  ws.nb_mask.resize(size_t(g.P));
+  if (g.min_key)
+    neighbour_masks<true>(g, ws.rank.data(), ws.nb_mask.data());
+  else
+    neighbour_masks<false>(g, ws.rank.data(), ws.nb_mask.data());
+}
+
+// -------------------------------------------------------------------------------------------------------------
 // H0: vertices (V, freudenthal) in rank order, merging with the earlier endpoints of the edges of their lower star,
 // visited in star-code order so that the negative edges are exactly those of the total order (for compression).
 void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark_negative, std::vector<RawPair>& out) {
   const FlatStar st = flatten_star(g, 1);
+  const StarNeeds needs = star_needs(g, st);
   const int nt1 = g.dim[1].ntypes;
   const int32_t* rank = ws.rank.data();
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
+  const uint32_t* nb_mask = ws.nb_mask.data();
   ws.parent0.resize(size_t(g.P));
   int32_t* parent = ws.parent0.data();
   uint8_t* neg = nullptr;
@@ -48,21 +110,21 @@ void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark
     neg = ws.negative_edge.data();
   }
   const bool emit = ph.emit[0];
-  const int n = st.n;
   int64_t other[kMaxStar], edge_id[kMaxStar];
-  for (int e = 0; e < n; ++e) {
+  for (int e = 0; e < st.n; ++e) {
     other[e] = st.other[e][0];
     edge_id[e] = st.anchor[e] * nt1 + st.type[e];
   }
   const int64_t N = g.N;
+  constexpr int64_t kAhead = 8;  // prefetch distance, in vertices
   for (int64_t r = 0; r < N; ++r) {
+    if (r + kAhead < N) __builtin_prefetch(nb_mask + order[r + kAhead]);
     const int32_t v = order[r];
     parent[v] = v;
     bool attached = false;
-    for (int e = 0; e < n; ++e) {
-      const int32_t u = int32_t(v + other[e]);
-      if (rank[u] >= r) continue;
-      const int32_t ru = uf_find(parent, u);
+    for (uint64_t s = star_mask(needs, nb_mask[v]); s; s &= s - 1) {
+      const int e = __builtin_ctzll(s);
+      const int32_t ru = uf_find(parent, int32_t(v + other[e]));
       const int32_t rv = attached ? uf_find(parent, v) : v;
       if (ru == rv) continue;
       // Elder rule: the root of smaller rank is older; the younger one dies here.
@@ -76,21 +138,22 @@ void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark
   if (emit) out.push_back({0, order[0], -1});
 }
 
-// H0 of T: pixels in rank order, merging with earlier pixels of their 8 / 26 neighbourhood.
+// H0 of T: pixels in rank order, merging with earlier pixels of their 8 / 26 neighbourhood (the clear bits of T's
+// neighbour masks, which mark the later ones and the border).
 void h0_pixels(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out) {
   const int32_t* rank = ws.rank.data();
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
+  const uint32_t* nb_mask = ws.nb_mask.data();
+  const uint32_t all = uint32_t((uint64_t(1) << g.npix_nb) - 1);
   ws.parent0.resize(size_t(g.P));
   int32_t* parent = ws.parent0.data();
   for (int64_t r = 0; r < g.N; ++r) {
     const int32_t v = order[r];
     parent[v] = v;
     bool attached = false;
-    for (int k = 0; k < g.npix_nb; ++k) {
-      const int32_t u = int32_t(v + g.pix_nb[k]);
-      if (rank[u] >= r) continue;
-      const int32_t ru = uf_find(parent, u);
+    for (uint32_t s = ~nb_mask[v] & all; s; s &= s - 1) {
+      const int32_t ru = uf_find(parent, int32_t(v + g.pix_nb[__builtin_ctz(s)]));
       const int32_t rv = attached ? uf_find(parent, v) : v;
       if (ru == rv) continue;
       const int32_t young = rank[ru] < rank[rv] ? rv : ru;
@@ -106,23 +169,61 @@ void h0_pixels(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<R
 // -------------------------------------------------------------------------------------------------------------
 // H_{D-1} by duality: (D-1)-cells in reverse total order join the top cells on their two sides (or the outside).
 // A component is born, in reverse, with its latest top cell; when two meet, the one born last in reverse (the
-// smaller forward key) dies: the (D-1)-cell is the birth of a class that this top cell kills.
-void top_by_duality(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark_positive, std::vector<RawPair>& out) {
+// smaller forward key) dies: the (D-1)-cell is the birth of a class that this top cell kills. The top cells that
+// leave the grid start out joined to the outside, whose key (kBorderRank) is larger than every cell's: it is the
+// oldest component, with no special case in the loop. I indexes the top cells (int32 where they fit).
+template <typename I>
+void top_union_find(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<I>& parent_buf, const int32_t* tkey,
+                    int64_t ntop, bool mark_positive, std::vector<RawPair>& out) {
   const int D = g.D;
   const FlatStar st = flatten_star(g, D - 1);
+  const StarNeeds needs = star_needs(g, st);
+  const uint32_t* nb_mask = ws.nb_mask.data();
   const int nface = g.dim[D - 1].ntypes;
-  const DimPlan& top = g.dim[D];
-  const int32_t* rank = ws.rank.data();
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
+  const I outside = I(g.P * ntop);
+  parent_buf.resize(size_t(outside) + 1);
+  I* parent = parent_buf.data();
+  for (I i = 0; i <= outside; ++i) parent[i] = tkey[i] == kBorderRank ? outside : i;
+  uint8_t* pos = nullptr;
+  if (mark_positive) {
+    ws.positive_face.assign(size_t(g.P) * nface, 0);
+    pos = ws.positive_face.data();
+  }
+  int64_t face_id[kMaxStar];
+  for (int e = 0; e < st.n; ++e) face_id[e] = st.anchor[e] * nface + st.type[e];
+  const bool emit = ph.emit[D - 1];
+  constexpr int64_t kAhead = 8;  // prefetch distance, in vertices
+  for (int64_t r = g.N - 1; r >= 0; --r) {
+    if (r >= kAhead) __builtin_prefetch(nb_mask + order[r - kAhead]);
+    const int32_t v = order[r];
+    const I vbase = I(int64_t(v) * ntop);
+    for (uint64_t s = star_mask(needs, nb_mask[v]); s; s &= ~(uint64_t(1) << (63 - __builtin_clzll(s)))) {
+      const int e = 63 - __builtin_clzll(s);
+      const I r0 = uf_find(parent, I(vbase + st.cof_id[e][0])), r1 = uf_find(parent, I(vbase + st.cof_id[e][1]));
+      if (r0 == r1) continue;
+      // Older in reverse = larger forward key (key rank, then id).
+      const bool r0_older = tkey[r0] != tkey[r1] ? tkey[r0] > tkey[r1] : r0 > r1;
+      const I young = r0_older ? r1 : r0;
+      parent[young] = r0_older ? r0 : r1;
+      if (pos) pos[int64_t(v) * nface + face_id[e]] = 1;
+      const int32_t death_rank = tkey[young];
+      if (emit && vcls[r] != vcls[death_rank]) out.push_back({D - 1, v, order[death_rank]});
+    }
+  }
+}
+
+void top_by_duality(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark_positive, std::vector<RawPair>& out) {
+  const DimPlan& top = g.dim[g.D];
+  const int32_t* rank = ws.rank.data();
   const bool T = g.min_key;  // T: the top cells are the pixels themselves, keyed by their rank
   const int ntop = T ? 1 : top.ntypes;
   const int64_t ntop_ids = g.P * ntop;
-  const int64_t outside = ntop_ids;
-  // Key rank of each top cell; kBorderRank for cells that leave the grid (they are all "the outside").
-  const int32_t* tkey = rank;
+  // Key rank of each top cell and of the outside (the last entry); kBorderRank for cells that leave the grid.
+  const int32_t* tkey = rank;  // T: rank has the outside's entry too
   if (!T) {
-    ws.top_key.resize(size_t(ntop_ids));
+    ws.top_key.resize(size_t(ntop_ids + 1));
     int32_t* k = ws.top_key.data();
     int nkey[kMaxTypes];
     int64_t key[kMaxTypes][kMaxKeyVerts];
@@ -146,42 +247,13 @@ void top_by_duality(const GridPlan& g, const Phases& ph, Workspace& ws, bool mar
         k[a * ntop + ty] = best;
       }
     }
+    k[ntop_ids] = kBorderRank;
     tkey = k;
   }
-  ws.parent_top.resize(size_t(ntop_ids + 1));
-  int64_t* parent = ws.parent_top.data();
-  for (int64_t i = 0; i <= ntop_ids; ++i) parent[i] = i;
-  uint8_t* pos = nullptr;
-  if (mark_positive) {
-    ws.positive_face.assign(size_t(g.P) * nface, 0);
-    pos = ws.positive_face.data();
-  }
-  int64_t face_id[kMaxStar];
-  for (int e = 0; e < st.n; ++e) face_id[e] = st.anchor[e] * nface + st.type[e];
-  const bool emit = ph.emit[D - 1];
-  for (int64_t r = g.N - 1; r >= 0; --r) {
-    const int32_t v = order[r];
-    const int64_t vbase = int64_t(v) * ntop;
-    for (int e = st.n - 1; e >= 0; --e) {
-      if (!in_flat_star(st, T, rank, v, int32_t(r), e)) continue;
-      int64_t side0 = vbase + st.cof_id[e][0], side1 = vbase + st.cof_id[e][1];
-      if (tkey[side0] == kBorderRank) side0 = outside;
-      if (tkey[side1] == kBorderRank) side1 = outside;
-      const int64_t r0 = uf_find(parent, side0), r1 = uf_find(parent, side1);
-      if (r0 == r1) continue;
-      // Older in reverse = larger forward key (key rank, then id); the outside is the oldest of all.
-      bool r0_older;
-      if (r0 == outside || r1 == outside)
-        r0_older = r0 == outside;
-      else
-        r0_older = tkey[r0] != tkey[r1] ? tkey[r0] > tkey[r1] : r0 > r1;
-      const int64_t young = r0_older ? r1 : r0;
-      parent[young] = r0_older ? r0 : r1;
-      if (pos) pos[int64_t(v) * nface + face_id[e]] = 1;
-      const int32_t death_rank = tkey[young];
-      if (emit && vcls[r] != vcls[death_rank]) out.push_back({D - 1, v, order[death_rank]});
-    }
-  }
+  if (ntop_ids < std::numeric_limits<int32_t>::max() && !force_wide)
+    top_union_find<int32_t>(g, ph, ws, ws.parent_top32, tkey, ntop, mark_positive, out);
+  else
+    top_union_find<int64_t>(g, ph, ws, ws.parent_top64, tkey, ntop, mark_positive, out);
 }
 
 // -------------------------------------------------------------------------------------------------------------
@@ -198,7 +270,7 @@ void for_each_anchor_3d(const GridPlan& g, int64_t lo, int64_t hi_extra, int64_t
     }
 }
 
-// Per 2-cell type: key vertices, star codes, and boundary edges (id delta, key vertex deltas, star codes).
+// Per 2-cell type: key vertices, their star codes, and the id deltas of the boundary edges.
 struct SquareType {
   int nt1;  // edge types per anchor (edge id = anchor * nt1 + type)
   int nkey;
@@ -206,9 +278,6 @@ struct SquareType {
   int code[kMaxKeyVerts];
   int nbnd;
   int64_t bnd_id[kMaxBoundary];
-  int bnd_nkey[kMaxBoundary];
-  int64_t bnd_key[kMaxBoundary][kMaxKeyVerts];
-  int bnd_code[kMaxBoundary][kMaxKeyVerts];
 };
 
 // Key rank and key-vertex index of the cell whose key vertices are anchor + key[0..NK); min for T, max otherwise.
@@ -229,8 +298,8 @@ inline int32_t key_rank(const int32_t* rank, int64_t anchor, const int64_t* key,
 
 // Every edge's packed key (key rank, star code), computed once: an edge bounds up to four 2-cells. -1 for
 // compressed (negative) edges and for anchors whose edge would leave the padded array (no 2-cell reaches them).
-template <int NK1, bool MinKey>
-void edge_keys(const GridPlan& g, const int32_t* rank, const uint8_t* neg, bool parallel, int64_t* ekey) {
+template <typename K, int NK1, bool MinKey>
+void edge_keys(const GridPlan& g, const int32_t* rank, const uint8_t* neg, bool parallel, K* ekey) {
   const DimPlan& d1 = g.dim[1];
   const int nt1 = d1.ntypes;
   int64_t lo = 0, hi = 0;  // the key vertices' offset range over all edge types
@@ -249,53 +318,65 @@ void edge_keys(const GridPlan& g, const int32_t* rank, const uint8_t* neg, bool 
         }
         int ej;
         const int32_t er = key_rank<NK1, MinKey>(rank, a, d1.key[ty], &ej);
-        ekey[eid] = pack_cell_key(er, d1.star_code[ty][ej]);
+        ekey[eid] = K(pack_cell_key(er, d1.star_code[ty][ej]));
       }
   });
 }
 
-// Pass 1 of the H1 reduction over axis-0 planes [i0, i1): every column's key and pivot edge, and every row's oldest
-// column (scatter-min). The counts are template parameters so that the loops unroll: (NK2, NB) = key vertices of a
-// 2-cell and its boundary edges: V (4, 4), T (2, 4), freudenthal (3, 3).
-template <int NK2, int NB, bool MinKey>
-void column_pass(const GridPlan& g, const SquareType* sq, int nt2, const int32_t* rank, const uint8_t* pos,
-                 const int64_t* ekey, int64_t i0, int64_t i1, int64_t* col_key, int64_t* col_pivot,
-                 int64_t* col_pivot_key, int64_t* row_oldest) {
+// Calls f(key, boundary edge ids, their keys, their count, index of the pivot) for every column (a 2-cell of the grid that is
+// not cleared and whose compressed boundary is not empty) anchored in axis-0 planes [i0, i1), in memory order. The
+// counts are template parameters so that the loops unroll: (NK2, NB) = key vertices of a 2-cell and its boundary
+// edges: V (4, 4), T (2, 4), freudenthal (3, 3).
+template <typename K, int NK2, int NB, bool MinKey, typename Fn>
+void for_each_column(const GridPlan& g, const SquareType* sq, int nt2, const int32_t* rank, const uint8_t* pos,
+                     const K* ekey, int64_t i0, int64_t i1, Fn&& f) {
   // V / freudenthal anchors are vertices (padded coords 1..n); T anchors are upper incident pixels (1..n+1).
   for_each_anchor_3d(g, 1, MinKey ? 2 : 1, i0, i1, [&](int64_t anchor) {
     for (int ty = 0; ty < nt2; ++ty) {
-      const int64_t sid = anchor * nt2 + ty;
       const SquareType& q = sq[ty];
       int bj;
       const int32_t best = key_rank<NK2, MinKey>(rank, anchor, q.key, &bj);
-      if (best == kBorderRank || pos[sid]) continue;  // not a cell of the grid, or cleared
-      const int64_t key = pack_cell_key(best, q.code[bj]);
-      int64_t piv = -1, piv_id = -1;
+      if (best == kBorderRank || pos[anchor * nt2 + ty]) continue;  // not a cell of the grid, or cleared
+      int64_t eid[NB];
+      K ek[NB];
+      K piv = -1;
+      int pb = -1;
       for (int b = 0; b < NB; ++b) {
-        const int64_t eid = anchor * q.nt1 + q.bnd_id[b];
-        const int64_t ek = ekey[eid];
-        if (ek < 0) continue;  // compressed
-        if (ek > piv) {
-          piv = ek;
-          piv_id = eid;
+        eid[b] = anchor * q.nt1 + q.bnd_id[b];
+        ek[b] = ekey[eid[b]];
+        if (ek[b] > piv) {
+          piv = ek[b];
+          pb = b;
         }
-        if (key < row_oldest[eid]) row_oldest[eid] = key;
       }
-      if (piv_id < 0) continue;  // empty compressed boundary: a positive cell (clearing would have caught it)
-      col_key[sid] = key;
-      col_pivot[sid] = piv_id;
-      col_pivot_key[sid] = piv;
+      if (pb < 0) continue;  // empty compressed boundary: a positive cell (clearing would have caught it)
+      f(K(pack_cell_key(best, q.code[bj])), eid, ek, NB, pb);
     }
   });
 }
 
+// for_each_column with the construction's counts.
+template <typename K, typename Fn>
+void for_each_column_of(const GridPlan& g, const SquareType* sq, int nt2, const int32_t* rank, const uint8_t* pos,
+                        const K* ekey, int64_t i0, int64_t i1, Fn&& f) {
+  if (g.construction == kConstructionV)
+    for_each_column<K, 4, 4, false>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
+  else if (g.construction == kConstructionT)
+    for_each_column<K, 2, 4, true>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
+  else
+    for_each_column<K, 3, 3, false>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
+}
+
 // H1 of 3D. The columns are the negative 2-cells (clearing), the rows the positive edges (compression), both in the
 // total order. First, in memory order and without any sequential dependency (one thread per cell on a GPU):
-// every column's pivot (its youngest row) and every row's oldest column; a column that is the oldest column of its
-// own pivot is an apparent pair and needs no reduction. Only the remaining columns are reduced, in order; when one
-// of them needs an apparent column, its boundary is regenerated from the grid instead of being stored.
-void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, bool compressed, bool parallel,
-                         std::vector<RawPair>& out) {
+// every row's oldest column (pass 1), then every column's pivot (its youngest row); a column that is the oldest
+// column of its own pivot is an apparent pair and needs no reduction (pass 2). Only the remaining columns are
+// reduced, in order (pass 3); when one of them needs an apparent column, its boundary is regenerated from the grid
+// instead of being stored. K holds a packed key: int32 when every key of the image fits (fewer than 2^25 pixels), which halves
+// the memory the passes stream through.
+template <typename K>
+void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, MiddleBuffers<K>& mb, bool compressed,
+                         bool parallel, std::vector<RawPair>& out) {
   const FlatStar st = flatten_star(g, 2);
   const FlatStar edges = flatten_star(g, 1);
   const DimPlan& d1 = g.dim[1];
@@ -309,7 +390,7 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
   const uint8_t* pos = ws.positive_face.data();
   const uint8_t* neg = compressed ? ws.negative_edge.data() : nullptr;
   const bool emit = ph.emit[1];
-  constexpr int64_t kNone = INT64_MAX;
+  constexpr K kNone = std::numeric_limits<K>::max();
 
   SquareType sq[kMaxTypes];
   for (int ty = 0; ty < nt2; ++ty) {
@@ -321,130 +402,125 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, boo
       q.code[j] = d2.star_code[ty][j];
     }
     q.nbnd = d2.nbnd[ty];
-    for (int b = 0; b < q.nbnd; ++b) {
-      const int et = d2.bnd_type[ty][b];
-      const int64_t ea = d2.bnd_shift[ty][b];
-      q.bnd_id[b] = ea * nt1 + et;
-      q.bnd_nkey[b] = d1.nkey[et];
-      for (int j = 0; j < d1.nkey[et]; ++j) {
-        q.bnd_key[b][j] = ea + d1.key[et][j];
-        q.bnd_code[b][j] = d1.star_code[et][j];
-      }
-    }
+    for (int b = 0; b < q.nbnd; ++b) q.bnd_id[b] = d2.bnd_shift[ty][b] * nt1 + d2.bnd_type[ty][b];
   }
-  // Sorted compressed boundary of 2-cell (anchor, ty) into col.
-  ws.edge_key.resize(size_t(g.P) * nt1);
-  int64_t* ekey = ws.edge_key.data();
+  mb.edge_key.resize(size_t(g.P) * nt1);
+  K* ekey = mb.edge_key.data();
   if (T)
-    edge_keys<4, true>(g, rank, neg, parallel, ekey);  // an edge of T has 4 incident pixels
+    edge_keys<K, 4, true>(g, rank, neg, parallel, ekey);  // an edge of T has 4 incident pixels
   else
-    edge_keys<2, false>(g, rank, neg, parallel, ekey);  // V, freudenthal: 2 vertices
-  auto boundary = [&](int64_t anchor, int ty, std::vector<int64_t>& col) {
+    edge_keys<K, 2, false>(g, rank, neg, parallel, ekey);  // V, freudenthal: 2 vertices
+  // Sorted compressed boundary of 2-cell (anchor, ty) into col, as entries (key, edge id).
+  using E = typename MiddleBuffers<K>::Entry;
+  constexpr int kShift = MiddleBuffers<K>::kEntryShift;
+  constexpr E kEidMask = (E(1) << kShift) - 1;
+  auto boundary = [&](int64_t anchor, int ty, std::vector<E>& col) {
     const SquareType& q = sq[ty];
     col.clear();
     for (int b = 0; b < q.nbnd; ++b) {
-      const int64_t ek = ekey[anchor * nt1 + q.bnd_id[b]];
-      if (ek >= 0) col.push_back(ek);
+      const int64_t eid = anchor * nt1 + q.bnd_id[b];
+      const K ek = ekey[eid];
+      if (ek >= 0) col.push_back(E(ek) << kShift | E(eid));
     }
     std::sort(col.begin(), col.end());
   };
+  // The column of 2-cell key c.
+  auto column = [&](K c, std::vector<E>& col) {
+    const int code = int(c & 63);
+    boundary(order[c >> 6] + st.anchor[code], st.type[code], col);
+  };
 
-
-  // Pass 1: column keys and pivots; every row's oldest column (scatter-min).
-  const int64_t ncell2 = g.P * nt2;
-  ws.col_key.assign(size_t(ncell2), kNone);
-  ws.col_pivot.resize(size_t(ncell2));
-  ws.col_pivot_key.resize(size_t(ncell2));
-  ws.row_oldest.assign(size_t(g.P) * nt1, kNone);
-  int64_t* col_key = ws.col_key.data();
-  int64_t* col_pivot = ws.col_pivot.data();
-  int64_t* col_pivot_key = ws.col_pivot_key.data();
-  int64_t* row_oldest = ws.row_oldest.data();
   // Squares of plane i touch edges of planes i and i + 1 only: slabs separated by one plane run in parallel, the
   // separating planes afterwards.
   const int64_t planes = g.n[0] + (T ? 2 : 1);
-  auto pass = [&](int64_t i0, int64_t i1) {
-    if (i0 < 1) i0 = 1;
-    if (i1 > planes) i1 = planes;
-    if (i0 >= i1) return;
-    if (g.construction == kConstructionV)
-      column_pass<4, 4, false>(g, sq, nt2, rank, pos, ekey, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
-    else if (g.construction == kConstructionT)
-      column_pass<2, 4, true>(g, sq, nt2, rank, pos, ekey, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
-    else
-      column_pass<3, 3, false>(g, sq, nt2, rank, pos, ekey, i0, i1, col_key, col_pivot, col_pivot_key, row_oldest);
+  const int nslabs = parallel ? std::max(1, std::min<int>(at::get_num_threads(), int(planes / 8))) : 1;
+  const int64_t width = (planes - 1 + nslabs - 1) / nslabs;
+  auto columns = [&](int64_t i0, int64_t i1, auto&& f) {
+    i0 = std::max<int64_t>(i0, 1);
+    i1 = std::min(i1, planes);
+    if (i0 < i1) for_each_column_of<K>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
   };
-  const int nslabs = parallel ? std::min<int>(at::get_num_threads(), int(planes / 8)) : 1;
+
+  // Pass 1: every row's oldest column (scatter-min).
+  mb.row_oldest.assign(size_t(g.P) * nt1, kNone);
+  K* row_oldest = mb.row_oldest.data();
+  auto oldest = [&](K key, const int64_t* eid, const K* ek, int nb, int) {
+    for (int b = 0; b < nb; ++b)
+      if (ek[b] >= 0 && key < row_oldest[eid[b]]) row_oldest[eid[b]] = key;
+  };
   if (nslabs <= 1) {
-    pass(1, planes);
+    columns(1, planes, oldest);
   } else {
-    const int64_t width = (planes - 1 + nslabs - 1) / nslabs;
     at::parallel_for(0, nslabs, 1, [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) pass(1 + k * width, 1 + (k + 1) * width - 1);
+      for (int64_t k = b; k < e; ++k) columns(1 + k * width, 1 + (k + 1) * width - 1, oldest);
     });
-    for (int64_t k = 0; k < nslabs; ++k) pass(1 + (k + 1) * width - 1, 1 + (k + 1) * width);
+    for (int64_t k = 0; k < nslabs; ++k) columns(1 + (k + 1) * width - 1, 1 + (k + 1) * width, oldest);
   }
 
-  // Pass 2: apparent pairs go straight into the pivot table (encoded as -(column key) - 1: regenerate on demand).
-  // The pivot table is indexed by the row's position in the total order (rank * edge star size + star code), not
-  // by its edge id: the reduction visits columns in order and their lows are recent rows, so the look-ups stay
-  // near each other in memory instead of jumping over the whole grid.
-  const int nstar1 = edges.n;
-  auto row_slot = [nstar1](int64_t key) { return (key >> 6) * nstar1 + (key & 63); };
-  ws.pivot64.assign(size_t(g.N) * nstar1, kNone);
-  int64_t* pivot = ws.pivot64.data();
-  std::vector<int64_t>& rest = ws.rest;
-  rest.clear();
-  for (int64_t sid = 0; sid < ncell2; ++sid) {
-    const int64_t key = col_key[sid];
-    if (key == kNone) continue;
-    const int64_t eid = col_pivot[sid];
-    if (row_oldest[eid] == key) {
-      pivot[row_slot(col_pivot_key[sid])] = -key - 1;
-      const int32_t br = int32_t(col_pivot_key[sid] >> 6), dr = int32_t(key >> 6);
-      // Most apparent pairs lie in one lower star (same key vertex): zero length without a look-up.
-      if (emit && br != dr && vcls[br] != vcls[dr]) out.push_back({1, order[br], order[dr]});
-    } else {
-      rest.push_back(key);
+  // Pass 2: the apparent pairs, found without any write but their pairs: row_oldest now tells, for every row,
+  // which column is apparent there if any (the oldest column containing it, if that column's pivot is the row).
+  mb.rest_parts.resize(size_t(nslabs));
+  std::vector<std::vector<RawPair>> out_parts(static_cast<size_t>(nslabs));
+  at::parallel_for(0, nslabs, 1, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) {
+      std::vector<K>& rest = mb.rest_parts[size_t(k)];
+      std::vector<RawPair>& found = nslabs == 1 ? out : out_parts[size_t(k)];
+      rest.clear();
+      columns(1 + k * width, 1 + (k + 1) * width, [&](K key, const int64_t* eid, const K* ek, int, int pb) {
+        if (row_oldest[eid[pb]] != key) return rest.push_back(key);
+        const int32_t br = int32_t(ek[pb] >> 6), dr = int32_t(key >> 6);
+        // Most apparent pairs lie in one lower star (same key vertex): zero length without a look-up.
+        if (emit && br != dr && vcls[br] != vcls[dr]) found.push_back({1, order[br], order[dr]});
+      });
     }
+  });
+  std::vector<K>& rest = mb.rest_parts[0];
+  for (int k = 1; k < nslabs; ++k) {
+    rest.insert(rest.end(), mb.rest_parts[size_t(k)].begin(), mb.rest_parts[size_t(k)].end());
+    out.insert(out.end(), out_parts[size_t(k)].begin(), out_parts[size_t(k)].end());
   }
+  if (nslabs > 1) out.insert(out.end(), out_parts[0].begin(), out_parts[0].end());
   std::sort(rest.begin(), rest.end());
 
-  // Pass 3: the standard reduction of the remaining columns, in total order.
-  ws.pool.clear();
-  ws.col_start.clear();
-  std::vector<int64_t>& work = ws.work;
-  std::vector<int64_t>& merged = ws.merged;
-  std::vector<int64_t>& regen = ws.regen;
-  for (const int64_t key : rest) {
+  // Pass 3: the standard reduction of the remaining columns, in total order. The pivot table is row_oldest itself:
+  // a row whose entry is a column key has no stored column yet, but is the pivot of that column if it is apparent
+  // (its boundary, regenerated from the grid, says); a stored reduced column j replaces the entry by -j - 2.
+  std::vector<E>& pool = mb.pool;
+  std::vector<E>& work = mb.work;
+  std::vector<E>& merged = mb.merged;
+  std::vector<E>& regen = mb.regen;
+  std::vector<int64_t>& col_start = mb.col_start;
+  pool.clear();
+  col_start.clear();
+  for (const K key : rest) {
     const int32_t r = int32_t(key >> 6);
-    const int code = int(key & 63);
-    const int32_t v = order[r];
-    boundary(v + st.anchor[code], st.type[code], work);
+    column(key, work);
     while (!work.empty()) {
-      const int64_t low = work.back();
-      int64_t& slot = pivot[row_slot(low)];
-      const int64_t j = slot;
-      if (j == kNone) {
-        slot = int64_t(ws.col_start.size());
-        ws.col_start.push_back(int64_t(ws.pool.size()));
-        ws.pool.insert(ws.pool.end(), work.begin(), work.end());
-        ws.col_start.push_back(int64_t(ws.pool.size()));  // end marker, paired with the start
-        const int32_t br = int32_t(low >> 6);
-        if (emit && vcls[br] != vcls[r]) out.push_back({1, order[br], v});
-        break;
-      }
-      const int64_t* a;
-      const int64_t* a_end;
-      if (j < 0) {  // an apparent column: its boundary, regenerated
-        const int64_t k2 = -j - 1;
-        const int c2 = int(k2 & 63);
-        boundary(order[k2 >> 6] + st.anchor[c2], st.type[c2], regen);
+      const E low = work.back();
+      K& slot = row_oldest[int64_t(low & kEidMask)];
+      const K x = slot;
+      const E* a;
+      const E* a_end;
+      if (x < -1) {  // a stored column
+        a = pool.data() + col_start[size_t(-x - 2)];
+        a_end = pool.data() + col_start[size_t(-x - 2) + 1];
+      } else {
+        bool apparent = false;
+        if (x != key && x != kNone) {  // the oldest column containing the row: apparent if its pivot is the row
+          column(x, regen);
+          apparent = regen.back() == low;
+        }
+        if (!apparent) {  // no column has this pivot yet: store this one
+          slot = -K(col_start.size()) - 2;
+          col_start.push_back(int64_t(pool.size()));
+          pool.insert(pool.end(), work.begin(), work.end());
+          col_start.push_back(int64_t(pool.size()));  // end marker, paired with the start
+          const int32_t br = int32_t(K(low >> kShift) >> 6);
+          if (emit && vcls[br] != vcls[r]) out.push_back({1, order[br], order[r]});
+          break;
+        }
         a = regen.data();
         a_end = a + regen.size();
-      } else {
-        a = ws.pool.data() + ws.col_start[j];
-        a_end = ws.pool.data() + ws.col_start[j + 1];
       }
       // work ^= that column (both sorted ascending)
       merged.clear();
@@ -487,6 +563,7 @@ bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws) {
   if (!ok) return false;
   radix_sort_pairs(keys, ws.order, tmp, ws.tmp_items);
   finish_ranking(g, keys, ws);
+  neighbour_masks(g, ws);
   return true;
 }
 
@@ -512,8 +589,16 @@ void run_top(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<Raw
 }
 
 void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel) {
-  middle_by_reduction(g, ph, ws, compresses(g, ph), parallel, out);
+  // Packed keys (rank << 6 | star code) of every cell fit in int32 below 2^25 pixels; column entries then pack a
+  // key and an edge id in 64 bits.
+  if ((g.N << 6) < std::numeric_limits<int32_t>::max() && g.P * g.dim[1].ntypes < (int64_t(1) << 32) &&
+      !force_wide)
+    middle_by_reduction(g, ph, ws, ws.mid32, compresses(g, ph), parallel, out);
+  else
+    middle_by_reduction(g, ph, ws, ws.mid64, compresses(g, ph), parallel, out);
 }
+
+bool set_force_wide_indices(bool on) { return force_wide.exchange(on); }
 
 void persistence_of_ranked_image(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out) {
   if (needs_h0(g, ph)) run_h0(g, ph, ws, out);

@@ -6,6 +6,7 @@
 //                 (negative edges known from H0), in the same total order as the two union-finds.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "grid_plan.cuh"
@@ -19,30 +20,36 @@ struct RawPair {
   int64_t death;
 };
 
+// Buffers of the H1 reduction of 3D, holding packed cell keys (key rank << 6 | star code) of type K. Column entries
+// pack a row's key (high half) with its edge id (low half), so that entries compare by key.
+template <typename K>
+struct MiddleBuffers {
+  using Entry = typename std::conditional<sizeof(K) == 4, uint64_t, unsigned __int128>::type;
+  static constexpr int kEntryShift = 8 * int(sizeof(K));
+  std::vector<K> edge_key;                   // edge id -> key, -1 if compressed
+  std::vector<K> row_oldest;                 // edge id -> key of the oldest column containing it; the pivot table
+  std::vector<std::vector<K>> rest_parts;    // keys of the columns that need reduction, per slab
+  std::vector<Entry> pool, regen, work, merged;  // stored reduced columns, a regenerated column, scratch
+  std::vector<int64_t> col_start;            // stored column j: pool[col_start[j], col_start[j + 1])
+};
+
 // Scratch buffers reused across the images a worker processes.
 struct Workspace {
-  std::vector<int32_t> rank;   // padded grid, kBorderRank on the border
+  std::vector<int32_t> rank;   // padded grid (and one more entry), kBorderRank on the border
   std::vector<int32_t> order;  // rank -> padded pixel index
   std::vector<int32_t> vclass; // rank -> index of its distinct value (equal values <=> equal class)
   std::vector<uint32_t> keys32, tmp32;
   std::vector<uint64_t> keys64, tmp64;
   std::vector<int32_t> tmp_items;
+  std::vector<uint32_t> nb_mask; // padded grid: the neighbours that come earlier in the star tests (bit per neighbour)
   std::vector<int32_t> parent0;  // H0 union-find (padded pixels)
-  std::vector<int64_t> parent_top;
+  std::vector<int32_t> parent_top32;  // H_{D-1} union-find (top cells and the outside), by index width
+  std::vector<int64_t> parent_top64;
   std::vector<int32_t> top_key;
   std::vector<uint8_t> negative_edge;   // compression flags, per edge id
   std::vector<uint8_t> positive_face;   // clearing flags, per 2-cell id (3D)
-  std::vector<int64_t> edge_key;        // edge id -> packed key, -1 if compressed
-  std::vector<int64_t> col_key;         // 2-cell id -> column key (INT64_MAX: not a column)
-  std::vector<int64_t> col_pivot;       // 2-cell id -> id of its pivot edge
-  std::vector<int64_t> col_pivot_key;   // 2-cell id -> key of its pivot edge
-  std::vector<int64_t> row_oldest;      // edge id -> key of the oldest column containing it
-  std::vector<int64_t> pivot64;         // edge id -> stored column (>= 0) or -(apparent column key) - 1
-  std::vector<int64_t> rest;            // keys of the columns that need reduction
-  std::vector<int64_t> regen;           // a regenerated apparent column
-  std::vector<int64_t> pool;            // stored reduced columns
-  std::vector<int64_t> col_start;
-  std::vector<int64_t> work, merged;
+  MiddleBuffers<int32_t> mid32;        // H1 of 3D, by key width
+  MiddleBuffers<int64_t> mid64;
 };
 
 struct Phases {
@@ -52,7 +59,7 @@ struct Phases {
   bool emit[kMaxDim];
 };
 
-// Fills ws.rank / ws.order for one image. Returns false if the image contains NaN.
+// Fills ws.rank / ws.order / ws.vclass / ws.nb_mask for one image. Returns false if the image contains NaN.
 template <typename F>
 bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws);
 
@@ -63,6 +70,10 @@ bool needs_top(const GridPlan& g, const Phases& ph);
 void run_h0(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out);
 void run_top(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out);
 void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel = false);
+
+// Testing aid: with on, the union-find of H_{D-1} and the H1 reduction use their 64-bit indices and keys even where
+// the 32-bit ones fit (those are otherwise reached only by grids of 2^25 pixels and more). Returns the previous setting.
+bool set_force_wide_indices(bool on);
 
 // All requested phases of one ranked image, in order.
 void persistence_of_ranked_image(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out);

@@ -25,6 +25,21 @@ void for_each_pixel_rows(const GridPlan& g, int64_t r0, int64_t r1, Fn&& f) {
   }
 }
 
+// Calls f(padded flat index of the row's first pixel) for every row, rows in parallel.
+template <typename Fn>
+void for_each_row_par(const GridPlan& g, Fn&& f) {
+  const int D = g.D;
+  const int64_t n_mid = D == 3 ? g.n[1] : 1;
+  at::parallel_for(0, grid_rows(g), 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t row = 1;
+      if (D == 3) row += (r / n_mid + 1) * g.pstride[0] + (r % n_mid + 1) * g.pstride[1];
+      if (D == 2) row += (r + 1) * g.pstride[0];
+      f(row);
+    }
+  });
+}
+
 template <typename Fn>
 void for_each_pixel(const GridPlan& g, Fn&& f) {
   for_each_pixel_rows(g, 0, grid_rows(g), f);

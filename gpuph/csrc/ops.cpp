@@ -277,6 +277,8 @@ torch::Tensor cubical_pairs_cpu(const torch::Tensor& x, int64_t spatial_dims, in
 
 TORCH_LIBRARY(gpuph, m) {
   m.def("cubical_pairs(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) -> Tensor");
+  // Testing aid (cubical_engine.h): returns the previous setting.
+  m.def("_engine_force_wide_indices(bool on) -> bool", &gpuph::set_force_wide_indices);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) { m.impl("cubical_pairs", &gpuph::cubical_pairs_cpu); }

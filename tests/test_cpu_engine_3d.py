@@ -1,0 +1,69 @@
+"""The CPU engine's 3D paths that small grids and batches do not reach on their own: the 64-bit index and key variants
+of the H2 union-find and of the H1 reduction (chosen from 2^25 voxels on; forced here through a testing switch and
+compared with the 32-bit ones), one image split over two threads (slabs of the column passes side by side) against
+the same image in a batch, and grids large enough for long reductions against GUDHI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gpuph
+from tests.conftest import assert_same_diagrams, ours_by_dim, smooth_field
+from tests.reference import reference
+
+ops = torch.ops.gpuph
+CODES = {"V": 0, "T": 1, "freudenthal": 2}
+
+
+@pytest.fixture
+def two_threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
+def fields(shape, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    yield torch.rand(shape, generator=g)
+    yield torch.randint(0, 4, shape, generator=g).double()  # plateaus: ties broken by the total order
+    yield torch.from_numpy(smooth_field(shape, seed)).float()
+
+
+def pairs(x: torch.Tensor, construction: str, superlevel: bool, mask: int = 7) -> torch.Tensor:
+    return ops.cubical_pairs(x, 3, CODES[construction], superlevel, mask)
+
+
+@pytest.mark.parametrize("construction", ["V", "T", "freudenthal"])
+@pytest.mark.parametrize("superlevel", [True, False])
+def test_wide_indices_give_the_same_rows(construction, superlevel, two_threads):
+    for shape in [(3, 9, 8, 7), (1, 19, 9, 10)]:  # per image, and one image over the threads
+        for x in fields(shape, seed=sum(shape)):
+            narrow = pairs(x, construction, superlevel)
+            old = ops._engine_force_wide_indices(True)
+            try:
+                wide = pairs(x, construction, superlevel)
+            finally:
+                ops._engine_force_wide_indices(old)
+            assert torch.equal(wide, narrow), (shape, x.dtype, construction, superlevel)
+            assert int((narrow[:, 1] == 1).sum()) > 0  # the reduction had H1 pairs to find
+
+
+@pytest.mark.parametrize("construction", ["V", "T", "freudenthal"])
+def test_one_image_over_two_threads_equals_it_in_a_batch(construction, two_threads):
+    # 24 planes: three slabs' worth for the column passes, split over the two threads.
+    for x in fields((1, 24, 11, 9), seed=4):
+        for superlevel in (True, False):
+            alone = pairs(x, construction, superlevel)
+            in_batch = pairs(torch.cat([x, x.flip(1)]), construction, superlevel)
+            assert torch.equal(in_batch[in_batch[:, 0] == 0], alone), (x.dtype, construction, superlevel)
+
+
+@pytest.mark.parametrize("construction", ["V", "T"])
+def test_noise_and_smooth_grids_against_gudhi(construction, two_threads):
+    # Thousands of columns left after the apparent pairs: the reduction adds stored and regenerated columns.
+    for x in fields((1, 18, 17, 16), seed=8):
+        for superlevel in (True, False):
+            dgm = gpuph.cubical_persistence(x, superlevel=superlevel, construction=construction)
+            assert_same_diagrams(ours_by_dim(dgm), reference(x[0].numpy(), construction, superlevel))

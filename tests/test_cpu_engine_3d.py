@@ -67,3 +67,22 @@ def test_noise_and_smooth_grids_against_gudhi(construction, two_threads):
         for superlevel in (True, False):
             dgm = gpuph.cubical_persistence(x, superlevel=superlevel, construction=construction)
             assert_same_diagrams(ours_by_dim(dgm), reference(x[0].numpy(), construction, superlevel))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_workspaces_kept_across_calls_and_shapes(threads):
+    # Each thread keeps its workspace between calls: shapes with the same number of padded cells but other borders,
+    # larger and smaller grids, and the constructions one after another must not see each other's leftovers.
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(21)
+        for shape in [(2, 6, 7, 8), (2, 8, 7, 6), (1, 9, 5, 4), (3, 4, 5, 9), (1, 10, 10, 10), (2, 6, 7, 8)]:
+            for construction in ("V", "T", "freudenthal"):
+                x = torch.randint(0, 5, shape, generator=g).double()
+                dgm = gpuph.cubical_persistence(x, construction=construction)
+                for b in range(shape[0]):
+                    ref = reference(x[b].numpy(), construction, True)
+                    assert_same_diagrams(ours_by_dim(dgm, b), ref, f"{shape} {construction} image {b}")
+    finally:
+        torch.set_num_threads(old)

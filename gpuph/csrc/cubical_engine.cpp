@@ -237,17 +237,17 @@ void top_by_duality(const GridPlan& g, const Phases& ph, Workspace& ws, bool mar
     }
     // Anchors whose cells would read past the padded array sit on the high border: outside anyway.
     const int64_t last = g.P - reach;
-    for (int64_t a = 0; a < g.P; ++a) {
-      for (int ty = 0; ty < ntop; ++ty) {
-        int32_t best = kBorderRank;
-        if (a < last) {
-          best = rank[a + key[ty][0]];
-          for (int j = 1; j < nkey[ty]; ++j) best = std::max(best, rank[a + key[ty][j]]);
-        }
-        k[a * ntop + ty] = best;
+    // One key vertex at a time over all anchors: contiguous loads, vectorised.
+    for (int ty = 0; ty < ntop; ++ty) {
+      int32_t* kt = k + ty;
+      const int32_t* r0 = rank + key[ty][0];
+      for (int64_t a = 0; a < last; ++a) kt[a * ntop] = r0[a];
+      for (int j = 1; j < nkey[ty]; ++j) {
+        const int32_t* rj = rank + key[ty][j];
+        for (int64_t a = 0; a < last; ++a) kt[a * ntop] = std::max(kt[a * ntop], rj[a]);
       }
     }
-    k[ntop_ids] = kBorderRank;
+    std::fill(k + std::max<int64_t>(last, 0) * ntop, k + ntop_ids + 1, kBorderRank);
     tkey = k;
   }
   if (ntop_ids < std::numeric_limits<int32_t>::max() && !force_wide)
@@ -323,10 +323,12 @@ void edge_keys(const GridPlan& g, const int32_t* rank, const uint8_t* neg, bool 
   });
 }
 
-// Calls f(key, boundary edge ids, their keys, their count, index of the pivot) for every column (a 2-cell of the grid that is
-// not cleared and whose compressed boundary is not empty) anchored in axis-0 planes [i0, i1), in memory order. The
-// counts are template parameters so that the loops unroll: (NK2, NB) = key vertices of a 2-cell and its boundary
-// edges: V (4, 4), T (2, 4), freudenthal (3, 3).
+// Calls f(key, anchor << kCellTypeBits | type, boundary edge ids, their keys, their count, index of the pivot) for
+// every column (a 2-cell of the grid that is not cleared and whose compressed boundary is not empty) anchored in
+// axis-0 planes [i0, i1), in memory order. The counts are template parameters so that the loops unroll: (NK2, NB) = key vertices of a 2-cell and
+// its boundary edges: V (4, 4), T (2, 4), freudenthal (3, 3).
+constexpr int kCellTypeBits = 4;  // 2-cell types per anchor: up to 12 (freudenthal)
+
 template <typename K, int NK2, int NB, bool MinKey, typename Fn>
 void for_each_column(const GridPlan& g, const SquareType* sq, int nt2, const int32_t* rank, const uint8_t* pos,
                      const K* ekey, int64_t i0, int64_t i1, Fn&& f) {
@@ -350,7 +352,7 @@ void for_each_column(const GridPlan& g, const SquareType* sq, int nt2, const int
         }
       }
       if (pb < 0) continue;  // empty compressed boundary: a positive cell (clearing would have caught it)
-      f(K(pack_cell_key(best, q.code[bj])), eid, ek, NB, pb);
+      f(K(pack_cell_key(best, q.code[bj])), anchor << kCellTypeBits | ty, eid, ek, NB, pb);
     }
   });
 }
@@ -372,13 +374,12 @@ void for_each_column_of(const GridPlan& g, const SquareType* sq, int nt2, const 
 // every row's oldest column (pass 1), then every column's pivot (its youngest row); a column that is the oldest
 // column of its own pivot is an apparent pair and needs no reduction (pass 2). Only the remaining columns are
 // reduced, in order (pass 3); when one of them needs an apparent column, its boundary is regenerated from the grid
-// instead of being stored. K holds a packed key: int32 when every key of the image fits (fewer than 2^25 pixels), which halves
-// the memory the passes stream through.
+// instead of being stored. K holds a packed key: int32 when every key of the image fits (fewer than 2^25 pixels),
+// which halves the memory the passes stream through.
 template <typename K>
-void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, MiddleBuffers<K>& mb, bool compressed,
-                         bool parallel, std::vector<RawPair>& out) {
+void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, MiddleBuffers<K>& mb, bool parallel,
+                         std::vector<RawPair>& out) {
   const FlatStar st = flatten_star(g, 2);
-  const FlatStar edges = flatten_star(g, 1);
   const DimPlan& d1 = g.dim[1];
   const DimPlan& d2 = g.dim[2];
   const int nt1 = d1.ntypes;
@@ -388,7 +389,6 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
   const uint8_t* pos = ws.positive_face.data();
-  const uint8_t* neg = compressed ? ws.negative_edge.data() : nullptr;
   const bool emit = ph.emit[1];
   constexpr K kNone = std::numeric_limits<K>::max();
 
@@ -404,12 +404,7 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
     q.nbnd = d2.nbnd[ty];
     for (int b = 0; b < q.nbnd; ++b) q.bnd_id[b] = d2.bnd_shift[ty][b] * nt1 + d2.bnd_type[ty][b];
   }
-  mb.edge_key.resize(size_t(g.P) * nt1);
-  K* ekey = mb.edge_key.data();
-  if (T)
-    edge_keys<K, 4, true>(g, rank, neg, parallel, ekey);  // an edge of T has 4 incident pixels
-  else
-    edge_keys<K, 2, false>(g, rank, neg, parallel, ekey);  // V, freudenthal: 2 vertices
+  const K* ekey = mb.edge_key.data();  // run_middle_edges
   // Sorted compressed boundary of 2-cell (anchor, ty) into col, as entries (key, edge id).
   using E = typename MiddleBuffers<K>::Entry;
   constexpr int kShift = MiddleBuffers<K>::kEntryShift;
@@ -424,67 +419,66 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
     }
     std::sort(col.begin(), col.end());
   };
-  // The column of 2-cell key c.
-  auto column = [&](K c, std::vector<E>& col) {
-    const int code = int(c & 63);
-    boundary(order[c >> 6] + st.anchor[code], st.type[code], col);
-  };
 
   // Squares of plane i touch edges of planes i and i + 1 only: slabs separated by one plane run in parallel, the
-  // separating planes afterwards.
+  // separating planes afterwards, so that no two threads touch one row.
   const int64_t planes = g.n[0] + (T ? 2 : 1);
   const int nslabs = parallel ? std::max(1, std::min<int>(at::get_num_threads(), int(planes / 8))) : 1;
   const int64_t width = (planes - 1 + nslabs - 1) / nslabs;
+  auto over_slabs = [&](auto&& f) {  // f(first plane, end plane, slab)
+    auto clipped = [&](int64_t i0, int64_t i1, int64_t k) {
+      i0 = std::max<int64_t>(i0, 1);
+      i1 = std::min(i1, planes);
+      if (i0 < i1) f(i0, i1, k);
+    };
+    if (nslabs == 1) return clipped(1, planes, 0);
+    at::parallel_for(0, nslabs, 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) clipped(1 + k * width, 1 + (k + 1) * width - 1, k);
+    });
+    for (int64_t k = 0; k < nslabs; ++k) clipped(1 + (k + 1) * width - 1, 1 + (k + 1) * width, k);
+  };
   auto columns = [&](int64_t i0, int64_t i1, auto&& f) {
-    i0 = std::max<int64_t>(i0, 1);
-    i1 = std::min(i1, planes);
-    if (i0 < i1) for_each_column_of<K>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
+    for_each_column_of<K>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
   };
 
   // Pass 1: every row's oldest column (scatter-min).
   mb.row_oldest.assign(size_t(g.P) * nt1, kNone);
   K* row_oldest = mb.row_oldest.data();
-  auto oldest = [&](K key, const int64_t* eid, const K* ek, int nb, int) {
-    for (int b = 0; b < nb; ++b)
-      if (ek[b] >= 0 && key < row_oldest[eid[b]]) row_oldest[eid[b]] = key;
-  };
-  if (nslabs <= 1) {
-    columns(1, planes, oldest);
-  } else {
-    at::parallel_for(0, nslabs, 1, [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) columns(1 + k * width, 1 + (k + 1) * width - 1, oldest);
+  over_slabs([&](int64_t i0, int64_t i1, int64_t) {
+    columns(i0, i1, [&](K key, int64_t, const int64_t* eid, const K* ek, int nb, int) {
+      for (int b = 0; b < nb; ++b)
+        if (ek[b] >= 0 && key < row_oldest[eid[b]]) row_oldest[eid[b]] = key;
     });
-    for (int64_t k = 0; k < nslabs; ++k) columns(1 + (k + 1) * width - 1, 1 + (k + 1) * width, oldest);
-  }
+  });
 
-  // Pass 2: the apparent pairs, found without any write but their pairs: row_oldest now tells, for every row,
-  // which column is apparent there if any (the oldest column containing it, if that column's pivot is the row).
+  // Pass 2: a column that is the oldest column of its pivot is apparent; its pivot's entry becomes the column's cell
+  // (anchor << kCellTypeBits | type, encoded below), so that the reduction regenerates it from the grid without a look-up of its key vertex. Any
+  // other column with that pivot still compares unequal, before or after the write: not apparent either way.
+  // Entries of row_oldest from here on: >= 0 or kNone, no column has this pivot (yet); in [-kHalf, -1], the apparent
+  // column -1 - entry; below -kHalf, the stored reduced column -kHalf - 1 - entry.
+  constexpr K kHalf = K(1) << (8 * sizeof(K) - 2);
   mb.rest_parts.resize(size_t(nslabs));
+  for (auto& r : mb.rest_parts) r.clear();
   std::vector<std::vector<RawPair>> out_parts(static_cast<size_t>(nslabs));
-  at::parallel_for(0, nslabs, 1, [&](int64_t b, int64_t e) {
-    for (int64_t k = b; k < e; ++k) {
-      std::vector<K>& rest = mb.rest_parts[size_t(k)];
-      std::vector<RawPair>& found = nslabs == 1 ? out : out_parts[size_t(k)];
-      rest.clear();
-      columns(1 + k * width, 1 + (k + 1) * width, [&](K key, const int64_t* eid, const K* ek, int, int pb) {
-        if (row_oldest[eid[pb]] != key) return rest.push_back(key);
-        const int32_t br = int32_t(ek[pb] >> 6), dr = int32_t(key >> 6);
-        // Most apparent pairs lie in one lower star (same key vertex): zero length without a look-up.
-        if (emit && br != dr && vcls[br] != vcls[dr]) found.push_back({1, order[br], order[dr]});
-      });
-    }
+  over_slabs([&](int64_t i0, int64_t i1, int64_t k) {
+    std::vector<K>& rest = mb.rest_parts[size_t(k)];
+    std::vector<RawPair>& found = out_parts[size_t(k)];
+    columns(i0, i1, [&](K key, int64_t cell, const int64_t* eid, const K* ek, int, int pb) {
+      if (row_oldest[eid[pb]] != key) return rest.push_back(key);
+      row_oldest[eid[pb]] = K(-1 - cell);
+      const int32_t br = int32_t(ek[pb] >> 6), dr = int32_t(key >> 6);
+      // Most apparent pairs lie in one lower star (same key vertex): zero length without a look-up.
+      if (emit && br != dr && vcls[br] != vcls[dr]) found.push_back({1, order[br], order[dr]});
+    });
   });
   std::vector<K>& rest = mb.rest_parts[0];
-  for (int k = 1; k < nslabs; ++k) {
-    rest.insert(rest.end(), mb.rest_parts[size_t(k)].begin(), mb.rest_parts[size_t(k)].end());
+  for (int k = 0; k < nslabs; ++k) {
+    if (k > 0) rest.insert(rest.end(), mb.rest_parts[size_t(k)].begin(), mb.rest_parts[size_t(k)].end());
     out.insert(out.end(), out_parts[size_t(k)].begin(), out_parts[size_t(k)].end());
   }
-  if (nslabs > 1) out.insert(out.end(), out_parts[0].begin(), out_parts[0].end());
   std::sort(rest.begin(), rest.end());
 
-  // Pass 3: the standard reduction of the remaining columns, in total order. The pivot table is row_oldest itself:
-  // a row whose entry is a column key has no stored column yet, but is the pivot of that column if it is apparent
-  // (its boundary, regenerated from the grid, says); a stored reduced column j replaces the entry by -j - 2.
+  // Pass 3: the standard reduction of the remaining columns, in total order, with row_oldest as the pivot table.
   std::vector<E>& pool = mb.pool;
   std::vector<E>& work = mb.work;
   std::vector<E>& merged = mb.merged;
@@ -494,33 +488,31 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
   col_start.clear();
   for (const K key : rest) {
     const int32_t r = int32_t(key >> 6);
-    column(key, work);
+    const int code = int(key & 63);
+    boundary(order[r] + st.anchor[code], st.type[code], work);
     while (!work.empty()) {
       const E low = work.back();
       K& slot = row_oldest[int64_t(low & kEidMask)];
       const K x = slot;
       const E* a;
       const E* a_end;
-      if (x < -1) {  // a stored column
-        a = pool.data() + col_start[size_t(-x - 2)];
-        a_end = pool.data() + col_start[size_t(-x - 2) + 1];
-      } else {
-        bool apparent = false;
-        if (x != key && x != kNone) {  // the oldest column containing the row: apparent if its pivot is the row
-          column(x, regen);
-          apparent = regen.back() == low;
-        }
-        if (!apparent) {  // no column has this pivot yet: store this one
-          slot = -K(col_start.size()) - 2;
-          col_start.push_back(int64_t(pool.size()));
-          pool.insert(pool.end(), work.begin(), work.end());
-          col_start.push_back(int64_t(pool.size()));  // end marker, paired with the start
-          const int32_t br = int32_t(K(low >> kShift) >> 6);
-          if (emit && vcls[br] != vcls[r]) out.push_back({1, order[br], order[r]});
-          break;
-        }
+      if (x < -kHalf) {  // a stored column
+        const size_t j = size_t(-kHalf - 1 - x);
+        a = pool.data() + col_start[j];
+        a_end = pool.data() + col_start[j + 1];
+      } else if (x < 0) {  // an apparent column: its boundary, regenerated
+        const int64_t cell = -1 - int64_t(x);
+        boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen);
         a = regen.data();
         a_end = a + regen.size();
+      } else {  // no column has this pivot yet: store this one
+        slot = -kHalf - 1 - K(col_start.size());
+        col_start.push_back(int64_t(pool.size()));
+        pool.insert(pool.end(), work.begin(), work.end());
+        col_start.push_back(int64_t(pool.size()));  // end marker, paired with the start
+        const int32_t br = int32_t(K(low >> kShift) >> 6);
+        if (emit && vcls[br] != vcls[r]) out.push_back({1, order[br], order[r]});
+        break;
       }
       // work ^= that column (both sorted ascending)
       merged.clear();
@@ -588,14 +580,50 @@ void run_top(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<Raw
   top_by_duality(g, ph, ws, ph.middle, out);
 }
 
-void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel) {
-  // Packed keys (rank << 6 | star code) of every cell fit in int32 below 2^25 pixels; column entries then pack a
-  // key and an edge id in 64 bits.
-  if ((g.N << 6) < std::numeric_limits<int32_t>::max() && g.P * g.dim[1].ntypes < (int64_t(1) << 32) &&
-      !force_wide)
-    middle_by_reduction(g, ph, ws, ws.mid32, compresses(g, ph), parallel, out);
+// Packed keys (rank << 6 | star code) of every cell fit in int32 below 2^25 pixels; column entries then pack a key
+// and an edge id in 64 bits, and the pivot table's codes of 2-cells need 30 bits.
+static bool narrow_keys(const GridPlan& g) {
+  return (g.N << 6) < std::numeric_limits<int32_t>::max() && g.P * g.dim[1].ntypes < (int64_t(1) << 32) &&
+         (g.P << kCellTypeBits) < (int64_t(1) << 30) && !force_wide;
+}
+
+template <typename K>
+static void middle_edge_keys(const GridPlan& g, const Phases& ph, Workspace& ws, MiddleBuffers<K>& mb, bool parallel) {
+  mb.edge_key.resize(size_t(g.P) * g.dim[1].ntypes);
+  const uint8_t* neg = compresses(g, ph) ? ws.negative_edge.data() : nullptr;
+  if (g.min_key)
+    edge_keys<K, 4, true>(g, ws.rank.data(), neg, parallel, mb.edge_key.data());  // an edge of T has 4 pixels
   else
-    middle_by_reduction(g, ph, ws, ws.mid64, compresses(g, ph), parallel, out);
+    edge_keys<K, 2, false>(g, ws.rank.data(), neg, parallel, mb.edge_key.data());  // V, freudenthal: 2 vertices
+}
+
+void run_middle_edges(const GridPlan& g, const Phases& ph, Workspace& ws, bool parallel) {
+  if (narrow_keys(g))
+    middle_edge_keys(g, ph, ws, ws.mid32, parallel);
+  else
+    middle_edge_keys(g, ph, ws, ws.mid64, parallel);
+}
+
+void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel) {
+  if (narrow_keys(g))
+    middle_by_reduction(g, ph, ws, ws.mid32, parallel, out);
+  else
+    middle_by_reduction(g, ph, ws, ws.mid64, parallel, out);
+}
+
+WorkspaceHandle::WorkspaceHandle(const GridPlan& g) {
+  // Kept per thread for the life of the process, as the 2D merge trees' (merge_tree.h): up to 2^16 padded pixels
+  // (about 5 MB, a 38^3 grid) on the pool's threads, up to 2^19 (about 40 MB, 78^3) on the calling thread, which runs
+  // single large images; past that, a fresh one, freed with the handle. Fresh buffers cost their page faults again
+  // on every call.
+  const int64_t kMaxCachedPixels = int64_t(1) << (at::in_parallel_region() ? 16 : 19);
+  thread_local Workspace cached;
+  if (g.P > kMaxCachedPixels) {
+    owned_ = std::make_unique<Workspace>();
+    ws_ = owned_.get();
+  } else {
+    ws_ = &cached;
+  }
 }
 
 bool set_force_wide_indices(bool on) { return force_wide.exchange(on); }
@@ -603,7 +631,10 @@ bool set_force_wide_indices(bool on) { return force_wide.exchange(on); }
 void persistence_of_ranked_image(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out) {
   if (needs_h0(g, ph)) run_h0(g, ph, ws, out);
   if (needs_top(g, ph)) run_top(g, ph, ws, out);
-  if (ph.middle) run_middle(g, ph, ws, out);
+  if (ph.middle) {
+    run_middle_edges(g, ph, ws);
+    run_middle(g, ph, ws, out);
+  }
 }
 
 }  // namespace gpuph

@@ -6,6 +6,7 @@
 //                 (negative edges known from H0), in the same total order as the two union-finds.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -52,6 +53,17 @@ struct Workspace {
   MiddleBuffers<int64_t> mid64;
 };
 
+// A worker's workspace: the thread's own, kept across calls, or past a size a fresh one (cubical_engine.cpp).
+class WorkspaceHandle {
+ public:
+  explicit WorkspaceHandle(const GridPlan& g);
+  Workspace& get() { return *ws_; }
+
+ private:
+  std::unique_ptr<Workspace> owned_;
+  Workspace* ws_;
+};
+
 struct Phases {
   bool h0;          // compute H0 (union-find)
   bool top;         // compute H_{D-1} by duality (D >= 2)
@@ -63,12 +75,14 @@ struct Phases {
 template <typename F>
 bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws);
 
-// The three phases. run_h0 and run_top only read the ranking and write disjoint workspace members, so they may run
-// concurrently on one workspace; run_middle needs both (compression and clearing flags).
+// The phases. run_h0 and run_top only read the ranking and write disjoint workspace members, so they may run
+// concurrently on one workspace, and so may run_middle_edges (which needs H0's compression flags) and run_top;
+// run_middle needs all three (the edge keys and the clearing flags).
 bool needs_h0(const GridPlan& g, const Phases& ph);
 bool needs_top(const GridPlan& g, const Phases& ph);
 void run_h0(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out);
 void run_top(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out);
+void run_middle_edges(const GridPlan& g, const Phases& ph, Workspace& ws, bool parallel = false);
 void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel = false);
 
 // Testing aid: with on, the union-find of H_{D-1} and the H1 reduction use their 64-bit indices and keys even where

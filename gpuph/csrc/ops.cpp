@@ -174,7 +174,8 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
     };
     over_images([&] { return MergeTreeWorkspaceHandle(g); }, one);
   } else {
-    over_images([] { return Workspace(); }, [&](int64_t b, Workspace& ws, std::vector<RawPair>* raw) {
+    over_images([&] { return WorkspaceHandle(g); }, [&](int64_t b, WorkspaceHandle& handle, std::vector<RawPair>* raw) {
+      Workspace& ws = handle.get();
       raw[0].clear();
       raw[1].clear();
       if (!rank_image(g, data + b * g.N, superlevel, ws)) return fail_nan(b);
@@ -185,6 +186,7 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
         at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
           for (int64_t k = begin; k < end; ++k) {
             if (k == 0 && needs_h0(g, ph)) run_h0(g, ph, ws, raw[0]);
+            if (k == 0 && ph.middle) run_middle_edges(g, ph, ws);  // while H_{D-1} may still be running
             if (k == 1 && needs_top(g, ph)) run_top(g, ph, ws, raw[1]);
           }
         });

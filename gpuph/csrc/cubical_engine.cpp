@@ -32,76 +32,110 @@ void finish_ranking(const GridPlan& g, const std::vector<U>& sorted_keys, Worksp
   }
 }
 
-// Edge ids / 2-cell ids: anchor * ntypes + type.
-inline int64_t cell_id(const DimPlan& p, int64_t anchor, int ty) { return anchor * p.ntypes + ty; }
-
 // -------------------------------------------------------------------------------------------------------------
-// Star tests by bit operations. Every vertex gets one mask of its 3^D - 1 neighbours, set for those that come earlier
-// in the direction of the star tests (in_flat_star): lower rank for V / freudenthal (max keys), higher rank for T
-// (min keys, the border always). One streaming pass in memory order computes them; the loops in rank order then
-// find the cells of a star with bit operations instead of one data-dependent branch per cell, and read one word
-// per vertex instead of its neighbours' ranks.
+// Star tests by bit operations. One streaming pass in memory order gives every vertex a word of bits (Workspace::
+// star_bits): the cells of its stars that the loops in rank order visit. Those loops then find them with bit
+// operations instead of one data-dependent branch per cell, and read one word per vertex instead of its
+// neighbours' ranks.
 
-// need[e]: the neighbours that star entry e's other key vertices are.
-struct StarNeeds {
-  int n;
-  uint32_t need[kMaxStar];
+// Bit i of a vertex's word is set iff (m ^ flip_i) & need[i] == need[i], m being the mask of its 3^D - 1 neighbours
+// that come earlier in the direction of the star tests (in_flat_star): lower rank for V / freudenthal (max keys),
+// higher rank for T (min keys, the border always).
+struct StarBits {
+  int nlow;  // bits [0, nlow): V / freudenthal: lower-star edges (H0); T: the neighbours of lower rank (H0)
+  int n;     // bits [nlow, n): the (D-1)-cells whose key vertex it is (H_{D-1} by duality)
+  bool flip_low;  // T: the low bits test the clear bits of m
+  uint32_t need[64];
 };
 
-StarNeeds star_needs(const GridPlan& g, const FlatStar& st) {
-  StarNeeds s{};
-  s.n = st.n;
-  for (int e = 0; e < st.n; ++e)
-    for (int j = 0; j < st.nother[e]; ++j) {
-      const int k = int(std::find(g.pix_nb, g.pix_nb + g.npix_nb, st.other[e][j]) - g.pix_nb);
-      if (k == g.npix_nb) throw std::logic_error("gpuph: a star cell's key vertex is not a grid neighbour");
-      s.need[e] |= 1u << k;
+StarBits star_bits_plan(const GridPlan& g) {
+  StarBits s{};
+  auto add_star = [&](int k) {
+    const FlatStar st = flatten_star(g, k);
+    for (int e = 0; e < st.n; ++e, ++s.n) {
+      if (s.n == 64) throw std::logic_error("gpuph: more than 64 star cells per vertex");
+      s.need[s.n] = 0;
+      for (int j = 0; j < st.nother[e]; ++j) {
+        const int nb = int(std::find(g.pix_nb, g.pix_nb + g.npix_nb, st.other[e][j]) - g.pix_nb);
+        if (nb == g.npix_nb) throw std::logic_error("gpuph: a star cell's key vertex is not a grid neighbour");
+        s.need[s.n] |= 1u << nb;
+      }
     }
+  };
+  if (g.min_key) {
+    s.flip_low = true;
+    for (int nb = 0; nb < g.npix_nb; ++nb) s.need[s.n++] = 1u << nb;
+  } else {
+    add_star(1);
+  }
+  s.nlow = s.n;
+  if (g.D >= 2) add_star(g.D - 1);
   return s;
 }
 
-// Bit e set iff star entry e is a cell whose key vertex is the vertex of neighbour mask m.
-inline uint64_t star_mask(const StarNeeds& s, uint32_t m) {
-  uint64_t out = 0;
-  for (int e = 0; e < s.n; ++e) out |= uint64_t((m & s.need[e]) == s.need[e]) << e;
-  return out;
-}
-
-// Row by row, one neighbour at a time, so that the comparisons run on contiguous lanes (vectorised).
+// Row by row: the comparisons one neighbour at a time over the row (contiguous lanes, vectorised), then each pixel's
+// word.
 template <bool Later>
-void neighbour_masks(const GridPlan& g, const int32_t* rank, uint32_t* mask) {
+void star_bits(const GridPlan& g, const StarBits& sb, const int32_t* rank, uint64_t* bits) {
   const int64_t len = g.n[g.D - 1];
   for_each_row_par(g, [&](int64_t row) {
+    thread_local std::vector<uint32_t> mask;
+    mask.resize(size_t(len));
+    uint32_t* m = mask.data();
     const int32_t* rr = rank + row;
-    uint32_t* m = mask + row;
     for (int64_t c = 0; c < len; ++c) m[c] = 0;
     for (int k = 0; k < g.npix_nb; ++k) {
       const int32_t* rn = rr + g.pix_nb[k];
       const uint32_t bit = 1u << k;
       for (int64_t c = 0; c < len; ++c) m[c] |= (Later ? rn[c] > rr[c] : rn[c] < rr[c]) ? bit : 0u;
     }
+    uint64_t* out = bits + row;
+    auto words = [&](auto nlow, auto n) {
+      uint32_t need[64];
+      for (int i = 0; i < n; ++i) need[i] = sb.need[i];
+      for (int64_t c = 0; c < len; ++c) {
+        const uint32_t mc = m[c], mf = Later ? ~mc : mc;  // T (Later) tests the low bits on the clear bits
+        uint64_t o = 0;
+        for (int i = 0; i < nlow; ++i) o |= uint64_t((mf & need[i]) == need[i]) << i;
+        for (int i = nlow; i < n; ++i) o |= uint64_t((mc & need[i]) == need[i]) << i;
+        out[c] = o;
+      }
+    };
+    // The 3D stars with their counts known at compile time (unrolled): V (6, 18), T (26, 32), freudenthal (14, 50).
+    if (sb.nlow == 6 && sb.n == 18)
+      words(std::integral_constant<int, 6>(), std::integral_constant<int, 18>());
+    else if (sb.nlow == 26 && sb.n == 32)
+      words(std::integral_constant<int, 26>(), std::integral_constant<int, 32>());
+    else if (sb.nlow == 14 && sb.n == 50)
+      words(std::integral_constant<int, 14>(), std::integral_constant<int, 50>());
+    else
+      words(sb.nlow, sb.n);
   });
 }
 
-void neighbour_masks(const GridPlan& g, Workspace& ws) {
-  ws.nb_mask.resize(size_t(g.P));
+void star_bits(const GridPlan& g, Workspace& ws) {
+  ws.star_bits.resize(size_t(g.P));
+  const StarBits sb = star_bits_plan(g);
   if (g.min_key)
-    neighbour_masks<true>(g, ws.rank.data(), ws.nb_mask.data());
+    star_bits<true>(g, sb, ws.rank.data(), ws.star_bits.data());
   else
-    neighbour_masks<false>(g, ws.rank.data(), ws.nb_mask.data());
+    star_bits<false>(g, sb, ws.rank.data(), ws.star_bits.data());
 }
+
+// Bits [0, nlow) of the star words.
+inline uint64_t low_bits(const GridPlan& g) { return (uint64_t(1) << star_bits_plan(g).nlow) - 1; }
 
 // -------------------------------------------------------------------------------------------------------------
 // H0: vertices (V, freudenthal) in rank order, merging with the earlier endpoints of the edges of their lower star,
 // visited in star-code order so that the negative edges are exactly those of the total order (for compression).
 void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark_negative, std::vector<RawPair>& out) {
   const FlatStar st = flatten_star(g, 1);
-  const StarNeeds needs = star_needs(g, st);
+  const uint64_t low = low_bits(g);
   const int nt1 = g.dim[1].ntypes;
   const int32_t* rank = ws.rank.data();
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
-  const uint32_t* nb_mask = ws.nb_mask.data();
+  const uint64_t* sbits = ws.star_bits.data();
   ws.parent0.resize(size_t(g.P));
   int32_t* parent = ws.parent0.data();
   uint8_t* neg = nullptr;
@@ -118,11 +152,11 @@ void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark
   const int64_t N = g.N;
   constexpr int64_t kAhead = 8;  // prefetch distance, in vertices
   for (int64_t r = 0; r < N; ++r) {
-    if (r + kAhead < N) __builtin_prefetch(nb_mask + order[r + kAhead]);
+    if (r + kAhead < N) __builtin_prefetch(sbits + order[r + kAhead]);
     const int32_t v = order[r];
     parent[v] = v;
     bool attached = false;
-    for (uint64_t s = star_mask(needs, nb_mask[v]); s; s &= s - 1) {
+    for (uint64_t s = sbits[v] & low; s; s &= s - 1) {
       const int e = __builtin_ctzll(s);
       const int32_t ru = uf_find(parent, int32_t(v + other[e]));
       const int32_t rv = attached ? uf_find(parent, v) : v;
@@ -138,22 +172,21 @@ void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark
   if (emit) out.push_back({0, order[0], -1});
 }
 
-// H0 of T: pixels in rank order, merging with earlier pixels of their 8 / 26 neighbourhood (the clear bits of T's
-// neighbour masks, which mark the later ones and the border).
+// H0 of T: pixels in rank order, merging with earlier pixels of their 8 / 26 neighbourhood (the low star bits).
 void h0_pixels(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out) {
   const int32_t* rank = ws.rank.data();
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
-  const uint32_t* nb_mask = ws.nb_mask.data();
-  const uint32_t all = uint32_t((uint64_t(1) << g.npix_nb) - 1);
+  const uint64_t* sbits = ws.star_bits.data();
+  const uint64_t low = low_bits(g);
   ws.parent0.resize(size_t(g.P));
   int32_t* parent = ws.parent0.data();
   for (int64_t r = 0; r < g.N; ++r) {
     const int32_t v = order[r];
     parent[v] = v;
     bool attached = false;
-    for (uint32_t s = ~nb_mask[v] & all; s; s &= s - 1) {
-      const int32_t ru = uf_find(parent, int32_t(v + g.pix_nb[__builtin_ctz(s)]));
+    for (uint64_t s = sbits[v] & low; s; s &= s - 1) {
+      const int32_t ru = uf_find(parent, int32_t(v + g.pix_nb[__builtin_ctzll(s)]));
       const int32_t rv = attached ? uf_find(parent, v) : v;
       if (ru == rv) continue;
       const int32_t young = rank[ru] < rank[rv] ? rv : ru;
@@ -177,8 +210,8 @@ void top_union_find(const GridPlan& g, const Phases& ph, Workspace& ws, std::vec
                     int64_t ntop, bool mark_positive, std::vector<RawPair>& out) {
   const int D = g.D;
   const FlatStar st = flatten_star(g, D - 1);
-  const StarNeeds needs = star_needs(g, st);
-  const uint32_t* nb_mask = ws.nb_mask.data();
+  const int nlow = star_bits_plan(g).nlow;
+  const uint64_t* sbits = ws.star_bits.data();
   const int nface = g.dim[D - 1].ntypes;
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
@@ -196,10 +229,10 @@ void top_union_find(const GridPlan& g, const Phases& ph, Workspace& ws, std::vec
   const bool emit = ph.emit[D - 1];
   constexpr int64_t kAhead = 8;  // prefetch distance, in vertices
   for (int64_t r = g.N - 1; r >= 0; --r) {
-    if (r >= kAhead) __builtin_prefetch(nb_mask + order[r - kAhead]);
+    if (r >= kAhead) __builtin_prefetch(sbits + order[r - kAhead]);
     const int32_t v = order[r];
     const I vbase = I(int64_t(v) * ntop);
-    for (uint64_t s = star_mask(needs, nb_mask[v]); s; s &= ~(uint64_t(1) << (63 - __builtin_clzll(s)))) {
+    for (uint64_t s = sbits[v] >> nlow; s; s &= ~(uint64_t(1) << (63 - __builtin_clzll(s)))) {
       const int e = 63 - __builtin_clzll(s);
       const I r0 = uf_find(parent, I(vbase + st.cof_id[e][0])), r1 = uf_find(parent, I(vbase + st.cof_id[e][1]));
       if (r0 == r1) continue;
@@ -441,21 +474,28 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
     for_each_column_of<K>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
   };
 
-  // Pass 1: every row's oldest column (scatter-min).
+  // Pass 1: every row's oldest column (scatter-min); every column's key and pivot, kept for pass 2.
   mb.row_oldest.assign(size_t(g.P) * nt1, kNone);
   K* row_oldest = mb.row_oldest.data();
+  mb.col_key.assign(size_t(g.P) * nt2, kNone);
+  mb.col_pivot.resize(size_t(g.P) * nt2);
+  K* col_key = mb.col_key.data();
+  uint8_t* col_pivot = mb.col_pivot.data();
   over_slabs([&](int64_t i0, int64_t i1, int64_t) {
-    columns(i0, i1, [&](K key, int64_t, const int64_t* eid, const K* ek, int nb, int) {
+    columns(i0, i1, [&](K key, int64_t cell, const int64_t* eid, const K* ek, int nb, int pb) {
       for (int b = 0; b < nb; ++b)
         if (ek[b] >= 0 && key < row_oldest[eid[b]]) row_oldest[eid[b]] = key;
+      const int64_t sid = (cell >> kCellTypeBits) * nt2 + (cell & ((1 << kCellTypeBits) - 1));
+      col_key[sid] = key;
+      col_pivot[sid] = uint8_t(pb);
     });
   });
 
   // Pass 2: a column that is the oldest column of its pivot is apparent; its pivot's entry becomes the column's cell
-  // (anchor << kCellTypeBits | type, encoded below), so that the reduction regenerates it from the grid without a look-up of its key vertex. Any
-  // other column with that pivot still compares unequal, before or after the write: not apparent either way.
-  // Entries of row_oldest from here on: >= 0 or kNone, no column has this pivot (yet); in [-kHalf, -1], the apparent
-  // column -1 - entry; below -kHalf, the stored reduced column -kHalf - 1 - entry.
+  // (anchor << kCellTypeBits | type, encoded below), so that the reduction regenerates it from the grid without a
+  // look-up of its key vertex. Any other column with that pivot still compares unequal, before or after the write:
+  // not apparent either way. Entries of row_oldest from here on: >= 0 or kNone, no column has this pivot (yet); in
+  // [-kHalf, -1], the apparent column -1 - entry; below -kHalf, the stored reduced column -kHalf - 1 - entry.
   constexpr K kHalf = K(1) << (8 * sizeof(K) - 2);
   mb.rest_parts.resize(size_t(nslabs));
   for (auto& r : mb.rest_parts) r.clear();
@@ -463,12 +503,21 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
   over_slabs([&](int64_t i0, int64_t i1, int64_t k) {
     std::vector<K>& rest = mb.rest_parts[size_t(k)];
     std::vector<RawPair>& found = out_parts[size_t(k)];
-    columns(i0, i1, [&](K key, int64_t cell, const int64_t* eid, const K* ek, int, int pb) {
-      if (row_oldest[eid[pb]] != key) return rest.push_back(key);
-      row_oldest[eid[pb]] = K(-1 - cell);
-      const int32_t br = int32_t(ek[pb] >> 6), dr = int32_t(key >> 6);
-      // Most apparent pairs lie in one lower star (same key vertex): zero length without a look-up.
-      if (emit && br != dr && vcls[br] != vcls[dr]) found.push_back({1, order[br], order[dr]});
+    for_each_anchor_3d(g, 1, T ? 2 : 1, i0, i1, [&](int64_t anchor) {
+      for (int ty = 0; ty < nt2; ++ty) {
+        const int64_t sid = anchor * nt2 + ty;
+        const K key = col_key[sid];
+        if (key == kNone) continue;
+        const int64_t eid = anchor * nt1 + sq[ty].bnd_id[col_pivot[sid]];
+        if (row_oldest[eid] != key) {
+          rest.push_back(key);
+          continue;
+        }
+        row_oldest[eid] = K(-1 - (anchor << kCellTypeBits | ty));
+        const int32_t br = int32_t(ekey[eid] >> 6), dr = int32_t(key >> 6);
+        // Most apparent pairs lie in one lower star (same key vertex): zero length without a look-up.
+        if (emit && br != dr && vcls[br] != vcls[dr]) found.push_back({1, order[br], order[dr]});
+      }
     });
   });
   std::vector<K>& rest = mb.rest_parts[0];
@@ -555,7 +604,7 @@ bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws) {
   if (!ok) return false;
   radix_sort_pairs(keys, ws.order, tmp, ws.tmp_items);
   finish_ranking(g, keys, ws);
-  neighbour_masks(g, ws);
+  star_bits(g, ws);
   return true;
 }
 

@@ -29,6 +29,8 @@ struct MiddleBuffers {
   static constexpr int kEntryShift = 8 * int(sizeof(K));
   std::vector<K> edge_key;                   // edge id -> key, -1 if compressed
   std::vector<K> row_oldest;                 // edge id -> key of the oldest column containing it; the pivot table
+  std::vector<K> col_key;                    // 2-cell id -> key if it is a column, else the largest K
+  std::vector<uint8_t> col_pivot;            // 2-cell id -> which of its boundary edges is its pivot
   std::vector<std::vector<K>> rest_parts;    // keys of the columns that need reduction, per slab
   std::vector<Entry> pool, regen, work, merged;  // stored reduced columns, a regenerated column, scratch
   std::vector<int64_t> col_start;            // stored column j: pool[col_start[j], col_start[j + 1])
@@ -42,7 +44,7 @@ struct Workspace {
   std::vector<uint32_t> keys32, tmp32;
   std::vector<uint64_t> keys64, tmp64;
   std::vector<int32_t> tmp_items;
-  std::vector<uint32_t> nb_mask; // padded grid: the neighbours that come earlier in the star tests (bit per neighbour)
+  std::vector<uint64_t> star_bits;  // padded grid: the star cells the union-finds visit (cubical_engine.cpp)
   std::vector<int32_t> parent0;  // H0 union-find (padded pixels)
   std::vector<int32_t> parent_top32;  // H_{D-1} union-find (top cells and the outside), by index width
   std::vector<int64_t> parent_top64;
@@ -71,7 +73,7 @@ struct Phases {
   bool emit[kMaxDim];
 };
 
-// Fills ws.rank / ws.order / ws.vclass / ws.nb_mask for one image. Returns false if the image contains NaN.
+// Fills ws.rank / ws.order / ws.vclass / ws.star_bits for one image. Returns false if the image contains NaN.
 template <typename F>
 bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws);
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <thread>
 
 #include "grid_loops.h"
 #include "radix_sort.h"
@@ -358,8 +359,8 @@ void edge_keys(const GridPlan& g, const int32_t* rank, const uint8_t* neg, bool 
 
 // Calls f(key, anchor << kCellTypeBits | type, boundary edge ids, their keys, their count, index of the pivot) for
 // every column (a 2-cell of the grid that is not cleared and whose compressed boundary is not empty) anchored in
-// axis-0 planes [i0, i1), in memory order. The counts are template parameters so that the loops unroll: (NK2, NB) = key vertices of a 2-cell and
-// its boundary edges: V (4, 4), T (2, 4), freudenthal (3, 3).
+// axis-0 planes [i0, i1), in memory order. The counts are template parameters so that the loops unroll: (NK2, NB) =
+// key vertices of a 2-cell and its boundary edges: V (4, 4), T (2, 4), freudenthal (3, 3).
 constexpr int kCellTypeBits = 4;  // 2-cell types per anchor: up to 12 (freudenthal)
 
 template <typename K, int NK2, int NB, bool MinKey, typename Fn>
@@ -401,6 +402,27 @@ void for_each_column_of(const GridPlan& g, const SquareType* sq, int nt2, const 
   else
     for_each_column<K, 3, 3, false>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
 }
+
+// work ^= [a, a_end) (both sorted ascending), through merged.
+template <typename E>
+void xor_sorted(std::vector<E>& work, const E* a, const E* a_end, std::vector<E>& merged) {
+  merged.clear();
+  size_t i = 0;
+  while (i < work.size() || a != a_end) {
+    if (a == a_end || (i < work.size() && work[i] < *a)) {
+      merged.push_back(work[i++]);
+    } else if (i == work.size() || *a < work[i]) {
+      merged.push_back(*a++);
+    } else {
+      ++i;
+      ++a;
+    }
+  }
+  work.swap(merged);
+}
+
+// The reduction of H1 is helped by a second thread from this many columns on.
+constexpr int64_t kHelpedMinColumns = 64;
 
 // H1 of 3D. The columns are the negative 2-cells (clearing), the rows the positive edges (compression), both in the
 // total order. First, in memory order and without any sequential dependency (one thread per cell on a GPU):
@@ -528,57 +550,113 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
   std::sort(rest.begin(), rest.end());
 
   // Pass 3: the standard reduction of the remaining columns, in total order, with row_oldest as the pivot table.
-  std::vector<E>& pool = mb.pool;
-  std::vector<E>& work = mb.work;
-  std::vector<E>& merged = mb.merged;
-  std::vector<E>& regen = mb.regen;
-  std::vector<int64_t>& col_start = mb.col_start;
-  pool.clear();
-  col_start.clear();
-  for (const K key : rest) {
-    const int32_t r = int32_t(key >> 6);
+  // With a second thread, a helper runs ahead from the youngest columns backwards, block by block: it adds the
+  // apparent columns to a column while its pivot is apparent, which are exactly the first steps the reduction takes
+  // (a row with an apparent column never gets a stored one), and leaves the partial column for the reduction to
+  // continue. The reduction writes stored-column codes only into rows that have no apparent column, and the helper
+  // acts only on apparent codes, which never change: they agree whatever the interleaving (the shared entries are
+  // read and written atomically).
+  const int64_t nrest = int64_t(rest.size());
+  const bool helped = parallel && at::get_num_threads() >= 2 && nrest >= kHelpedMinColumns;
+  const int64_t block = std::min<int64_t>(256, std::max<int64_t>(8, nrest / 64));
+  const int64_t nblocks = helped ? (nrest + block - 1) / block : 0;
+  // Block states: 0 untouched, 1 the helper works on it, 2 its partial columns are ready, 3 the reduction took it.
+  std::unique_ptr<std::atomic<int>[]> state(new std::atomic<int>[size_t(nblocks)]);
+  for (int64_t b = 0; b < nblocks; ++b) state[b].store(0, std::memory_order_relaxed);
+  std::atomic<int64_t> reduction_block{0};
+  mb.partial.resize(size_t(nblocks));
+  auto load_entry = [&](int64_t eid) { return __atomic_load_n(row_oldest + eid, __ATOMIC_RELAXED); };
+  auto column_of = [&](K key, std::vector<E>& col) {
     const int code = int(key & 63);
-    boundary(order[r] + st.anchor[code], st.type[code], work);
-    while (!work.empty()) {
-      const E low = work.back();
-      K& slot = row_oldest[int64_t(low & kEidMask)];
-      const K x = slot;
-      const E* a;
-      const E* a_end;
-      if (x < -kHalf) {  // a stored column
-        const size_t j = size_t(-kHalf - 1 - x);
-        a = pool.data() + col_start[j];
-        a_end = pool.data() + col_start[j + 1];
-      } else if (x < 0) {  // an apparent column: its boundary, regenerated
-        const int64_t cell = -1 - int64_t(x);
-        boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen);
-        a = regen.data();
-        a_end = a + regen.size();
-      } else {  // no column has this pivot yet: store this one
-        slot = -kHalf - 1 - K(col_start.size());
-        col_start.push_back(int64_t(pool.size()));
-        pool.insert(pool.end(), work.begin(), work.end());
-        col_start.push_back(int64_t(pool.size()));  // end marker, paired with the start
-        const int32_t br = int32_t(K(low >> kShift) >> 6);
-        if (emit && vcls[br] != vcls[r]) out.push_back({1, order[br], order[r]});
-        break;
+    boundary(order[key >> 6] + st.anchor[code], st.type[code], col);
+  };
+
+  auto helper = [&] {
+    std::vector<E> work, merged, regen;
+    for (int64_t b = nblocks - 1; b >= 0; --b) {
+      int untouched = 0;
+      if (b <= reduction_block.load(std::memory_order_acquire) + 1 || !state[b].compare_exchange_strong(untouched, 1))
+        return;  // the reduction is (nearly) there
+      PartialColumns<E>& part = mb.partial[size_t(b)];
+      part.entries.clear();
+      part.start.clear();
+      for (int64_t i = b * block; i < std::min(nrest, (b + 1) * block); ++i) {
+        column_of(rest[size_t(i)], work);
+        while (!work.empty()) {
+          const K x = load_entry(int64_t(work.back() & kEidMask));
+          if (x >= 0 || x < -kHalf) break;  // not apparent: the reduction goes on from here
+          const int64_t cell = -1 - int64_t(x);
+          boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen);
+          xor_sorted(work, regen.data(), regen.data() + regen.size(), merged);
+        }
+        part.start.push_back(int64_t(part.entries.size()));
+        part.entries.insert(part.entries.end(), work.begin(), work.end());
       }
-      // work ^= that column (both sorted ascending)
-      merged.clear();
-      size_t i = 0;
-      while (i < work.size() || a != a_end) {
-        if (a == a_end || (i < work.size() && work[i] < *a)) {
-          merged.push_back(work[i++]);
-        } else if (i == work.size() || *a < work[i]) {
-          merged.push_back(*a++);
-        } else {
-          ++i;
-          ++a;
+      part.start.push_back(int64_t(part.entries.size()));
+      state[b].store(2, std::memory_order_release);
+    }
+  };
+
+  auto reduction = [&] {
+    std::vector<E>& pool = mb.pool;
+    std::vector<E>& work = mb.work;
+    std::vector<E>& merged = mb.merged;
+    std::vector<E>& regen = mb.regen;
+    std::vector<int64_t>& col_start = mb.col_start;
+    pool.clear();
+    col_start.clear();
+    const PartialColumns<E>* part = nullptr;
+    for (int64_t i = 0; i < nrest; ++i) {
+      const K key = rest[size_t(i)];
+      if (helped && i % block == 0) {  // a new block: take it, or wait for the helper's partial columns
+        const int64_t b = i / block;
+        reduction_block.store(b, std::memory_order_release);
+        int untouched = 0;
+        part = nullptr;
+        if (!state[b].compare_exchange_strong(untouched, 3)) {
+          while (state[b].load(std::memory_order_acquire) != 2) std::this_thread::yield();
+          part = &mb.partial[size_t(b)];
         }
       }
-      work.swap(merged);
+      if (part) {
+        const int64_t j = i % block;
+        work.assign(part->entries.begin() + part->start[size_t(j)], part->entries.begin() + part->start[size_t(j) + 1]);
+      } else {
+        column_of(key, work);
+      }
+      while (!work.empty()) {
+        const E low = work.back();
+        const int64_t eid = int64_t(low & kEidMask);
+        const K x = load_entry(eid);
+        const E* a;
+        const E* a_end;
+        if (x < -kHalf) {  // a stored column
+          const size_t j = size_t(-kHalf - 1 - x);
+          a = pool.data() + col_start[j];
+          a_end = pool.data() + col_start[j + 1];
+        } else if (x < 0) {  // an apparent column: its boundary, regenerated
+          const int64_t cell = -1 - int64_t(x);
+          boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen);
+          a = regen.data();
+          a_end = a + regen.size();
+        } else {  // no column has this pivot yet: store this one
+          __atomic_store_n(row_oldest + eid, K(-kHalf - 1 - K(col_start.size())), __ATOMIC_RELAXED);
+          col_start.push_back(int64_t(pool.size()));
+          pool.insert(pool.end(), work.begin(), work.end());
+          col_start.push_back(int64_t(pool.size()));  // end marker, paired with the start
+          const int32_t br = int32_t(K(low >> kShift) >> 6), r = int32_t(key >> 6);
+          if (emit && vcls[br] != vcls[r]) out.push_back({1, order[br], order[r]});
+          break;
+        }
+        xor_sorted(work, a, a_end, merged);
+      }
     }
-  }
+  };
+
+  if (!helped) return reduction();
+  at::parallel_for(0, 2, 1, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) k == 0 ? reduction() : helper();
+  });
 }
 
 }  // namespace

@@ -21,6 +21,14 @@ struct RawPair {
   int64_t death;
 };
 
+// Partial columns of a block of the H1 reduction, left by its helper thread: column j of the block is
+// entries[start[j], start[j + 1]).
+template <typename E>
+struct PartialColumns {
+  std::vector<E> entries;
+  std::vector<int64_t> start;
+};
+
 // Buffers of the H1 reduction of 3D, holding packed cell keys (key rank << 6 | star code) of type K. Column entries
 // pack a row's key (high half) with its edge id (low half), so that entries compare by key.
 template <typename K>
@@ -34,6 +42,7 @@ struct MiddleBuffers {
   std::vector<std::vector<K>> rest_parts;    // keys of the columns that need reduction, per slab
   std::vector<Entry> pool, regen, work, merged;  // stored reduced columns, a regenerated column, scratch
   std::vector<int64_t> col_start;            // stored column j: pool[col_start[j], col_start[j + 1])
+  std::vector<PartialColumns<Entry>> partial;  // per block of columns, from the reduction's helper thread
 };
 
 // Scratch buffers reused across the images a worker processes.
@@ -88,7 +97,8 @@ void run_middle_edges(const GridPlan& g, const Phases& ph, Workspace& ws, bool p
 void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel = false);
 
 // Testing aid: with on, the union-find of H_{D-1} and the H1 reduction use their 64-bit indices and keys even where
-// the 32-bit ones fit (those are otherwise reached only by grids of 2^25 pixels and more). Returns the previous setting.
+// the 32-bit ones fit (those are otherwise reached only by grids of 2^25 pixels and more). Returns the previous
+// setting.
 bool set_force_wide_indices(bool on);
 
 // All requested phases of one ranked image, in order.

@@ -65,6 +65,16 @@ def test_one_image_over_two_threads_equals_it_in_a_batch(construction, two_threa
 
 
 @pytest.mark.parametrize("construction", ["V", "T"])
+def test_one_large_image_ranked_on_two_threads(construction, two_threads):
+    # From 2^16 pixels on, one image is ranked on both threads (radix sort and value classes in two parts); plateaus
+    # spanning the parts' boundary must get one class.
+    for x in fields((1, 42, 40, 41), seed=6):
+        alone = pairs(x, construction, True)
+        in_batch = pairs(torch.cat([x, x]), construction, True)
+        assert torch.equal(in_batch[in_batch[:, 0] == 0], alone), (x.dtype, construction)
+
+
+@pytest.mark.parametrize("construction", ["V", "T"])
 def test_noise_and_smooth_grids_against_gudhi(construction, two_threads):
     # Thousands of columns left after the apparent pairs: the reduction adds stored and regenerated columns.
     for x in fields((1, 18, 17, 16), seed=8):

@@ -21,16 +21,35 @@ std::atomic<bool> force_wide{false};
 
 // Writes the padded rank array, order and value classes from keys sorted together with padded indices.
 template <typename U>
-void finish_ranking(const GridPlan& g, const std::vector<U>& sorted_keys, Workspace& ws) {
+// Parts of the order run on torch's threads when parallel: each counts its new values first, for its first class.
+void finish_ranking(const GridPlan& g, const std::vector<U>& sorted_keys, Workspace& ws, bool parallel) {
   const int64_t N = g.N;
   ws.rank.assign(size_t(g.P) + 1, kBorderRank);  // the last entry: T's outside (top_by_duality)
   ws.vclass.resize(size_t(N));
-  int32_t cls = 0;
-  for (int64_t r = 0; r < N; ++r) {
-    if (r > 0 && sorted_keys[r] != sorted_keys[r - 1]) ++cls;
-    ws.vclass[r] = cls;
-    ws.rank[ws.order[r]] = int32_t(r);
+  const int parts = parallel && N >= (1 << 16) ? at::get_num_threads() : 1;
+  const int64_t chunk = (N + parts - 1) / parts;
+  std::vector<int32_t> first_class(size_t(parts) + 1, 0);
+  auto new_value = [&](int64_t r) { return r > 0 && sorted_keys[size_t(r)] != sorted_keys[size_t(r - 1)]; };
+  if (parts > 1) {
+    at::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        int32_t c = 0;
+        for (int64_t r = t * chunk; r < std::min(N, (t + 1) * chunk); ++r) c += new_value(r);
+        first_class[size_t(t) + 1] = c;
+      }
+    });
+    for (int t = 0; t < parts; ++t) first_class[size_t(t) + 1] += first_class[size_t(t)];
   }
+  at::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      int32_t cls = first_class[size_t(t)];
+      for (int64_t r = t * chunk; r < std::min(N, (t + 1) * chunk); ++r) {
+        cls += new_value(r);
+        ws.vclass[size_t(r)] = cls;
+        ws.rank[size_t(ws.order[size_t(r)])] = int32_t(r);
+      }
+    }
+  });
 }
 
 // -------------------------------------------------------------------------------------------------------------
@@ -662,7 +681,7 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
 }  // namespace
 
 template <typename F>
-bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws) {
+bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws, bool parallel) {
   using U = typename std::conditional<sizeof(F) == 4, uint32_t, uint64_t>::type;
   std::vector<U>& keys = [&]() -> std::vector<U>& {
     if constexpr (sizeof(F) == 4) return ws.keys32; else return ws.keys64;
@@ -672,22 +691,22 @@ bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws) {
   }();
   keys.resize(size_t(g.N));
   ws.order.resize(size_t(g.N));
-  bool ok = true;
-  for_each_pixel(g, [&](int64_t i, int64_t p) {
+  std::atomic<bool> nan{false};
+  for_each_pixel_par(g, parallel, [&](int64_t i, int64_t p) {
     const F v = x[i];
-    ok = ok && !(v != v);
+    if (v != v) nan.store(true, std::memory_order_relaxed);
     keys[i] = orderable_key<U>(v, superlevel);
     ws.order[i] = int32_t(p);
   });
-  if (!ok) return false;
-  radix_sort_pairs(keys, ws.order, tmp, ws.tmp_items);
-  finish_ranking(g, keys, ws);
+  if (nan.load()) return false;
+  radix_sort_pairs_parallel(keys, ws.order, tmp, ws.tmp_items, parallel ? at::get_num_threads() : 1);
+  finish_ranking(g, keys, ws, parallel);
   star_bits(g, ws);
   return true;
 }
 
-template bool rank_image<float>(const GridPlan&, const float*, bool, Workspace&);
-template bool rank_image<double>(const GridPlan&, const double*, bool, Workspace&);
+template bool rank_image<float>(const GridPlan&, const float*, bool, Workspace&, bool);
+template bool rank_image<double>(const GridPlan&, const double*, bool, Workspace&, bool);
 
 // Compression needs the negative edges in the exact total order, which the lower-star H0 gives (V, freudenthal);
 // T's H0 runs on pixels, so T reduces uncompressed.

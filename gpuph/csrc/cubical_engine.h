@@ -82,9 +82,10 @@ struct Phases {
   bool emit[kMaxDim];
 };
 
-// Fills ws.rank / ws.order / ws.vclass / ws.star_bits for one image. Returns false if the image contains NaN.
+// Fills ws.rank / ws.order / ws.vclass / ws.star_bits for one image, on torch's threads if parallel.
+// Returns false if the image contains NaN.
 template <typename F>
-bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws);
+bool rank_image(const GridPlan& g, const F* x, bool superlevel, Workspace& ws, bool parallel = false);
 
 // The phases. run_h0 and run_top only read the ranking and write disjoint workspace members, so they may run
 // concurrently on one workspace, and so may run_middle_edges (which needs H0's compression flags) and run_top;

@@ -178,7 +178,7 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
       Workspace& ws = handle.get();
       raw[0].clear();
       raw[1].clear();
-      if (!rank_image(g, data + b * g.N, superlevel, ws)) return fail_nan(b);
+      if (!rank_image(g, data + b * g.N, superlevel, ws, !per_image)) return fail_nan(b);
       if (per_image) {
         persistence_of_ranked_image(g, ph, ws, raw[0]);
       } else {

@@ -1,6 +1,8 @@
 // Ranking of the pixels of one image: a stable LSD radix sort of orderable float keys, so ties keep flat-index
 // order. This is the total order the whole package (CPU and CUDA) breaks ties by.
 #pragma once
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <vector>
 #include "gpuph_common.cuh"  // from kernels/
@@ -37,6 +39,57 @@ void radix_sort_pairs(std::vector<U>& keys, std::vector<int32_t>& items, std::ve
       tmp_keys[dst] = keys[i];
       tmp_items[dst] = items[i];
     }
+    keys.swap(tmp_keys);
+    items.swap(tmp_items);
+  }
+}
+
+// radix_sort_pairs on torch's threads, for one large array: the array in `parts` contiguous parts, and per pass each
+// part's histogram, then each part's scatter after the entries of the earlier parts with the same digit (so the sort
+// stays stable and gives the same result as radix_sort_pairs).
+template <typename U>
+void radix_sort_pairs_parallel(std::vector<U>& keys, std::vector<int32_t>& items, std::vector<U>& tmp_keys,
+                               std::vector<int32_t>& tmp_items, int parts) {
+  const size_t n = keys.size();
+  if (parts <= 1 || n < (size_t(1) << 16)) return radix_sort_pairs(keys, items, tmp_keys, tmp_items);
+  tmp_keys.resize(n);
+  tmp_items.resize(n);
+  const size_t chunk = (n + size_t(parts) - 1) / size_t(parts);
+  std::vector<uint32_t> hist(size_t(parts) * 256);
+  for (int p = 0; p < int(sizeof(U)); ++p) {
+    const int shift = 8 * p;
+    at::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        uint32_t* h = &hist[size_t(t) * 256];
+        std::fill(h, h + 256, 0u);
+        for (size_t i = size_t(t) * chunk, end = std::min(n, size_t(t + 1) * chunk); i < end; ++i)
+          ++h[(keys[i] >> shift) & 0xff];
+      }
+    });
+    // Exclusive offsets in (digit, part) order; a digit shared by every key leaves the order as it is.
+    uint32_t sum = 0;
+    bool trivial = false;
+    for (int d = 0; d < 256; ++d) {
+      uint32_t total = 0;
+      for (int t = 0; t < parts; ++t) total += hist[size_t(t) * 256 + d];
+      trivial = trivial || total == n;
+      for (int t = 0; t < parts; ++t) {
+        const uint32_t c = hist[size_t(t) * 256 + d];
+        hist[size_t(t) * 256 + d] = sum;
+        sum += c;
+      }
+    }
+    if (trivial) continue;
+    at::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        uint32_t* h = &hist[size_t(t) * 256];
+        for (size_t i = size_t(t) * chunk, end = std::min(n, size_t(t + 1) * chunk); i < end; ++i) {
+          const uint32_t dst = h[(keys[i] >> shift) & 0xff]++;
+          tmp_keys[dst] = keys[i];
+          tmp_items[dst] = items[i];
+        }
+      }
+    });
     keys.swap(tmp_keys);
     items.swap(tmp_items);
   }

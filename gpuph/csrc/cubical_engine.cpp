@@ -377,8 +377,8 @@ void edge_keys(const GridPlan& g, const int32_t* rank, const uint8_t* neg, bool 
 }
 
 // Calls f(key, anchor << kCellTypeBits | type, boundary edge ids, their keys, their count, index of the pivot) for
-// every column (a 2-cell of the grid that is not cleared and whose compressed boundary is not empty) anchored in
-// axis-0 planes [i0, i1), in memory order. The counts are template parameters so that the loops unroll: (NK2, NB) =
+// every 2-cell anchored in axis-0 planes [i0, i1), in memory order; the index of the pivot is -1 (and the rest
+// meaningless) for those that are not columns: outside the grid, cleared, or with an empty compressed boundary. The counts are template parameters so that the loops unroll: (NK2, NB) =
 // key vertices of a 2-cell and its boundary edges: V (4, 4), T (2, 4), freudenthal (3, 3).
 constexpr int kCellTypeBits = 4;  // 2-cell types per anchor: up to 12 (freudenthal)
 
@@ -391,7 +391,10 @@ void for_each_column(const GridPlan& g, const SquareType* sq, int nt2, const int
       const SquareType& q = sq[ty];
       int bj;
       const int32_t best = key_rank<NK2, MinKey>(rank, anchor, q.key, &bj);
-      if (best == kBorderRank || pos[anchor * nt2 + ty]) continue;  // not a cell of the grid, or cleared
+      if (best == kBorderRank || pos[anchor * nt2 + ty]) {  // not a cell of the grid, or cleared
+        f(K(-1), anchor << kCellTypeBits | ty, nullptr, nullptr, 0, -1);
+        continue;
+      }
       int64_t eid[NB];
       K ek[NB];
       K piv = -1;
@@ -404,7 +407,7 @@ void for_each_column(const GridPlan& g, const SquareType* sq, int nt2, const int
           pb = b;
         }
       }
-      if (pb < 0) continue;  // empty compressed boundary: a positive cell (clearing would have caught it)
+      // pb < 0: an empty compressed boundary, a positive cell (clearing would have caught it)
       f(K(pack_cell_key(best, q.code[bj])), anchor << kCellTypeBits | ty, eid, ek, NB, pb);
     }
   });
@@ -516,17 +519,24 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
   };
 
   // Pass 1: every row's oldest column (scatter-min); every column's key and pivot, kept for pass 2.
-  mb.row_oldest.assign(size_t(g.P) * nt1, kNone);
+  mb.row_oldest.resize(size_t(g.P) * nt1);
   K* row_oldest = mb.row_oldest.data();
-  mb.col_key.assign(size_t(g.P) * nt2, kNone);
+  at::parallel_for(0, g.P * nt1, parallel ? (int64_t(1) << 16) : g.P * nt1 + 1, [&](int64_t b, int64_t e) {
+    std::fill(row_oldest + b, row_oldest + e, kNone);
+  });
+  mb.col_key.resize(size_t(g.P) * nt2);  // every entry pass 2 reads is written below
   mb.col_pivot.resize(size_t(g.P) * nt2);
   K* col_key = mb.col_key.data();
   uint8_t* col_pivot = mb.col_pivot.data();
   over_slabs([&](int64_t i0, int64_t i1, int64_t) {
     columns(i0, i1, [&](K key, int64_t cell, const int64_t* eid, const K* ek, int nb, int pb) {
+      const int64_t sid = (cell >> kCellTypeBits) * nt2 + (cell & ((1 << kCellTypeBits) - 1));
+      if (pb < 0) {
+        col_key[sid] = kNone;
+        return;
+      }
       for (int b = 0; b < nb; ++b)
         if (ek[b] >= 0 && key < row_oldest[eid[b]]) row_oldest[eid[b]] = key;
-      const int64_t sid = (cell >> kCellTypeBits) * nt2 + (cell & ((1 << kCellTypeBits) - 1));
       col_key[sid] = key;
       col_pivot[sid] = uint8_t(pb);
     });

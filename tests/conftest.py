@@ -26,6 +26,15 @@ settings.register_profile(
 settings.load_profile("gpuph")
 
 
+@pytest.fixture
+def two_threads():
+    """torch's CPU pool at two threads for the test (the paths that split one image or batch over threads)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
 # ---------------------------------------------------------------------------------------------- conversion
 def to_numpy64(x) -> np.ndarray:
     """The input's values as a float64 numpy array (exact: every half/bfloat16/float32 value is a float64 value)."""

@@ -1,27 +1,20 @@
 """The CPU engine's 3D paths that small grids and batches do not reach on their own: the 64-bit index and key variants
 of the H2 union-find and of the H1 reduction (chosen from 2^25 voxels on; forced here through a testing switch and
-compared with the 32-bit ones), one image split over two threads (slabs of the column passes side by side) against
-the same image in a batch, and grids large enough for long reductions against GUDHI."""
+compared with the 32-bit ones); one image over two threads (slabs of the column passes side by side, the reduction's
+helper thread, the ranking in two parts) against the same image in a batch (one thread each); workspaces kept across
+calls and shapes; and grids large enough for long reductions against GUDHI."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_same_diagrams, ours_by_dim, smooth_field
+from reference import reference
 
 import gpuph
-from tests.conftest import assert_same_diagrams, ours_by_dim, smooth_field
-from tests.reference import reference
 
 ops = torch.ops.gpuph
 CODES = {"V": 0, "T": 1, "freudenthal": 2}
-
-
-@pytest.fixture
-def two_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
 
 
 def fields(shape, seed: int):

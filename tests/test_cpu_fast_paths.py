@@ -20,14 +20,6 @@ ops = torch.ops.gpuph
 CODES = {"V": 0, "T": 1, "freudenthal": 2}
 
 
-@pytest.fixture
-def two_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
-
-
 def same_as_pipeline(x: torch.Tensor, construction: str, superlevel: bool, mask: int = 3) -> torch.Tensor:
     want = ops._cubical_pairs_pipeline(x, 2, CODES[construction], superlevel, mask)
     got = ops.cubical_pairs(x, 2, CODES[construction], superlevel, mask)

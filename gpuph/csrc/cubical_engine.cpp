@@ -767,21 +767,6 @@ void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<
     middle_by_reduction(g, ph, ws, ws.mid64, parallel, out);
 }
 
-WorkspaceHandle::WorkspaceHandle(const GridPlan& g) {
-  // Kept per thread for the life of the process, as the 2D merge trees' (merge_tree.h): up to 2^16 padded pixels
-  // (about 5 MB, a 38^3 grid) on the pool's threads, up to 2^19 (about 40 MB, 78^3) on the calling thread, which runs
-  // single large images; past that, a fresh one, freed with the handle. Fresh buffers cost their page faults again
-  // on every call.
-  const int64_t kMaxCachedPixels = int64_t(1) << (at::in_parallel_region() ? 16 : 19);
-  thread_local Workspace cached;
-  if (g.P > kMaxCachedPixels) {
-    owned_ = std::make_unique<Workspace>();
-    ws_ = owned_.get();
-  } else {
-    ws_ = &cached;
-  }
-}
-
 bool set_force_wide_indices(bool on) { return force_wide.exchange(on); }
 
 void persistence_of_ranked_image(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out) {

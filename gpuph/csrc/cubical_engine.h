@@ -6,11 +6,11 @@
 //                 (negative edges known from H0), in the same total order as the two union-finds.
 #pragma once
 #include <cstdint>
-#include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "grid_plan.cuh"
+#include "kept_workspace.h"
 
 namespace gpuph {
 
@@ -64,15 +64,11 @@ struct Workspace {
   MiddleBuffers<int64_t> mid64;
 };
 
-// A worker's workspace: the thread's own, kept across calls, or past a size a fresh one (cubical_engine.cpp).
-class WorkspaceHandle {
+// A worker's workspace (kept_workspace.h): about 90 bytes per padded cell for V (more for freudenthal), so up to
+// 6 MB (a 38^3 grid) on each of the pool's threads and 47 MB (78^3) on the calling thread.
+class WorkspaceHandle : public KeptWorkspace<Workspace> {
  public:
-  explicit WorkspaceHandle(const GridPlan& g);
-  Workspace& get() { return *ws_; }
-
- private:
-  std::unique_ptr<Workspace> owned_;
-  Workspace* ws_;
+  explicit WorkspaceHandle(const GridPlan& g) : KeptWorkspace(g.P, 16, 19) {}
 };
 
 struct Phases {

@@ -494,25 +494,16 @@ bool key_and_run(const GridPlan& g, const F* x, bool superlevel, const Phases& p
 
 }  // namespace
 
-MergeTreeWorkspaceHandle::MergeTreeWorkspaceHandle(const GridPlan& g) {
-  // Kept per thread, for the life of the process: up to 2^19 padded pixels (about 9 MB for float32 input, a 512 x 512
-  // image) on every thread, up to 2^21 (about 36 MB, 1024 x 1024) only on the calling thread, which runs single large
-  // images; fresh allocations of that size cost a quarter of the image's time in page faults. On the pool's threads a
-  // larger cap would hold gigabytes on many-core machines; there a task's workspace serves all its images anyway.
-  const int64_t kMaxCachedPixels = int64_t(1) << (at::in_parallel_region() ? 19 : 21);
-  thread_local MergeTreeWorkspace cached;
-  if (g.P > kMaxCachedPixels) {
-    owned_ = std::make_unique<MergeTreeWorkspace>();
-    ws_ = owned_.get();
-  } else {
-    ws_ = &cached;
-  }
-  bool same = ws_->D == g.D;
-  for (int a = 0; a < g.D; ++a) same = same && ws_->n[a] == g.n[a];
+MergeTreeWorkspaceHandle::MergeTreeWorkspaceHandle(const GridPlan& g)
+    // about 9 MB for float32 input (a 512 x 512 image) on every thread, 36 MB (1024 x 1024) on the calling thread
+    : KeptWorkspace(g.P, 19, 21) {
+  MergeTreeWorkspace* ws = &get();
+  bool same = ws->D == g.D;
+  for (int a = 0; a < g.D; ++a) same = same && ws->n[a] == g.n[a];
   if (!same) {
-    *ws_ = MergeTreeWorkspace();  // the border entries of another shape: fill again
-    ws_->D = g.D;
-    for (int a = 0; a < g.D; ++a) ws_->n[a] = g.n[a];
+    *ws = MergeTreeWorkspace();  // the border entries of another shape: fill again
+    ws->D = g.D;
+    for (int a = 0; a < g.D; ++a) ws->n[a] = g.n[a];
   }
 }
 

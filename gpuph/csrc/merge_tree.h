@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cubical_engine.h"
+#include "kept_workspace.h"
 #include "merge_tree.cuh"
 
 namespace gpuph {
@@ -33,17 +34,10 @@ struct MergeTreeWorkspace {
 
 inline bool merge_tree_applies(const GridPlan& g) { return g.D <= 2; }
 
-// A worker's workspace for grids of g's shape: the calling thread's own, kept across calls (allocating and first
-// touching the buffers on every call would cost more than the persistence of small images), or, past a size, a
-// fresh one freed with the handle, so that no thread holds much memory between calls.
-class MergeTreeWorkspaceHandle {
+// A worker's workspace for grids of g's shape (kept_workspace.h), its border entries filled for that shape.
+class MergeTreeWorkspaceHandle : public KeptWorkspace<MergeTreeWorkspace> {
  public:
   explicit MergeTreeWorkspaceHandle(const GridPlan& g);
-  MergeTreeWorkspace& get() { return *ws_; }
-
- private:
-  std::unique_ptr<MergeTreeWorkspace> owned_;
-  MergeTreeWorkspace* ws_;
 };
 
 // Called with k once the pairs of phase k are all in out[k] (the essential class of H0 included), on the thread

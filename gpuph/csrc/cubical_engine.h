@@ -55,9 +55,11 @@ struct Workspace {
   std::vector<int32_t> tmp_items;
   std::vector<uint64_t> star_bits;  // padded grid: the star cells the union-finds visit (cubical_engine.cpp)
   std::vector<int32_t> parent0;  // H0 union-find (padded pixels)
+  std::vector<int32_t> parent_vertex;  // T's compression marks: union-find of the vertices
   std::vector<int32_t> parent_top32;  // H_{D-1} union-find (top cells and the outside), by index width
   std::vector<int64_t> parent_top64;
   std::vector<int32_t> top_key;
+  bool compressed = false;              // whether negative_edge holds this image's compression flags
   std::vector<uint8_t> negative_edge;   // compression flags, per edge id
   std::vector<uint8_t> positive_face;   // clearing flags, per 2-cell id (3D)
   MiddleBuffers<int32_t> mid32;        // H1 of 3D, by key width

@@ -58,19 +58,6 @@ void finish_ranking(const GridPlan& g, const std::vector<U>& sorted_keys, Worksp
 // operations instead of one data-dependent branch per cell, and read one word per vertex instead of its
 // neighbours' ranks.
 
-// Bit i of a vertex's word is set iff (m ^ flip_i) & need[i] == need[i], m being the mask of its 3^D - 1 neighbours
-// that come earlier in the direction of the star tests (in_flat_star): lower rank for V / freudenthal (max keys),
-// higher rank for T (min keys, the border always).
-struct StarBits {
-  int nlow;      // bits [0, nlow): V / freudenthal: lower-star edges (H0); T: the neighbours of lower rank (H0)
-  int ntop;      // bits [nlow, ntop): the (D-1)-cells whose key vertex it is (H_{D-1} by duality)
-  int n;         // bits [ntop, n): T in 3D, the edges whose key pixel it is (compression marks for H1)
-  bool flip_low;  // T: the low bits test the clear bits of m
-  uint32_t need[64];
-  uint64_t top_bits(uint64_t w) const { return (w >> nlow) & ((uint64_t(1) << (ntop - nlow)) - 1); }
-  uint64_t edge_bits(uint64_t w) const { return flip_low ? w >> ntop : w & ((uint64_t(1) << nlow) - 1); }
-};
-
 StarBits star_bits_plan(const GridPlan& g) {
   StarBits s{};
   auto add_star = [&](int k) {
@@ -140,22 +127,19 @@ void star_bits(const GridPlan& g, const StarBits& sb, const int32_t* rank, uint6
 
 void star_bits(const GridPlan& g, Workspace& ws) {
   ws.star_bits.resize(size_t(g.P));
-  const StarBits sb = star_bits_plan(g);
+  ws.star_plan = star_bits_plan(g);
   if (g.min_key)
-    star_bits<true>(g, sb, ws.rank.data(), ws.star_bits.data());
+    star_bits<true>(g, ws.star_plan, ws.rank.data(), ws.star_bits.data());
   else
-    star_bits<false>(g, sb, ws.rank.data(), ws.star_bits.data());
+    star_bits<false>(g, ws.star_plan, ws.rank.data(), ws.star_bits.data());
 }
-
-// Bits [0, nlow) of the star words.
-inline uint64_t low_bits(const GridPlan& g) { return (uint64_t(1) << star_bits_plan(g).nlow) - 1; }
 
 // Compression marks of T in 3D: its H0 runs on pixels, which does not say which edges are negative. Those are the
 // edges that join two components of the graph of the earlier edges (Kruskal in the total order: pixels in rank
 // order, each one's edges in star-code order), whatever the vertices' own order: one union-find over the vertices.
 void t_negative_edges(const GridPlan& g, Workspace& ws) {
   const FlatStar st = flatten_star(g, 1);
-  const StarBits sb = star_bits_plan(g);
+  const StarBits& sb = ws.star_plan;
   const DimPlan& d1 = g.dim[1];
   const int nt1 = d1.ntypes;
   int64_t edge_id[kMaxStar], end0[kMaxStar], end1[kMaxStar];
@@ -191,7 +175,7 @@ void t_negative_edges(const GridPlan& g, Workspace& ws) {
 // visited in star-code order so that the negative edges are exactly those of the total order (for compression).
 void h0_lower_star(const GridPlan& g, const Phases& ph, Workspace& ws, bool mark_negative, std::vector<RawPair>& out) {
   const FlatStar st = flatten_star(g, 1);
-  const uint64_t low = low_bits(g);
+  const uint64_t low = ws.star_plan.low_bits();
   const int nt1 = g.dim[1].ntypes;
   const int32_t* rank = ws.rank.data();
   const int32_t* order = ws.order.data();
@@ -239,7 +223,7 @@ void h0_pixels(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<R
   const int32_t* order = ws.order.data();
   const int32_t* vcls = ws.vclass.data();
   const uint64_t* sbits = ws.star_bits.data();
-  const uint64_t low = low_bits(g);
+  const uint64_t low = ws.star_plan.low_bits();
   ws.parent0.resize(size_t(g.P));
   int32_t* parent = ws.parent0.data();
   constexpr int64_t kAhead = 8;  // prefetch distance, in pixels
@@ -273,7 +257,7 @@ void top_union_find(const GridPlan& g, const Phases& ph, Workspace& ws, std::vec
                     int64_t ntop, bool mark_positive, std::vector<RawPair>& out) {
   const int D = g.D;
   const FlatStar st = flatten_star(g, D - 1);
-  const StarBits sb = star_bits_plan(g);
+  const StarBits& sb = ws.star_plan;
   const uint64_t* sbits = ws.star_bits.data();
   const int nface = g.dim[D - 1].ntypes;
   const int32_t* order = ws.order.data();

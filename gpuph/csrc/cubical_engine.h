@@ -21,6 +21,21 @@ struct RawPair {
   int64_t death;
 };
 
+// The meaning of a pixel's word of star bits (Workspace::star_bits, cubical_engine.cpp). Bit i of a vertex's word is
+// set iff (m ^ flip_i) & need[i] == need[i], m being the mask of its 3^D - 1 neighbours that come earlier in the
+// direction of the star tests (in_flat_star): lower rank for V / freudenthal (max keys), higher rank for T (min keys,
+// the border always).
+struct StarBits {
+  int nlow;      // bits [0, nlow): V / freudenthal: lower-star edges (H0); T: the neighbours of lower rank (H0)
+  int ntop;      // bits [nlow, ntop): the (D-1)-cells whose key vertex it is (H_{D-1} by duality)
+  int n;         // bits [ntop, n): T in 3D, the edges whose key pixel it is (compression marks for H1)
+  bool flip_low;  // T: the low bits test the clear bits of m
+  uint32_t need[64];
+  uint64_t low_bits() const { return (uint64_t(1) << nlow) - 1; }
+  uint64_t top_bits(uint64_t w) const { return (w >> nlow) & ((uint64_t(1) << (ntop - nlow)) - 1); }
+  uint64_t edge_bits(uint64_t w) const { return flip_low ? w >> ntop : w & ((uint64_t(1) << nlow) - 1); }
+};
+
 // Partial columns of a block of the H1 reduction, left by its helper thread: column j of the block is
 // entries[start[j], start[j + 1]).
 template <typename E>
@@ -54,6 +69,7 @@ struct Workspace {
   std::vector<uint64_t> keys64, tmp64;
   std::vector<int32_t> tmp_items;
   std::vector<uint64_t> star_bits;  // padded grid: the star cells the union-finds visit (cubical_engine.cpp)
+  StarBits star_plan;               // what their bits mean for this grid
   std::vector<int32_t> parent0;  // H0 union-find (padded pixels)
   std::vector<int32_t> parent_vertex;  // T's compression marks: union-find of the vertices
   std::vector<int32_t> parent_top32;  // H_{D-1} union-find (top cells and the outside), by index width

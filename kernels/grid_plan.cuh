@@ -182,17 +182,6 @@ inline FlatStar flatten_star(const GridPlan& g, int k) {
   return f;
 }
 
-// Whether star entry e of key vertex v (rank r) is a cell of the complex whose key vertex is v: its other key
-// vertices come earlier (V, freudenthal: lower rank; the border never does) or later (T: higher rank; the border
-// always does, the cell still has v).
-GPUPH_HD bool in_flat_star(const FlatStar& f, bool min_key, const int32_t* rank, int64_t v, int32_t r, int e) {
-  for (int j = 0; j < f.nother[e]; ++j) {
-    const int32_t q = rank[v + f.other[e][j]];
-    if (min_key ? (q <= r) : (q >= r)) return false;
-  }
-  return true;
-}
-
 // Packed total-order key of a cell: (key rank, star code). Star codes are < kMaxStar < 64.
 GPUPH_HD int64_t pack_cell_key(int32_t key_rank, int star_code) { return (int64_t(key_rank) << 6) | star_code; }
 

@@ -23,8 +23,9 @@ struct RawPair {
 
 // The meaning of a pixel's word of star bits (Workspace::star_bits, cubical_engine.cpp). Bit i of a vertex's word is
 // set iff (m ^ flip_i) & need[i] == need[i], m being the mask of its 3^D - 1 neighbours that come earlier in the
-// direction of the star tests (in_flat_star): lower rank for V / freudenthal (max keys), higher rank for T (min keys,
-// the border always).
+// direction of the star tests: lower rank for V / freudenthal (max keys; the border never does), higher rank for T
+// (min keys; the border always does). A cell is in a vertex's star, the vertex its key vertex, iff all its other key
+// vertices are such neighbours.
 struct StarBits {
   int nlow;      // bits [0, nlow): V / freudenthal: lower-star edges (H0); T: the neighbours of lower rank (H0)
   int ntop;      // bits [nlow, ntop): the (D-1)-cells whose key vertex it is (H_{D-1} by duality)

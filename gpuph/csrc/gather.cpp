@@ -25,6 +25,30 @@
 namespace gpuph {
 namespace {
 
+#if defined(__SSE2__)
+// SSE2 registers of float / double lanes.
+template <typename F>
+struct Sse;
+template <>
+struct Sse<float> {
+  using V = __m128;
+  static constexpr int kLanes = 4;
+  static V load(const float* p) { return _mm_loadu_ps(p); }
+  static V min(V a, V b) { return _mm_min_ps(a, b); }
+  static V max(V a, V b) { return _mm_max_ps(a, b); }
+  static void store(float* p, V a) { _mm_storeu_ps(p, a); }
+};
+template <>
+struct Sse<double> {
+  using V = __m128d;
+  static constexpr int kLanes = 2;
+  static V load(const double* p) { return _mm_loadu_pd(p); }
+  static V min(V a, V b) { return _mm_min_pd(a, b); }
+  static V max(V a, V b) { return _mm_max_pd(a, b); }
+  static void store(double* p, V a) { _mm_storeu_pd(p, a); }
+};
+#endif
+
 // The least (want_min) or greatest value of x[0..n), n >= 1. Equal values compare equal (-0.0 == +0.0), so which of
 // two zeros comes back does not matter to the scan below.
 template <typename F>
@@ -32,40 +56,23 @@ F extreme(const F* x, int64_t n, bool want_min) {
   int64_t i = 0;
   F best = x[0];
 #if defined(__SSE2__)
-  if constexpr (sizeof(F) == 4) {
-    if (n >= 16) {
-      __m128 a = _mm_loadu_ps(x), b = a, c = a, d = a;
-      for (; i + 16 <= n; i += 16) {
-        const __m128 p = _mm_loadu_ps(x + i), q = _mm_loadu_ps(x + i + 4), r = _mm_loadu_ps(x + i + 8),
-                     s = _mm_loadu_ps(x + i + 12);
-        if (want_min) {
-          a = _mm_min_ps(a, p), b = _mm_min_ps(b, q), c = _mm_min_ps(c, r), d = _mm_min_ps(d, s);
-        } else {
-          a = _mm_max_ps(a, p), b = _mm_max_ps(b, q), c = _mm_max_ps(c, r), d = _mm_max_ps(d, s);
-        }
+  using S = Sse<F>;
+  constexpr int L = S::kLanes;
+  if (n >= 4 * L) {  // four registers side by side
+    typename S::V a = S::load(x), b = a, c = a, d = a;
+    for (; i + 4 * L <= n; i += 4 * L) {
+      const typename S::V p = S::load(x + i), q = S::load(x + i + L), r = S::load(x + i + 2 * L),
+                          t = S::load(x + i + 3 * L);
+      if (want_min) {
+        a = S::min(a, p), b = S::min(b, q), c = S::min(c, r), d = S::min(d, t);
+      } else {
+        a = S::max(a, p), b = S::max(b, q), c = S::max(c, r), d = S::max(d, t);
       }
-      a = want_min ? _mm_min_ps(_mm_min_ps(a, b), _mm_min_ps(c, d)) : _mm_max_ps(_mm_max_ps(a, b), _mm_max_ps(c, d));
-      float lanes[4];
-      _mm_storeu_ps(lanes, a);
-      for (const float v : lanes) best = want_min ? std::min(best, v) : std::max(best, v);
     }
-  } else {
-    if (n >= 8) {
-      __m128d a = _mm_loadu_pd(x), b = a, c = a, d = a;
-      for (; i + 8 <= n; i += 8) {
-        const __m128d p = _mm_loadu_pd(x + i), q = _mm_loadu_pd(x + i + 2), r = _mm_loadu_pd(x + i + 4),
-                      s = _mm_loadu_pd(x + i + 6);
-        if (want_min) {
-          a = _mm_min_pd(a, p), b = _mm_min_pd(b, q), c = _mm_min_pd(c, r), d = _mm_min_pd(d, s);
-        } else {
-          a = _mm_max_pd(a, p), b = _mm_max_pd(b, q), c = _mm_max_pd(c, r), d = _mm_max_pd(d, s);
-        }
-      }
-      a = want_min ? _mm_min_pd(_mm_min_pd(a, b), _mm_min_pd(c, d)) : _mm_max_pd(_mm_max_pd(a, b), _mm_max_pd(c, d));
-      double lanes[2];
-      _mm_storeu_pd(lanes, a);
-      for (const double v : lanes) best = want_min ? std::min(best, v) : std::max(best, v);
-    }
+    a = want_min ? S::min(S::min(a, b), S::min(c, d)) : S::max(S::max(a, b), S::max(c, d));
+    F lanes[L];
+    S::store(lanes, a);
+    for (const F v : lanes) best = want_min ? std::min(best, v) : std::max(best, v);
   }
 #endif
   for (; i < n; ++i) best = want_min ? std::min(best, x[i]) : std::max(best, x[i]);

@@ -19,6 +19,7 @@ constexpr int kMaxTypes = 12;    // freudenthal triangles in 3D
 constexpr int kMaxKeyVerts = 8;  // V cubes (8 vertices), T vertices (8 incident pixels)
 constexpr int kMaxStar = 36;     // freudenthal triangles containing a vertex in 3D
 constexpr int kMaxBoundary = 6;  // faces of a cube
+constexpr int kCellTypeBits = 4;  // a cell code packs (anchor << kCellTypeBits | type): up to 12 types (freudenthal)
 
 struct Offset {
   int8_t c[kMaxDim];

@@ -266,3 +266,24 @@ def test_cuda_timing_path_with_fake_events(monkeypatch):
     assert calls["fn"] == 3 + 4 and len(m.times_ms) == 4
     assert calls["sync"] == 2 * calls["fn"]  # drained before, waited for after every call
     assert all(t >= 2.0 for t in m.times_ms)
+
+
+def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):
+    """The kernel-level breakdown (gpuph.bench.breakdown) on the device pipeline's CPU emulation: every stage of the
+    merge trees and of H1 of 3D is found and timed, and the files are written; without a GPU or --emulate it says
+    so and does nothing."""
+    from gpuph.bench.breakdown import main as breakdown
+
+    out = tmp_path / "bd"
+    assert breakdown(["--emulate", "--cases", "2x9^3", "--fields", "noise", "--repeats", "1", "--out", str(out)]) == 0
+    doc = json.loads((out / "breakdown.json").read_text())
+    (row,) = doc["rows"]
+    assert row["case"] == "2x9x9x9" and row["median_ms"] > 0 and doc["meta"]["versions"]["torch"]
+    stages = {e["name"]: e for e in row["entries"] if e["kind"] == "stage"}
+    for name in ("ranks", "cells", "sync", "apparent_rows", "to_host", "residual_reduction"):
+        assert stages[f"gpuph::h1::{name}"]["calls_per_call"] == 1, name
+    assert {"gpuph::merge_trees", "gpuph::pinned_order"} <= set(stages)
+    assert "gpuph::h1::residual_reduction" in (out / "breakdown.md").read_text()
+    if not torch.cuda.is_available():
+        assert breakdown(["--cases", "1x8^3", "--out", str(tmp_path / "none")]) == 2
+        assert not (tmp_path / "none").exists()

@@ -1,9 +1,9 @@
 // CUDA implementation of gpuph::cubical_pairs, built when the extension is compiled with CUDA (GPUPH_WITH_CUDA).
 //
-// V, T and freudenthal grids (1D and 2D in every dimension, 3D for H0 and H2) run on the device: the merge-tree
-// pipeline (merge_tree_pipeline.cpp) with the kernels of kernels/merge_tree_cuda.cu, everything allocated through
-// torch's caching allocator on the input's device and current stream, one device-to-host copy to size the output. H1
-// of 3D grids still runs on the CPU engine (the image batch is copied to the host) until its kernels land.
+// Every grid (1D, 2D, 3D; V, T, freudenthal) and dimension runs through the device pipeline (cubical_pipeline.h):
+// the merge trees of kernels/merge_tree_cuda.cu for H0 and the top dimension, the per-cell passes of
+// kernels/middle_cuda.cu for H1 of 3D, whose few non-apparent columns are reduced on the host. Everything is
+// allocated through torch's caching allocator on the input's device and current stream.
 //
 // Only generic ATen / c10 headers are used (no CUDA headers), so CI compile-checks this file without a CUDA torch.
 #ifdef GPUPH_WITH_CUDA
@@ -13,7 +13,7 @@
 #include <torch/library.h>
 
 #include "cubical_ops.h"
-#include "merge_tree_pipeline.h"
+#include "cubical_pipeline.h"
 
 namespace gpuph {
 namespace {
@@ -24,13 +24,9 @@ at::Tensor cubical_pairs_cuda(const at::Tensor& x, int64_t spatial_dims, int64_t
   const c10::DeviceGuard guard(x.device());
   const at::Tensor xc = x.contiguous();
   if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
-  if (merge_tree_pipeline_applies(g, dims_mask)) {
-    void* stream = at::accelerator::getCurrentStream(xc.device().index()).native_handle();
-    static const MTLaunchers launchers = cuda::merge_tree_launchers();
-    return merge_tree_pipeline(launchers, xc, g, superlevel, dims_mask, stream);
-  }
-  // H1 of 3D (any construction): the CPU engine for now.
-  return cubical_pairs_cpu(xc.cpu(), spatial_dims, construction, superlevel, dims_mask).to(x.device());
+  void* stream = at::accelerator::getCurrentStream(xc.device().index()).native_handle();
+  static const PipelineLaunchers launchers{cuda::merge_tree_launchers(), cuda::middle_launchers()};
+  return cubical_pipeline(launchers, xc, g, superlevel, dims_mask, stream);
 }
 
 }  // namespace

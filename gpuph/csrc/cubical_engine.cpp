@@ -403,11 +403,38 @@ void edge_keys(const GridPlan& g, const int32_t* rank, const uint8_t* neg, bool 
   });
 }
 
+// The square types of a 3D grid and the star of its key vertices in dimension 2, as the H1 passes read them.
+struct SquareTables {
+  int nt1, nt2;
+  SquareType sq[kMaxTypes];
+  FlatStar st;  // star code -> 2-cell anchor delta from its key vertex, and type
+};
+
+SquareTables square_tables(const GridPlan& g) {
+  SquareTables t;
+  const DimPlan& d1 = g.dim[1];
+  const DimPlan& d2 = g.dim[2];
+  t.nt1 = d1.ntypes;
+  t.nt2 = d2.ntypes;
+  for (int ty = 0; ty < t.nt2; ++ty) {
+    SquareType& q = t.sq[ty];
+    q.nt1 = t.nt1;
+    q.nkey = d2.nkey[ty];
+    for (int j = 0; j < q.nkey; ++j) {
+      q.key[j] = d2.key[ty][j];
+      q.code[j] = d2.star_code[ty][j];
+    }
+    q.nbnd = d2.nbnd[ty];
+    for (int b = 0; b < q.nbnd; ++b) q.bnd_id[b] = d2.bnd_shift[ty][b] * t.nt1 + d2.bnd_type[ty][b];
+  }
+  t.st = flatten_star(g, 2);
+  return t;
+}
+
 // Calls f(key, anchor << kCellTypeBits | type, boundary edge ids, their keys, their count, index of the pivot) for
 // every 2-cell anchored in axis-0 planes [i0, i1), in memory order; the index of the pivot is -1 (and the rest
 // meaningless) for those that are not columns: outside the grid, cleared, or with an empty compressed boundary. The counts are template parameters so that the loops unroll: (NK2, NB) =
 // key vertices of a 2-cell and its boundary edges: V (4, 4), T (2, 4), freudenthal (3, 3).
-constexpr int kCellTypeBits = 4;  // 2-cell types per anchor: up to 12 (freudenthal)
 
 template <typename K, int NK2, int NB, bool MinKey, typename Fn>
 void for_each_column(const GridPlan& g, const SquareType* sq, int nt2, const int32_t* rank, const uint8_t* pos,
@@ -473,139 +500,38 @@ void xor_sorted(std::vector<E>& work, const E* a, const E* a_end, std::vector<E>
 // The reduction of H1 is helped by a second thread from this many columns on.
 constexpr int64_t kHelpedMinColumns = 64;
 
-// H1 of 3D. The columns are the negative 2-cells (clearing), the rows the positive edges (compression), both in the
-// total order. First, in memory order and without any sequential dependency (one thread per cell on a GPU):
-// every row's oldest column (pass 1), then every column's pivot (its youngest row); a column that is the oldest
-// column of its own pivot is an apparent pair and needs no reduction (pass 2). Only the remaining columns are
-// reduced, in order (pass 3); when one of them needs an apparent column, its boundary is regenerated from the grid
-// instead of being stored. K holds a packed key: int32 when every key of the image fits (fewer than 2^25 pixels),
-// which halves the memory the passes stream through.
+// Sorted compressed boundary of 2-cell (anchor, ty) into col, as entries (key << kEntryShift | edge id).
 template <typename K>
-void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, MiddleBuffers<K>& mb, bool parallel,
-                         std::vector<RawPair>& out) {
-  const FlatStar st = flatten_star(g, 2);
-  const DimPlan& d1 = g.dim[1];
-  const DimPlan& d2 = g.dim[2];
-  const int nt1 = d1.ntypes;
-  const int nt2 = d2.ntypes;
-  const bool T = g.min_key;
-  const int32_t* rank = ws.rank.data();
-  const int32_t* order = ws.order.data();
-  const int32_t* vcls = ws.vclass.data();
-  const uint8_t* pos = ws.positive_face.data();
-  const bool emit = ph.emit[1];
-  constexpr K kNone = std::numeric_limits<K>::max();
-
-  SquareType sq[kMaxTypes];
-  for (int ty = 0; ty < nt2; ++ty) {
-    SquareType& q = sq[ty];
-    q.nt1 = nt1;
-    q.nkey = d2.nkey[ty];
-    for (int j = 0; j < q.nkey; ++j) {
-      q.key[j] = d2.key[ty][j];
-      q.code[j] = d2.star_code[ty][j];
-    }
-    q.nbnd = d2.nbnd[ty];
-    for (int b = 0; b < q.nbnd; ++b) q.bnd_id[b] = d2.bnd_shift[ty][b] * nt1 + d2.bnd_type[ty][b];
+void sorted_boundary(const SquareTables& t, const K* ekey, int64_t anchor, int ty,
+                     std::vector<typename MiddleBuffers<K>::Entry>& col) {
+  using E = typename MiddleBuffers<K>::Entry;
+  const SquareType& q = t.sq[ty];
+  col.clear();
+  for (int b = 0; b < q.nbnd; ++b) {
+    const int64_t eid = anchor * t.nt1 + q.bnd_id[b];
+    const K ek = ekey[eid];
+    if (ek >= 0) col.push_back(E(ek) << MiddleBuffers<K>::kEntryShift | E(eid));
   }
-  const K* ekey = mb.edge_key.data();  // run_middle_edges
-  // Sorted compressed boundary of 2-cell (anchor, ty) into col, as entries (key, edge id).
+  std::sort(col.begin(), col.end());
+}
+
+// Pass 3 of the H1 reduction (middle_by_reduction; also the host half of the device pipeline): the standard
+// reduction of the remaining columns `rest` (packed keys, ascending), in total order, with row_oldest as the pivot
+// table: entries >= 0 (or the largest K): no column has this pivot yet; in [-kHalf, -1]: the apparent column with
+// cell code -1 - entry (anchor << kCellTypeBits | type), whose boundary is regenerated from the grid; below -kHalf:
+// the stored reduced column -kHalf - 1 - entry. order: rank -> padded pixel; vcls: rank -> value class (pairs of
+// equal values are not emitted).
+template <typename K>
+void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcls, const K* ekey, K* row_oldest,
+                 const std::vector<K>& rest, bool emit, bool parallel, MiddleBuffers<K>& mb,
+                 std::vector<RawPair>& out) {
   using E = typename MiddleBuffers<K>::Entry;
   constexpr int kShift = MiddleBuffers<K>::kEntryShift;
   constexpr E kEidMask = (E(1) << kShift) - 1;
-  auto boundary = [&](int64_t anchor, int ty, std::vector<E>& col) {
-    const SquareType& q = sq[ty];
-    col.clear();
-    for (int b = 0; b < q.nbnd; ++b) {
-      const int64_t eid = anchor * nt1 + q.bnd_id[b];
-      const K ek = ekey[eid];
-      if (ek >= 0) col.push_back(E(ek) << kShift | E(eid));
-    }
-    std::sort(col.begin(), col.end());
-  };
-
-  // Squares of plane i touch edges of planes i and i + 1 only: slabs separated by one plane run in parallel, the
-  // separating planes afterwards, so that no two threads touch one row.
-  const int64_t planes = g.n[0] + (T ? 2 : 1);
-  const int nslabs = parallel ? std::max(1, std::min<int>(at::get_num_threads(), int(planes / 8))) : 1;
-  const int64_t width = (planes - 1 + nslabs - 1) / nslabs;
-  auto over_slabs = [&](auto&& f) {  // f(first plane, end plane, slab)
-    auto clipped = [&](int64_t i0, int64_t i1, int64_t k) {
-      i0 = std::max<int64_t>(i0, 1);
-      i1 = std::min(i1, planes);
-      if (i0 < i1) f(i0, i1, k);
-    };
-    if (nslabs == 1) return clipped(1, planes, 0);
-    at::parallel_for(0, nslabs, 1, [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) clipped(1 + k * width, 1 + (k + 1) * width - 1, k);
-    });
-    for (int64_t k = 0; k < nslabs; ++k) clipped(1 + (k + 1) * width - 1, 1 + (k + 1) * width, k);
-  };
-  auto columns = [&](int64_t i0, int64_t i1, auto&& f) {
-    for_each_column_of<K>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
-  };
-
-  // Pass 1: every row's oldest column (scatter-min); every column's key and pivot, kept for pass 2.
-  mb.row_oldest.resize(size_t(g.P) * nt1);
-  K* row_oldest = mb.row_oldest.data();
-  at::parallel_for(0, g.P * nt1, parallel ? (int64_t(1) << 16) : g.P * nt1 + 1, [&](int64_t b, int64_t e) {
-    std::fill(row_oldest + b, row_oldest + e, kNone);
-  });
-  mb.col_key.resize(size_t(g.P) * nt2);  // every entry pass 2 reads is written below
-  mb.col_pivot.resize(size_t(g.P) * nt2);
-  K* col_key = mb.col_key.data();
-  uint8_t* col_pivot = mb.col_pivot.data();
-  over_slabs([&](int64_t i0, int64_t i1, int64_t) {
-    columns(i0, i1, [&](K key, int64_t cell, const int64_t* eid, const K* ek, int nb, int pb) {
-      const int64_t sid = (cell >> kCellTypeBits) * nt2 + (cell & ((1 << kCellTypeBits) - 1));
-      if (pb < 0) {
-        col_key[sid] = kNone;
-        return;
-      }
-      for (int b = 0; b < nb; ++b)
-        if (ek[b] >= 0 && key < row_oldest[eid[b]]) row_oldest[eid[b]] = key;
-      col_key[sid] = key;
-      col_pivot[sid] = uint8_t(pb);
-    });
-  });
-
-  // Pass 2: a column that is the oldest column of its pivot is apparent; its pivot's entry becomes the column's cell
-  // (anchor << kCellTypeBits | type, encoded below), so that the reduction regenerates it from the grid without a
-  // look-up of its key vertex. Any other column with that pivot still compares unequal, before or after the write:
-  // not apparent either way. Entries of row_oldest from here on: >= 0 or kNone, no column has this pivot (yet); in
-  // [-kHalf, -1], the apparent column -1 - entry; below -kHalf, the stored reduced column -kHalf - 1 - entry.
   constexpr K kHalf = K(1) << (8 * sizeof(K) - 2);
-  mb.rest_parts.resize(size_t(nslabs));
-  for (auto& r : mb.rest_parts) r.clear();
-  std::vector<std::vector<RawPair>> out_parts(static_cast<size_t>(nslabs));
-  over_slabs([&](int64_t i0, int64_t i1, int64_t k) {
-    std::vector<K>& rest = mb.rest_parts[size_t(k)];
-    std::vector<RawPair>& found = out_parts[size_t(k)];
-    for_each_anchor_3d(g, 1, T ? 2 : 1, i0, i1, [&](int64_t anchor) {
-      for (int ty = 0; ty < nt2; ++ty) {
-        const int64_t sid = anchor * nt2 + ty;
-        const K key = col_key[sid];
-        if (key == kNone) continue;
-        const int64_t eid = anchor * nt1 + sq[ty].bnd_id[col_pivot[sid]];
-        if (row_oldest[eid] != key) {
-          rest.push_back(key);
-          continue;
-        }
-        row_oldest[eid] = K(-1 - (anchor << kCellTypeBits | ty));
-        const int32_t br = int32_t(ekey[eid] >> 6), dr = int32_t(key >> 6);
-        // Most apparent pairs lie in one lower star (same key vertex): zero length without a look-up.
-        if (emit && br != dr && vcls[br] != vcls[dr]) found.push_back({1, order[br], order[dr]});
-      }
-    });
-  });
-  std::vector<K>& rest = mb.rest_parts[0];
-  for (int k = 0; k < nslabs; ++k) {
-    if (k > 0) rest.insert(rest.end(), mb.rest_parts[size_t(k)].begin(), mb.rest_parts[size_t(k)].end());
-    out.insert(out.end(), out_parts[size_t(k)].begin(), out_parts[size_t(k)].end());
-  }
-  std::sort(rest.begin(), rest.end());
+  const FlatStar& st = t.st;
+  auto boundary = [&](int64_t anchor, int ty, std::vector<E>& col) { sorted_boundary(t, ekey, anchor, ty, col); };
 
-  // Pass 3: the standard reduction of the remaining columns, in total order, with row_oldest as the pivot table.
   // With a second thread, a helper runs ahead from the youngest columns backwards, block by block: it adds the
   // apparent columns to a column while its pivot is apparent, which are exactly the first steps the reduction takes
   // (a row with an apparent column never gets a stored one), and leaves the partial column for the reduction to
@@ -715,6 +641,111 @@ void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, Mid
   });
 }
 
+// H1 of 3D. The columns are the negative 2-cells (clearing), the rows the positive edges (compression), both in the
+// total order. First, in memory order and without any sequential dependency (one thread per cell on a GPU):
+// every row's oldest column (pass 1), then every column's pivot (its youngest row); a column that is the oldest
+// column of its own pivot is an apparent pair and needs no reduction (pass 2). Only the remaining columns are
+// reduced, in order (pass 3, reduce_rest); when one of them needs an apparent column, its boundary is regenerated
+// from the grid instead of being stored. K holds a packed key: int32 when every key of the image fits (fewer than
+// 2^25 pixels), which halves the memory the passes stream through.
+template <typename K>
+void middle_by_reduction(const GridPlan& g, const Phases& ph, Workspace& ws, MiddleBuffers<K>& mb, bool parallel,
+                         std::vector<RawPair>& out) {
+  const SquareTables tables = square_tables(g);
+  const SquareType* sq = tables.sq;
+  const int nt1 = tables.nt1;
+  const int nt2 = tables.nt2;
+  const bool T = g.min_key;
+  const int32_t* rank = ws.rank.data();
+  const int32_t* order = ws.order.data();
+  const int32_t* vcls = ws.vclass.data();
+  const uint8_t* pos = ws.positive_face.data();
+  const bool emit = ph.emit[1];
+  constexpr K kNone = std::numeric_limits<K>::max();
+  const K* ekey = mb.edge_key.data();  // run_middle_edges
+
+  // Squares of plane i touch edges of planes i and i + 1 only: slabs separated by one plane run in parallel, the
+  // separating planes afterwards, so that no two threads touch one row.
+  const int64_t planes = g.n[0] + (T ? 2 : 1);
+  const int nslabs = parallel ? std::max(1, std::min<int>(at::get_num_threads(), int(planes / 8))) : 1;
+  const int64_t width = (planes - 1 + nslabs - 1) / nslabs;
+  auto over_slabs = [&](auto&& f) {  // f(first plane, end plane, slab)
+    auto clipped = [&](int64_t i0, int64_t i1, int64_t k) {
+      i0 = std::max<int64_t>(i0, 1);
+      i1 = std::min(i1, planes);
+      if (i0 < i1) f(i0, i1, k);
+    };
+    if (nslabs == 1) return clipped(1, planes, 0);
+    at::parallel_for(0, nslabs, 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) clipped(1 + k * width, 1 + (k + 1) * width - 1, k);
+    });
+    for (int64_t k = 0; k < nslabs; ++k) clipped(1 + (k + 1) * width - 1, 1 + (k + 1) * width, k);
+  };
+  auto columns = [&](int64_t i0, int64_t i1, auto&& f) {
+    for_each_column_of<K>(g, sq, nt2, rank, pos, ekey, i0, i1, f);
+  };
+
+  // Pass 1: every row's oldest column (scatter-min); every column's key and pivot, kept for pass 2.
+  mb.row_oldest.resize(size_t(g.P) * nt1);
+  K* row_oldest = mb.row_oldest.data();
+  at::parallel_for(0, g.P * nt1, parallel ? (int64_t(1) << 16) : g.P * nt1 + 1, [&](int64_t b, int64_t e) {
+    std::fill(row_oldest + b, row_oldest + e, kNone);
+  });
+  mb.col_key.resize(size_t(g.P) * nt2);  // every entry pass 2 reads is written below
+  mb.col_pivot.resize(size_t(g.P) * nt2);
+  K* col_key = mb.col_key.data();
+  uint8_t* col_pivot = mb.col_pivot.data();
+  over_slabs([&](int64_t i0, int64_t i1, int64_t) {
+    columns(i0, i1, [&](K key, int64_t cell, const int64_t* eid, const K* ek, int nb, int pb) {
+      const int64_t sid = (cell >> kCellTypeBits) * nt2 + (cell & ((1 << kCellTypeBits) - 1));
+      if (pb < 0) {
+        col_key[sid] = kNone;
+        return;
+      }
+      for (int b = 0; b < nb; ++b)
+        if (ek[b] >= 0 && key < row_oldest[eid[b]]) row_oldest[eid[b]] = key;
+      col_key[sid] = key;
+      col_pivot[sid] = uint8_t(pb);
+    });
+  });
+
+  // Pass 2: a column that is the oldest column of its pivot is apparent; its pivot's entry becomes the column's cell
+  // (anchor << kCellTypeBits | type, encoded below), so that the reduction regenerates it from the grid without a
+  // look-up of its key vertex. Any other column with that pivot still compares unequal, before or after the write:
+  // not apparent either way. row_oldest is then the pivot table of reduce_rest.
+  mb.rest_parts.resize(size_t(nslabs));
+  for (auto& r : mb.rest_parts) r.clear();
+  std::vector<std::vector<RawPair>> out_parts(static_cast<size_t>(nslabs));
+  over_slabs([&](int64_t i0, int64_t i1, int64_t k) {
+    std::vector<K>& rest = mb.rest_parts[size_t(k)];
+    std::vector<RawPair>& found = out_parts[size_t(k)];
+    for_each_anchor_3d(g, 1, T ? 2 : 1, i0, i1, [&](int64_t anchor) {
+      for (int ty = 0; ty < nt2; ++ty) {
+        const int64_t sid = anchor * nt2 + ty;
+        const K key = col_key[sid];
+        if (key == kNone) continue;
+        const int64_t eid = anchor * nt1 + sq[ty].bnd_id[col_pivot[sid]];
+        if (row_oldest[eid] != key) {
+          rest.push_back(key);
+          continue;
+        }
+        row_oldest[eid] = K(-1 - (anchor << kCellTypeBits | ty));
+        const int32_t br = int32_t(ekey[eid] >> 6), dr = int32_t(key >> 6);
+        // Most apparent pairs lie in one lower star (same key vertex): zero length without a look-up.
+        if (emit && br != dr && vcls[br] != vcls[dr]) found.push_back({1, order[br], order[dr]});
+      }
+    });
+  });
+  std::vector<K>& rest = mb.rest_parts[0];
+  for (int k = 0; k < nslabs; ++k) {
+    if (k > 0) rest.insert(rest.end(), mb.rest_parts[size_t(k)].begin(), mb.rest_parts[size_t(k)].end());
+    out.insert(out.end(), out_parts[size_t(k)].begin(), out_parts[size_t(k)].end());
+  }
+  std::sort(rest.begin(), rest.end());
+
+  reduce_rest(tables, order, vcls, ekey, row_oldest, rest, emit, parallel, mb, out);
+}
+
 }  // namespace
 
 template <typename F>
@@ -799,6 +830,12 @@ void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<
     middle_by_reduction(g, ph, ws, ws.mid32, parallel, out);
   else
     middle_by_reduction(g, ph, ws, ws.mid64, parallel, out);
+}
+
+void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int64_t* ekey,
+                        int64_t* row_oldest, const std::vector<int64_t>& rest, bool parallel,
+                        MiddleBuffers<int64_t>& mb, std::vector<RawPair>& out) {
+  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, true, parallel, mb, out);
 }
 
 bool set_force_wide_indices(bool on) { return force_wide.exchange(on); }

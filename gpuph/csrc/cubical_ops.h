@@ -3,11 +3,15 @@
 #include <ATen/ATen.h>
 
 #include "grid_plan.cuh"
+#include "middle_steps.cuh"
 
 namespace gpuph {
 
 // The plan of a grid shape n[0..D) for a construction (0: V, 1: T, 2: freudenthal).
 GridPlan grid_plan_for(int D, int construction, const int64_t* n);
+
+// The plan of a 3D grid shape n[0..3) for the device pipeline of H1 (kernels/middle_steps.cuh).
+MiddlePlan middle_plan_for(int construction, const int64_t* n);
 
 // Checks the arguments of cubical_pairs and returns the grid plan.
 GridPlan check_cubical_args(const at::Tensor& x, int64_t spatial_dims, int64_t construction);

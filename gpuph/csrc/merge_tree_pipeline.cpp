@@ -1,48 +1,21 @@
 // The merge-tree pipeline of the CUDA backend (kernels/merge_tree_cuda.cu), written once against a table of
 // launchers: the CUDA binding (cubical_cuda.cpp) passes the kernels, and the test-only op
-// gpuph::_cubical_pairs_pipeline runs it here with the CPU emulation of those kernels, so that CI (no GPU) checks the
-// pipeline's logic (pointer jumping, candidate sort, per-image union-find, row order) against the CPU engine.
+// gpuph::_cubical_pairs_pipeline (cubical_pipeline.cpp) the CPU emulation of those kernels below, so that CI (no GPU)
+// checks the pipeline's logic (pointer jumping, candidate sort, per-image union-find) against the CPU engine.
 #include "merge_tree_pipeline.h"
 
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
-#include <cstring>
-#include <limits>
 
-#include "cubical_ops.h"
 #include "merge_tree_steps.cuh"
 
 namespace gpuph {
 namespace {
 
 void check(const char* err, const char* what) { TORCH_CHECK(err == nullptr, "gpuph: error in ", what, ": ", err); }
-
-// Rows grouped by image then dim, into the pinned order within each group: lifetime descending (essential classes
-// first), then birth pixel, then death pixel, as the CPU path's finish_image.
-at::Tensor pinned_order(const at::Tensor& rows, const at::Tensor& x_flat, int64_t N) {
-  if (rows.size(0) == 0) return rows;
-  const at::Tensor b = rows.select(1, 0), dim = rows.select(1, 1), bi = rows.select(1, 2), di = rows.select(1, 3);
-  const at::Tensor base = b * N;
-  const at::Tensor bv = x_flat.index_select(0, base + bi).to(at::kDouble);
-  const at::Tensor dv = x_flat.index_select(0, base + di.clamp_min(0)).to(at::kDouble);
-  // Non-negative doubles order like their bit patterns; essential classes get one more than +inf.
-  at::Tensor life = (bv - dv).abs().view(at::kLong);
-  const double inf = std::numeric_limits<double>::infinity();
-  int64_t inf_bits;
-  std::memcpy(&inf_bits, &inf, sizeof(inf_bits));
-  life = at::where(di < 0, at::full_like(life, inf_bits + 1), life);
-  const at::Tensor tail = bi * (int64_t(1) << 32) + (di + 1);
-  const at::Tensor group = b * 4 + dim;
-  // Least significant key first; each later sort is stable.
-  at::Tensor idx = std::get<1>(at::sort(tail, /*stable=*/true, /*dim=*/0, /*descending=*/false));
-  idx = idx.index_select(0, std::get<1>(at::sort(life.index_select(0, idx), true, 0, /*descending=*/true)));
-  idx = idx.index_select(0, std::get<1>(at::sort(group.index_select(0, idx), true, 0, false)));
-  return rows.index_select(0, idx);
-}
 
 // Where the union-find runs: on the device when the batch gives it at least this many runs (image, phase) to do side
 // by side, or when the grids are small; otherwise on the host (see merge_tree_pipeline).
@@ -141,28 +114,13 @@ const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t*
   return nullptr;
 }
 
-// The test-only op: the pipeline with the CPU emulation of the kernels.
-at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
-                                      bool superlevel, int64_t dims_mask) {
-  const GridPlan g = check_cubical_args(x, spatial_dims, construction);
-  TORCH_CHECK_VALUE(merge_tree_pipeline_applies(g, dims_mask),
-                    "gpuph: the merge-tree pipeline covers 1D and 2D grids, and 3D without H1");
-  const at::Tensor xc = x.contiguous();
-  if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
-  return merge_tree_pipeline(cpu_merge_tree_launchers(), xc, g, superlevel, dims_mask, nullptr);
-}
-
 }  // namespace
-
-bool merge_tree_pipeline_applies(const GridPlan& g, int64_t dims_mask) {
-  return g.D <= 2 || !((dims_mask >> 1) & 1);
-}
 
 MTLaunchers cpu_merge_tree_launchers() {
   return MTLaunchers{cpu_keys, cpu_basins, cpu_sort_keys, cpu_elder, cpu_rows};
 }
 
-at::Tensor merge_tree_pipeline(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
+at::Tensor merge_tree_rows(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
                                int64_t dims_mask, void* stream) {
   const int64_t B = xc.size(0);
   const bool f64 = xc.scalar_type() == at::kDouble;
@@ -238,14 +196,7 @@ at::Tensor merge_tree_pipeline(const MTLaunchers& launch, const at::Tensor& xc, 
     check(launch.rows(pairs.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), offsets.data_ptr<int64_t>(), B, cap,
                       g.D - 1, rows.data_ptr<int64_t>(), stream),
           "rows");
-  return pinned_order(rows, xc.view({-1}), g.N);
+  return rows;
 }
 
 }  // namespace gpuph
-
-TORCH_LIBRARY_FRAGMENT(gpuph, m) {
-  m.def("_cubical_pairs_pipeline(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) "
-        "-> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(gpuph, CPU, m) { m.impl("_cubical_pairs_pipeline", &gpuph::cubical_pairs_pipeline_cpu); }

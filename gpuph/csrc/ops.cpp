@@ -205,14 +205,19 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
 
 }  // namespace
 
-GridPlan grid_plan_for(int D, int construction, const int64_t* n) {
+// The combinatorial tables of a construction (built under a lock, as they always were).
+static ComplexTable complex_table_for(int D, int construction) {
   static std::mutex table_mutex;
-  ComplexTable tab;
-  {
-    std::lock_guard<std::mutex> lock(table_mutex);
-    tab = make_complex_table(D, construction);
-  }
-  return make_grid_plan(tab, n);
+  std::lock_guard<std::mutex> lock(table_mutex);
+  return make_complex_table(D, construction);
+}
+
+GridPlan grid_plan_for(int D, int construction, const int64_t* n) {
+  return make_grid_plan(complex_table_for(D, construction), n);
+}
+
+MiddlePlan middle_plan_for(int construction, const int64_t* n) {
+  return make_middle_plan(complex_table_for(3, construction), n);
 }
 
 GridPlan check_cubical_args(const at::Tensor& x, int64_t spatial_dims, int64_t construction) {

@@ -1,0 +1,178 @@
+"""Where the time of one gpuph call goes, kernel by kernel: ``python -m gpuph.bench.breakdown``.
+
+For each case and field: the median time of one call after warm-up (CUDA events on the GPU), then, under
+``torch.profiler`` over ``--repeats`` more calls, the time per call of
+
+- every CUDA kernel (device time, by kernel name; the sorts and element-wise ops of torch included),
+- every memory copy between host and device,
+- every stage of gpuph's device pipeline: the host-side ranges named ``gpuph::...`` (``gpuph::merge_trees``; H1 of
+  3D: ``gpuph::h1::ranks``, ``cells``, ``sync``, ``apparent_rows``, ``to_host``, ``residual_reduction``,
+  ``to_device``; ``gpuph::pinned_order``). On the GPU a stage's host time includes its waits on the device.
+
+``--emulate`` runs the device pipeline's CPU emulation instead (``torch.ops.gpuph._cubical_pairs_pipeline``; no GPU
+needed): its stages, without kernels. Writes ``breakdown.json`` (``{"meta", "rows"}``) and ``breakdown.md`` into
+``--out`` (default ``bench/results/<device>-<date>-breakdown/``).
+
+Examples::
+
+    python -m gpuph.bench.breakdown                                   # 64x32^3, 1x128^3, 1x256^3 on the GPU
+    python -m gpuph.bench.breakdown --cases 1x128^3 --fields noise --dims 1
+    python -m gpuph.bench.breakdown --emulate --cases 2x16^3 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import meta as _meta
+from .cases import FIELDS, Case, make_field, parse_case
+from .report import table, write_json
+from .timing import _cpu_call_ms, _cuda_call_ms
+
+DEFAULT_CASES = ("64x32^3", "1x128^3", "1x256^3")
+CONSTRUCTION_CODES = {"V": 0, "T": 1, "freudenthal": 2}
+# Kernels and copies below this share of the profiled device time are summed into one "other" entry.
+MIN_SHARE = 0.01
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m gpuph.bench.breakdown", description=__doc__.split("\n\n")[0])
+    p.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), help="batch x grid, e.g. 64x32^3 1x128^3")
+    p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS))
+    p.add_argument("--construction", choices=list(CONSTRUCTION_CODES), default="V")
+    p.add_argument("--dims", default="all", help="'all' or one homology dimension (e.g. 1: H1 alone)")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls, then as many profiled calls")
+    p.add_argument("--emulate", action="store_true", help="the device pipeline's CPU emulation (no GPU needed)")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    if args.dims != "all" and not args.dims.isdigit():
+        p.error("--dims: 'all' or a homology dimension")
+    return args
+
+
+def _device_ms(evt: Any) -> float:
+    """An averaged profiler event's total device time in ms (the attribute's name changed across torch versions)."""
+    us = getattr(evt, "device_time_total", None)
+    if us is None:
+        us = getattr(evt, "cuda_time_total", 0.0)
+    return float(us) / 1e3
+
+
+def profile_calls(fn: Callable[[], Any], repeats: int, cuda: bool) -> list[dict[str, Any]]:
+    """Entries ``{name, kind, ms_per_call, calls_per_call}`` of ``repeats`` profiled calls of ``fn``: the gpuph
+    stages (kind ``stage``), then the CUDA kernels and copies (``kernel`` / ``memcpy``) by device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(repeats):
+            fn()
+        if cuda:
+            torch.cuda.synchronize()
+    stages, device = [], []
+    for evt in prof.key_averages():
+        name = evt.key
+        if name.startswith("gpuph::"):
+            stages.append({"name": name, "kind": "stage", "ms_per_call": evt.cpu_time_total / 1e3 / repeats,
+                           "calls_per_call": evt.count / repeats})
+        elif cuda and _device_ms(evt) > 0 and not name.startswith(("aten::", "gpuph::", "cuda", "Activity")):
+            kind = "memcpy" if name.startswith(("Memcpy", "Memset")) else "kernel"
+            device.append({"name": name, "kind": kind, "ms_per_call": _device_ms(evt) / repeats,
+                           "calls_per_call": evt.count / repeats})
+    total = sum(e["ms_per_call"] for e in device)
+    kept = [e for e in device if e["ms_per_call"] >= MIN_SHARE * total]
+    rest = [e for e in device if e["ms_per_call"] < MIN_SHARE * total]
+    if rest:
+        kept.append({"name": f"other ({len(rest)} kernels / copies)", "kind": "kernel",
+                     "ms_per_call": sum(e["ms_per_call"] for e in rest),
+                     "calls_per_call": sum(e["calls_per_call"] for e in rest)})
+    order = {"stage": 0, "kernel": 1, "memcpy": 1}
+    entries = sorted(stages, key=lambda e: e["name"]) + sorted(kept, key=lambda e: -e["ms_per_call"])
+    return sorted(entries, key=lambda e: order[e["kind"]])
+
+
+def run_case(case: Case, field: str, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
+    import gpuph
+
+    x = torch.from_numpy(make_field(case, field))
+    if cuda:
+        x = x.cuda()
+    sd = case.ndim
+    dims = None if args.dims == "all" else int(args.dims)
+    mask = (1 << sd) - 1 if dims is None else 1 << dims
+    if args.emulate:
+        code = CONSTRUCTION_CODES[args.construction]
+
+        def fn():
+            return torch.ops.gpuph._cubical_pairs_pipeline(x, sd, code, True, mask)
+    else:
+
+        def fn():
+            return gpuph.cubical_persistence(x, construction=args.construction, dims=dims)
+
+    call = _cuda_call_ms if cuda else _cpu_call_ms
+    for _ in range(2):  # warm-up: kernels loaded, the caching allocator grown
+        call(fn)
+    times = [call(fn)[0] for _ in range(args.repeats)]
+    return {
+        "library": "gpuph-cuda" if cuda else ("gpuph-pipeline-emulation" if args.emulate else "gpuph-cpu"),
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "case": case.name,
+        "field": field,
+        "construction": args.construction,
+        "dims": args.dims,
+        "median_ms": float(f"{statistics.median(times):.5g}"),
+        "min_ms": float(f"{min(times):.5g}"),
+        "max_ms": float(f"{max(times):.5g}"),
+        "repeats": len(times),
+        "entries": profile_calls(fn, args.repeats, cuda),
+    }
+
+
+def write_markdown(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -> Path:
+    lines = [f"# gpuph time breakdown: {meta.get('gpu') or 'cpu'}", "",
+             f"{meta['date']}; torch {meta['versions']['torch']}, CUDA {meta['cuda']}; gpuph at "
+             f"{(meta.get('gpuph_git') or {}).get('commit')}. Times per call, in ms (profiled calls: the profiler adds "
+             "overhead, so the parts need not add up to the median).", ""]
+    for r in rows:
+        lines += [f"## {r['case']} {r['field']} ({r['library']}, {r['construction']}, dims {r['dims']}): median "
+                  f"{r['median_ms']:.4g} ms over {r['repeats']} calls", ""]
+        lines.append(table(["part", "kind", "ms per call", "calls per call"],
+                           [[e["name"], e["kind"], f"{e['ms_per_call']:.4g}", f"{e['calls_per_call']:g}"]
+                            for e in r["entries"]]))
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cases = [parse_case(c) for c in args.cases]
+    cuda = torch.cuda.is_available() and not args.emulate
+    if not cuda and not args.emulate:
+        print("no CUDA device: this breakdown is of the GPU path (use --emulate for its CPU emulation)")
+        return 2
+    m = _meta.collect(cuda)
+    m["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    out = args.out or _meta.default_out_dir(cuda).with_name(_meta.default_out_dir(cuda).name + "-breakdown")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for case in cases:
+        for field in args.fields:
+            rows.append(run_case(case, field, args, cuda))
+            print(f"{case.name} {field}: {rows[-1]['median_ms']:.4g} ms")
+    write_json(out / "breakdown.json", {"meta": m, "rows": rows})
+    write_markdown(out / "breakdown.md", m, rows)
+    print(f"wrote {out / 'breakdown.json'} and {out / 'breakdown.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+// The device pipeline of cubical_pairs (cubical_pipeline.h), and its test-only ops: gpuph::_cubical_pairs_pipeline
+// runs it with the CPU emulation of the kernels, so that CI (no GPU) checks its logic against the CPU engine row for
+// row; gpuph::_middle_pipeline_stats reports how many columns of H1 of 3D the residual reduction gets.
+#include "cubical_pipeline.h"
+
+#include <ATen/record_function.h>
+#include <torch/library.h>
+
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "cubical_ops.h"
+#include "merge_tree_pipeline.h"
+#include "middle_pipeline.h"
+
+namespace gpuph {
+namespace {
+
+// Rows grouped by image then dim, into the pinned order within each group: lifetime descending (essential classes
+// first), then birth pixel, then death pixel, as the CPU path's finish_image.
+at::Tensor pinned_order(const at::Tensor& rows, const at::Tensor& x_flat, int64_t N) {
+  if (rows.size(0) == 0) return rows;
+  const at::Tensor b = rows.select(1, 0), dim = rows.select(1, 1), bi = rows.select(1, 2), di = rows.select(1, 3);
+  const at::Tensor base = b * N;
+  const at::Tensor bv = x_flat.index_select(0, base + bi).to(at::kDouble);
+  const at::Tensor dv = x_flat.index_select(0, base + di.clamp_min(0)).to(at::kDouble);
+  // Non-negative doubles order like their bit patterns; essential classes get one more than +inf.
+  at::Tensor life = (bv - dv).abs().view(at::kLong);
+  const double inf = std::numeric_limits<double>::infinity();
+  int64_t inf_bits;
+  std::memcpy(&inf_bits, &inf, sizeof(inf_bits));
+  life = at::where(di < 0, at::full_like(life, inf_bits + 1), life);
+  const at::Tensor tail = bi * (int64_t(1) << 32) + (di + 1);
+  const at::Tensor group = b * 4 + dim;
+  // Least significant key first; each later sort is stable.
+  at::Tensor idx = std::get<1>(at::sort(tail, /*stable=*/true, /*dim=*/0, /*descending=*/false));
+  idx = idx.index_select(0, std::get<1>(at::sort(life.index_select(0, idx), true, 0, /*descending=*/true)));
+  idx = idx.index_select(0, std::get<1>(at::sort(group.index_select(0, idx), true, 0, false)));
+  return rows.index_select(0, idx);
+}
+
+PipelineLaunchers cpu_launchers() { return PipelineLaunchers{cpu_merge_tree_launchers(), cpu_middle_launchers()}; }
+
+at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
+                                      bool superlevel, int64_t dims_mask) {
+  const GridPlan g = check_cubical_args(x, spatial_dims, construction);
+  const at::Tensor xc = x.contiguous();
+  if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
+  return cubical_pipeline(cpu_launchers(), xc, g, superlevel, dims_mask, nullptr);
+}
+
+// [2-cells that are columns, columns in apparent pairs, columns left to the residual reduction] of H1 of a batch
+// of 3D grids, with the CPU emulation.
+at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool superlevel) {
+  const GridPlan g = check_cubical_args(x, 3, construction);
+  const at::Tensor xc = x.contiguous();
+  MiddleStats s;
+  if (xc.size(0) > 0)
+    middle_rows(cpu_merge_tree_launchers(), cpu_middle_launchers(), xc, g, superlevel, nullptr, &s);
+  return at::tensor(std::vector<int64_t>{s.columns, s.apparent, s.residual}, at::dtype(at::kLong));
+}
+
+}  // namespace
+
+at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
+                            int64_t dims_mask, void* stream) {
+  const bool middle = g.D == 3 && ((dims_mask >> 1) & 1);
+  const int64_t tree_mask = middle ? dims_mask & ~int64_t(2) : dims_mask;
+  const bool tree = (tree_mask & 1) || (g.D >= 2 && ((tree_mask >> (g.D - 1)) & 1));
+  std::vector<at::Tensor> parts;
+  if (tree || !middle) {
+    RECORD_FUNCTION("gpuph::merge_trees", std::vector<c10::IValue>());
+    parts.push_back(merge_tree_rows(launch.merge_tree, xc, g, superlevel, tree_mask, stream));
+  }
+  if (middle) parts.push_back(middle_rows(launch.merge_tree, launch.middle, xc, g, superlevel, stream));
+  RECORD_FUNCTION("gpuph::pinned_order", std::vector<c10::IValue>());
+  const at::Tensor rows = parts.size() == 1 ? parts[0] : at::cat(parts);
+  return pinned_order(rows, xc.view({-1}), g.N);
+}
+
+}  // namespace gpuph
+
+TORCH_LIBRARY_FRAGMENT(gpuph, m) {
+  m.def("_cubical_pairs_pipeline(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) "
+        "-> Tensor");
+  m.def("_middle_pipeline_stats(Tensor x, int construction, bool superlevel) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(gpuph, CPU, m) {
+  m.impl("_cubical_pairs_pipeline", &gpuph::cubical_pairs_pipeline_cpu);
+  m.impl("_middle_pipeline_stats", &gpuph::middle_pipeline_stats);
+}

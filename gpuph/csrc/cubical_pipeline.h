@@ -1,0 +1,21 @@
+// The device pipeline of cubical_pairs for every grid and dimension: the merge trees (H0, and the top dimension by
+// duality; merge_tree_pipeline.h) and H1 of 3D (middle_pipeline.h), their rows put in the pinned order.
+#pragma once
+#include <ATen/ATen.h>
+
+#include "merge_tree_launch.h"
+#include "middle_launch.h"
+
+namespace gpuph {
+
+struct PipelineLaunchers {
+  MTLaunchers merge_tree;
+  MidLaunchers middle;
+};
+
+// Rows (image, dim, birth pixel, death pixel) int64 (N, 4) in the pinned order, like cubical_pairs. xc: contiguous
+// float32/float64 (B, *grid), B >= 1; g: its plan. Raises ValueError on NaN.
+at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
+                            int64_t dims_mask, void* stream);
+
+}  // namespace gpuph

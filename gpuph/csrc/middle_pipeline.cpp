@@ -1,0 +1,220 @@
+// The device pipeline of H1 of 3D grids (kernels/middle_steps.cuh), written once against a table of launchers: the
+// CUDA binding passes the kernels of kernels/middle_cuda.cu, the test-only op gpuph::_cubical_pairs_pipeline
+// (cubical_pipeline.cpp) the CPU emulation below, so that CI checks the pipeline's logic against the CPU engine.
+//
+// On the device: pixel keys and ranks (one stable segmented sort), every edge's key with the compression marks,
+// every 2-cell's column and pivot with a scatter-min of the oldest column of each row, and the apparent pairs. On
+// the host: the residual reduction of the other columns (the CPU engine's pass 3), for the images that have any.
+#include "middle_pipeline.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <algorithm>
+#include <climits>
+#include <vector>
+
+#include "cubical_engine.h"
+#include "cubical_ops.h"
+#include "merge_tree.cuh"
+
+namespace gpuph {
+namespace {
+
+void check(const char* err, const char* what) { TORCH_CHECK(err == nullptr, "gpuph: error in ", what, ": ", err); }
+
+// A profiler range around the enclosing scope (torch.profiler; gpuph.bench.breakdown groups time by these names).
+#define GPUPH_STAGE(name) RECORD_FUNCTION(name, std::vector<c10::IValue>())
+
+// ---------------------------------------------------------------------------------------------- CPU emulation
+template <typename Fn>
+void each(int64_t n, Fn&& fn) {
+  at::parallel_for(0, n, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) fn(t);
+  });
+}
+
+const char* cpu_edge_keys(const MiddlePlan& m, const int32_t* rank, int64_t B, int64_t* ekey, void*) {
+  each(B * m.P * m.ntypes[1], [&](int64_t t) { mid::edge_key_cell(m, rank, ekey, t); });
+  return nullptr;
+}
+
+const char* cpu_columns(const MiddlePlan& m, const int32_t* rank, const int64_t* ekey, int64_t B, int64_t* col_key,
+                        uint8_t* col_pivot, int64_t* row_oldest, void*) {
+  auto amin = [](int64_t* slot, int64_t key) {
+    int64_t cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    while (key < cur && !__atomic_compare_exchange_n(slot, &cur, key, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+  };
+  each(B * m.P * m.ntypes[2], [&](int64_t t) { mid::column_cell(m, rank, ekey, col_key, col_pivot, row_oldest, t, amin); });
+  return nullptr;
+}
+
+const char* cpu_apparent(const MiddlePlan& m, const int64_t* col_key, const uint8_t* col_pivot, const int64_t* ekey,
+                         const int32_t* order, const int64_t* vkey, int64_t B, int64_t* row_oldest, uint8_t* status,
+                         int32_t* birth, int32_t* death, void*) {
+  // Serial: the writes into row_oldest race (harmlessly, see apparent_cell) with other cells' reads.
+  for (int64_t t = 0; t < B * m.P * m.ntypes[2]; ++t)
+    mid::apparent_cell(m, col_key, col_pivot, ekey, order, vkey, row_oldest, status, birth, death, t);
+  return nullptr;
+}
+
+// The residual reduction of the images `imgs` (ascending) on the host. res_img / res_key: image and key of every
+// residual column, grouped by image (ascending). Returns rows (image, 1, birth, death) int64 on the host.
+at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::Tensor& res_img,
+                          const at::Tensor& res_key, const at::Tensor& order, const at::Tensor& vcls,
+                          const at::Tensor& ekey, at::Tensor& row_oldest) {
+  const int64_t nimg = imgs.size(0);
+  const int64_t* img = imgs.data_ptr<int64_t>();
+  const int64_t* ri = res_img.data_ptr<int64_t>();
+  const int64_t* rk = res_key.data_ptr<int64_t>();
+  const int64_t nres = res_img.size(0);
+  std::vector<int64_t> start(size_t(nimg) + 1, nres);
+  for (int64_t j = 0, i = 0; j < nimg; ++j) {
+    while (ri[i] != img[j]) ++i;
+    start[size_t(j)] = i;
+  }
+  std::vector<std::vector<RawPair>> found(static_cast<size_t>(nimg));
+  auto one = [&](int64_t j, bool parallel) {
+    std::vector<int64_t> rest(rk + start[size_t(j)], rk + start[size_t(j) + 1]);
+    std::sort(rest.begin(), rest.end());
+    MiddleBuffers<int64_t> mb;
+    const int64_t e = ekey.size(1);
+    reduce_middle_rest(g, order[j].data_ptr<int32_t>(), vcls[j].data_ptr<int32_t>(), ekey.data_ptr<int64_t>() + j * e,
+                       row_oldest.data_ptr<int64_t>() + j * e, rest, parallel, mb, found[size_t(j)]);
+  };
+  if (nimg == 1)
+    one(0, true);  // the reduction's helper thread
+  else
+    at::parallel_for(0, nimg, 1, [&](int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; ++j) one(j, false);
+    });
+  int64_t total = 0;
+  for (const auto& f : found) total += int64_t(f.size());
+  at::Tensor rows = at::empty({total, 4}, at::TensorOptions().dtype(at::kLong));
+  int64_t* w = rows.data_ptr<int64_t>();
+  for (int64_t j = 0; j < nimg; ++j)
+    for (const RawPair& p : found[size_t(j)]) {
+      w[0] = img[j];
+      w[1] = 1;
+      w[2] = unpad_index(g.n, g.pstride, g.pn, 3, p.birth);
+      w[3] = unpad_index(g.n, g.pstride, g.pn, 3, p.death);
+      w += 4;
+    }
+  return rows;
+}
+
+}  // namespace
+
+MidLaunchers cpu_middle_launchers() { return MidLaunchers{cpu_edge_keys, cpu_columns, cpu_apparent}; }
+
+at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
+                       bool superlevel, void* stream, MiddleStats* stats) {
+  TORCH_CHECK(g.D == 3, "gpuph: middle_rows is for 3D grids");
+  const int64_t B = xc.size(0);
+  const bool f64 = xc.scalar_type() == at::kDouble;
+  const auto opts = xc.options();
+  const auto i32 = opts.dtype(at::kInt), i64 = opts.dtype(at::kLong), u8 = opts.dtype(at::kByte);
+  const MiddlePlan m = middle_plan_for(g.construction, g.n);
+  const int64_t P = g.P, N = g.N, per1 = P * m.ntypes[1], per2 = P * m.ntypes[2];
+
+  // Ranks: pixels in (value, flat index) order, by one stable sort of every image's value keys (border cells last).
+  at::Tensor nan_image = at::full({1}, INT32_MAX, i32);
+  at::Tensor vkey, order, rank;
+  {
+    GPUPH_STAGE("gpuph::h1::ranks");
+    at::Tensor vkey_all = at::empty({B, P}, i64);
+    {
+      at::Tensor keys = at::empty({B * P, f64 ? 2 : 1}, i64);
+      check(mt.keys(g, xc.data_ptr(), f64, B, superlevel, keys.data_ptr(), nan_image.data_ptr<int32_t>(), stream),
+            "keys");
+      const at::Tensor all = at::ones({B * P}, u8);  // every pixel's key is a sort key: cand_key is first_key
+      check(mt.sort_keys(g, keys.data_ptr(), f64, all.data_ptr<uint8_t>(), B, vkey_all.data_ptr<int64_t>(),
+                         vkey_all.data_ptr<int64_t>(), stream),
+            "sort keys");
+    }
+    auto sorted = at::sort(vkey_all, /*stable=*/true, /*dim=*/1, /*descending=*/false);
+    vkey = std::get<0>(sorted).narrow(1, 0, N).contiguous();
+    const at::Tensor order64 = std::get<1>(sorted).narrow(1, 0, N).contiguous();
+    order = order64.to(at::kInt);
+    rank = at::full({B, P}, INT32_MAX, i32);
+    rank.scatter_(1, order64, at::arange(N, i32).expand({B, N}).contiguous());
+  }
+
+  at::Tensor ekey = at::empty({B, per1}, i64);
+  at::Tensor col_key = at::empty({B * per2}, i64), col_pivot = at::empty({B * per2}, u8);
+  at::Tensor row_oldest = at::full({B, per1}, mid::kNoColumn, i64);
+  at::Tensor status = at::empty({B * per2}, u8);
+  at::Tensor birth = at::empty({B * per2}, i32), death = at::empty({B * per2}, i32);
+  {
+    GPUPH_STAGE("gpuph::h1::cells");
+    check(mid.edge_keys(m, rank.data_ptr<int32_t>(), B, ekey.data_ptr<int64_t>(), stream), "edge keys");
+    check(mid.columns(m, rank.data_ptr<int32_t>(), ekey.data_ptr<int64_t>(), B, col_key.data_ptr<int64_t>(),
+                      col_pivot.data_ptr<uint8_t>(), row_oldest.data_ptr<int64_t>(), stream),
+          "columns");
+    rank.reset();
+    check(mid.apparent(m, col_key.data_ptr<int64_t>(), col_pivot.data_ptr<uint8_t>(), ekey.data_ptr<int64_t>(),
+                       order.data_ptr<int32_t>(), vkey.data_ptr<int64_t>(), B, row_oldest.data_ptr<int64_t>(),
+                       status.data_ptr<uint8_t>(), birth.data_ptr<int32_t>(), death.data_ptr<int32_t>(), stream),
+          "apparent pairs");
+  }
+
+  // One device-to-host copy sizes the rest: the NaN report and the numbers of apparent pairs and residual columns.
+  const at::Tensor residual = status.eq(mid::kResidual), apparent = status.eq(mid::kApparentPair);
+  int64_t nres, napp;
+  {
+    GPUPH_STAGE("gpuph::h1::sync");
+    const at::Tensor host = at::stack({nan_image.to(at::kLong).squeeze(0), residual.sum(), apparent.sum()}).cpu();
+    const int64_t nan_b = host[0].item<int64_t>();
+    nres = host[1].item<int64_t>();
+    napp = host[2].item<int64_t>();
+    TORCH_CHECK_VALUE(nan_b == INT32_MAX, "gpuph: input contains NaN (first in batch element ", nan_b,
+                      "); NaN is not a filtration value. Replace it, e.g. with torch.nan_to_num.");
+  }
+  if (stats) {
+    stats->columns = col_key.ne(mid::kNoColumn).sum().item<int64_t>();
+    stats->apparent = napp + status.eq(mid::kApparentZero).sum().item<int64_t>();
+    stats->residual = nres;
+  }
+
+  at::Tensor rows;
+  {
+    GPUPH_STAGE("gpuph::h1::apparent_rows");
+    const at::Tensor app = at::nonzero_static(apparent, napp).view(-1);  // sized: no second synchronisation
+    rows = at::stack({app.div(per2, "floor"), at::ones_like(app), birth.index_select(0, app).to(at::kLong),
+                      death.index_select(0, app).to(at::kLong)},
+                     1);
+  }
+  if (nres == 0) return rows;
+
+  // The residual columns, on the host, with what their reduction reads of the images that have any.
+  at::Tensor imgs_h, res_img_h, res_key_h, order_h, vcls_h, ekey_h, row_h;
+  {
+    GPUPH_STAGE("gpuph::h1::to_host");
+    const at::Tensor res = residual.nonzero().view(-1);
+    const at::Tensor res_img = res.div(per2, "floor");
+    const at::Tensor imgs = std::get<0>(at::unique_consecutive(res_img));
+    const at::Tensor vk = vkey.index_select(0, imgs);
+    const at::Tensor vcls =
+        at::cat({at::zeros({imgs.size(0), 1}, i32),
+                 vk.narrow(1, 1, N - 1).ne(vk.narrow(1, 0, N - 1)).cumsum(1, at::kInt)},
+                1);
+    const auto host_of = [](const at::Tensor& t) { return t.to(at::kCPU).contiguous(); };
+    imgs_h = host_of(imgs);
+    res_img_h = host_of(res_img);
+    res_key_h = host_of(col_key.index_select(0, res));
+    order_h = host_of(order.index_select(0, imgs));
+    vcls_h = host_of(vcls);
+    ekey_h = host_of(ekey.index_select(0, imgs));
+    row_h = host_of(row_oldest.index_select(0, imgs));
+  }
+  at::Tensor rows_h;
+  {
+    GPUPH_STAGE("gpuph::h1::residual_reduction");
+    rows_h = reduce_on_host(g, imgs_h, res_img_h, res_key_h, order_h, vcls_h, ekey_h, row_h);
+  }
+  GPUPH_STAGE("gpuph::h1::to_device");
+  return at::cat({rows, rows_h.to(xc.device())});
+}
+
+}  // namespace gpuph

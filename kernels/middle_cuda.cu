@@ -1,0 +1,79 @@
+// CUDA kernels of the device pipeline of H1 of 3D grids: the per-cell passes of kernels/middle_steps.cuh (the bodies
+// the CPU emulation also runs), one thread per cell of the whole batch. Plain CUDA, no torch headers: the driver
+// (gpuph/csrc/middle_pipeline.cpp) allocates through torch and passes its stream. The plan (about 6 KB) goes by
+// value, as a kernel parameter: no constant-memory symbol that concurrent streams could race on.
+#include <cuda_runtime.h>
+
+#include "middle_launch.h"
+
+namespace gpuph {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+inline int blocks_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return int(b < 65535 * 32 ? (b > 0 ? b : 1) : 65535 * 32);
+}
+
+inline const char* last_error() {
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+}
+
+#define GPUPH_GRID_LOOP(t, total) \
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < (total); t += int64_t(gridDim.x) * blockDim.x)
+
+__global__ void edge_keys_kernel(const MiddlePlan m, const int32_t* __restrict__ rank, int64_t B,
+                                 int64_t* __restrict__ ekey) {
+  GPUPH_GRID_LOOP(t, B * m.P * m.ntypes[1]) { mid::edge_key_cell(m, rank, ekey, t); }
+}
+
+__global__ void columns_kernel(const MiddlePlan m, const int32_t* __restrict__ rank, const int64_t* __restrict__ ekey,
+                               int64_t B, int64_t* __restrict__ col_key, uint8_t* __restrict__ col_pivot,
+                               int64_t* row_oldest) {
+  GPUPH_GRID_LOOP(t, B * m.P * m.ntypes[2]) {
+    mid::column_cell(m, rank, ekey, col_key, col_pivot, row_oldest, t, [](int64_t* slot, int64_t key) {
+      atomicMin(reinterpret_cast<long long*>(slot), static_cast<long long>(key));
+    });
+  }
+}
+
+__global__ void apparent_kernel(const MiddlePlan m, const int64_t* __restrict__ col_key,
+                                const uint8_t* __restrict__ col_pivot, const int64_t* __restrict__ ekey,
+                                const int32_t* __restrict__ order, const int64_t* __restrict__ vkey, int64_t B,
+                                int64_t* row_oldest, uint8_t* __restrict__ status, int32_t* __restrict__ birth,
+                                int32_t* __restrict__ death) {
+  GPUPH_GRID_LOOP(t, B * m.P * m.ntypes[2]) {
+    mid::apparent_cell(m, col_key, col_pivot, ekey, order, vkey, row_oldest, status, birth, death, t);
+  }
+}
+
+const char* edge_keys(const MiddlePlan& m, const int32_t* rank, int64_t B, int64_t* ekey, void* stream) {
+  edge_keys_kernel<<<blocks_for(B * m.P * m.ntypes[1]), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(m, rank, B,
+                                                                                                         ekey);
+  return last_error();
+}
+
+const char* columns(const MiddlePlan& m, const int32_t* rank, const int64_t* ekey, int64_t B, int64_t* col_key,
+                    uint8_t* col_pivot, int64_t* row_oldest, void* stream) {
+  columns_kernel<<<blocks_for(B * m.P * m.ntypes[2]), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      m, rank, ekey, B, col_key, col_pivot, row_oldest);
+  return last_error();
+}
+
+const char* apparent(const MiddlePlan& m, const int64_t* col_key, const uint8_t* col_pivot, const int64_t* ekey,
+                     const int32_t* order, const int64_t* vkey, int64_t B, int64_t* row_oldest, uint8_t* status,
+                     int32_t* birth, int32_t* death, void* stream) {
+  apparent_kernel<<<blocks_for(B * m.P * m.ntypes[2]), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      m, col_key, col_pivot, ekey, order, vkey, B, row_oldest, status, birth, death);
+  return last_error();
+}
+
+}  // namespace
+
+MidLaunchers middle_launchers() { return MidLaunchers{edge_keys, columns, apparent}; }
+
+}  // namespace cuda
+}  // namespace gpuph

@@ -1,0 +1,32 @@
+// The launchers of the device pipeline of H1 of 3D grids (gpuph/csrc/middle_pipeline.cpp), as a table of functions:
+// the CUDA kernels (kernels/middle_cuda.cu) or their CPU emulation, which run the same per-cell passes of
+// kernels/middle_steps.cuh. Plain C++ types only. `stream` is a cudaStream_t (ignored on the CPU). Every launcher
+// returns nullptr or an error string. All arrays cover the batch of B images: B * P * (types of the dimension)
+// cells, int64 keys.
+#pragma once
+#include <cstdint>
+
+#include "middle_steps.cuh"
+
+namespace gpuph {
+
+struct MidLaunchers {
+  // Every edge's key, -1 if compressed or not a cell (rank: (B, P) padded ranks).
+  const char* (*edge_keys)(const MiddlePlan& m, const int32_t* rank, int64_t B, int64_t* ekey, void* stream);
+  // Every 2-cell's column key and pivot; row_oldest (init kNoColumn) gets every edge's oldest column.
+  const char* (*columns)(const MiddlePlan& m, const int32_t* rank, const int64_t* ekey, int64_t B, int64_t* col_key,
+                         uint8_t* col_pivot, int64_t* row_oldest, void* stream);
+  // Every 2-cell's MidStatus; apparent pairs marked in row_oldest, their pixels in birth / death. order, vkey:
+  // (B, N) pixels in rank order (padded index, value key).
+  const char* (*apparent)(const MiddlePlan& m, const int64_t* col_key, const uint8_t* col_pivot, const int64_t* ekey,
+                          const int32_t* order, const int64_t* vkey, int64_t B, int64_t* row_oldest, uint8_t* status,
+                          int32_t* birth, int32_t* death, void* stream);
+};
+
+#ifdef GPUPH_WITH_CUDA
+namespace cuda {
+MidLaunchers middle_launchers();  // kernels/middle_cuda.cu
+}
+#endif
+
+}  // namespace gpuph

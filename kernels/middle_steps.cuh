@@ -1,0 +1,300 @@
+// H1 of 3D grids on the device: the data-parallel passes of the column reduction of the 2-cells (DESIGN.md section
+// 3), one call per cell of the whole batch. The CUDA kernels (kernels/middle_cuda.cu) run them one thread per cell;
+// the CPU emulation of the pipeline (gpuph/csrc/middle_pipeline.cpp) loops over them, so CI tests them.
+//
+// The CPU engine knows every negative edge and positive 2-cell from its two union-finds (compression and clearing).
+// Here every cell decides alone, from the ranks around it, whether it is in an apparent pair with a face or a
+// coface: an edge paired with its youngest vertex is negative, a 2-cell paired with its oldest 3-cell positive.
+// That marks all negative edges but the merges of H0 and all positive 2-cells but the births of H2 with a
+// non-apparent death: a few per image. Removing any subset of negative rows and of positive columns leaves the
+// reduction's pivots as they are, so the pairs stay exact; the unmarked ones only cost the residual reduction a
+// little work.
+//
+// Cells: (anchor, type) in the padded grid of one image; cell id = padded anchor * (types of its dimension) + type,
+// as in the CPU engine. Keys are packed (key rank << 6 | star code), int64; -1 means "not a cell of the complex".
+#pragma once
+#include <climits>
+#include <stdexcept>
+
+#include "grid_plan.cuh"
+
+namespace gpuph {
+
+constexpr int kMaxCofaces = 14;  // freudenthal: the edges at a vertex in 3D
+
+// One cell type of one dimension, with offsets as padded coordinates (so that bounds are checked per axis).
+struct MidCellType {
+  int8_t nkey;
+  int8_t key[kMaxKeyVerts][3];  // key vertices (V, freudenthal) / incident pixels (T), from the anchor
+  int8_t code[kMaxKeyVerts];    // star code of the cell when key vertex j is its key vertex
+  int8_t nbnd;
+  int8_t bnd_type[kMaxBoundary];
+  int8_t bnd[kMaxBoundary][3];  // face anchor - anchor
+  int8_t ncof;
+  int8_t cof_type[kMaxCofaces];
+  int8_t cof[kMaxCofaces][3];   // coface anchor - anchor
+};
+
+// The plan of one 3D grid shape: small enough (about 6 KB) to pass to a kernel by value.
+struct MiddlePlan {
+  bool min_key;  // T: a cell's key is the min rank of its incident pixels, else the max of its vertices'
+  int32_t pn[3];
+  int64_t n[3], pstride[3];
+  int64_t N, P;  // pixels, padded pixels of one image
+  int ntypes[4];
+  MidCellType type[4][kMaxTypes];
+};
+
+inline MiddlePlan make_middle_plan(const ComplexTable& tab, const int64_t* n) {
+  MiddlePlan m{};
+  m.min_key = tab.construction == kConstructionT;
+  m.N = 1;
+  m.P = 1;
+  for (int a = 0; a < 3; ++a) {
+    m.n[a] = n[a];
+    m.pn[a] = int32_t(n[a] + 2);
+    m.N *= n[a];
+    m.P *= n[a] + 2;
+  }
+  m.pstride[2] = 1;
+  m.pstride[1] = m.pn[2];
+  m.pstride[0] = int64_t(m.pn[1]) * m.pn[2];
+  for (int k = 0; k <= 3; ++k) {
+    const DimTable& t = tab.dim[k];
+    m.ntypes[k] = t.ntypes;
+    for (int ty = 0; ty < t.ntypes; ++ty) {
+      const CellType& c = t.type[ty];
+      MidCellType& q = m.type[k][ty];
+      q.nkey = c.nkey;
+      for (int j = 0; j < c.nkey; ++j) {
+        for (int a = 0; a < 3; ++a) q.key[j][a] = c.key[j].c[a];
+        q.code[j] = c.star_code[j];
+      }
+      q.nbnd = k > 0 ? c.nbnd : 0;
+      for (int b = 0; b < q.nbnd; ++b) {
+        q.bnd_type[b] = c.bnd_type[b];
+        for (int a = 0; a < 3; ++a) q.bnd[b][a] = c.bnd_shift[b].c[a];
+      }
+    }
+  }
+  // Cofaces: the inverse of the boundary tables.
+  for (int k = 0; k < 3; ++k)
+    for (int up = 0; up < tab.dim[k + 1].ntypes; ++up) {
+      const CellType& c = tab.dim[k + 1].type[up];
+      for (int b = 0; b < c.nbnd; ++b) {
+        MidCellType& q = m.type[k][c.bnd_type[b]];
+        if (q.ncof == kMaxCofaces) throw std::logic_error("gpuph: more cofaces than kMaxCofaces");
+        q.cof_type[q.ncof] = int8_t(up);
+        for (int a = 0; a < 3; ++a) q.cof[q.ncof][a] = int8_t(-c.bnd_shift[b].c[a]);
+        ++q.ncof;
+      }
+    }
+  return m;
+}
+
+namespace mid {
+
+struct Cell {
+  int32_t c[3];  // padded coordinates of the anchor
+  int ty;
+};
+
+GPUPH_HD int64_t flat_of(const MiddlePlan& m, const int32_t* c) {
+  return c[0] * m.pstride[0] + c[1] * m.pstride[1] + c[2];
+}
+
+// Cell `id` (anchor * ntypes + type) of dimension k.
+GPUPH_HD Cell cell_of(const MiddlePlan& m, int k, int64_t id) {
+  Cell x;
+  const int64_t a = id / m.ntypes[k];
+  x.ty = int(id % m.ntypes[k]);
+  x.c[0] = int32_t(a / m.pstride[0]);
+  const int64_t r = a % m.pstride[0];
+  x.c[1] = int32_t(r / m.pstride[1]);
+  x.c[2] = int32_t(r % m.pstride[1]);
+  return x;
+}
+
+GPUPH_HD int64_t id_of(const MiddlePlan& m, int k, const Cell& x) { return flat_of(m, x.c) * m.ntypes[k] + x.ty; }
+
+GPUPH_HD Cell shifted(const Cell& x, const int8_t* d, int ty) {
+  Cell y;
+  for (int a = 0; a < 3; ++a) y.c[a] = x.c[a] + d[a];
+  y.ty = ty;
+  return y;
+}
+
+// Packed key of cell x of dimension k in one image (rank: its padded ranks), -1 if x is not a cell of the complex:
+// V / freudenthal, a vertex on the border (or beyond the padded grid); T, no incident pixel inside.
+GPUPH_HD int64_t cell_key(const MiddlePlan& m, const int32_t* rank, int k, const Cell& x) {
+  const MidCellType& q = m.type[k][x.ty];
+  int32_t best = m.min_key ? kBorderRank : -1;
+  int bj = 0;
+  for (int j = 0; j < q.nkey; ++j) {
+    int32_t p[3];
+    bool inside = true;
+    for (int a = 0; a < 3; ++a) {
+      p[a] = x.c[a] + q.key[j][a];
+      inside = inside && p[a] >= 0 && p[a] < m.pn[a];
+    }
+    const int32_t r = inside ? rank[flat_of(m, p)] : kBorderRank;
+    if (m.min_key) {
+      if (r < best) {
+        best = r;
+        bj = j;
+      }
+    } else {
+      if (r == kBorderRank) return -1;
+      if (r > best) {
+        best = r;
+        bj = j;
+      }
+    }
+  }
+  if (best == kBorderRank) return -1;
+  return pack_cell_key(best, q.code[bj]);
+}
+
+// The youngest face of cell x of dimension k >= 1 (a cell of the complex, so all its faces are) and its key.
+GPUPH_HD int64_t youngest_face(const MiddlePlan& m, const int32_t* rank, int k, const Cell& x, Cell* face) {
+  const MidCellType& q = m.type[k][x.ty];
+  int64_t best = -1;
+  for (int b = 0; b < q.nbnd; ++b) {
+    const Cell f = shifted(x, q.bnd[b], q.bnd_type[b]);
+    const int64_t key = cell_key(m, rank, k - 1, f);
+    if (key > best) {
+      best = key;
+      *face = f;
+    }
+  }
+  return best;
+}
+
+// The oldest coface of cell x of dimension k < 3 that is a cell of the complex, and its key; -1 if there is none.
+GPUPH_HD int64_t oldest_coface(const MiddlePlan& m, const int32_t* rank, int k, const Cell& x, Cell* coface) {
+  const MidCellType& q = m.type[k][x.ty];
+  int64_t best = LLONG_MAX;
+  for (int b = 0; b < q.ncof; ++b) {
+    const Cell f = shifted(x, q.cof[b], q.cof_type[b]);
+    const int64_t key = cell_key(m, rank, k + 1, f);
+    if (key >= 0 && key < best) {
+      best = key;
+      *coface = f;
+    }
+  }
+  return best == LLONG_MAX ? -1 : best;
+}
+
+// Whether cell x (dimension k, key `key`) is the death of an apparent pair: its youngest face has x as its oldest
+// coface. Such an x is negative.
+GPUPH_HD bool kills_its_youngest_face(const MiddlePlan& m, const int32_t* rank, int k, const Cell& x, int64_t key) {
+  Cell f{}, c{};
+  youngest_face(m, rank, k, x, &f);
+  return oldest_coface(m, rank, k - 1, f, &c) == key;
+}
+
+// Whether cell x (dimension k, key `key`) is the birth of an apparent pair: its oldest coface has x as its youngest
+// face. Such an x is positive.
+GPUPH_HD bool killed_by_its_oldest_coface(const MiddlePlan& m, const int32_t* rank, int k, const Cell& x,
+                                          int64_t key) {
+  Cell c{}, f{};
+  if (oldest_coface(m, rank, k, x, &c) < 0) return false;
+  return youngest_face(m, rank, k + 1, c, &f) == key;
+}
+
+// ------------------------------------------------------------------------------------------- per-cell passes
+
+// Edge t of the batch: its packed key, or -1 if it is not a cell of the complex or is negative (compression).
+GPUPH_HD void edge_key_cell(const MiddlePlan& m, const int32_t* rank, int64_t* ekey, int64_t t) {
+  const int64_t per = m.P * m.ntypes[1];
+  const int32_t* r = rank + (t / per) * m.P;
+  const Cell e = cell_of(m, 1, t % per);
+  const int64_t key = cell_key(m, r, 1, e);
+  ekey[t] = key < 0 || kills_its_youngest_face(m, r, 1, e, key) ? -1 : key;
+}
+
+// The key a 2-cell that is not a column gets in col_key.
+constexpr int64_t kNoColumn = LLONG_MAX;
+
+// 2-cell t of the batch: if it is a column (a cell of the complex, not positive by an apparent pair, with a nonempty
+// compressed boundary), its key and the index of its pivot (youngest uncompressed boundary edge) into col_key /
+// col_pivot, and its key scattered by min into row_oldest of each of those edges: amin(int64_t* slot, key).
+template <typename AtomicMin>
+GPUPH_HD void column_cell(const MiddlePlan& m, const int32_t* rank, const int64_t* ekey, int64_t* col_key,
+                          uint8_t* col_pivot, int64_t* row_oldest, int64_t t, AtomicMin&& amin) {
+  const int64_t per = m.P * m.ntypes[2];
+  const int64_t b = t / per;
+  const int32_t* r = rank + b * m.P;
+  const int64_t base1 = b * m.P * m.ntypes[1];
+  const Cell f = cell_of(m, 2, t % per);
+  col_key[t] = kNoColumn;
+  const int64_t key = cell_key(m, r, 2, f);
+  if (key < 0 || killed_by_its_oldest_coface(m, r, 2, f, key)) return;
+  const MidCellType& q = m.type[2][f.ty];
+  int64_t piv = -1;
+  int pb = -1;
+  for (int j = 0; j < q.nbnd; ++j) {
+    const int64_t eid = base1 + id_of(m, 1, shifted(f, q.bnd[j], q.bnd_type[j]));
+    const int64_t ek = ekey[eid];
+    if (ek < 0) continue;
+    amin(row_oldest + eid, key);
+    if (ek > piv) {
+      piv = ek;
+      pb = j;
+    }
+  }
+  if (pb < 0) return;  // an empty compressed boundary: positive after all
+  col_key[t] = key;
+  col_pivot[t] = uint8_t(pb);
+}
+
+// What apparent_cell found for a 2-cell.
+enum MidStatus : uint8_t {
+  kNotColumn = 0,
+  kApparentPair = 1,      // an apparent pair of nonzero length: birth / death pixels written
+  kResidual = 2,          // a column the residual reduction must reduce
+  kApparentZero = 3,      // an apparent pair of equal values: not reported
+};
+
+// 2-cell t of the batch, after column_cell: a column that is the oldest column of its pivot is an apparent pair; it
+// writes its cell code -1 - (anchor << kCellTypeBits | type) into its pivot's row_oldest, where the residual
+// reduction finds it (reduce_rest in the CPU engine). Any other column with that pivot compares unequal, before or
+// after the write: these writes need no ordering. order / vkey: the image's pixels in rank order (padded index,
+// sorted value key), to report pairs in unpadded pixel indices and skip those of equal values.
+GPUPH_HD void apparent_cell(const MiddlePlan& m, const int64_t* col_key, const uint8_t* col_pivot,
+                            const int64_t* ekey, const int32_t* order, const int64_t* vkey, int64_t* row_oldest,
+                            uint8_t* status, int32_t* birth, int32_t* death, int64_t t) {
+  const int64_t key = col_key[t];
+  if (key == kNoColumn) {
+    status[t] = kNotColumn;
+    return;
+  }
+  const int64_t per = m.P * m.ntypes[2];
+  const int64_t b = t / per;
+  const Cell f = cell_of(m, 2, t % per);
+  const MidCellType& q = m.type[2][f.ty];
+  const int j = col_pivot[t];
+  const int64_t eid = b * m.P * m.ntypes[1] + id_of(m, 1, shifted(f, q.bnd[j], q.bnd_type[j]));
+  if (row_oldest[eid] != key) {
+    status[t] = kResidual;
+    return;
+  }
+  row_oldest[eid] = -1 - ((flat_of(m, f.c) << kCellTypeBits) | f.ty);
+  const int64_t br = ekey[eid] >> 6, dr = key >> 6;
+  const int32_t* ord = order + b * m.N;
+  const int64_t* vk = vkey + b * m.N;
+  if (vk[br] == vk[dr]) {
+    status[t] = kApparentZero;
+    return;
+  }
+  status[t] = kApparentPair;
+  auto unpad = [&](int64_t p) {
+    return int32_t(((p / m.pstride[0]) - 1) * m.n[1] * m.n[2] + ((p / m.pstride[1]) % m.pn[1] - 1) * m.n[2] +
+                   (p % m.pn[2] - 1));
+  };
+  birth[t] = unpad(ord[br]);
+  death[t] = unpad(ord[dr]);
+}
+
+}  // namespace mid
+}  // namespace gpuph

@@ -8,6 +8,8 @@
 // the step of the star filtration that adds the cell, and (key rank, star code) is the total order used everywhere:
 // star codes put faces before cofaces, so it is a filtration order.
 #pragma once
+#include <algorithm>
+
 #include "gpuph_common.cuh"
 
 namespace gpuph {
@@ -115,17 +117,57 @@ inline int find_chain(const Chain* list, int n, const Chain& c) {
   return -1;
 }
 
+// Rank of a neighbour offset in the order that sorts star cells (build_star): the axis neighbours first, sign-major
+// (+e0, +e1, +e2, -e0, -e1, -e2), then the others by the number of axes they move along, then base 3.
+inline int neighbour_order(Offset o) {
+  int axes = 0, code = 0;
+  for (int a = 0; a < kMaxDim; ++a) {
+    axes += o.c[a] != 0;
+    code = code * 3 + (o.c[a] < 0 ? 0 : o.c[a] == 0 ? 1 : 2);
+  }
+  if (axes == 1)
+    for (int a = 0; a < kMaxDim; ++a)
+      if (o.c[a] != 0) return (o.c[a] > 0 ? 0 : kMaxDim) + a;
+  return 100 * axes + code;
+}
+
+// Star codes: the cells of one dimension with key vertex v, numbered in the lexicographic order of the sorted
+// neighbour_order ranks of their other key vertices. Any numbering is a valid tie-break inside a star (faces stay
+// before cofaces, which differ in dimension), and the pairs between different key vertices do not depend on it;
+// this one makes far more pairs inside a star apparent than numbering by type: measured on 24^3 noise / smooth
+// fields, the H1 reduction of 3D is left 1.7x / 2.5x fewer columns (V), 1.9x / 3x (T), 1.7x / 1.9x (freudenthal).
 inline void build_star(DimTable& t) {
-  t.nstar = 0;
-  for (int ty = 0; ty < t.ntypes; ++ty) {
+  struct Entry {
+    int type, key_index, len;
+    int rank[kMaxKeyVerts];
+  };
+  Entry entries[kMaxStar];
+  int n = 0;
+  for (int ty = 0; ty < t.ntypes; ++ty)
     for (int j = 0; j < t.type[ty].nkey; ++j) {
-      StarEntry& e = t.star[t.nstar];
-      e.type = int8_t(ty);
-      e.key_index = int8_t(j);
-      e.anchor_shift = neg(t.type[ty].key[j]);
-      t.type[ty].star_code[j] = int8_t(t.nstar);
-      ++t.nstar;
+      const CellType& c = t.type[ty];
+      Entry& e = entries[n++];
+      e.type = ty;
+      e.key_index = j;
+      e.len = 0;
+      for (int i = 0; i < c.nkey; ++i) {
+        if (i == j) continue;
+        Offset o{};
+        for (int a = 0; a < kMaxDim; ++a) o.c[a] = int8_t(c.key[i].c[a] - c.key[j].c[a]);
+        e.rank[e.len++] = neighbour_order(o);
+      }
+      std::sort(e.rank, e.rank + e.len);
     }
+  std::stable_sort(entries, entries + n, [](const Entry& x, const Entry& y) {
+    return std::lexicographical_compare(x.rank, x.rank + x.len, y.rank, y.rank + y.len);
+  });
+  t.nstar = n;
+  for (int s = 0; s < n; ++s) {
+    StarEntry& e = t.star[s];
+    e.type = int8_t(entries[s].type);
+    e.key_index = int8_t(entries[s].key_index);
+    e.anchor_shift = neg(t.type[e.type].key[e.key_index]);
+    t.type[e.type].star_code[e.key_index] = int8_t(s);
   }
 }
 

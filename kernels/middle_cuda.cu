@@ -25,50 +25,80 @@ inline const char* last_error() {
 #define GPUPH_GRID_LOOP(t, total) \
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < (total); t += int64_t(gridDim.x) * blockDim.x)
 
+template <typename K>
 __global__ void edge_keys_kernel(const MiddlePlan m, const int32_t* __restrict__ rank, int64_t B,
-                                 int64_t* __restrict__ ekey) {
+                                 K* __restrict__ ekey) {
   GPUPH_GRID_LOOP(t, B * m.P * m.ntypes[1]) { mid::edge_key_cell(m, rank, ekey, t); }
 }
 
-__global__ void columns_kernel(const MiddlePlan m, const int32_t* __restrict__ rank, const int64_t* __restrict__ ekey,
-                               int64_t B, int64_t* __restrict__ col_key, uint8_t* __restrict__ col_pivot,
-                               int64_t* row_oldest) {
+__device__ __forceinline__ void atomic_min(int32_t* slot, int32_t key) { atomicMin(slot, key); }
+__device__ __forceinline__ void atomic_min(int64_t* slot, int64_t key) {
+  atomicMin(reinterpret_cast<long long*>(slot), static_cast<long long>(key));
+}
+
+template <typename K>
+__global__ void columns_kernel(const MiddlePlan m, const int32_t* __restrict__ rank, const K* __restrict__ ekey,
+                               int64_t B, K* __restrict__ col_key, uint8_t* __restrict__ col_pivot, K* row_oldest) {
   GPUPH_GRID_LOOP(t, B * m.P * m.ntypes[2]) {
-    mid::column_cell(m, rank, ekey, col_key, col_pivot, row_oldest, t, [](int64_t* slot, int64_t key) {
-      atomicMin(reinterpret_cast<long long*>(slot), static_cast<long long>(key));
-    });
+    mid::column_cell(m, rank, ekey, col_key, col_pivot, row_oldest, t, [](K* slot, K key) { atomic_min(slot, key); });
   }
 }
 
-__global__ void apparent_kernel(const MiddlePlan m, const int64_t* __restrict__ col_key,
-                                const uint8_t* __restrict__ col_pivot, const int64_t* __restrict__ ekey,
+template <typename K>
+__global__ void apparent_kernel(const MiddlePlan m, const K* __restrict__ col_key,
+                                const uint8_t* __restrict__ col_pivot, const K* __restrict__ ekey,
                                 const int32_t* __restrict__ order, const int64_t* __restrict__ vkey, int64_t B,
-                                int64_t* row_oldest, uint8_t* __restrict__ status, int32_t* __restrict__ birth,
+                                K* row_oldest, uint8_t* __restrict__ status, int32_t* __restrict__ birth,
                                 int32_t* __restrict__ death) {
   GPUPH_GRID_LOOP(t, B * m.P * m.ntypes[2]) {
     mid::apparent_cell(m, col_key, col_pivot, ekey, order, vkey, row_oldest, status, birth, death, t);
   }
 }
 
-const char* edge_keys(const MiddlePlan& m, const int32_t* rank, int64_t B, int64_t* ekey, void* stream) {
-  edge_keys_kernel<<<blocks_for(B * m.P * m.ntypes[1]), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(m, rank, B,
-                                                                                                         ekey);
+template <typename K>
+const char* edge_keys_typed(const MiddlePlan& m, const int32_t* rank, int64_t B, void* ekey, cudaStream_t s) {
+  edge_keys_kernel<K><<<blocks_for(B * m.P * m.ntypes[1]), kThreads, 0, s>>>(m, rank, B, static_cast<K*>(ekey));
   return last_error();
 }
 
-const char* columns(const MiddlePlan& m, const int32_t* rank, const int64_t* ekey, int64_t B, int64_t* col_key,
-                    uint8_t* col_pivot, int64_t* row_oldest, void* stream) {
-  columns_kernel<<<blocks_for(B * m.P * m.ntypes[2]), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      m, rank, ekey, B, col_key, col_pivot, row_oldest);
+const char* edge_keys(const MiddlePlan& m, bool wide, const int32_t* rank, int64_t B, void* ekey, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  return wide ? edge_keys_typed<int64_t>(m, rank, B, ekey, s) : edge_keys_typed<int32_t>(m, rank, B, ekey, s);
+}
+
+template <typename K>
+const char* columns_typed(const MiddlePlan& m, const int32_t* rank, const void* ekey, int64_t B, void* col_key,
+                          uint8_t* col_pivot, void* row_oldest, cudaStream_t s) {
+  columns_kernel<K><<<blocks_for(B * m.P * m.ntypes[2]), kThreads, 0, s>>>(
+      m, rank, static_cast<const K*>(ekey), B, static_cast<K*>(col_key), col_pivot, static_cast<K*>(row_oldest));
   return last_error();
 }
 
-const char* apparent(const MiddlePlan& m, const int64_t* col_key, const uint8_t* col_pivot, const int64_t* ekey,
-                     const int32_t* order, const int64_t* vkey, int64_t B, int64_t* row_oldest, uint8_t* status,
+const char* columns(const MiddlePlan& m, bool wide, const int32_t* rank, const void* ekey, int64_t B, void* col_key,
+                    uint8_t* col_pivot, void* row_oldest, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  return wide ? columns_typed<int64_t>(m, rank, ekey, B, col_key, col_pivot, row_oldest, s)
+              : columns_typed<int32_t>(m, rank, ekey, B, col_key, col_pivot, row_oldest, s);
+}
+
+template <typename K>
+const char* apparent_typed(const MiddlePlan& m, const void* col_key, const uint8_t* col_pivot, const void* ekey,
+                           const int32_t* order, const int64_t* vkey, int64_t B, void* row_oldest, uint8_t* status,
+                           int32_t* birth, int32_t* death, cudaStream_t s) {
+  apparent_kernel<K><<<blocks_for(B * m.P * m.ntypes[2]), kThreads, 0, s>>>(
+      m, static_cast<const K*>(col_key), col_pivot, static_cast<const K*>(ekey), order, vkey, B,
+      static_cast<K*>(row_oldest), status, birth, death);
+  return last_error();
+}
+
+const char* apparent(const MiddlePlan& m, bool wide, const void* col_key, const uint8_t* col_pivot, const void* ekey,
+                     const int32_t* order, const int64_t* vkey, int64_t B, void* row_oldest, uint8_t* status,
                      int32_t* birth, int32_t* death, void* stream) {
-  apparent_kernel<<<blocks_for(B * m.P * m.ntypes[2]), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      m, col_key, col_pivot, ekey, order, vkey, B, row_oldest, status, birth, death);
-  return last_error();
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  return wide ? apparent_typed<int64_t>(m, col_key, col_pivot, ekey, order, vkey, B, row_oldest, status, birth,
+                                        death, s)
+              : apparent_typed<int32_t>(m, col_key, col_pivot, ekey, order, vkey, B, row_oldest, status, birth,
+                                        death, s);
 }
 
 }  // namespace

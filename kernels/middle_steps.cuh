@@ -11,7 +11,8 @@
 // little work.
 //
 // Cells: (anchor, type) in the padded grid of one image; cell id = padded anchor * (types of its dimension) + type,
-// as in the CPU engine. Keys are packed (key rank << 6 | star code), int64; -1 means "not a cell of the complex".
+// as in the CPU engine. Keys are packed (key rank << 6 | star code); -1 means "not a cell of the complex". The arrays
+// hold them as K: int32 where every key and cell code of the image fits (below about 2^25 pixels), else int64.
 #pragma once
 #include <climits>
 #include <stdexcept>
@@ -205,29 +206,33 @@ GPUPH_HD bool killed_by_its_oldest_coface(const MiddlePlan& m, const int32_t* ra
 // ------------------------------------------------------------------------------------------- per-cell passes
 
 // Edge t of the batch: its packed key, or -1 if it is not a cell of the complex or is negative (compression).
-GPUPH_HD void edge_key_cell(const MiddlePlan& m, const int32_t* rank, int64_t* ekey, int64_t t) {
+template <typename K>
+GPUPH_HD void edge_key_cell(const MiddlePlan& m, const int32_t* rank, K* ekey, int64_t t) {
   const int64_t per = m.P * m.ntypes[1];
   const int32_t* r = rank + (t / per) * m.P;
   const Cell e = cell_of(m, 1, t % per);
   const int64_t key = cell_key(m, r, 1, e);
-  ekey[t] = key < 0 || kills_its_youngest_face(m, r, 1, e, key) ? -1 : key;
+  ekey[t] = K(key < 0 || kills_its_youngest_face(m, r, 1, e, key) ? -1 : key);
 }
 
-// The key a 2-cell that is not a column gets in col_key.
-constexpr int64_t kNoColumn = LLONG_MAX;
+// The key a 2-cell that is not a column gets in col_key, and an edge no column contains in row_oldest.
+template <typename K>
+GPUPH_HD constexpr K no_column() {
+  return sizeof(K) == 4 ? K(INT_MAX) : K(LLONG_MAX);
+}
 
 // 2-cell t of the batch: if it is a column (a cell of the complex, not positive by an apparent pair, with a nonempty
 // compressed boundary), its key and the index of its pivot (youngest uncompressed boundary edge) into col_key /
-// col_pivot, and its key scattered by min into row_oldest of each of those edges: amin(int64_t* slot, key).
-template <typename AtomicMin>
-GPUPH_HD void column_cell(const MiddlePlan& m, const int32_t* rank, const int64_t* ekey, int64_t* col_key,
-                          uint8_t* col_pivot, int64_t* row_oldest, int64_t t, AtomicMin&& amin) {
+// col_pivot, and its key scattered by min into row_oldest of each of those edges: amin(K* slot, K key).
+template <typename K, typename AtomicMin>
+GPUPH_HD void column_cell(const MiddlePlan& m, const int32_t* rank, const K* ekey, K* col_key, uint8_t* col_pivot,
+                          K* row_oldest, int64_t t, AtomicMin&& amin) {
   const int64_t per = m.P * m.ntypes[2];
   const int64_t b = t / per;
   const int32_t* r = rank + b * m.P;
   const int64_t base1 = b * m.P * m.ntypes[1];
   const Cell f = cell_of(m, 2, t % per);
-  col_key[t] = kNoColumn;
+  col_key[t] = no_column<K>();
   const int64_t key = cell_key(m, r, 2, f);
   if (key < 0 || killed_by_its_oldest_coface(m, r, 2, f, key)) return;
   const MidCellType& q = m.type[2][f.ty];
@@ -237,14 +242,14 @@ GPUPH_HD void column_cell(const MiddlePlan& m, const int32_t* rank, const int64_
     const int64_t eid = base1 + id_of(m, 1, shifted(f, q.bnd[j], q.bnd_type[j]));
     const int64_t ek = ekey[eid];
     if (ek < 0) continue;
-    amin(row_oldest + eid, key);
+    amin(row_oldest + eid, K(key));
     if (ek > piv) {
       piv = ek;
       pb = j;
     }
   }
   if (pb < 0) return;  // an empty compressed boundary: positive after all
-  col_key[t] = key;
+  col_key[t] = K(key);
   col_pivot[t] = uint8_t(pb);
 }
 
@@ -261,11 +266,12 @@ enum MidStatus : uint8_t {
 // reduction finds it (reduce_rest in the CPU engine). Any other column with that pivot compares unequal, before or
 // after the write: these writes need no ordering. order / vkey: the image's pixels in rank order (padded index,
 // sorted value key), to report pairs in unpadded pixel indices and skip those of equal values.
-GPUPH_HD void apparent_cell(const MiddlePlan& m, const int64_t* col_key, const uint8_t* col_pivot,
-                            const int64_t* ekey, const int32_t* order, const int64_t* vkey, int64_t* row_oldest,
-                            uint8_t* status, int32_t* birth, int32_t* death, int64_t t) {
-  const int64_t key = col_key[t];
-  if (key == kNoColumn) {
+template <typename K>
+GPUPH_HD void apparent_cell(const MiddlePlan& m, const K* col_key, const uint8_t* col_pivot, const K* ekey,
+                            const int32_t* order, const int64_t* vkey, K* row_oldest, uint8_t* status, int32_t* birth,
+                            int32_t* death, int64_t t) {
+  const K key = col_key[t];
+  if (key == no_column<K>()) {
     status[t] = kNotColumn;
     return;
   }
@@ -279,8 +285,8 @@ GPUPH_HD void apparent_cell(const MiddlePlan& m, const int64_t* col_key, const u
     status[t] = kResidual;
     return;
   }
-  row_oldest[eid] = -1 - ((flat_of(m, f.c) << kCellTypeBits) | f.ty);
-  const int64_t br = ekey[eid] >> 6, dr = key >> 6;
+  row_oldest[eid] = K(-1 - ((flat_of(m, f.c) << kCellTypeBits) | f.ty));
+  const int64_t br = int64_t(ekey[eid]) >> 6, dr = int64_t(key) >> 6;
   const int32_t* ord = order + b * m.N;
   const int64_t* vk = vkey + b * m.N;
   if (vk[br] == vk[dr]) {

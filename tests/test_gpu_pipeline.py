@@ -127,6 +127,24 @@ def test_middle_pipeline_on_noise_smooth_and_mixed_batches(construction, superle
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_middle_pipeline_int64_keys_equal_int32_keys(construction):
+    """The device passes and the host reduction keep keys in int32 below about 2^25 pixels, in int64 above: forced
+    to int64 (the testing op the CPU engine's wide indices share), the rows are the same."""
+    for shape in ((3, 9, 8, 7), (1, 17, 12, 10)):
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)), dtype=torch.float64)
+        for y in (x, (x * 3).floor()):
+            narrow = ops._cubical_pairs_pipeline(y, 3, CODES[construction], True, 2)
+            old = ops._engine_force_wide_indices(True)
+            try:
+                wide = ops._cubical_pairs_pipeline(y, 3, CODES[construction], True, 2)
+                both(y, 3, construction, False, 7)
+            finally:
+                ops._engine_force_wide_indices(old)
+            assert torch.equal(wide, narrow)
+            assert int((narrow[:, 1] == 1).sum()) > 0
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_middle_pipeline_one_large_image_with_the_helper_thread(construction, two_threads):
     # One image: the host reduction runs with its helper thread (which needs 64 columns or more); repeated, since the
     # helper's timing varies.

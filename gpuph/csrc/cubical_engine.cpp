@@ -838,6 +838,14 @@ void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* 
   reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, true, parallel, mb, out);
 }
 
+void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int32_t* ekey,
+                        int32_t* row_oldest, const std::vector<int32_t>& rest, bool parallel,
+                        MiddleBuffers<int32_t>& mb, std::vector<RawPair>& out) {
+  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, true, parallel, mb, out);
+}
+
+bool narrow_middle_keys(const GridPlan& g) { return narrow_keys(g); }
+
 bool set_force_wide_indices(bool on) { return force_wide.exchange(on); }
 
 void persistence_of_ranked_image(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out) {

@@ -113,13 +113,21 @@ void run_middle_edges(const GridPlan& g, const Phases& ph, Workspace& ws, bool p
 void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel = false);
 
 // The host half of the device pipeline's H1 of 3D (middle_pipeline.cpp): the residual reduction of one image (pass 3,
-// as run_middle's) from the device's edge keys and pivot table, with int64 packed keys. order: rank -> padded pixel;
+// as run_middle's) from the device's edge keys and pivot table. order: rank -> padded pixel;
 // vcls: rank -> value class; ekey / row_oldest: per edge id, row_oldest with the apparent columns' cell codes
 // (kernels/middle_steps.cuh); rest: the keys of the columns left to reduce, ascending. Appends pairs of nonzero
 // length, in padded pixel indices.
 void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int64_t* ekey,
                         int64_t* row_oldest, const std::vector<int64_t>& rest, bool parallel,
                         MiddleBuffers<int64_t>& mb, std::vector<RawPair>& out);
+// The same with int32 keys, for grids with narrow_middle_keys.
+void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int32_t* ekey,
+                        int32_t* row_oldest, const std::vector<int32_t>& rest, bool parallel,
+                        MiddleBuffers<int32_t>& mb, std::vector<RawPair>& out);
+
+// Whether every packed key and cell code of H1 of a grid fits int32 (below about 2^25 pixels), so that its reduction
+// may use int32 keys; false for every grid while set_force_wide_indices(true).
+bool narrow_middle_keys(const GridPlan& g);
 
 // Testing aid: with on, the union-find of H_{D-1} and the H1 reduction use their 64-bit indices and keys even where
 // the 32-bit ones fit (those are otherwise reached only by grids of 2^25 pixels and more). Returns the previous

@@ -34,40 +34,73 @@ void each(int64_t n, Fn&& fn) {
   });
 }
 
-const char* cpu_edge_keys(const MiddlePlan& m, const int32_t* rank, int64_t B, int64_t* ekey, void*) {
+template <typename K>
+void cpu_edge_keys_typed(const MiddlePlan& m, const int32_t* rank, int64_t B, K* ekey) {
   each(B * m.P * m.ntypes[1], [&](int64_t t) { mid::edge_key_cell(m, rank, ekey, t); });
+}
+
+const char* cpu_edge_keys(const MiddlePlan& m, bool wide, const int32_t* rank, int64_t B, void* ekey, void*) {
+  if (wide)
+    cpu_edge_keys_typed(m, rank, B, static_cast<int64_t*>(ekey));
+  else
+    cpu_edge_keys_typed(m, rank, B, static_cast<int32_t*>(ekey));
   return nullptr;
 }
 
-const char* cpu_columns(const MiddlePlan& m, const int32_t* rank, const int64_t* ekey, int64_t B, int64_t* col_key,
-                        uint8_t* col_pivot, int64_t* row_oldest, void*) {
-  auto amin = [](int64_t* slot, int64_t key) {
-    int64_t cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
+template <typename K>
+void cpu_columns_typed(const MiddlePlan& m, const int32_t* rank, const K* ekey, int64_t B, K* col_key,
+                       uint8_t* col_pivot, K* row_oldest) {
+  auto amin = [](K* slot, K key) {
+    K cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
     while (key < cur && !__atomic_compare_exchange_n(slot, &cur, key, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
   };
-  each(B * m.P * m.ntypes[2], [&](int64_t t) { mid::column_cell(m, rank, ekey, col_key, col_pivot, row_oldest, t, amin); });
+  each(B * m.P * m.ntypes[2],
+       [&](int64_t t) { mid::column_cell(m, rank, ekey, col_key, col_pivot, row_oldest, t, amin); });
+}
+
+const char* cpu_columns(const MiddlePlan& m, bool wide, const int32_t* rank, const void* ekey, int64_t B,
+                        void* col_key, uint8_t* col_pivot, void* row_oldest, void*) {
+  if (wide)
+    cpu_columns_typed(m, rank, static_cast<const int64_t*>(ekey), B, static_cast<int64_t*>(col_key), col_pivot,
+                      static_cast<int64_t*>(row_oldest));
+  else
+    cpu_columns_typed(m, rank, static_cast<const int32_t*>(ekey), B, static_cast<int32_t*>(col_key), col_pivot,
+                      static_cast<int32_t*>(row_oldest));
   return nullptr;
 }
 
-const char* cpu_apparent(const MiddlePlan& m, const int64_t* col_key, const uint8_t* col_pivot, const int64_t* ekey,
-                         const int32_t* order, const int64_t* vkey, int64_t B, int64_t* row_oldest, uint8_t* status,
-                         int32_t* birth, int32_t* death, void*) {
+template <typename K>
+void cpu_apparent_typed(const MiddlePlan& m, const K* col_key, const uint8_t* col_pivot, const K* ekey,
+                        const int32_t* order, const int64_t* vkey, int64_t B, K* row_oldest, uint8_t* status,
+                        int32_t* birth, int32_t* death) {
   // Serial: the writes into row_oldest race (harmlessly, see apparent_cell) with other cells' reads.
   for (int64_t t = 0; t < B * m.P * m.ntypes[2]; ++t)
     mid::apparent_cell(m, col_key, col_pivot, ekey, order, vkey, row_oldest, status, birth, death, t);
+}
+
+const char* cpu_apparent(const MiddlePlan& m, bool wide, const void* col_key, const uint8_t* col_pivot,
+                         const void* ekey, const int32_t* order, const int64_t* vkey, int64_t B, void* row_oldest,
+                         uint8_t* status, int32_t* birth, int32_t* death, void*) {
+  if (wide)
+    cpu_apparent_typed(m, static_cast<const int64_t*>(col_key), col_pivot, static_cast<const int64_t*>(ekey), order,
+                       vkey, B, static_cast<int64_t*>(row_oldest), status, birth, death);
+  else
+    cpu_apparent_typed(m, static_cast<const int32_t*>(col_key), col_pivot, static_cast<const int32_t*>(ekey), order,
+                       vkey, B, static_cast<int32_t*>(row_oldest), status, birth, death);
   return nullptr;
 }
 
 // The residual reduction of the images `imgs` (ascending) on the host. res_img / res_key: image and key of every
 // residual column, grouped by image (ascending). Returns rows (image, 1, birth, death) int64 on the host.
+template <typename K>
 at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::Tensor& res_img,
                           const at::Tensor& res_key, const at::Tensor& order, const at::Tensor& vcls,
                           const at::Tensor& ekey, at::Tensor& row_oldest) {
   const int64_t nimg = imgs.size(0);
   const int64_t* img = imgs.data_ptr<int64_t>();
   const int64_t* ri = res_img.data_ptr<int64_t>();
-  const int64_t* rk = res_key.data_ptr<int64_t>();
+  const K* rk = res_key.data_ptr<K>();
   const int64_t nres = res_img.size(0);
   std::vector<int64_t> start(size_t(nimg) + 1, nres);
   for (int64_t j = 0, i = 0; j < nimg; ++j) {
@@ -76,12 +109,12 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
   }
   std::vector<std::vector<RawPair>> found(static_cast<size_t>(nimg));
   auto one = [&](int64_t j, bool parallel) {
-    std::vector<int64_t> rest(rk + start[size_t(j)], rk + start[size_t(j) + 1]);
+    std::vector<K> rest(rk + start[size_t(j)], rk + start[size_t(j) + 1]);
     std::sort(rest.begin(), rest.end());
-    MiddleBuffers<int64_t> mb;
+    MiddleBuffers<K> mb;
     const int64_t e = ekey.size(1);
-    reduce_middle_rest(g, order[j].data_ptr<int32_t>(), vcls[j].data_ptr<int32_t>(), ekey.data_ptr<int64_t>() + j * e,
-                       row_oldest.data_ptr<int64_t>() + j * e, rest, parallel, mb, found[size_t(j)]);
+    reduce_middle_rest(g, order[j].data_ptr<int32_t>(), vcls[j].data_ptr<int32_t>(), ekey.data_ptr<K>() + j * e,
+                       row_oldest.data_ptr<K>() + j * e, rest, parallel, mb, found[size_t(j)]);
   };
   if (nimg == 1)
     one(0, true);  // the reduction's helper thread
@@ -117,6 +150,9 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
   const auto i32 = opts.dtype(at::kInt), i64 = opts.dtype(at::kLong), u8 = opts.dtype(at::kByte);
   const MiddlePlan m = middle_plan_for(g.construction, g.n);
   const int64_t P = g.P, N = g.N, per1 = P * m.ntypes[1], per2 = P * m.ntypes[2];
+  const bool wide = !narrow_middle_keys(g);  // int64 keys only where int32 ones could overflow
+  const auto kk = opts.dtype(wide ? at::kLong : at::kInt);
+  const int64_t none = wide ? int64_t(mid::no_column<int64_t>()) : int64_t(mid::no_column<int32_t>());
 
   // Ranks: pixels in (value, flat index) order, by one stable sort of every image's value keys (border cells last).
   at::Tensor nan_image = at::full({1}, INT32_MAX, i32);
@@ -141,20 +177,20 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
     rank.scatter_(1, order64, at::arange(N, i32).expand({B, N}).contiguous());
   }
 
-  at::Tensor ekey = at::empty({B, per1}, i64);
-  at::Tensor col_key = at::empty({B * per2}, i64), col_pivot = at::empty({B * per2}, u8);
-  at::Tensor row_oldest = at::full({B, per1}, mid::kNoColumn, i64);
+  at::Tensor ekey = at::empty({B, per1}, kk);
+  at::Tensor col_key = at::empty({B * per2}, kk), col_pivot = at::empty({B * per2}, u8);
+  at::Tensor row_oldest = at::full({B, per1}, none, kk);
   at::Tensor status = at::empty({B * per2}, u8);
   at::Tensor birth = at::empty({B * per2}, i32), death = at::empty({B * per2}, i32);
   {
     GPUPH_STAGE("gpuph::h1::cells");
-    check(mid.edge_keys(m, rank.data_ptr<int32_t>(), B, ekey.data_ptr<int64_t>(), stream), "edge keys");
-    check(mid.columns(m, rank.data_ptr<int32_t>(), ekey.data_ptr<int64_t>(), B, col_key.data_ptr<int64_t>(),
-                      col_pivot.data_ptr<uint8_t>(), row_oldest.data_ptr<int64_t>(), stream),
+    check(mid.edge_keys(m, wide, rank.data_ptr<int32_t>(), B, ekey.data_ptr(), stream), "edge keys");
+    check(mid.columns(m, wide, rank.data_ptr<int32_t>(), ekey.data_ptr(), B, col_key.data_ptr(),
+                      col_pivot.data_ptr<uint8_t>(), row_oldest.data_ptr(), stream),
           "columns");
     rank.reset();
-    check(mid.apparent(m, col_key.data_ptr<int64_t>(), col_pivot.data_ptr<uint8_t>(), ekey.data_ptr<int64_t>(),
-                       order.data_ptr<int32_t>(), vkey.data_ptr<int64_t>(), B, row_oldest.data_ptr<int64_t>(),
+    check(mid.apparent(m, wide, col_key.data_ptr(), col_pivot.data_ptr<uint8_t>(), ekey.data_ptr(),
+                       order.data_ptr<int32_t>(), vkey.data_ptr<int64_t>(), B, row_oldest.data_ptr(),
                        status.data_ptr<uint8_t>(), birth.data_ptr<int32_t>(), death.data_ptr<int32_t>(), stream),
           "apparent pairs");
   }
@@ -172,7 +208,7 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
                       "); NaN is not a filtration value. Replace it, e.g. with torch.nan_to_num.");
   }
   if (stats) {
-    stats->columns = col_key.ne(mid::kNoColumn).sum().item<int64_t>();
+    stats->columns = col_key.ne(none).sum().item<int64_t>();
     stats->apparent = napp + status.eq(mid::kApparentZero).sum().item<int64_t>();
     stats->residual = nres;
   }
@@ -211,7 +247,8 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
   at::Tensor rows_h;
   {
     GPUPH_STAGE("gpuph::h1::residual_reduction");
-    rows_h = reduce_on_host(g, imgs_h, res_img_h, res_key_h, order_h, vcls_h, ekey_h, row_h);
+    rows_h = wide ? reduce_on_host<int64_t>(g, imgs_h, res_img_h, res_key_h, order_h, vcls_h, ekey_h, row_h)
+                  : reduce_on_host<int32_t>(g, imgs_h, res_img_h, res_key_h, order_h, vcls_h, ekey_h, row_h);
   }
   GPUPH_STAGE("gpuph::h1::to_device");
   return at::cat({rows, rows_h.to(xc.device())});

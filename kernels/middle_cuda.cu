@@ -1,7 +1,8 @@
 // CUDA kernels of the device pipeline of H1 of 3D grids: the per-cell passes of kernels/middle_steps.cuh (the bodies
 // the CPU emulation also runs), one thread per cell of the whole batch. Plain CUDA, no torch headers: the driver
 // (gpuph/csrc/middle_pipeline.cpp) allocates through torch and passes its stream. The plan (about 6 KB) goes by
-// value, as a kernel parameter: no constant-memory symbol that concurrent streams could race on.
+// value, as a kernel parameter (over 4 KB: CUDA 12.1 or newer on Volta or newer): no constant-memory symbol that
+// concurrent streams could race on.
 #include <cuda_runtime.h>
 
 #include "middle_launch.h"
@@ -101,9 +102,30 @@ const char* apparent(const MiddlePlan& m, bool wide, const void* col_key, const 
                                         death, s);
 }
 
+template <typename K>
+__global__ void chase_kernel(const MiddlePlan m, const K* __restrict__ ekey, const K* __restrict__ row_oldest,
+                             const int64_t* __restrict__ res, int64_t nres, K* __restrict__ eids,
+                             int32_t* __restrict__ len, int32_t* __restrict__ adds) {
+  GPUPH_GRID_LOOP(i, nres) { mid::chase_cell(m, ekey, row_oldest, res, eids, len, adds, i); }
+}
+
+const char* chase(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest, const int64_t* res,
+                  int64_t nres, void* eids, int32_t* len, int32_t* adds, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (wide)
+    chase_kernel<int64_t><<<blocks_for(nres), kThreads, 0, s>>>(m, static_cast<const int64_t*>(ekey),
+                                                                static_cast<const int64_t*>(row_oldest), res, nres,
+                                                                static_cast<int64_t*>(eids), len, adds);
+  else
+    chase_kernel<int32_t><<<blocks_for(nres), kThreads, 0, s>>>(m, static_cast<const int32_t*>(ekey),
+                                                                static_cast<const int32_t*>(row_oldest), res, nres,
+                                                                static_cast<int32_t*>(eids), len, adds);
+  return last_error();
+}
+
 }  // namespace
 
-MidLaunchers middle_launchers() { return MidLaunchers{edge_keys, columns, apparent}; }
+MidLaunchers middle_launchers() { return MidLaunchers{edge_keys, columns, apparent, chase}; }
 
 }  // namespace cuda
 }  // namespace gpuph

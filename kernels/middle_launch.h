@@ -22,6 +22,9 @@ struct MidLaunchers {
   const char* (*apparent)(const MiddlePlan& m, bool wide, const void* col_key, const uint8_t* col_pivot,
                           const void* ekey, const int32_t* order, const int64_t* vkey, int64_t B, void* row_oldest,
                           uint8_t* status, int32_t* birth, int32_t* death, void* stream);
+  // The first steps of the reduction of the nres residual columns res (global 2-cell indices): chase_cell.
+  const char* (*chase)(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest, const int64_t* res,
+                       int64_t nres, void* eids, int32_t* len, int32_t* adds, void* stream);
 };
 
 #ifdef GPUPH_WITH_CUDA

@@ -302,5 +302,76 @@ GPUPH_HD void apparent_cell(const MiddlePlan& m, const K* col_key, const uint8_t
   death[t] = unpad(ord[dr]);
 }
 
+// Most entries of a residual column the device advances (chase_cell).
+constexpr int kChaseCap = 16;
+
+// The boundary edges of 2-cell f of image b with an uncompressed key, as (key, image-local edge id), sorted by key.
+template <typename K>
+GPUPH_HD int sorted_boundary(const MiddlePlan& m, const K* ekey_img, const Cell& f, int64_t* key, int64_t* eid) {
+  const MidCellType& q = m.type[2][f.ty];
+  int n = 0;
+  for (int j = 0; j < q.nbnd; ++j) {
+    const int64_t e = id_of(m, 1, shifted(f, q.bnd[j], q.bnd_type[j]));
+    const int64_t k = ekey_img[e];
+    if (k < 0) continue;
+    int i = n++;
+    for (; i > 0 && key[i - 1] > k; --i) {  // insertion sort: at most 4 entries
+      key[i] = key[i - 1];
+      eid[i] = eid[i - 1];
+    }
+    key[i] = k;
+    eid[i] = e;
+  }
+  return n;
+}
+
+// Residual column i of the batch (2-cell res[i], after apparent_cell): its boundary, then, while its pivot is the
+// pivot of an apparent column, that column's boundary added (mod 2), as the host reduction's first steps would be:
+// a row with an apparent column never gets another one, so these steps do not depend on the other columns. Stops
+// before the column would exceed kChaseCap entries. Writes its image-local edge ids (ascending key) to
+// eids[i * kChaseCap, ...), their number to len[i] (0: the column reduced to zero, a positive 2-cell), and the
+// number of columns added to adds[i].
+template <typename K>
+GPUPH_HD void chase_cell(const MiddlePlan& m, const K* ekey, const K* row_oldest, const int64_t* res, K* eids,
+                         int32_t* len, int32_t* adds, int64_t i) {
+  const int64_t per1 = m.P * m.ntypes[1], per2 = m.P * m.ntypes[2];
+  const int64_t t = res[i], b = t / per2;
+  const K* ek = ekey + b * per1;
+  const K* ro = row_oldest + b * per1;
+  int64_t key[kChaseCap + 4], eid[kChaseCap + 4], akey[4], aeid[4], mkey[kChaseCap + 4], meid[kChaseCap + 4];
+  int n = sorted_boundary(m, ek, cell_of(m, 2, t % per2), key, eid);
+  int added = 0;
+  while (n > 0) {
+    const int64_t x = ro[eid[n - 1]];
+    if (x >= 0) break;  // the pivot has no apparent column: the host goes on from here
+    const int64_t code = -1 - x;
+    const Cell a = cell_of(m, 2, (code >> kCellTypeBits) * m.ntypes[2] + (code & ((1 << kCellTypeBits) - 1)));
+    const int na = sorted_boundary(m, ek, a, akey, aeid);
+    int p = 0, q = 0, r = 0;
+    while (p < n || q < na) {  // symmetric difference of two sorted lists
+      if (q == na || (p < n && key[p] < akey[q])) {
+        mkey[r] = key[p];
+        meid[r++] = eid[p++];
+      } else if (p == n || akey[q] < key[p]) {
+        mkey[r] = akey[q];
+        meid[r++] = aeid[q++];
+      } else {
+        ++p;
+        ++q;
+      }
+    }
+    if (r > kChaseCap) break;  // keep the column as it was
+    for (int j = 0; j < r; ++j) {
+      key[j] = mkey[j];
+      eid[j] = meid[j];
+    }
+    n = r;
+    ++added;
+  }
+  for (int j = 0; j < n; ++j) eids[i * kChaseCap + j] = K(eid[j]);
+  len[i] = n;
+  adds[i] = added;
+}
+
 }  // namespace mid
 }  // namespace gpuph

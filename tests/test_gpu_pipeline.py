@@ -145,9 +145,8 @@ def test_middle_pipeline_int64_keys_equal_int32_keys(construction):
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
-def test_middle_pipeline_one_large_image_with_the_helper_thread(construction, two_threads):
-    # One image: the host reduction runs with its helper thread (which needs 64 columns or more); repeated, since the
-    # helper's timing varies.
+def test_middle_pipeline_one_large_image_on_two_threads(construction, two_threads):
+    # One image on two threads (the CPU emulation's per-cell passes and chase split over them); repeated.
     x = torch.rand(1, 21, 22, 20)
     for _ in range(3):
         both(x, 3, construction, construction != "T", 2)
@@ -163,9 +162,10 @@ def test_middle_pipeline_compression_and_clearing_shrink_the_residual(constructi
     noise = torch.rand(2, 16, 16, 16, generator=torch.Generator().manual_seed(5))
     smooth = torch.from_numpy(smooth_field((16, 16, 16), seed=1))[None]
     for x, most in ((noise, noise_max), (smooth, smooth_max)):
-        columns, apparent, residual = ops._middle_pipeline_stats(x, CODES[construction], True).tolist()
+        columns, apparent, residual, chased = ops._middle_pipeline_stats(x, CODES[construction], True).tolist()
         assert columns == apparent + residual and apparent > 0
         assert residual <= most * columns, (residual, columns)
+        assert chased > 0  # the device took the first steps of the residual reduction (adding apparent columns)
 
 
 def pipeline_by_dim(x: torch.Tensor, sd: int, superlevel: bool, mask: int) -> list[dict[int, np.ndarray]]:

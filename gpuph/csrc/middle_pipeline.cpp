@@ -91,16 +91,33 @@ const char* cpu_apparent(const MiddlePlan& m, bool wide, const void* col_key, co
   return nullptr;
 }
 
-// The residual reduction of the images `imgs` (ascending) on the host. res_img / res_key: image and key of every
-// residual column, grouped by image (ascending). Returns rows (image, 1, birth, death) int64 on the host.
+const char* cpu_chase(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest, const int64_t* res,
+                      int64_t nres, void* eids, int32_t* len, int32_t* adds, void*) {
+  each(nres, [&](int64_t i) {
+    if (wide)
+      mid::chase_cell(m, static_cast<const int64_t*>(ekey), static_cast<const int64_t*>(row_oldest), res,
+                      static_cast<int64_t*>(eids), len, adds, i);
+    else
+      mid::chase_cell(m, static_cast<const int32_t*>(ekey), static_cast<const int32_t*>(row_oldest), res,
+                      static_cast<int32_t*>(eids), len, adds, i);
+  });
+  return nullptr;
+}
+
+// The residual reduction of the images `imgs` (ascending) on the host. res_img / res_key / eids / len: image, key and
+// chased start (chase_cell) of every residual column, grouped by image (ascending). Returns rows (image, 1, birth,
+// death) int64 on the host.
 template <typename K>
 at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::Tensor& res_img,
-                          const at::Tensor& res_key, const at::Tensor& order, const at::Tensor& vcls,
-                          const at::Tensor& ekey, at::Tensor& row_oldest) {
+                          const at::Tensor& res_key, const at::Tensor& eids, const at::Tensor& len,
+                          const at::Tensor& order, const at::Tensor& vcls, const at::Tensor& ekey,
+                          at::Tensor& row_oldest) {
   const int64_t nimg = imgs.size(0);
   const int64_t* img = imgs.data_ptr<int64_t>();
   const int64_t* ri = res_img.data_ptr<int64_t>();
   const K* rk = res_key.data_ptr<K>();
+  const K* re = eids.data_ptr<K>();
+  const int32_t* rl = len.data_ptr<int32_t>();
   const int64_t nres = res_img.size(0);
   std::vector<int64_t> start(size_t(nimg) + 1, nres);
   for (int64_t j = 0, i = 0; j < nimg; ++j) {
@@ -109,15 +126,27 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
   }
   std::vector<std::vector<RawPair>> found(static_cast<size_t>(nimg));
   auto one = [&](int64_t j, bool parallel) {
-    std::vector<K> rest(rk + start[size_t(j)], rk + start[size_t(j) + 1]);
-    std::sort(rest.begin(), rest.end());
+    // This image's columns in key order, with their chased starts alongside.
+    const int64_t s0 = start[size_t(j)], n = start[size_t(j) + 1] - s0;
+    std::vector<int64_t> perm(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) perm[size_t(i)] = s0 + i;
+    std::sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return rk[a] < rk[b]; });
+    std::vector<K> rest(static_cast<size_t>(n)), ids(static_cast<size_t>(n) * mid::kChaseCap);
+    std::vector<int32_t> lens(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t q = perm[size_t(i)];
+      rest[size_t(i)] = rk[q];
+      lens[size_t(i)] = rl[q];
+      std::copy(re + q * mid::kChaseCap, re + q * mid::kChaseCap + rl[q], ids.begin() + i * mid::kChaseCap);
+    }
+    const ChasedColumns<K> chased{ids.data(), lens.data(), mid::kChaseCap};
     MiddleBuffers<K> mb;
     const int64_t e = ekey.size(1);
     reduce_middle_rest(g, order[j].data_ptr<int32_t>(), vcls[j].data_ptr<int32_t>(), ekey.data_ptr<K>() + j * e,
-                       row_oldest.data_ptr<K>() + j * e, rest, parallel, mb, found[size_t(j)]);
+                       row_oldest.data_ptr<K>() + j * e, rest, &chased, parallel, mb, found[size_t(j)]);
   };
   if (nimg == 1)
-    one(0, true);  // the reduction's helper thread
+    one(0, true);
   else
     at::parallel_for(0, nimg, 1, [&](int64_t b, int64_t e) {
       for (int64_t j = b; j < e; ++j) one(j, false);
@@ -139,7 +168,7 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
 
 }  // namespace
 
-MidLaunchers cpu_middle_launchers() { return MidLaunchers{cpu_edge_keys, cpu_columns, cpu_apparent}; }
+MidLaunchers cpu_middle_launchers() { return MidLaunchers{cpu_edge_keys, cpu_columns, cpu_apparent, cpu_chase}; }
 
 at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
                        bool superlevel, void* stream, MiddleStats* stats) {
@@ -223,11 +252,20 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
   }
   if (nres == 0) return rows;
 
-  // The residual columns, on the host, with what their reduction reads of the images that have any.
-  at::Tensor imgs_h, res_img_h, res_key_h, order_h, vcls_h, ekey_h, row_h;
+  // The residual columns: their first steps (the apparent columns they add) on the device, the rest of their
+  // reduction on the host, with what it reads of the images that have any.
+  const at::Tensor res = at::nonzero_static(residual, nres).view(-1);
+  at::Tensor eids = at::empty({nres, mid::kChaseCap}, kk), len = at::empty({nres}, i32), adds = at::empty({nres}, i32);
+  {
+    GPUPH_STAGE("gpuph::h1::chase");
+    check(mid.chase(m, wide, ekey.data_ptr(), row_oldest.data_ptr(), res.data_ptr<int64_t>(), nres, eids.data_ptr(),
+                    len.data_ptr<int32_t>(), adds.data_ptr<int32_t>(), stream),
+          "chase");
+  }
+  if (stats) stats->chased = adds.sum().item<int64_t>();
+  at::Tensor imgs_h, res_img_h, res_key_h, eids_h, len_h, order_h, vcls_h, ekey_h, row_h;
   {
     GPUPH_STAGE("gpuph::h1::to_host");
-    const at::Tensor res = residual.nonzero().view(-1);
     const at::Tensor res_img = res.div(per2, "floor");
     const at::Tensor imgs = std::get<0>(at::unique_consecutive(res_img));
     const at::Tensor vk = vkey.index_select(0, imgs);
@@ -239,6 +277,8 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
     imgs_h = host_of(imgs);
     res_img_h = host_of(res_img);
     res_key_h = host_of(col_key.index_select(0, res));
+    eids_h = host_of(eids);
+    len_h = host_of(len);
     order_h = host_of(order.index_select(0, imgs));
     vcls_h = host_of(vcls);
     ekey_h = host_of(ekey.index_select(0, imgs));
@@ -247,8 +287,10 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
   at::Tensor rows_h;
   {
     GPUPH_STAGE("gpuph::h1::residual_reduction");
-    rows_h = wide ? reduce_on_host<int64_t>(g, imgs_h, res_img_h, res_key_h, order_h, vcls_h, ekey_h, row_h)
-                  : reduce_on_host<int32_t>(g, imgs_h, res_img_h, res_key_h, order_h, vcls_h, ekey_h, row_h);
+    rows_h = wide ? reduce_on_host<int64_t>(g, imgs_h, res_img_h, res_key_h, eids_h, len_h, order_h, vcls_h, ekey_h,
+                                            row_h)
+                  : reduce_on_host<int32_t>(g, imgs_h, res_img_h, res_key_h, eids_h, len_h, order_h, vcls_h, ekey_h,
+                                            row_h);
   }
   GPUPH_STAGE("gpuph::h1::to_device");
   return at::cat({rows, rows_h.to(xc.device())});

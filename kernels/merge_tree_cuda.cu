@@ -3,7 +3,7 @@
 // also run), one thread per padded cell of the whole batch, then one thread per image and phase for the elder-rule
 // union-find over the few merging pixels. Plain CUDA, no torch headers: the driver
 // (gpuph/csrc/merge_tree_pipeline.cpp) allocates and sorts through torch and passes its stream.
-#include <cuda_runtime.h>
+#include "cuda_launch.cuh"
 
 #include "merge_tree_launch.h"
 #include "merge_tree_steps.cuh"
@@ -11,21 +11,6 @@
 namespace gpuph {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-inline int blocks_for(int64_t n, int threads = kThreads) {
-  const int64_t b = (n + threads - 1) / threads;
-  return int(b < 65535 * 32 ? (b > 0 ? b : 1) : 65535 * 32);
-}
-
-inline const char* last_error() {
-  const cudaError_t err = cudaGetLastError();
-  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
-}
-
-#define GPUPH_GRID_LOOP(t, total) \
-  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < (total); t += int64_t(gridDim.x) * blockDim.x)
 
 template <typename F, typename U, typename K>
 __global__ void keys_kernel(MTPlan g, const F* __restrict__ x, int64_t B, bool superlevel, K* __restrict__ key,

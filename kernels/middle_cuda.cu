@@ -3,28 +3,13 @@
 // (gpuph/csrc/middle_pipeline.cpp) allocates through torch and passes its stream. The plan (about 6 KB) goes by
 // value, as a kernel parameter (over 4 KB: CUDA 12.1 or newer on Volta or newer): no constant-memory symbol that
 // concurrent streams could race on.
-#include <cuda_runtime.h>
+#include "cuda_launch.cuh"
 
 #include "middle_launch.h"
 
 namespace gpuph {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-inline int blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return int(b < 65535 * 32 ? (b > 0 ? b : 1) : 65535 * 32);
-}
-
-inline const char* last_error() {
-  const cudaError_t err = cudaGetLastError();
-  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
-}
-
-#define GPUPH_GRID_LOOP(t, total) \
-  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < (total); t += int64_t(gridDim.x) * blockDim.x)
 
 template <typename K>
 __global__ void edge_keys_kernel(const MiddlePlan m, const int32_t* __restrict__ rank, int64_t B,

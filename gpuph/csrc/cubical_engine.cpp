@@ -433,9 +433,9 @@ SquareTables square_tables(const GridPlan& g) {
 
 // Calls f(key, anchor << kCellTypeBits | type, boundary edge ids, their keys, their count, index of the pivot) for
 // every 2-cell anchored in axis-0 planes [i0, i1), in memory order; the index of the pivot is -1 (and the rest
-// meaningless) for those that are not columns: outside the grid, cleared, or with an empty compressed boundary. The counts are template parameters so that the loops unroll: (NK2, NB) =
-// key vertices of a 2-cell and its boundary edges: V (4, 4), T (2, 4), freudenthal (3, 3).
-
+// meaningless) for those that are not columns: outside the grid, cleared, or with an empty compressed boundary. The
+// counts are template parameters so that the loops unroll: (NK2, NB) = key vertices of a 2-cell and its boundary
+// edges: V (4, 4), T (2, 4), freudenthal (3, 3).
 template <typename K, int NK2, int NB, bool MinKey, typename Fn>
 void for_each_column(const GridPlan& g, const SquareType* sq, int nt2, const int32_t* rank, const uint8_t* pos,
                      const K* ekey, int64_t i0, int64_t i1, Fn&& f) {

@@ -88,29 +88,116 @@ const char* apparent(const MiddlePlan& m, bool wide, const void* col_key, const 
 }
 
 template <typename K>
-__global__ void chase_kernel(const MiddlePlan m, const K* __restrict__ ekey, const K* __restrict__ row_oldest,
-                             const int64_t* __restrict__ res, int64_t nres, K* __restrict__ eids,
-                             int32_t* __restrict__ len, int32_t* __restrict__ adds) {
-  GPUPH_GRID_LOOP(i, nres) { mid::chase_cell(m, ekey, row_oldest, res, eids, len, adds, i); }
+__global__ void residual_init_kernel(const MiddlePlan m, const K* __restrict__ ekey, const int64_t* __restrict__ res,
+                                     int64_t nres, mid::ResidualColumns<K> c) {
+  GPUPH_GRID_LOOP(j, nres) { mid::residual_init_cell(m, ekey, res, c, j); }
 }
 
-const char* chase(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest, const int64_t* res,
-                  int64_t nres, void* eids, int32_t* len, int32_t* adds, void* stream) {
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (wide)
-    chase_kernel<int64_t><<<blocks_for(nres), kThreads, 0, s>>>(m, static_cast<const int64_t*>(ekey),
-                                                                static_cast<const int64_t*>(row_oldest), res, nres,
-                                                                static_cast<int64_t*>(eids), len, adds);
-  else
-    chase_kernel<int32_t><<<blocks_for(nres), kThreads, 0, s>>>(m, static_cast<const int32_t*>(ekey),
-                                                                static_cast<const int32_t*>(row_oldest), res, nres,
-                                                                static_cast<int32_t*>(eids), len, adds);
+template <typename K>
+__global__ void residual_claim_kernel(const MiddlePlan m, const int64_t* __restrict__ res, mid::ResidualColumns<K> c,
+                                      const K* __restrict__ row_oldest, int64_t nres, int64_t* owner, int64_t round) {
+  GPUPH_GRID_LOOP(j, nres) {
+    mid::residual_claim_cell(m, res, c, row_oldest, owner, round, j, [](int64_t* slot, int64_t v) {
+      atomicMin(reinterpret_cast<long long*>(slot), static_cast<long long>(v));
+    });
+  }
+}
+
+// Every column reads its own buffers and those of the owners of the rows it goes through, which no thread writes
+// in this round.
+template <typename K>
+__global__ void residual_step_kernel(const MiddlePlan m, const K* __restrict__ ekey, const K* __restrict__ row_oldest,
+                                     const int64_t* __restrict__ res, const int64_t* owner, int64_t round,
+                                     int64_t nres, mid::ResidualColumns<K> c, int64_t* changed) {
+  GPUPH_GRID_LOOP(j, nres) {
+    const int added = mid::residual_step_cell(m, ekey, row_oldest, res, owner, round, c, j);
+    if (added) atomicAdd(reinterpret_cast<unsigned long long*>(changed), static_cast<unsigned long long>(added));
+  }
+}
+
+template <typename K>
+__global__ void residual_final_kernel(const MiddlePlan m, const K* __restrict__ ekey, const K* __restrict__ col_key_res,
+                                      const K* __restrict__ row_oldest, const int64_t* __restrict__ res,
+                                      const int64_t* owner, int64_t round, mid::ResidualColumns<K> c,
+                                      const int32_t* __restrict__ order, const int64_t* __restrict__ vkey,
+                                      int64_t nres, int32_t* __restrict__ birth, int32_t* __restrict__ death,
+                                      int64_t* not_final) {
+  GPUPH_GRID_LOOP(j, nres) {
+    if (!mid::residual_final_cell(m, ekey, col_key_res, row_oldest, res, owner, round, c, order, vkey, birth, death,
+                                  j))
+      atomicAdd(reinterpret_cast<unsigned long long*>(not_final), 1ull);
+  }
+}
+
+template <typename K>
+const char* residual_init_typed(const MiddlePlan& m, const void* ekey, const int64_t* res, int64_t nres,
+                                const ResidualBuffers& c, cudaStream_t s) {
+  residual_init_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, static_cast<const K*>(ekey), res, nres,
+                                                                mid::typed<K>(c));
   return last_error();
+}
+
+const char* residual_init(const MiddlePlan& m, bool wide, const void* ekey, const int64_t* res, int64_t nres,
+                          const ResidualBuffers& c, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  return wide ? residual_init_typed<int64_t>(m, ekey, res, nres, c, s)
+              : residual_init_typed<int32_t>(m, ekey, res, nres, c, s);
+}
+
+template <typename K>
+const char* residual_rounds_typed(const MiddlePlan& m, const void* ekey, const void* row_oldest, const int64_t* res,
+                                  int64_t nres, int64_t* owner, const ResidualBuffers& c, int64_t first_round,
+                                  int rounds, int64_t* changed, cudaStream_t s) {
+  const K* ek = static_cast<const K*>(ekey);
+  const K* ro = static_cast<const K*>(row_oldest);
+  for (int64_t r = first_round; r < first_round + rounds; ++r) {
+    residual_claim_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, res, mid::typed<K>(c), ro, nres, owner, r);
+    residual_step_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, ek, ro, res, owner, r, nres, mid::typed<K>(c),
+                                                                  changed);
+  }
+  return last_error();
+}
+
+const char* residual_rounds(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest,
+                            const int64_t* res, int64_t nres, int64_t* owner, const ResidualBuffers& c,
+                            int64_t first_round, int rounds, int64_t* changed, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  return wide ? residual_rounds_typed<int64_t>(m, ekey, row_oldest, res, nres, owner, c, first_round, rounds,
+                                               changed, s)
+              : residual_rounds_typed<int32_t>(m, ekey, row_oldest, res, nres, owner, c, first_round, rounds,
+                                               changed, s);
+}
+
+template <typename K>
+const char* residual_final_typed(const MiddlePlan& m, const void* ekey, const void* col_key_res,
+                                 const void* row_oldest, const int64_t* res, int64_t nres, int64_t* owner,
+                                 int64_t round, const ResidualBuffers& c, const int32_t* order, const int64_t* vkey,
+                                 int32_t* birth, int32_t* death, int64_t* not_final, cudaStream_t s) {
+  const K* ro = static_cast<const K*>(row_oldest);
+  residual_claim_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, res, mid::typed<K>(c), ro, nres, owner, round);
+  residual_final_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, static_cast<const K*>(ekey),
+                                                                 static_cast<const K*>(col_key_res), ro, res, owner,
+                                                                 round, mid::typed<K>(c), order, vkey, nres, birth, death,
+                                                                 not_final);
+  return last_error();
+}
+
+const char* residual_final(const MiddlePlan& m, bool wide, const void* ekey, const void* col_key_res,
+                           const void* row_oldest, const int64_t* res, int64_t nres, int64_t* owner, int64_t round,
+                           const ResidualBuffers& c, const int32_t* order, const int64_t* vkey, int32_t* birth,
+                           int32_t* death, int64_t* not_final, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  return wide ? residual_final_typed<int64_t>(m, ekey, col_key_res, row_oldest, res, nres, owner, round, c, order,
+                                              vkey, birth, death, not_final, s)
+              : residual_final_typed<int32_t>(m, ekey, col_key_res, row_oldest, res, nres, owner, round, c, order,
+                                              vkey, birth, death, not_final, s);
 }
 
 }  // namespace
 
-MidLaunchers middle_launchers() { return MidLaunchers{edge_keys, columns, apparent, chase}; }
+MidLaunchers middle_launchers() {
+  return MidLaunchers{edge_keys, columns, apparent, residual_init, residual_rounds, residual_final};
+}
 
 }  // namespace cuda
 }  // namespace gpuph

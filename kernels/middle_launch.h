@@ -10,6 +10,9 @@
 
 namespace gpuph {
 
+// The residual columns' storage, untyped (pool holds int32 or int64 edge ids); mid::typed<K>(c) types it.
+using ResidualBuffers = mid::ResidualColumns<void>;
+
 // Key arrays (ekey, col_key, row_oldest) are int32 when `wide` is false, int64 when it is true.
 struct MidLaunchers {
   // Every edge's key, -1 if compressed or not a cell (rank: (B, P) padded ranks).
@@ -22,9 +25,20 @@ struct MidLaunchers {
   const char* (*apparent)(const MiddlePlan& m, bool wide, const void* col_key, const uint8_t* col_pivot,
                           const void* ekey, const int32_t* order, const int64_t* vkey, int64_t B, void* row_oldest,
                           uint8_t* status, int32_t* birth, int32_t* death, void* stream);
-  // The first steps of the reduction of the nres residual columns res (global 2-cell indices): chase_cell.
-  const char* (*chase)(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest, const int64_t* res,
-                       int64_t nres, void* eids, int32_t* len, int32_t* adds, void* stream);
+  // The residual reduction (middle_steps.cuh) of the nres columns res (global 2-cell indices, in (image, key) order;
+  // owner: one entry per row of the batch, initially all ones): their boundaries into their first buffers; rounds
+  // first_round .. first_round + rounds - 1, adding the number of column additions to *changed; then the final
+  // check with the claims of round `round`, adding the number of columns not final to *not_final and writing the
+  // final pairs' pixels (col_key_res: the columns' keys; birth / death: -1 for none).
+  const char* (*residual_init)(const MiddlePlan& m, bool wide, const void* ekey, const int64_t* res, int64_t nres,
+                               const ResidualBuffers& c, void* stream);
+  const char* (*residual_rounds)(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest,
+                                 const int64_t* res, int64_t nres, int64_t* owner, const ResidualBuffers& c,
+                                 int64_t first_round, int rounds, int64_t* changed, void* stream);
+  const char* (*residual_final)(const MiddlePlan& m, bool wide, const void* ekey, const void* col_key_res,
+                                const void* row_oldest, const int64_t* res, int64_t nres, int64_t* owner,
+                                int64_t round, const ResidualBuffers& c, const int32_t* order, const int64_t* vkey,
+                                int32_t* birth, int32_t* death, int64_t* not_final, void* stream);
 };
 
 #ifdef GPUPH_WITH_CUDA

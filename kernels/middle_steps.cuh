@@ -100,6 +100,12 @@ struct Cell {
   int ty;
 };
 
+// Unpadded flat index of padded pixel p.
+GPUPH_HD int32_t unpad(const MiddlePlan& m, int64_t p) {
+  return int32_t(((p / m.pstride[0]) - 1) * m.n[1] * m.n[2] + ((p / m.pstride[1]) % m.pn[1] - 1) * m.n[2] +
+                 (p % m.pn[2] - 1));
+}
+
 GPUPH_HD int64_t flat_of(const MiddlePlan& m, const int32_t* c) {
   return c[0] * m.pstride[0] + c[1] * m.pstride[1] + c[2];
 }
@@ -294,83 +300,178 @@ GPUPH_HD void apparent_cell(const MiddlePlan& m, const K* col_key, const uint8_t
     return;
   }
   status[t] = kApparentPair;
-  auto unpad = [&](int64_t p) {
-    return int32_t(((p / m.pstride[0]) - 1) * m.n[1] * m.n[2] + ((p / m.pstride[1]) % m.pn[1] - 1) * m.n[2] +
-                   (p % m.pn[2] - 1));
-  };
-  birth[t] = unpad(ord[br]);
-  death[t] = unpad(ord[dr]);
+  birth[t] = unpad(m, ord[br]);
+  death[t] = unpad(m, ord[dr]);
 }
 
-// Most entries of a residual column the device advances (chase_cell).
-constexpr int kChaseCap = 16;
+// ------------------------------------------------------------------------------------ the residual reduction
+// The columns left after the apparent pairs are reduced on the device in rounds (a parallel form of the standard
+// reduction, after OpenPH's, Mendoza-Smith and Tanner). A round starts with every column claiming its pivot row (its
+// lowest entry): the oldest claimant owns the row for the round. Then every column that does not own its row adds
+// the row's apparent column, or its owner, and goes on from its new pivot as long as that row has an apparent column
+// or an owner older than itself. Owners do not change during the round (a column owning its row adds nothing) and
+// apparent columns never change, so the columns need no order between them; a column only ever adds older columns,
+// so when every pivot row has one column the matrix is reduced and its pairs are the persistence pairs of the total
+// order. Residual columns are numbered in (image, key) order: older means a smaller number within an image. Each
+// holds its entries (image-local edge ids, ascending key) in one of two buffers of its own capacity
+// (ResidualColumns): a column that would outgrow them stops ("stuck") until the driver gives it larger ones. Owner
+// entries carry their round (claim_value), so stale ones need no reset.
 
-// The boundary edges of 2-cell f of image b with an uncompressed key, as (key, image-local edge id), sorted by key.
+constexpr int kResidualCap = 64;  // the first capacity of every column; outgrown ones are given 8 times more
+constexpr int kRoundShift = 40;  // owner entry: (kMaxRounds - round) << kRoundShift | column; columns < 2^40
+constexpr int64_t kMaxRounds = int64_t(1) << 22;
+
+GPUPH_HD int64_t claim_value(int64_t round, int64_t j) { return ((kMaxRounds - round) << kRoundShift) | j; }
+
+// The owner of row r in this round, or -1 (no claim this round).
+GPUPH_HD int64_t owner_of(const int64_t* owner, int64_t r, int64_t round) {
+  const int64_t v = owner[r];
+  return (v >> kRoundShift) == kMaxRounds - round ? (v & ((int64_t(1) << kRoundShift) - 1)) : -1;
+}
+
+// The residual columns' storage: column j's two buffers are pool + off[2j] and pool + off[2j + 1], of cap[j]
+// entries each; cur[j] says which holds it (a step writes the other), stuck[j] that it would outgrow them. K = void:
+// untyped (for the launchers' signatures), typed by typed<K>.
 template <typename K>
-GPUPH_HD int sorted_boundary(const MiddlePlan& m, const K* ekey_img, const Cell& f, int64_t* key, int64_t* eid) {
+struct ResidualColumns {
+  K* pool;
+  const int64_t* off;
+  const int32_t* cap;
+  int32_t* len;
+  uint8_t* cur;
+  uint8_t* stuck;
+  GPUPH_HD K* col(int64_t j) const { return pool + off[2 * j + cur[j]]; }
+  GPUPH_HD K* other(int64_t j) const { return pool + off[2 * j + 1 - cur[j]]; }
+};
+
+template <typename K>
+GPUPH_HD ResidualColumns<K> typed(const ResidualColumns<void>& c) {
+  return ResidualColumns<K>{static_cast<K*>(c.pool), c.off, c.cap, c.len, c.cur, c.stuck};
+}
+
+// The compressed boundary of 2-cell f (at most kMaxBoundary edges) as image-local edge ids by ascending key.
+template <typename K>
+GPUPH_HD int boundary_ids(const MiddlePlan& m, const K* ek, const Cell& f, K* out) {
   const MidCellType& q = m.type[2][f.ty];
   int n = 0;
-  for (int j = 0; j < q.nbnd; ++j) {
-    const int64_t e = id_of(m, 1, shifted(f, q.bnd[j], q.bnd_type[j]));
-    const int64_t k = ekey_img[e];
+  for (int e = 0; e < q.nbnd; ++e) {
+    const int64_t id = id_of(m, 1, shifted(f, q.bnd[e], q.bnd_type[e]));
+    const int64_t k = ek[id];
     if (k < 0) continue;
     int i = n++;
-    for (; i > 0 && key[i - 1] > k; --i) {  // insertion sort: at most 4 entries
-      key[i] = key[i - 1];
-      eid[i] = eid[i - 1];
-    }
-    key[i] = k;
-    eid[i] = e;
+    for (; i > 0 && ek[out[i - 1]] > k; --i) out[i] = out[i - 1];  // insertion sort by key: at most 6 entries
+    out[i] = K(id);
   }
   return n;
 }
 
-// Residual column i of the batch (2-cell res[i], after apparent_cell): its boundary, then, while its pivot is the
-// pivot of an apparent column, that column's boundary added (mod 2), as the host reduction's first steps would be:
-// a row with an apparent column never gets another one, so these steps do not depend on the other columns. Stops
-// before the column would exceed kChaseCap entries. Writes its image-local edge ids (ascending key) to
-// eids[i * kChaseCap, ...), their number to len[i] (0: the column reduced to zero, a positive 2-cell), and the
-// number of columns added to adds[i].
+// Residual column j: the 2-cell res[j]'s compressed boundary, in its first buffer (capacity >= kMaxBoundary).
 template <typename K>
-GPUPH_HD void chase_cell(const MiddlePlan& m, const K* ekey, const K* row_oldest, const int64_t* res, K* eids,
-                         int32_t* len, int32_t* adds, int64_t i) {
+GPUPH_HD void residual_init_cell(const MiddlePlan& m, const K* ekey, const int64_t* res, ResidualColumns<K> c,
+                                 int64_t j) {
   const int64_t per1 = m.P * m.ntypes[1], per2 = m.P * m.ntypes[2];
-  const int64_t t = res[i], b = t / per2;
-  const K* ek = ekey + b * per1;
-  const K* ro = row_oldest + b * per1;
-  int64_t key[kChaseCap + 4], eid[kChaseCap + 4], akey[4], aeid[4], mkey[kChaseCap + 4], meid[kChaseCap + 4];
-  int n = sorted_boundary(m, ek, cell_of(m, 2, t % per2), key, eid);
+  c.cur[j] = 0;
+  c.len[j] = boundary_ids(m, ekey + (res[j] / per2) * per1, cell_of(m, 2, res[j] % per2), c.col(j));
+}
+
+// Global row (image offset + edge id) of column j's pivot, or -1 for an empty column.
+template <typename K>
+GPUPH_HD int64_t residual_pivot_row(const MiddlePlan& m, const int64_t* res, const ResidualColumns<K>& c, int64_t j) {
+  const int n = c.len[j];
+  if (n == 0) return -1;
+  return (res[j] / (m.P * m.ntypes[2])) * m.P * m.ntypes[1] + int64_t(c.col(j)[n - 1]);
+}
+
+// Round step 1: column j claims its pivot row (amin(int64_t* slot, value): the oldest column wins), unless the row
+// has an apparent column.
+template <typename K, typename AtomicMin>
+GPUPH_HD void residual_claim_cell(const MiddlePlan& m, const int64_t* res, const ResidualColumns<K>& c,
+                                  const K* row_oldest, int64_t* owner, int64_t round, int64_t j, AtomicMin&& amin) {
+  const int64_t r = residual_pivot_row(m, res, c, j);
+  if (r >= 0 && row_oldest[r] >= 0) amin(owner + r, claim_value(round, j));
+}
+
+// Round step 2: column j, unless it owns its pivot row, adds the row's apparent column or owner and goes on from its
+// new pivot while that has one older than j. Returns the number of columns added; a column that would outgrow its
+// buffers is marked stuck and keeps what it had.
+template <typename K>
+GPUPH_HD int residual_step_cell(const MiddlePlan& m, const K* ekey, const K* row_oldest, const int64_t* res,
+                                const int64_t* owner, int64_t round, ResidualColumns<K> c, int64_t j) {
+  if (c.stuck[j]) return 0;
+  const int64_t per1 = m.P * m.ntypes[1];
+  const int64_t base1 = (res[j] / (m.P * m.ntypes[2])) * per1;
+  const K* ek = ekey + base1;
+  const int cap = c.cap[j];
   int added = 0;
-  while (n > 0) {
-    const int64_t x = ro[eid[n - 1]];
-    if (x >= 0) break;  // the pivot has no apparent column: the host goes on from here
-    const int64_t code = -1 - x;
-    const Cell a = cell_of(m, 2, (code >> kCellTypeBits) * m.ntypes[2] + (code & ((1 << kCellTypeBits) - 1)));
-    const int na = sorted_boundary(m, ek, a, akey, aeid);
-    int p = 0, q = 0, r = 0;
-    while (p < n || q < na) {  // symmetric difference of two sorted lists
-      if (q == na || (p < n && key[p] < akey[q])) {
-        mkey[r] = key[p];
-        meid[r++] = eid[p++];
-      } else if (p == n || akey[q] < key[p]) {
-        mkey[r] = akey[q];
-        meid[r++] = aeid[q++];
-      } else {
+  while (c.len[j] > 0) {
+    const K* a = c.col(j);
+    const int na = c.len[j];
+    const int64_t r = base1 + int64_t(a[na - 1]);
+    // The column to add: an apparent column regenerated from the grid, or the owner's entries.
+    K gen[kMaxBoundary];
+    const K* add;
+    int nadd;
+    const int64_t x = row_oldest[r];
+    if (x < 0) {
+      const int64_t code = -1 - x;
+      nadd = boundary_ids(
+          m, ek, cell_of(m, 2, (code >> kCellTypeBits) * m.ntypes[2] + (code & ((1 << kCellTypeBits) - 1))), gen);
+      add = gen;
+    } else {
+      const int64_t o = owner_of(owner, r, round);
+      if (o < 0 || o >= j) break;  // no older column has this pivot now: the next round tells
+      add = c.col(o);
+      nadd = c.len[o];
+    }
+    // The symmetric difference, by key, into the other buffer.
+    K* out = c.other(j);
+    int p = 0, q = 0, n = 0;
+    bool full = false;
+    while (p < na || q < nadd) {
+      const int64_t kp = p < na ? int64_t(ek[a[p]]) : LLONG_MAX, kq = q < nadd ? int64_t(ek[add[q]]) : LLONG_MAX;
+      if (kp == kq) {
         ++p;
         ++q;
+        continue;
       }
+      if (n == cap) {
+        full = true;
+        break;
+      }
+      out[n++] = kp < kq ? a[p++] : add[q++];
     }
-    if (r > kChaseCap) break;  // keep the column as it was
-    for (int j = 0; j < r; ++j) {
-      key[j] = mkey[j];
-      eid[j] = meid[j];
+    if (full) {
+      c.stuck[j] = 1;
+      break;
     }
-    n = r;
+    c.len[j] = n;
+    c.cur[j] = uint8_t(1 - c.cur[j]);
     ++added;
   }
-  for (int j = 0; j < n; ++j) eids[i * kChaseCap + j] = K(eid[j]);
-  len[i] = n;
-  adds[i] = added;
+  return added;
+}
+
+// After the rounds, with the claims of one more round `round`: whether column j is final (empty, or the owner of
+// its pivot row, which has no apparent column); if it is a pair of nonzero length, its pixels into birth / death
+// (unpadded), else -1.
+template <typename K>
+GPUPH_HD bool residual_final_cell(const MiddlePlan& m, const K* ekey, const K* col_key_res, const K* row_oldest,
+                                  const int64_t* res, const int64_t* owner, int64_t round,
+                                  const ResidualColumns<K>& c, const int32_t* order, const int64_t* vkey,
+                                  int32_t* birth, int32_t* death, int64_t j) {
+  birth[j] = -1;
+  death[j] = -1;
+  const int64_t r = residual_pivot_row(m, res, c, j);
+  if (r < 0) return true;
+  if (row_oldest[r] < 0 || owner_of(owner, r, round) != j) return false;
+  const int64_t b = res[j] / (m.P * m.ntypes[2]);
+  const int64_t br = int64_t(ekey[r]) >> 6, dr = int64_t(col_key_res[j]) >> 6;
+  const int32_t* ord = order + b * m.N;
+  const int64_t* vk = vkey + b * m.N;
+  if (vk[br] == vk[dr]) return true;
+  birth[j] = unpad(m, ord[br]);
+  death[j] = unpad(m, ord[dr]);
+  return true;
 }
 
 }  // namespace mid

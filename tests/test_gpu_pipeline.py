@@ -145,8 +145,33 @@ def test_middle_pipeline_int64_keys_equal_int32_keys(construction):
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_middle_pipeline_residual_columns_outgrow_their_buffers(construction):
+    """Noise leaves columns longer than their first buffers (64 entries): they get larger ones and the device
+    finishes; the rows equal the CPU engine's."""
+    x = torch.rand(1, 26, 25, 24, generator=torch.Generator().manual_seed(11))
+    grown, on_host = ops._middle_pipeline_stats(x, CODES[construction], True).tolist()[5:]
+    assert grown > 0 and on_host == 0
+    both(x, 3, construction, True, 2)
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_middle_pipeline_host_finishes_what_the_rounds_leave(construction):
+    """With the device's rounds cut short, the host finishes the reduction from the columns as the rounds left them
+    (partly reduced): the same rows."""
+    x = torch.rand(3, 14, 13, 15, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for limit in (4, 8):
+        old = ops._residual_round_limit(limit)
+        try:
+            assert ops._middle_pipeline_stats(x, CODES[construction], True).tolist()[6] == 1
+            both(x, 3, construction, True, 7)
+            both((x * 3).floor(), 3, construction, False, 2)
+        finally:
+            ops._residual_round_limit(old)
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_middle_pipeline_one_large_image_on_two_threads(construction, two_threads):
-    # One image on two threads (the CPU emulation's per-cell passes and chase split over them); repeated.
+    # One image on two threads (the CPU emulation's per-cell passes and residual rounds split over them); repeated.
     x = torch.rand(1, 21, 22, 20)
     for _ in range(3):
         both(x, 3, construction, construction != "T", 2)
@@ -162,10 +187,13 @@ def test_middle_pipeline_compression_and_clearing_shrink_the_residual(constructi
     noise = torch.rand(2, 16, 16, 16, generator=torch.Generator().manual_seed(5))
     smooth = torch.from_numpy(smooth_field((16, 16, 16), seed=1))[None]
     for x, most in ((noise, noise_max), (smooth, smooth_max)):
-        columns, apparent, residual, chased = ops._middle_pipeline_stats(x, CODES[construction], True).tolist()
+        columns, apparent, residual, additions, rounds, _, on_host = ops._middle_pipeline_stats(
+            x, CODES[construction], True
+        ).tolist()
         assert columns == apparent + residual and apparent > 0
         assert residual <= most * columns, (residual, columns)
-        assert chased > 0  # the device took the first steps of the residual reduction (adding apparent columns)
+        # The device reduced the residual columns itself, in few rounds of many additions each.
+        assert additions >= residual // 2 and 0 < rounds <= 64 and on_host == 0, (additions, rounds, on_host)
 
 
 def pipeline_by_dim(x: torch.Tensor, sd: int, superlevel: bool, mask: int) -> list[dict[int, np.ndarray]]:

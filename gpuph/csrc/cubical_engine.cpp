@@ -520,10 +520,10 @@ void sorted_boundary(const SquareTables& t, const K* ekey, int64_t anchor, int t
 // table: entries >= 0 (or the largest K): no column has this pivot yet; in [-kHalf, -1]: the apparent column with
 // cell code -1 - entry (anchor << kCellTypeBits | type), whose boundary is regenerated from the grid; below -kHalf:
 // the stored reduced column -kHalf - 1 - entry. order: rank -> padded pixel; vcls: rank -> value class (pairs of
-// equal values are not emitted). chased: where the columns start if not from their boundaries (no helper then).
+// equal values are not emitted). start_cols: where the columns start if not from their boundaries (no helper then).
 template <typename K>
 void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcls, const K* ekey, K* row_oldest,
-                 const std::vector<K>& rest, const ChasedColumns<K>* chased, bool emit, bool parallel,
+                 const std::vector<K>& rest, const StartColumns<K>* start_cols, bool emit, bool parallel,
                  MiddleBuffers<K>& mb, std::vector<RawPair>& out) {
   using E = typename MiddleBuffers<K>::Entry;
   constexpr int kShift = MiddleBuffers<K>::kEntryShift;
@@ -539,7 +539,7 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
   // acts only on apparent codes, which never change: they agree whatever the interleaving (the shared entries are
   // read and written atomically).
   const int64_t nrest = int64_t(rest.size());
-  const bool helped = !chased && parallel && at::get_num_threads() >= 2 && nrest >= kHelpedMinColumns;
+  const bool helped = !start_cols && parallel && at::get_num_threads() >= 2 && nrest >= kHelpedMinColumns;
   const int64_t block = std::min<int64_t>(256, std::max<int64_t>(8, nrest / 64));
   const int64_t nblocks = helped ? (nrest + block - 1) / block : 0;
   // Block states: 0 untouched, 1 the helper works on it, 2 its partial columns are ready, 3 the reduction took it.
@@ -600,10 +600,10 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
           part = &mb.partial[size_t(b)];
         }
       }
-      if (chased) {
-        const K* eid = chased->eid + i * chased->cap;
+      if (start_cols) {
+        const K* eid = start_cols->eid + i * start_cols->cap;
         work.clear();
-        for (int j = 0; j < chased->len[i]; ++j) work.push_back(E(ekey[eid[j]]) << kShift | E(eid[j]));
+        for (int j = 0; j < start_cols->len[i]; ++j) work.push_back(E(ekey[eid[j]]) << kShift | E(eid[j]));
       } else if (part) {
         const int64_t j = i % block;
         work.assign(part->entries.begin() + part->start[size_t(j)], part->entries.begin() + part->start[size_t(j) + 1]);
@@ -837,15 +837,15 @@ void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<
 }
 
 void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int64_t* ekey,
-                        int64_t* row_oldest, const std::vector<int64_t>& rest, const ChasedColumns<int64_t>* chased,
+                        int64_t* row_oldest, const std::vector<int64_t>& rest, const StartColumns<int64_t>* start_cols,
                         bool parallel, MiddleBuffers<int64_t>& mb, std::vector<RawPair>& out) {
-  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, chased, true, parallel, mb, out);
+  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, start_cols, true, parallel, mb, out);
 }
 
 void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int32_t* ekey,
-                        int32_t* row_oldest, const std::vector<int32_t>& rest, const ChasedColumns<int32_t>* chased,
+                        int32_t* row_oldest, const std::vector<int32_t>& rest, const StartColumns<int32_t>* start_cols,
                         bool parallel, MiddleBuffers<int32_t>& mb, std::vector<RawPair>& out) {
-  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, chased, true, parallel, mb, out);
+  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, start_cols, true, parallel, mb, out);
 }
 
 bool narrow_middle_keys(const GridPlan& g) { return narrow_keys(g); }

@@ -112,10 +112,10 @@ void run_top(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<Raw
 void run_middle_edges(const GridPlan& g, const Phases& ph, Workspace& ws, bool parallel = false);
 void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel = false);
 
-// Columns of the H1 reduction already advanced elsewhere (the device pipeline's chase, kernels/middle_steps.cuh):
-// column i starts from the edges eid[i * cap, i * cap + len[i]) instead of its boundary.
+// Columns of the H1 reduction already partly reduced elsewhere (the device pipeline's rounds,
+// kernels/middle_steps.cuh): column i starts from the edges eid[i * cap, i * cap + len[i]) instead of its boundary.
 template <typename K>
-struct ChasedColumns {
+struct StartColumns {
   const K* eid;
   const int32_t* len;
   int cap;
@@ -124,14 +124,14 @@ struct ChasedColumns {
 // The host half of the device pipeline's H1 of 3D (middle_pipeline.cpp): the residual reduction of one image (pass 3,
 // as run_middle's) from the device's edge keys and pivot table. order: rank -> padded pixel;
 // vcls: rank -> value class; ekey / row_oldest: per edge id, row_oldest with the apparent columns' cell codes
-// (kernels/middle_steps.cuh); rest: the keys of the columns left to reduce, ascending; chased: where they start
+// (kernels/middle_steps.cuh); rest: the keys of the columns left to reduce, ascending; start_cols: where they start
 // (aligned with rest), or null. Appends pairs of nonzero length, in padded pixel indices.
 void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int64_t* ekey,
-                        int64_t* row_oldest, const std::vector<int64_t>& rest, const ChasedColumns<int64_t>* chased,
+                        int64_t* row_oldest, const std::vector<int64_t>& rest, const StartColumns<int64_t>* start_cols,
                         bool parallel, MiddleBuffers<int64_t>& mb, std::vector<RawPair>& out);
 // The same with int32 keys, for grids with narrow_middle_keys.
 void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int32_t* ekey,
-                        int32_t* row_oldest, const std::vector<int32_t>& rest, const ChasedColumns<int32_t>* chased,
+                        int32_t* row_oldest, const std::vector<int32_t>& rest, const StartColumns<int32_t>* start_cols,
                         bool parallel, MiddleBuffers<int32_t>& mb, std::vector<RawPair>& out);
 
 // Whether every packed key and cell code of H1 of a grid fits int32 (below about 2^25 pixels), so that its reduction

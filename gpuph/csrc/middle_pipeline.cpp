@@ -11,6 +11,7 @@
 #include <ATen/record_function.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <vector>
 
@@ -22,6 +23,11 @@ namespace gpuph {
 namespace {
 
 void check(const char* err, const char* what) { TORCH_CHECK(err == nullptr, "gpuph: error in ", what, ": ", err); }
+
+// The residual reduction's rounds on the device: checked for progress every kRoundsPerCheck rounds, at most
+// kMaxResidualRounds in all before the host finishes.
+constexpr int kRoundsPerCheck = 4;
+std::atomic<int64_t> max_residual_rounds{1024};
 
 // A profiler range around the enclosing scope (torch.profiler; gpuph.bench.breakdown groups time by these names).
 #define GPUPH_STAGE(name) RECORD_FUNCTION(name, std::vector<c10::IValue>())
@@ -47,16 +53,19 @@ const char* cpu_edge_keys(const MiddlePlan& m, bool wide, const int32_t* rank, i
   return nullptr;
 }
 
+// *slot = min(*slot, v), atomically (the emulation of CUDA's atomicMin).
+template <typename T>
+void atomic_min(T* slot, T v) {
+  T cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
+  while (v < cur && !__atomic_compare_exchange_n(slot, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+
 template <typename K>
 void cpu_columns_typed(const MiddlePlan& m, const int32_t* rank, const K* ekey, int64_t B, K* col_key,
                        uint8_t* col_pivot, K* row_oldest) {
-  auto amin = [](K* slot, K key) {
-    K cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
-    while (key < cur && !__atomic_compare_exchange_n(slot, &cur, key, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-    }
-  };
   each(B * m.P * m.ntypes[2],
-       [&](int64_t t) { mid::column_cell(m, rank, ekey, col_key, col_pivot, row_oldest, t, amin); });
+       [&](int64_t t) { mid::column_cell(m, rank, ekey, col_key, col_pivot, row_oldest, t, atomic_min<K>); });
 }
 
 const char* cpu_columns(const MiddlePlan& m, bool wide, const int32_t* rank, const void* ekey, int64_t B,
@@ -91,22 +100,127 @@ const char* cpu_apparent(const MiddlePlan& m, bool wide, const void* col_key, co
   return nullptr;
 }
 
-const char* cpu_chase(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest, const int64_t* res,
-                      int64_t nres, void* eids, int32_t* len, int32_t* adds, void*) {
-  each(nres, [&](int64_t i) {
+template <typename K>
+void cpu_claims(const MiddlePlan& m, const K* ro, const int64_t* res, int64_t nres, int64_t* owner, int64_t round,
+                const mid::ResidualColumns<K>& c) {
+  each(nres, [&](int64_t j) { mid::residual_claim_cell(m, res, c, ro, owner, round, j, atomic_min<int64_t>); });
+}
+
+const char* cpu_residual_init(const MiddlePlan& m, bool wide, const void* ekey, const int64_t* res, int64_t nres,
+                              const ResidualBuffers& c, void*) {
+  each(nres, [&](int64_t j) {
     if (wide)
-      mid::chase_cell(m, static_cast<const int64_t*>(ekey), static_cast<const int64_t*>(row_oldest), res,
-                      static_cast<int64_t*>(eids), len, adds, i);
+      mid::residual_init_cell(m, static_cast<const int64_t*>(ekey), res, mid::typed<int64_t>(c), j);
     else
-      mid::chase_cell(m, static_cast<const int32_t*>(ekey), static_cast<const int32_t*>(row_oldest), res,
-                      static_cast<int32_t*>(eids), len, adds, i);
+      mid::residual_init_cell(m, static_cast<const int32_t*>(ekey), res, mid::typed<int32_t>(c), j);
   });
   return nullptr;
 }
 
+template <typename K>
+void cpu_residual_rounds_typed(const MiddlePlan& m, const K* ek, const K* ro, const int64_t* res, int64_t nres,
+                               int64_t* owner, const mid::ResidualColumns<K>& c, int64_t first_round, int rounds,
+                               int64_t* changed) {
+  for (int64_t r = first_round; r < first_round + rounds; ++r) {
+    cpu_claims(m, ro, res, nres, owner, r, c);
+    // Side by side, as on the device: a column reads its own buffers and its owners', which nobody writes now.
+    each(nres, [&](int64_t j) {
+      const int added = mid::residual_step_cell(m, ek, ro, res, owner, r, c, j);
+      if (added) __atomic_fetch_add(changed, int64_t(added), __ATOMIC_RELAXED);
+    });
+  }
+}
+
+const char* cpu_residual_rounds(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest,
+                                const int64_t* res, int64_t nres, int64_t* owner, const ResidualBuffers& c,
+                                int64_t first_round, int rounds, int64_t* changed, void*) {
+  if (wide)
+    cpu_residual_rounds_typed(m, static_cast<const int64_t*>(ekey), static_cast<const int64_t*>(row_oldest), res,
+                              nres, owner, mid::typed<int64_t>(c), first_round, rounds, changed);
+  else
+    cpu_residual_rounds_typed(m, static_cast<const int32_t*>(ekey), static_cast<const int32_t*>(row_oldest), res,
+                              nres, owner, mid::typed<int32_t>(c), first_round, rounds, changed);
+  return nullptr;
+}
+
+template <typename K>
+void cpu_residual_final_typed(const MiddlePlan& m, const K* ek, const K* ck, const K* ro, const int64_t* res,
+                              int64_t nres, int64_t* owner, int64_t round, const mid::ResidualColumns<K>& c,
+                              const int32_t* order, const int64_t* vkey, int32_t* birth, int32_t* death,
+                              int64_t* not_final) {
+  cpu_claims(m, ro, res, nres, owner, round, c);
+  each(nres, [&](int64_t j) {
+    if (!mid::residual_final_cell(m, ek, ck, ro, res, owner, round, c, order, vkey, birth, death, j))
+      __atomic_fetch_add(not_final, int64_t(1), __ATOMIC_RELAXED);
+  });
+}
+
+const char* cpu_residual_final(const MiddlePlan& m, bool wide, const void* ekey, const void* col_key_res,
+                               const void* row_oldest, const int64_t* res, int64_t nres, int64_t* owner,
+                               int64_t round, const ResidualBuffers& c, const int32_t* order, const int64_t* vkey,
+                               int32_t* birth, int32_t* death, int64_t* not_final, void*) {
+  if (wide)
+    cpu_residual_final_typed(m, static_cast<const int64_t*>(ekey), static_cast<const int64_t*>(col_key_res),
+                             static_cast<const int64_t*>(row_oldest), res, nres, owner, round, mid::typed<int64_t>(c),
+                             order, vkey, birth, death, not_final);
+  else
+    cpu_residual_final_typed(m, static_cast<const int32_t*>(ekey), static_cast<const int32_t*>(col_key_res),
+                             static_cast<const int32_t*>(row_oldest), res, nres, owner, round, mid::typed<int32_t>(c),
+                             order, vkey, birth, death, not_final);
+  return nullptr;
+}
+
+// Storage of the residual columns (mid::ResidualColumns) as tensors on the device.
+struct ResidualStorage {
+  at::Tensor pool, off, cap, len, cur, stuck;
+  ResidualBuffers buffers() {
+    return ResidualBuffers{pool.data_ptr(), off.data_ptr<int64_t>(), cap.data_ptr<int32_t>(), len.data_ptr<int32_t>(),
+                           cur.data_ptr<uint8_t>(), stuck.data_ptr<uint8_t>()};
+  }
+  // Two buffers of kResidualCap entries for each of n columns.
+  static ResidualStorage make(int64_t n, const at::TensorOptions& key_opts) {
+    ResidualStorage s;
+    const auto o = key_opts.dtype(at::kLong);
+    s.pool = at::empty({n * 2 * mid::kResidualCap}, key_opts);
+    s.off = at::arange(2 * n, o) * mid::kResidualCap;
+    s.cap = at::full({n}, mid::kResidualCap, key_opts.dtype(at::kInt));
+    s.len = at::empty({n}, key_opts.dtype(at::kInt));
+    s.cur = at::empty({n}, key_opts.dtype(at::kByte));
+    s.stuck = at::zeros({n}, key_opts.dtype(at::kByte));
+    return s;
+  }
+  // The stuck columns get buffers 8 times larger (up to kMaxCap) at the end of a larger pool, their entries copied.
+  // Returns how many were given new buffers.
+  int64_t grow() {
+    const at::Tensor idx = stuck.nonzero().view(-1);
+    const at::Tensor caps = cap.index_select(0, idx).to(at::kLong);
+    const at::Tensor grows = caps.lt(kMaxCap);
+    const at::Tensor j = idx.masked_select(grows);
+    const int64_t k = j.size(0);
+    if (k == 0) return 0;
+    const at::Tensor new_cap = (caps.masked_select(grows) * 8).clamp_max(kMaxCap);
+    const at::Tensor ends = (2 * new_cap).cumsum(0);
+    const at::Tensor start = ends - 2 * new_cap + pool.size(0);
+    const at::Tensor lens = len.index_select(0, j).to(at::kLong);
+    const at::Tensor src = off.index_select(0, 2 * j + cur.index_select(0, j).to(at::kLong));
+    pool = at::cat({pool, at::empty({ends[-1].item<int64_t>()}, pool.options())});
+    // Entry i of column q: from src[q] + i to start[q] + i.
+    const at::Tensor which = at::repeat_interleave(at::arange(k, lens.options()), lens);
+    const at::Tensor within = at::arange(which.size(0), lens.options()) - (lens.cumsum(0) - lens).index_select(0, which);
+    pool.index_copy_(0, start.index_select(0, which) + within, pool.index_select(0, src.index_select(0, which) + within));
+    off.index_copy_(0, 2 * j, start);
+    off.index_copy_(0, 2 * j + 1, start + new_cap);
+    cap.index_copy_(0, j, new_cap.to(at::kInt));
+    cur.index_fill_(0, j, 0);
+    stuck.index_fill_(0, j, 0);
+    return k;
+  }
+  static constexpr int64_t kMaxCap = int64_t(mid::kResidualCap) << 9;  // 32768 entries
+};
+
 // The residual reduction of the images `imgs` (ascending) on the host. res_img / res_key / eids / len: image, key and
-// chased start (chase_cell) of every residual column, grouped by image (ascending). Returns rows (image, 1, birth,
-// death) int64 on the host.
+// current entries (the device's rounds) of every residual column, grouped by image (ascending). Returns rows (image,
+// 1, birth, death) int64 on the host.
 template <typename K>
 at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::Tensor& res_img,
                           const at::Tensor& res_key, const at::Tensor& eids, const at::Tensor& len,
@@ -126,24 +240,25 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
   }
   std::vector<std::vector<RawPair>> found(static_cast<size_t>(nimg));
   auto one = [&](int64_t j, bool parallel) {
-    // This image's columns in key order, with their chased starts alongside.
+    // This image's columns in key order, with their current entries alongside.
     const int64_t s0 = start[size_t(j)], n = start[size_t(j) + 1] - s0;
     std::vector<int64_t> perm(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) perm[size_t(i)] = s0 + i;
     std::sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return rk[a] < rk[b]; });
-    std::vector<K> rest(static_cast<size_t>(n)), ids(static_cast<size_t>(n) * mid::kChaseCap);
+    const int64_t w = eids.size(1);  // the row stride of the entries
+    std::vector<K> rest(static_cast<size_t>(n)), ids(static_cast<size_t>(n * w));
     std::vector<int32_t> lens(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
       const int64_t q = perm[size_t(i)];
       rest[size_t(i)] = rk[q];
       lens[size_t(i)] = rl[q];
-      std::copy(re + q * mid::kChaseCap, re + q * mid::kChaseCap + rl[q], ids.begin() + i * mid::kChaseCap);
+      std::copy(re + q * w, re + q * w + rl[q], ids.begin() + i * w);
     }
-    const ChasedColumns<K> chased{ids.data(), lens.data(), mid::kChaseCap};
+    const StartColumns<K> start_cols{ids.data(), lens.data(), int(w)};
     MiddleBuffers<K> mb;
     const int64_t e = ekey.size(1);
     reduce_middle_rest(g, order[j].data_ptr<int32_t>(), vcls[j].data_ptr<int32_t>(), ekey.data_ptr<K>() + j * e,
-                       row_oldest.data_ptr<K>() + j * e, rest, &chased, parallel, mb, found[size_t(j)]);
+                       row_oldest.data_ptr<K>() + j * e, rest, &start_cols, parallel, mb, found[size_t(j)]);
   };
   if (nimg == 1)
     one(0, true);
@@ -168,7 +283,12 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
 
 }  // namespace
 
-MidLaunchers cpu_middle_launchers() { return MidLaunchers{cpu_edge_keys, cpu_columns, cpu_apparent, cpu_chase}; }
+int64_t set_max_residual_rounds(int64_t n) { return max_residual_rounds.exchange(n); }
+
+MidLaunchers cpu_middle_launchers() {
+  return MidLaunchers{cpu_edge_keys,         cpu_columns,         cpu_apparent,
+                      cpu_residual_init,     cpu_residual_rounds, cpu_residual_final};
+}
 
 at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
                        bool superlevel, void* stream, MiddleStats* stats) {
@@ -252,17 +372,72 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
   }
   if (nres == 0) return rows;
 
-  // The residual columns: their first steps (the apparent columns they add) on the device, the rest of their
-  // reduction on the host, with what it reads of the images that have any.
-  const at::Tensor res = at::nonzero_static(residual, nres).view(-1);
-  at::Tensor eids = at::empty({nres, mid::kChaseCap}, kk), len = at::empty({nres}, i32), adds = at::empty({nres}, i32);
+  // The residual columns, numbered in (image, key) order, reduced on the device in rounds (middle_steps.cuh).
+  at::Tensor res = at::nonzero_static(residual, nres).view(-1);
+  at::Tensor res_key = col_key.index_select(0, res);
   {
-    GPUPH_STAGE("gpuph::h1::chase");
-    check(mid.chase(m, wide, ekey.data_ptr(), row_oldest.data_ptr(), res.data_ptr<int64_t>(), nres, eids.data_ptr(),
-                    len.data_ptr<int32_t>(), adds.data_ptr<int32_t>(), stream),
-          "chase");
+    // Keys are below 2^37 and images below 2^26 (B * P < 2^63): one int64 sort key.
+    const at::Tensor perm = std::get<1>(at::sort(res.div(per2, "floor") * (int64_t(1) << 37) + res_key.to(at::kLong),
+                                                 /*stable=*/true, 0, false));
+    res = res.index_select(0, perm).contiguous();
+    res_key = res_key.index_select(0, perm).contiguous();
   }
-  if (stats) stats->chased = adds.sum().item<int64_t>();
+  ResidualStorage cols = ResidualStorage::make(nres, kk);
+  at::Tensor owner = at::full({B * per1}, INT64_MAX, i64), counter = at::zeros({1}, i64);
+  at::Tensor rbirth = at::empty({nres}, i32), rdeath = at::empty({nres}, i32);
+  int64_t not_final = 0;
+  {
+    GPUPH_STAGE("gpuph::h1::residual_rounds");
+    const int64_t* rp = res.data_ptr<int64_t>();
+    check(mid.residual_init(m, wide, ekey.data_ptr(), rp, nres, cols.buffers(), stream), "residual columns");
+    int64_t rounds = 0, additions = 0, grown = 0;
+    while (rounds < max_residual_rounds.load()) {  // a few rounds between the checks: one device-to-host copy each
+      counter.zero_();
+      check(mid.residual_rounds(m, wide, ekey.data_ptr(), row_oldest.data_ptr(), rp, nres, owner.data_ptr<int64_t>(),
+                                cols.buffers(), rounds, kRoundsPerCheck, counter.data_ptr<int64_t>(), stream),
+            "residual rounds");
+      rounds += kRoundsPerCheck;
+      const at::Tensor host = at::stack({counter.squeeze(0), cols.stuck.sum()}).cpu();
+      const int64_t changed = host[0].item<int64_t>(), stuck = host[1].item<int64_t>();
+      additions += changed;
+      const int64_t regrown = stuck > 0 ? cols.grow() : 0;
+      grown += regrown;
+      if (changed == 0 && regrown == 0) break;
+    }
+    counter.zero_();
+    check(mid.residual_final(m, wide, ekey.data_ptr(), res_key.data_ptr(), row_oldest.data_ptr(), rp, nres,
+                             owner.data_ptr<int64_t>(), rounds, cols.buffers(), order.data_ptr<int32_t>(),
+                             vkey.data_ptr<int64_t>(), rbirth.data_ptr<int32_t>(), rdeath.data_ptr<int32_t>(),
+                             counter.data_ptr<int64_t>(), stream),
+          "residual pairs");
+    not_final = counter.item<int64_t>();
+    if (stats) {
+      stats->device_additions = additions;
+      stats->rounds = rounds;
+      stats->grown = grown;
+      stats->finished_on_host = not_final > 0;
+    }
+  }
+  if (not_final == 0) {  // reduced on the device: its pairs
+    GPUPH_STAGE("gpuph::h1::residual_rows");
+    const at::Tensor found = rbirth.ge(0).nonzero().view(-1);
+    return at::cat({rows, at::stack({res.index_select(0, found).div(per2, "floor"), at::ones_like(found),
+                                     rbirth.index_select(0, found).to(at::kLong),
+                                     rdeath.index_select(0, found).to(at::kLong)},
+                                    1)});
+  }
+
+  // Some columns outgrew their buffers (or the rounds ran out): the host finishes the reduction from the columns as
+  // they are, with what it reads of the images that have any.
+  // Every column's entries, in kResidualCap-strided rows where they fit: the host's starting columns.
+  const int64_t widest = cols.cap.max().item<int64_t>();
+  const at::Tensor lens64 = cols.len.to(at::kLong);
+  const at::Tensor which = at::repeat_interleave(at::arange(nres, lens64.options()), lens64);
+  const at::Tensor within = at::arange(which.size(0), lens64.options()) - (lens64.cumsum(0) - lens64).index_select(0, which);
+  const at::Tensor src = cols.off.index_select(0, 2 * at::arange(nres, lens64.options()) + cols.cur.to(at::kLong));
+  at::Tensor eids = at::empty({nres, widest}, kk);
+  eids.view(-1).index_copy_(0, which * widest + within, cols.pool.index_select(0, src.index_select(0, which) + within));
+  const at::Tensor len = cols.len;
   at::Tensor imgs_h, res_img_h, res_key_h, eids_h, len_h, order_h, vcls_h, ekey_h, row_h;
   {
     GPUPH_STAGE("gpuph::h1::to_host");
@@ -276,7 +451,7 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
     const auto host_of = [](const at::Tensor& t) { return t.to(at::kCPU).contiguous(); };
     imgs_h = host_of(imgs);
     res_img_h = host_of(res_img);
-    res_key_h = host_of(col_key.index_select(0, res));
+    res_key_h = host_of(res_key);
     eids_h = host_of(eids);
     len_h = host_of(len);
     order_h = host_of(order.index_select(0, imgs));

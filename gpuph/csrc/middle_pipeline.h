@@ -9,18 +9,24 @@
 namespace gpuph {
 
 // Counts of one call, for tests and benchmarks: 2-cells that are columns, columns in apparent pairs, columns left
-// to the residual reduction, and the columns the device added to those before the host took them (chase_cell).
+// to the residual reduction, column additions and rounds the device made in it, columns given larger buffers, and
+// whether the host finished the reduction.
 struct MiddleStats {
-  int64_t columns = 0, apparent = 0, residual = 0, chased = 0;
+  int64_t columns = 0, apparent = 0, residual = 0, device_additions = 0, rounds = 0, grown = 0;
+  bool finished_on_host = false;
 };
 
 // Rows (image, 1, birth pixel, death pixel) int64 of H1 of a batch of 3D grids, unordered. xc: contiguous
-// float32/float64 (B, D0, D1, D2), B >= 1; g: its plan. The per-cell passes run on the device, and so do the first
-// steps of the reduction of the columns that are not apparent pairs (the apparent columns they add); the rest of
-// their reduction runs on the host (as Ripser++ does), from copies of the edge keys and the pivot table of the
-// images that have any. Raises ValueError on NaN. stats: filled if not null.
+// float32/float64 (B, D0, D1, D2), B >= 1; g: its plan. The per-cell passes run on the device, and so does the
+// reduction of the columns that are not apparent pairs, in parallel rounds; where a column outgrows its buffer the
+// host finishes the reduction (as Ripser++ does), from copies of the edge keys and the pivot table of the images
+// that have residual columns. Raises ValueError on NaN. stats: filled if not null.
 at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
                        bool superlevel, void* stream, MiddleStats* stats = nullptr);
+
+// Testing aid: the most rounds the device's residual reduction runs before the host finishes it (default 1024);
+// returns the previous setting.
+int64_t set_max_residual_rounds(int64_t n);
 
 // The CPU emulation of the CUDA launchers: the same per-cell passes in loops.
 MidLaunchers cpu_middle_launchers();

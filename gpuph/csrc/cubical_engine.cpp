@@ -601,7 +601,7 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
         }
       }
       if (start_cols) {
-        const K* eid = start_cols->eid + i * start_cols->cap;
+        const K* eid = start_cols->eid + start_cols->first[i];
         work.clear();
         for (int j = 0; j < start_cols->len[i]; ++j) work.push_back(E(ekey[eid[j]]) << kShift | E(eid[j]));
       } else if (part) {

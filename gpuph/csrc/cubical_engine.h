@@ -113,12 +113,13 @@ void run_middle_edges(const GridPlan& g, const Phases& ph, Workspace& ws, bool p
 void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel = false);
 
 // Columns of the H1 reduction already partly reduced elsewhere (the device pipeline's rounds,
-// kernels/middle_steps.cuh): column i starts from the edges eid[i * cap, i * cap + len[i]) instead of its boundary.
+// kernels/middle_steps.cuh): column i starts from the edges eid[first[i], first[i] + len[i]) (ascending key)
+// instead of its boundary.
 template <typename K>
 struct StartColumns {
   const K* eid;
+  const int64_t* first;
   const int32_t* len;
-  int cap;
 };
 
 // The host half of the device pipeline's H1 of 3D (middle_pipeline.cpp): the residual reduction of one image (pass 3,

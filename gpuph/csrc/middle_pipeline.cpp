@@ -218,20 +218,18 @@ struct ResidualStorage {
   static constexpr int64_t kMaxCap = int64_t(mid::kResidualCap) << 9;  // 32768 entries
 };
 
-// The residual reduction of the images `imgs` (ascending) on the host. res_img / res_key / eids / len: image, key and
-// current entries (the device's rounds) of every residual column, grouped by image (ascending). Returns rows (image,
-// 1, birth, death) int64 on the host.
+// The residual reduction of the images `imgs` (ascending) on the host. res_img / res_key / first / len: image, key,
+// and where in eids the current entries (the device's rounds) start and how many, of every residual column, in
+// (image, key) order. Returns rows (image, 1, birth, death) int64 on the host.
 template <typename K>
 at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::Tensor& res_img,
-                          const at::Tensor& res_key, const at::Tensor& eids, const at::Tensor& len,
-                          const at::Tensor& order, const at::Tensor& vcls, const at::Tensor& ekey,
-                          at::Tensor& row_oldest) {
+                          const at::Tensor& res_key, const at::Tensor& eids, const at::Tensor& first,
+                          const at::Tensor& len, const at::Tensor& order, const at::Tensor& vcls,
+                          const at::Tensor& ekey, at::Tensor& row_oldest) {
   const int64_t nimg = imgs.size(0);
   const int64_t* img = imgs.data_ptr<int64_t>();
   const int64_t* ri = res_img.data_ptr<int64_t>();
   const K* rk = res_key.data_ptr<K>();
-  const K* re = eids.data_ptr<K>();
-  const int32_t* rl = len.data_ptr<int32_t>();
   const int64_t nres = res_img.size(0);
   std::vector<int64_t> start(size_t(nimg) + 1, nres);
   for (int64_t j = 0, i = 0; j < nimg; ++j) {
@@ -240,21 +238,9 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
   }
   std::vector<std::vector<RawPair>> found(static_cast<size_t>(nimg));
   auto one = [&](int64_t j, bool parallel) {
-    // This image's columns in key order, with their current entries alongside.
-    const int64_t s0 = start[size_t(j)], n = start[size_t(j) + 1] - s0;
-    std::vector<int64_t> perm(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) perm[size_t(i)] = s0 + i;
-    std::sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return rk[a] < rk[b]; });
-    const int64_t w = eids.size(1);  // the row stride of the entries
-    std::vector<K> rest(static_cast<size_t>(n)), ids(static_cast<size_t>(n * w));
-    std::vector<int32_t> lens(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t q = perm[size_t(i)];
-      rest[size_t(i)] = rk[q];
-      lens[size_t(i)] = rl[q];
-      std::copy(re + q * w, re + q * w + rl[q], ids.begin() + i * w);
-    }
-    const StartColumns<K> start_cols{ids.data(), lens.data(), int(w)};
+    const int64_t s0 = start[size_t(j)], s1 = start[size_t(j) + 1];
+    const std::vector<K> rest(rk + s0, rk + s1);  // already in key order
+    const StartColumns<K> start_cols{eids.data_ptr<K>(), first.data_ptr<int64_t>() + s0, len.data_ptr<int32_t>() + s0};
     MiddleBuffers<K> mb;
     const int64_t e = ekey.size(1);
     reduce_middle_rest(g, order[j].data_ptr<int32_t>(), vcls[j].data_ptr<int32_t>(), ekey.data_ptr<K>() + j * e,
@@ -429,16 +415,15 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
 
   // Some columns outgrew their buffers (or the rounds ran out): the host finishes the reduction from the columns as
   // they are, with what it reads of the images that have any.
-  // Every column's entries, in kResidualCap-strided rows where they fit: the host's starting columns.
-  const int64_t widest = cols.cap.max().item<int64_t>();
-  const at::Tensor lens64 = cols.len.to(at::kLong);
-  const at::Tensor which = at::repeat_interleave(at::arange(nres, lens64.options()), lens64);
-  const at::Tensor within = at::arange(which.size(0), lens64.options()) - (lens64.cumsum(0) - lens64).index_select(0, which);
-  const at::Tensor src = cols.off.index_select(0, 2 * at::arange(nres, lens64.options()) + cols.cur.to(at::kLong));
-  at::Tensor eids = at::empty({nres, widest}, kk);
-  eids.view(-1).index_copy_(0, which * widest + within, cols.pool.index_select(0, src.index_select(0, which) + within));
+  // Every column's current entries, one after another: the host's starting columns.
   const at::Tensor len = cols.len;
-  at::Tensor imgs_h, res_img_h, res_key_h, eids_h, len_h, order_h, vcls_h, ekey_h, row_h;
+  const at::Tensor lens64 = len.to(at::kLong);
+  const at::Tensor first = (lens64.cumsum(0) - lens64).contiguous();
+  const at::Tensor which = at::repeat_interleave(at::arange(nres, lens64.options()), lens64);
+  const at::Tensor within = at::arange(which.size(0), lens64.options()) - first.index_select(0, which);
+  const at::Tensor src = cols.off.index_select(0, 2 * at::arange(nres, lens64.options()) + cols.cur.to(at::kLong));
+  const at::Tensor eids = cols.pool.index_select(0, src.index_select(0, which) + within);
+  at::Tensor imgs_h, res_img_h, res_key_h, eids_h, first_h, len_h, order_h, vcls_h, ekey_h, row_h;
   {
     GPUPH_STAGE("gpuph::h1::to_host");
     const at::Tensor res_img = res.div(per2, "floor");
@@ -453,6 +438,7 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
     res_img_h = host_of(res_img);
     res_key_h = host_of(res_key);
     eids_h = host_of(eids);
+    first_h = host_of(first);
     len_h = host_of(len);
     order_h = host_of(order.index_select(0, imgs));
     vcls_h = host_of(vcls);
@@ -462,10 +448,10 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
   at::Tensor rows_h;
   {
     GPUPH_STAGE("gpuph::h1::residual_reduction");
-    rows_h = wide ? reduce_on_host<int64_t>(g, imgs_h, res_img_h, res_key_h, eids_h, len_h, order_h, vcls_h, ekey_h,
-                                            row_h)
-                  : reduce_on_host<int32_t>(g, imgs_h, res_img_h, res_key_h, eids_h, len_h, order_h, vcls_h, ekey_h,
-                                            row_h);
+    rows_h = wide ? reduce_on_host<int64_t>(g, imgs_h, res_img_h, res_key_h, eids_h, first_h, len_h, order_h,
+                                            vcls_h, ekey_h, row_h)
+                  : reduce_on_host<int32_t>(g, imgs_h, res_img_h, res_key_h, eids_h, first_h, len_h, order_h,
+                                            vcls_h, ekey_h, row_h);
   }
   GPUPH_STAGE("gpuph::h1::to_device");
   return at::cat({rows, rows_h.to(xc.device())});

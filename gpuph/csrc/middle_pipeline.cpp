@@ -280,6 +280,8 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
                        bool superlevel, void* stream, MiddleStats* stats) {
   TORCH_CHECK(g.D == 3, "gpuph: middle_rows is for 3D grids");
   const int64_t B = xc.size(0);
+  TORCH_CHECK_VALUE(B < (int64_t(1) << 26), "gpuph: H1 of 3D grids takes batches of fewer than 2^26 images, got ", B,
+                    "; split the batch");
   const bool f64 = xc.scalar_type() == at::kDouble;
   const auto opts = xc.options();
   const auto i32 = opts.dtype(at::kInt), i64 = opts.dtype(at::kLong), u8 = opts.dtype(at::kByte);
@@ -362,7 +364,7 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
   at::Tensor res = at::nonzero_static(residual, nres).view(-1);
   at::Tensor res_key = col_key.index_select(0, res);
   {
-    // Keys are below 2^37 and images below 2^26 (B * P < 2^63): one int64 sort key.
+    // Keys are below 2^37 and images below 2^26 (checked above): one int64 sort key.
     const at::Tensor perm = std::get<1>(at::sort(res.div(per2, "floor") * (int64_t(1) << 37) + res_key.to(at::kLong),
                                                  /*stable=*/true, 0, false));
     res = res.index_select(0, perm).contiguous();
@@ -413,9 +415,8 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
                                     1)});
   }
 
-  // Some columns outgrew their buffers (or the rounds ran out): the host finishes the reduction from the columns as
-  // they are, with what it reads of the images that have any.
-  // Every column's current entries, one after another: the host's starting columns.
+  // Some columns could not grow further, or the rounds ran out: the host finishes the reduction from the columns as
+  // they are (their current entries, one after another), with what it reads of the images that have any.
   const at::Tensor len = cols.len;
   const at::Tensor lens64 = len.to(at::kLong);
   const at::Tensor first = (lens64.cumsum(0) - lens64).contiguous();

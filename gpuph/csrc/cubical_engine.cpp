@@ -837,15 +837,15 @@ void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<
 }
 
 void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int64_t* ekey,
-                        int64_t* row_oldest, const std::vector<int64_t>& rest, const StartColumns<int64_t>* start_cols,
-                        bool parallel, MiddleBuffers<int64_t>& mb, std::vector<RawPair>& out) {
-  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, start_cols, true, parallel, mb, out);
+                        int64_t* row_oldest, const std::vector<int64_t>& rest, const StartColumns<int64_t>& start_cols,
+                        MiddleBuffers<int64_t>& mb, std::vector<RawPair>& out) {
+  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, &start_cols, true, false, mb, out);
 }
 
 void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int32_t* ekey,
-                        int32_t* row_oldest, const std::vector<int32_t>& rest, const StartColumns<int32_t>* start_cols,
-                        bool parallel, MiddleBuffers<int32_t>& mb, std::vector<RawPair>& out) {
-  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, start_cols, true, parallel, mb, out);
+                        int32_t* row_oldest, const std::vector<int32_t>& rest, const StartColumns<int32_t>& start_cols,
+                        MiddleBuffers<int32_t>& mb, std::vector<RawPair>& out) {
+  reduce_rest(square_tables(g), order, vcls, ekey, row_oldest, rest, &start_cols, true, false, mb, out);
 }
 
 bool narrow_middle_keys(const GridPlan& g) { return narrow_keys(g); }

@@ -126,14 +126,14 @@ struct StartColumns {
 // as run_middle's) from the device's edge keys and pivot table. order: rank -> padded pixel;
 // vcls: rank -> value class; ekey / row_oldest: per edge id, row_oldest with the apparent columns' cell codes
 // (kernels/middle_steps.cuh); rest: the keys of the columns left to reduce, ascending; start_cols: where they start
-// (aligned with rest), or null. Appends pairs of nonzero length, in padded pixel indices.
+// (aligned with rest). Runs on the calling thread. Appends pairs of nonzero length, in padded pixel indices.
 void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int64_t* ekey,
-                        int64_t* row_oldest, const std::vector<int64_t>& rest, const StartColumns<int64_t>* start_cols,
-                        bool parallel, MiddleBuffers<int64_t>& mb, std::vector<RawPair>& out);
+                        int64_t* row_oldest, const std::vector<int64_t>& rest, const StartColumns<int64_t>& start_cols,
+                        MiddleBuffers<int64_t>& mb, std::vector<RawPair>& out);
 // The same with int32 keys, for grids with narrow_middle_keys.
 void reduce_middle_rest(const GridPlan& g, const int32_t* order, const int32_t* vcls, const int32_t* ekey,
-                        int32_t* row_oldest, const std::vector<int32_t>& rest, const StartColumns<int32_t>* start_cols,
-                        bool parallel, MiddleBuffers<int32_t>& mb, std::vector<RawPair>& out);
+                        int32_t* row_oldest, const std::vector<int32_t>& rest, const StartColumns<int32_t>& start_cols,
+                        MiddleBuffers<int32_t>& mb, std::vector<RawPair>& out);
 
 // Whether every packed key and cell code of H1 of a grid fits int32 (below about 2^25 pixels), so that its reduction
 // may use int32 keys; false for every grid while set_force_wide_indices(true).

@@ -237,21 +237,18 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
     start[size_t(j)] = i;
   }
   std::vector<std::vector<RawPair>> found(static_cast<size_t>(nimg));
-  auto one = [&](int64_t j, bool parallel) {
+  auto one = [&](int64_t j) {
     const int64_t s0 = start[size_t(j)], s1 = start[size_t(j) + 1];
     const std::vector<K> rest(rk + s0, rk + s1);  // already in key order
     const StartColumns<K> start_cols{eids.data_ptr<K>(), first.data_ptr<int64_t>() + s0, len.data_ptr<int32_t>() + s0};
     MiddleBuffers<K> mb;
     const int64_t e = ekey.size(1);
     reduce_middle_rest(g, order[j].data_ptr<int32_t>(), vcls[j].data_ptr<int32_t>(), ekey.data_ptr<K>() + j * e,
-                       row_oldest.data_ptr<K>() + j * e, rest, &start_cols, parallel, mb, found[size_t(j)]);
+                       row_oldest.data_ptr<K>() + j * e, rest, start_cols, mb, found[size_t(j)]);
   };
-  if (nimg == 1)
-    one(0, true);
-  else
-    at::parallel_for(0, nimg, 1, [&](int64_t b, int64_t e) {
-      for (int64_t j = b; j < e; ++j) one(j, false);
-    });
+  at::parallel_for(0, nimg, 1, [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) one(j);
+  });
   int64_t total = 0;
   for (const auto& f : found) total += int64_t(f.size());
   at::Tensor rows = at::empty({total, 4}, at::TensorOptions().dtype(at::kLong));

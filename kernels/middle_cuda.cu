@@ -175,10 +175,9 @@ const char* residual_final_typed(const MiddlePlan& m, const void* ekey, const vo
                                  int32_t* birth, int32_t* death, int64_t* not_final, cudaStream_t s) {
   const K* ro = static_cast<const K*>(row_oldest);
   residual_claim_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, res, mid::typed<K>(c), ro, nres, owner, round);
-  residual_final_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, static_cast<const K*>(ekey),
-                                                                 static_cast<const K*>(col_key_res), ro, res, owner,
-                                                                 round, mid::typed<K>(c), order, vkey, nres, birth, death,
-                                                                 not_final);
+  residual_final_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(
+      m, static_cast<const K*>(ekey), static_cast<const K*>(col_key_res), ro, res, owner, round, mid::typed<K>(c),
+      order, vkey, nres, birth, death, not_final);
   return last_error();
 }
 

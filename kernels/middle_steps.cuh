@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "grid_plan.cuh"
+#include "merge_tree.cuh"
 
 namespace gpuph {
 
@@ -39,8 +40,7 @@ struct MidCellType {
 // The plan of one 3D grid shape: small enough (about 6 KB) to pass to a kernel by value.
 struct MiddlePlan {
   bool min_key;  // T: a cell's key is the min rank of its incident pixels, else the max of its vertices'
-  int32_t pn[3];
-  int64_t n[3], pstride[3];
+  int64_t n[3], pn[3], pstride[3];
   int64_t N, P;  // pixels, padded pixels of one image
   int ntypes[4];
   MidCellType type[4][kMaxTypes];
@@ -53,13 +53,13 @@ inline MiddlePlan make_middle_plan(const ComplexTable& tab, const int64_t* n) {
   m.P = 1;
   for (int a = 0; a < 3; ++a) {
     m.n[a] = n[a];
-    m.pn[a] = int32_t(n[a] + 2);
+    m.pn[a] = n[a] + 2;
     m.N *= n[a];
     m.P *= n[a] + 2;
   }
   m.pstride[2] = 1;
   m.pstride[1] = m.pn[2];
-  m.pstride[0] = int64_t(m.pn[1]) * m.pn[2];
+  m.pstride[0] = m.pn[1] * m.pn[2];
   for (int k = 0; k <= 3; ++k) {
     const DimTable& t = tab.dim[k];
     m.ntypes[k] = t.ntypes;
@@ -101,10 +101,7 @@ struct Cell {
 };
 
 // Unpadded flat index of padded pixel p.
-GPUPH_HD int32_t unpad(const MiddlePlan& m, int64_t p) {
-  return int32_t(((p / m.pstride[0]) - 1) * m.n[1] * m.n[2] + ((p / m.pstride[1]) % m.pn[1] - 1) * m.n[2] +
-                 (p % m.pn[2] - 1));
-}
+GPUPH_HD int32_t unpad(const MiddlePlan& m, int64_t p) { return int32_t(unpad_index(m.n, m.pstride, m.pn, 3, p)); }
 
 GPUPH_HD int64_t flat_of(const MiddlePlan& m, const int32_t* c) {
   return c[0] * m.pstride[0] + c[1] * m.pstride[1] + c[2];

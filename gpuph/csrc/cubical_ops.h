@@ -13,6 +13,9 @@ GridPlan grid_plan_for(int D, int construction, const int64_t* n);
 // The plan of a 3D grid shape n[0..3) for the device pipeline of H1 (kernels/middle_steps.cuh).
 MiddlePlan middle_plan_for(int construction, const int64_t* n);
 
+// Raises the ValueError of an input holding NaN, first in batch element `image`.
+[[noreturn]] void fail_on_nan(int64_t image);
+
 // Checks the arguments of cubical_pairs and returns the grid plan.
 GridPlan check_cubical_args(const at::Tensor& x, int64_t spatial_dims, int64_t construction);
 

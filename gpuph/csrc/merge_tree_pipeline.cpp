@@ -10,12 +10,12 @@
 #include <atomic>
 #include <climits>
 
+#include "cubical_ops.h"
 #include "merge_tree_steps.cuh"
+#include "pipeline_helpers.h"
 
 namespace gpuph {
 namespace {
-
-void check(const char* err, const char* what) { TORCH_CHECK(err == nullptr, "gpuph: error in ", what, ": ", err); }
 
 // Where the union-find runs: on the device when the batch gives it at least this many runs (image, phase) to do side
 // by side, or when the grids are small; otherwise on the host (see merge_tree_pipeline).
@@ -23,13 +23,6 @@ constexpr int64_t kDeviceElderMinRuns = 16;
 constexpr int64_t kHostElderMinPixels = int64_t(1) << 16;
 
 // ---------------------------------------------------------------------------------------------- CPU emulation
-template <typename Fn>
-void each(int64_t n, Fn&& fn) {
-  at::parallel_for(0, n, 4096, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) fn(t);
-  });
-}
-
 const char* cpu_keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool superlevel, void* key,
                      int32_t* nan_image, void*) {
   const MTPlan g = make_mt_plan(plan);
@@ -53,17 +46,17 @@ void cpu_basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0, i
   static const RingTables tables = make_ring_tables();
   const int64_t cells = B * g.P;
   if (g.D == 2)
-    each(cells, [&](int64_t t) { steps::ring_cell(g, tables, key, ptr0, ptr1, flag, t); });
+    each_element(cells, [&](int64_t t) { steps::ring_cell(g, tables, key, ptr0, ptr1, flag, t); });
   else
     for (int k = 0; k < (ptr1 ? 2 : 1); ++k)
-      each(cells, [&](int64_t t) { steps::steepest_cell(g, key, k == 0 ? ptr0 : ptr1, k, t); });
+      each_element(cells, [&](int64_t t) { steps::steepest_cell(g, key, k == 0 ? ptr0 : ptr1, k, t); });
   // Serial rounds, in place: one of the interleavings the kernels may see.
   for (int r = steps::jump_rounds(g.P); r > 0; --r) {
     for (int64_t t = 0; t < cells; ++t) steps::jump_cell(g.P, ptr0, t);
     if (ptr1)
       for (int64_t t = 0; t < cells; ++t) steps::jump_cell(g.P, ptr1, t);
   }
-  if (g.D != 2) each(cells, [&](int64_t t) { steps::flag_cell(g, key, ptr0, ptr1, flag, t); });
+  if (g.D != 2) each_element(cells, [&](int64_t t) { steps::flag_cell(g, key, ptr0, ptr1, flag, t); });
 }
 
 const char* cpu_basins(const GridPlan& plan, const void* key, bool f64, int64_t B, int32_t* ptr0, int32_t* ptr1,
@@ -79,7 +72,7 @@ const char* cpu_basins(const GridPlan& plan, const void* key, bool f64, int64_t 
 const char* cpu_sort_keys(const GridPlan& plan, const void* key, bool f64, const uint8_t* flag, int64_t B,
                           int64_t* cand_key, int64_t* first_key, void*) {
   const MTPlan g = make_mt_plan(plan);
-  each(B * g.P, [&](int64_t t) {
+  each_element(B * g.P, [&](int64_t t) {
     if (f64)
       steps::sort_keys_cell(g, static_cast<const Key64*>(key), flag, cand_key, first_key, t);
     else
@@ -189,8 +182,7 @@ at::Tensor merge_tree_rows(const MTLaunchers& launch, const at::Tensor& xc, cons
   const at::Tensor host = at::stack({ends[-1], nan_image.to(at::kLong).squeeze(0)}).cpu();
   const int64_t total = host[0].item<int64_t>();
   const int64_t nan_b = host[1].item<int64_t>();
-  TORCH_CHECK_VALUE(nan_b == INT32_MAX, "gpuph: input contains NaN (first in batch element ", nan_b,
-                    "); NaN is not a filtration value. Replace it, e.g. with torch.nan_to_num.");
+  if (nan_b != INT32_MAX) fail_on_nan(nan_b);
   at::Tensor rows = at::empty({total, 4}, i64);
   if (total > 0)
     check(launch.rows(pairs.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), offsets.data_ptr<int64_t>(), B, cap,

@@ -18,14 +18,13 @@
 #include "cubical_engine.h"
 #include "cubical_ops.h"
 #include "merge_tree.cuh"
+#include "pipeline_helpers.h"
 
 namespace gpuph {
 namespace {
 
-void check(const char* err, const char* what) { TORCH_CHECK(err == nullptr, "gpuph: error in ", what, ": ", err); }
-
 // The residual reduction's rounds on the device: checked for progress every kRoundsPerCheck rounds, at most
-// kMaxResidualRounds in all before the host finishes.
+// max_residual_rounds in all before the host finishes (set_max_residual_rounds).
 constexpr int kRoundsPerCheck = 4;
 std::atomic<int64_t> max_residual_rounds{1024};
 
@@ -33,16 +32,9 @@ std::atomic<int64_t> max_residual_rounds{1024};
 #define GPUPH_STAGE(name) RECORD_FUNCTION(name, std::vector<c10::IValue>())
 
 // ---------------------------------------------------------------------------------------------- CPU emulation
-template <typename Fn>
-void each(int64_t n, Fn&& fn) {
-  at::parallel_for(0, n, 4096, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) fn(t);
-  });
-}
-
 template <typename K>
 void cpu_edge_keys_typed(const MiddlePlan& m, const int32_t* rank, int64_t B, K* ekey) {
-  each(B * m.P * m.ntypes[1], [&](int64_t t) { mid::edge_key_cell(m, rank, ekey, t); });
+  each_element(B * m.P * m.ntypes[1], [&](int64_t t) { mid::edge_key_cell(m, rank, ekey, t); });
 }
 
 const char* cpu_edge_keys(const MiddlePlan& m, bool wide, const int32_t* rank, int64_t B, void* ekey, void*) {
@@ -64,7 +56,7 @@ void atomic_min(T* slot, T v) {
 template <typename K>
 void cpu_columns_typed(const MiddlePlan& m, const int32_t* rank, const K* ekey, int64_t B, K* col_key,
                        uint8_t* col_pivot, K* row_oldest) {
-  each(B * m.P * m.ntypes[2],
+  each_element(B * m.P * m.ntypes[2],
        [&](int64_t t) { mid::column_cell(m, rank, ekey, col_key, col_pivot, row_oldest, t, atomic_min<K>); });
 }
 
@@ -103,12 +95,12 @@ const char* cpu_apparent(const MiddlePlan& m, bool wide, const void* col_key, co
 template <typename K>
 void cpu_claims(const MiddlePlan& m, const K* ro, const int64_t* res, int64_t nres, int64_t* owner, int64_t round,
                 const mid::ResidualColumns<K>& c) {
-  each(nres, [&](int64_t j) { mid::residual_claim_cell(m, res, c, ro, owner, round, j, atomic_min<int64_t>); });
+  each_element(nres, [&](int64_t j) { mid::residual_claim_cell(m, res, c, ro, owner, round, j, atomic_min<int64_t>); });
 }
 
 const char* cpu_residual_init(const MiddlePlan& m, bool wide, const void* ekey, const int64_t* res, int64_t nres,
                               const ResidualBuffers& c, void*) {
-  each(nres, [&](int64_t j) {
+  each_element(nres, [&](int64_t j) {
     if (wide)
       mid::residual_init_cell(m, static_cast<const int64_t*>(ekey), res, mid::typed<int64_t>(c), j);
     else
@@ -124,7 +116,7 @@ void cpu_residual_rounds_typed(const MiddlePlan& m, const K* ek, const K* ro, co
   for (int64_t r = first_round; r < first_round + rounds; ++r) {
     cpu_claims(m, ro, res, nres, owner, r, c);
     // Side by side, as on the device: a column reads its own buffers and its owners', which nobody writes now.
-    each(nres, [&](int64_t j) {
+    each_element(nres, [&](int64_t j) {
       const int added = mid::residual_step_cell(m, ek, ro, res, owner, r, c, j);
       if (added) __atomic_fetch_add(changed, int64_t(added), __ATOMIC_RELAXED);
     });
@@ -149,7 +141,7 @@ void cpu_residual_final_typed(const MiddlePlan& m, const K* ek, const K* ck, con
                               const int32_t* order, const int64_t* vkey, int32_t* birth, int32_t* death,
                               int64_t* not_final) {
   cpu_claims(m, ro, res, nres, owner, round, c);
-  each(nres, [&](int64_t j) {
+  each_element(nres, [&](int64_t j) {
     if (!mid::residual_final_cell(m, ek, ck, ro, res, owner, round, c, order, vkey, birth, death, j))
       __atomic_fetch_add(not_final, int64_t(1), __ATOMIC_RELAXED);
   });
@@ -189,6 +181,19 @@ struct ResidualStorage {
     s.stuck = at::zeros({n}, key_opts.dtype(at::kByte));
     return s;
   }
+  // Where the current entries of columns j are: entry `within` of column j[which] lies at pool[pos], one entry
+  // after another in the order of j.
+  struct Entries {
+    at::Tensor pos, which, within;
+  };
+  Entries entries(const at::Tensor& j) const {
+    const at::Tensor lens = len.index_select(0, j).to(at::kLong);
+    const at::Tensor which = at::repeat_interleave(at::arange(j.size(0), lens.options()), lens);
+    const at::Tensor first = lens.cumsum(0) - lens;
+    const at::Tensor within = at::arange(which.size(0), lens.options()) - first.index_select(0, which);
+    const at::Tensor src = off.index_select(0, 2 * j + cur.index_select(0, j).to(at::kLong));
+    return Entries{src.index_select(0, which) + within, which, within};
+  }
   // The stuck columns get buffers 8 times larger (up to kMaxCap) at the end of a larger pool, their entries copied.
   // Returns how many were given new buffers.
   int64_t grow() {
@@ -201,13 +206,9 @@ struct ResidualStorage {
     const at::Tensor new_cap = (caps.masked_select(grows) * 8).clamp_max(kMaxCap);
     const at::Tensor ends = (2 * new_cap).cumsum(0);
     const at::Tensor start = ends - 2 * new_cap + pool.size(0);
-    const at::Tensor lens = len.index_select(0, j).to(at::kLong);
-    const at::Tensor src = off.index_select(0, 2 * j + cur.index_select(0, j).to(at::kLong));
+    const Entries e = entries(j);
     pool = at::cat({pool, at::empty({ends[-1].item<int64_t>()}, pool.options())});
-    // Entry i of column q: from src[q] + i to start[q] + i.
-    const at::Tensor which = at::repeat_interleave(at::arange(k, lens.options()), lens);
-    const at::Tensor within = at::arange(which.size(0), lens.options()) - (lens.cumsum(0) - lens).index_select(0, which);
-    pool.index_copy_(0, start.index_select(0, which) + within, pool.index_select(0, src.index_select(0, which) + within));
+    pool.index_copy_(0, start.index_select(0, e.which) + e.within, pool.index_select(0, e.pos));
     off.index_copy_(0, 2 * j, start);
     off.index_copy_(0, 2 * j + 1, start + new_cap);
     cap.index_copy_(0, j, new_cap.to(at::kInt));
@@ -338,8 +339,7 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
     const int64_t nan_b = host[0].item<int64_t>();
     nres = host[1].item<int64_t>();
     napp = host[2].item<int64_t>();
-    TORCH_CHECK_VALUE(nan_b == INT32_MAX, "gpuph: input contains NaN (first in batch element ", nan_b,
-                      "); NaN is not a filtration value. Replace it, e.g. with torch.nan_to_num.");
+    if (nan_b != INT32_MAX) fail_on_nan(nan_b);
   }
   if (stats) {
     stats->columns = col_key.ne(none).sum().item<int64_t>();
@@ -416,11 +416,8 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
   // they are (their current entries, one after another), with what it reads of the images that have any.
   const at::Tensor len = cols.len;
   const at::Tensor lens64 = len.to(at::kLong);
-  const at::Tensor first = (lens64.cumsum(0) - lens64).contiguous();
-  const at::Tensor which = at::repeat_interleave(at::arange(nres, lens64.options()), lens64);
-  const at::Tensor within = at::arange(which.size(0), lens64.options()) - first.index_select(0, which);
-  const at::Tensor src = cols.off.index_select(0, 2 * at::arange(nres, lens64.options()) + cols.cur.to(at::kLong));
-  const at::Tensor eids = cols.pool.index_select(0, src.index_select(0, which) + within);
+  const at::Tensor first = lens64.cumsum(0) - lens64;
+  const at::Tensor eids = cols.pool.index_select(0, cols.entries(at::arange(nres, lens64.options())).pos);
   at::Tensor imgs_h, res_img_h, res_key_h, eids_h, first_h, len_h, order_h, vcls_h, ekey_h, row_h;
   {
     GPUPH_STAGE("gpuph::h1::to_host");

@@ -10,6 +10,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -195,11 +196,7 @@ std::vector<std::vector<OutRow>> run_batch(const F* data, int64_t B, const GridP
       finish(b, raw);
     });
   }
-  if (!nan_image.empty()) {
-    const int64_t b = *std::min_element(nan_image.begin(), nan_image.end());
-    TORCH_CHECK_VALUE(false, "gpuph: input contains NaN (first in batch element ", b,
-                      "); NaN is not a filtration value. Replace it, e.g. with torch.nan_to_num.");
-  }
+  if (!nan_image.empty()) fail_on_nan(*std::min_element(nan_image.begin(), nan_image.end()));
   return rows;
 }
 
@@ -218,6 +215,12 @@ GridPlan grid_plan_for(int D, int construction, const int64_t* n) {
 
 MiddlePlan middle_plan_for(int construction, const int64_t* n) {
   return make_middle_plan(complex_table_for(3, construction), n);
+}
+
+void fail_on_nan(int64_t image) {
+  TORCH_CHECK_VALUE(false, "gpuph: input contains NaN (first in batch element ", image,
+                    "); NaN is not a filtration value. Replace it, e.g. with torch.nan_to_num.");
+  std::abort();  // not reached: TORCH_CHECK_VALUE(false, ...) throws
 }
 
 GridPlan check_cubical_args(const at::Tensor& x, int64_t spatial_dims, int64_t construction) {

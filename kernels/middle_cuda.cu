@@ -93,9 +93,13 @@ __global__ void residual_init_kernel(const MiddlePlan m, const K* __restrict__ e
   GPUPH_GRID_LOOP(j, nres) { mid::residual_init_cell(m, ekey, res, c, j); }
 }
 
+// A round after one that added nothing (prev: its count) returns at once: every column is final or stuck, and the
+// next claims are the same, so the rounds the driver launched past that point cost a launch each.
 template <typename K>
 __global__ void residual_claim_kernel(const MiddlePlan m, const int64_t* __restrict__ res, mid::ResidualColumns<K> c,
-                                      const K* __restrict__ row_oldest, int64_t nres, int64_t* owner, int64_t round) {
+                                      const K* __restrict__ row_oldest, int64_t nres, int64_t* owner, int64_t round,
+                                      const int64_t* prev) {
+  if (prev && *prev == 0) return;
   GPUPH_GRID_LOOP(j, nres) {
     mid::residual_claim_cell(m, res, c, row_oldest, owner, round, j, [](int64_t* slot, int64_t v) {
       atomicMin(reinterpret_cast<long long*>(slot), static_cast<long long>(v));
@@ -103,15 +107,22 @@ __global__ void residual_claim_kernel(const MiddlePlan m, const int64_t* __restr
   }
 }
 
+__device__ __forceinline__ int64_t fetch_add(int64_t* slot, int64_t n) {
+  return static_cast<int64_t>(
+      atomicAdd(reinterpret_cast<unsigned long long*>(slot), static_cast<unsigned long long>(n)));
+}
+
 // Every column reads its own buffers and those of the owners of the rows it goes through, which no thread writes
 // in this round.
 template <typename K>
 __global__ void residual_step_kernel(const MiddlePlan m, const K* __restrict__ ekey, const K* __restrict__ row_oldest,
                                      const int64_t* __restrict__ res, const int64_t* owner, int64_t round,
-                                     int64_t nres, mid::ResidualColumns<K> c, int64_t* changed) {
+                                     int64_t nres, mid::ResidualColumns<K> c, const int64_t* prev, int64_t* added) {
+  if (prev && *prev == 0) return;
   GPUPH_GRID_LOOP(j, nres) {
-    const int added = mid::residual_step_cell(m, ekey, row_oldest, res, owner, round, c, j);
-    if (added) atomicAdd(reinterpret_cast<unsigned long long*>(changed), static_cast<unsigned long long>(added));
+    const int n = mid::residual_step_cell(m, ekey, row_oldest, res, owner, round, c, j,
+                                         [](int64_t* slot, int64_t k) { return fetch_add(slot, k); });
+    if (n) fetch_add(added, n);
   }
 }
 
@@ -121,11 +132,13 @@ __global__ void residual_final_kernel(const MiddlePlan m, const K* __restrict__ 
                                       const int64_t* owner, int64_t round, mid::ResidualColumns<K> c,
                                       const int32_t* __restrict__ order, const int64_t* __restrict__ vkey,
                                       int64_t nres, int32_t* __restrict__ birth, int32_t* __restrict__ death,
-                                      int64_t* not_final) {
+                                      int64_t* counts) {
   GPUPH_GRID_LOOP(j, nres) {
     if (!mid::residual_final_cell(m, ekey, col_key_res, row_oldest, res, owner, round, c, order, vkey, birth, death,
                                   j))
-      atomicAdd(reinterpret_cast<unsigned long long*>(not_final), 1ull);
+      fetch_add(counts, 1);
+    else if (birth[j] >= 0)
+      fetch_add(counts + 1, 1);
   }
 }
 
@@ -147,49 +160,53 @@ const char* residual_init(const MiddlePlan& m, bool wide, const void* ekey, cons
 template <typename K>
 const char* residual_rounds_typed(const MiddlePlan& m, const void* ekey, const void* row_oldest, const int64_t* res,
                                   int64_t nres, int64_t* owner, const ResidualBuffers& c, int64_t first_round,
-                                  int rounds, int64_t* changed, cudaStream_t s) {
+                                  int rounds, int64_t* added, cudaStream_t s) {
   const K* ek = static_cast<const K*>(ekey);
   const K* ro = static_cast<const K*>(row_oldest);
-  for (int64_t r = first_round; r < first_round + rounds; ++r) {
-    residual_claim_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, res, mid::typed<K>(c), ro, nres, owner, r);
+  for (int i = 0; i < rounds; ++i) {
+    const int64_t r = first_round + i;
+    const int64_t* prev = i > 0 ? added + i - 1 : nullptr;
+    residual_claim_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, res, mid::typed<K>(c), ro, nres, owner, r,
+                                                                   prev);
     residual_step_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, ek, ro, res, owner, r, nres, mid::typed<K>(c),
-                                                                  changed);
+                                                                  prev, added + i);
   }
   return last_error();
 }
 
 const char* residual_rounds(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest,
                             const int64_t* res, int64_t nres, int64_t* owner, const ResidualBuffers& c,
-                            int64_t first_round, int rounds, int64_t* changed, void* stream) {
+                            int64_t first_round, int rounds, int64_t* added, void* stream) {
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  return wide ? residual_rounds_typed<int64_t>(m, ekey, row_oldest, res, nres, owner, c, first_round, rounds,
-                                               changed, s)
-              : residual_rounds_typed<int32_t>(m, ekey, row_oldest, res, nres, owner, c, first_round, rounds,
-                                               changed, s);
+  return wide ? residual_rounds_typed<int64_t>(m, ekey, row_oldest, res, nres, owner, c, first_round, rounds, added,
+                                               s)
+              : residual_rounds_typed<int32_t>(m, ekey, row_oldest, res, nres, owner, c, first_round, rounds, added,
+                                               s);
 }
 
 template <typename K>
 const char* residual_final_typed(const MiddlePlan& m, const void* ekey, const void* col_key_res,
                                  const void* row_oldest, const int64_t* res, int64_t nres, int64_t* owner,
                                  int64_t round, const ResidualBuffers& c, const int32_t* order, const int64_t* vkey,
-                                 int32_t* birth, int32_t* death, int64_t* not_final, cudaStream_t s) {
+                                 int32_t* birth, int32_t* death, int64_t* counts, cudaStream_t s) {
   const K* ro = static_cast<const K*>(row_oldest);
-  residual_claim_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, res, mid::typed<K>(c), ro, nres, owner, round);
+  residual_claim_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, res, mid::typed<K>(c), ro, nres, owner, round,
+                                                                 nullptr);
   residual_final_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(
       m, static_cast<const K*>(ekey), static_cast<const K*>(col_key_res), ro, res, owner, round, mid::typed<K>(c),
-      order, vkey, nres, birth, death, not_final);
+      order, vkey, nres, birth, death, counts);
   return last_error();
 }
 
 const char* residual_final(const MiddlePlan& m, bool wide, const void* ekey, const void* col_key_res,
                            const void* row_oldest, const int64_t* res, int64_t nres, int64_t* owner, int64_t round,
                            const ResidualBuffers& c, const int32_t* order, const int64_t* vkey, int32_t* birth,
-                           int32_t* death, int64_t* not_final, void* stream) {
+                           int32_t* death, int64_t* counts, void* stream) {
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   return wide ? residual_final_typed<int64_t>(m, ekey, col_key_res, row_oldest, res, nres, owner, round, c, order,
-                                              vkey, birth, death, not_final, s)
+                                              vkey, birth, death, counts, s)
               : residual_final_typed<int32_t>(m, ekey, col_key_res, row_oldest, res, nres, owner, round, c, order,
-                                              vkey, birth, death, not_final, s);
+                                              vkey, birth, death, counts, s);
 }
 
 }  // namespace

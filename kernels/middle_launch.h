@@ -27,18 +27,19 @@ struct MidLaunchers {
                           uint8_t* status, int32_t* birth, int32_t* death, void* stream);
   // The residual reduction (middle_steps.cuh) of the nres columns res (global 2-cell indices, in (image, key) order;
   // owner: one entry per row of the batch, initially all ones): their boundaries into their first buffers; rounds
-  // first_round .. first_round + rounds - 1, adding the number of column additions to *changed; then the final
-  // check with the claims of round `round`, adding the number of columns not final to *not_final and writing the
+  // first_round .. first_round + rounds - 1, adding the column additions of round first_round + i to added[i] (a
+  // round after one that added nothing does nothing: none would); then the final check with the claims of round
+  // `round`, adding the number of columns not final to counts[0] and of pairs found to counts[1], and writing the
   // final pairs' pixels (col_key_res: the columns' keys; birth / death: -1 for none).
   const char* (*residual_init)(const MiddlePlan& m, bool wide, const void* ekey, const int64_t* res, int64_t nres,
                                const ResidualBuffers& c, void* stream);
   const char* (*residual_rounds)(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest,
                                  const int64_t* res, int64_t nres, int64_t* owner, const ResidualBuffers& c,
-                                 int64_t first_round, int rounds, int64_t* changed, void* stream);
+                                 int64_t first_round, int rounds, int64_t* added, void* stream);
   const char* (*residual_final)(const MiddlePlan& m, bool wide, const void* ekey, const void* col_key_res,
                                 const void* row_oldest, const int64_t* res, int64_t nres, int64_t* owner,
                                 int64_t round, const ResidualBuffers& c, const int32_t* order, const int64_t* vkey,
-                                int32_t* birth, int32_t* death, int64_t* not_final, void* stream);
+                                int32_t* birth, int32_t* death, int64_t* counts, void* stream);
 };
 
 #ifdef GPUPH_WITH_CUDA

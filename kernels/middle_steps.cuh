@@ -311,8 +311,8 @@ GPUPH_HD void apparent_cell(const MiddlePlan& m, const K* col_key, const uint8_t
 // so when every pivot row has one column the matrix is reduced and its pairs are the persistence pairs of the total
 // order. Residual columns are numbered in (image, key) order: older means a smaller number within an image. Each
 // holds its entries (image-local edge ids, ascending key) in one of two buffers of its own capacity
-// (ResidualColumns): a column that would outgrow them stops ("stuck") until the driver gives it larger ones. Owner
-// entries carry their round (claim_value), so stale ones need no reset.
+// (ResidualColumns), and takes larger ones from a spare region as it outgrows them. Owner entries carry their round
+// (claim_value), so stale ones need no reset.
 
 constexpr int kResidualCap = 64;  // the first capacity of every column; outgrown ones are given 8 times more
 constexpr int kRoundShift = 40;  // owner entry: (kMaxRounds - round) << kRoundShift | column; columns < 2^40
@@ -327,23 +327,49 @@ GPUPH_HD int64_t owner_of(const int64_t* owner, int64_t r, int64_t round) {
 }
 
 // The residual columns' storage: column j's two buffers are pool + off[2j] and pool + off[2j + 1], of cap[j]
-// entries each; cur[j] says which holds it (a step writes the other), stuck[j] that it would outgrow them. K = void:
-// untyped (for the launchers' signatures), typed by typed<K>.
+// entries each; cur[j] says which holds it (a step writes the other). A column that would outgrow them takes two
+// kGrowth times larger ones from the spare region pool[*top, limit) (grow_column); where that is used up, or at
+// kMaxCap, it is marked stuck and stops until the driver gives it larger ones. K = void: untyped (for the launchers'
+// signatures), typed by typed<K>.
+constexpr int kGrowth = 8;
+constexpr int64_t kMaxCap = int64_t(kResidualCap) << 9;  // 32768 entries: longer columns go to the host
+
 template <typename K>
 struct ResidualColumns {
   K* pool;
-  const int64_t* off;
-  const int32_t* cap;
+  int64_t* off;
+  int32_t* cap;
   int32_t* len;
   uint8_t* cur;
   uint8_t* stuck;
+  int64_t* top;   // the first free entry of the spare region (may pass limit: then it is used up)
+  int64_t limit;  // the spare region's end
   GPUPH_HD K* col(int64_t j) const { return pool + off[2 * j + cur[j]]; }
   GPUPH_HD K* other(int64_t j) const { return pool + off[2 * j + 1 - cur[j]]; }
 };
 
 template <typename K>
 GPUPH_HD ResidualColumns<K> typed(const ResidualColumns<void>& c) {
-  return ResidualColumns<K>{static_cast<K*>(c.pool), c.off, c.cap, c.len, c.cur, c.stuck};
+  return ResidualColumns<K>{static_cast<K*>(c.pool), c.off, c.cap, c.len, c.cur, c.stuck, c.top, c.limit};
+}
+
+// Column j, which would outgrow its buffers, takes kGrowth times larger ones from the spare region (aadd(int64_t*
+// slot, int64_t n): atomic fetch-and-add) and moves its entries there; false if the region is used up or j is at
+// kMaxCap. Only j reads or writes its buffers meanwhile: a column that grows adds, so it owns no row this round.
+template <typename K, typename AtomicAdd>
+GPUPH_HD bool grow_column(const ResidualColumns<K>& c, int64_t j, AtomicAdd&& aadd) {
+  const int64_t cap = c.cap[j];
+  if (cap >= kMaxCap) return false;
+  const int64_t ncap = cap * kGrowth < kMaxCap ? cap * kGrowth : kMaxCap;
+  const int64_t at = aadd(c.top, 2 * ncap);
+  if (at + 2 * ncap > c.limit) return false;
+  const K* from = c.col(j);
+  for (int i = 0, n = c.len[j]; i < n; ++i) c.pool[at + i] = from[i];
+  c.off[2 * j] = at;
+  c.off[2 * j + 1] = at + ncap;
+  c.cap[j] = int32_t(ncap);
+  c.cur[j] = 0;
+  return true;
 }
 
 // The compressed boundary of 2-cell f (at most kMaxBoundary edges) as image-local edge ids by ascending key.
@@ -389,16 +415,16 @@ GPUPH_HD void residual_claim_cell(const MiddlePlan& m, const int64_t* res, const
 }
 
 // Round step 2: column j, unless it owns its pivot row, adds the row's apparent column or owner and goes on from its
-// new pivot while that has one older than j. Returns the number of columns added; a column that would outgrow its
-// buffers is marked stuck and keeps what it had.
-template <typename K>
+// new pivot while that has one older than j. Returns the number of columns added. A column that would outgrow its
+// buffers grows (grow_column, with aadd) or, failing that, is marked stuck and keeps what it had.
+template <typename K, typename AtomicAdd>
 GPUPH_HD int residual_step_cell(const MiddlePlan& m, const K* ekey, const K* row_oldest, const int64_t* res,
-                                const int64_t* owner, int64_t round, ResidualColumns<K> c, int64_t j) {
+                                const int64_t* owner, int64_t round, ResidualColumns<K> c, int64_t j,
+                                AtomicAdd&& aadd) {
   if (c.stuck[j]) return 0;
   const int64_t per1 = m.P * m.ntypes[1];
   const int64_t base1 = (res[j] / (m.P * m.ntypes[2])) * per1;
   const K* ek = ekey + base1;
-  const int cap = c.cap[j];
   int added = 0;
   while (c.len[j] > 0) {
     const K* a = c.col(j);
@@ -422,6 +448,7 @@ GPUPH_HD int residual_step_cell(const MiddlePlan& m, const K* ekey, const K* row
     }
     // The symmetric difference, by key, into the other buffer.
     K* out = c.other(j);
+    const int cap = c.cap[j];
     int p = 0, q = 0, n = 0;
     bool full = false;
     while (p < na || q < nadd) {
@@ -438,6 +465,7 @@ GPUPH_HD int residual_step_cell(const MiddlePlan& m, const K* ekey, const K* row
       out[n++] = kp < kq ? a[p++] : add[q++];
     }
     if (full) {
+      if (grow_column(c, j, aadd)) continue;  // the same addition again, into the larger buffers
       c.stuck[j] = 1;
       break;
     }

@@ -51,7 +51,8 @@ at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims,
 }
 
 // [2-cells that are columns, columns in apparent pairs, columns left to the residual reduction, column additions
-// and rounds of the device's residual reduction, columns given larger buffers, whether the host finished it]
+// and rounds of the device's residual reduction, columns given larger buffers, whether the host finished it, batches
+// of rounds]
 // of H1 of a batch of 3D grids, with the CPU emulation.
 at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool superlevel) {
   const GridPlan g = check_cubical_args(x, 3, construction);
@@ -60,7 +61,7 @@ at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool
   if (xc.size(0) > 0)
     middle_rows(cpu_merge_tree_launchers(), cpu_middle_launchers(), xc, g, superlevel, nullptr, &s);
   return at::tensor(std::vector<int64_t>{s.columns, s.apparent, s.residual, s.device_additions, s.rounds, s.grown,
-                                         int64_t(s.finished_on_host)},
+                                         int64_t(s.finished_on_host), s.batches},
                     at::dtype(at::kLong));
 }
 
@@ -90,6 +91,7 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_middle_pipeline_stats(Tensor x, int construction, bool superlevel) -> Tensor");
   // Testing aid (middle_pipeline.h): returns the previous setting.
   m.def("_residual_round_limit(int rounds) -> int", &gpuph::set_max_residual_rounds);
+  m.def("_residual_spare(int entries) -> int", &gpuph::set_residual_spare);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {

@@ -23,10 +23,14 @@
 namespace gpuph {
 namespace {
 
-// The residual reduction's rounds on the device: checked for progress every kRoundsPerCheck rounds, at most
-// max_residual_rounds in all before the host finishes (set_max_residual_rounds).
-constexpr int kRoundsPerCheck = 4;
+// The residual reduction's rounds on the device: launched kFirstRounds at a time, then twice as many each time up to
+// kMostRounds, with one device-to-host copy after each batch; at most max_residual_rounds in all before the host
+// finishes (set_max_residual_rounds). Rounds past the last that added anything return at once, so a batch longer
+// than needed costs its launches only, and most grids finish in the first or second batch (16-40 rounds measured on
+// 32^3-48^3 noise and smooth fields). residual_spare: the spare region's entries (testing aid; negative: default).
+constexpr int kFirstRounds = 32, kMostRounds = 128;
 std::atomic<int64_t> max_residual_rounds{1024};
+std::atomic<int64_t> residual_spare{-1};
 
 // A profiler range around the enclosing scope (torch.profiler; gpuph.bench.breakdown groups time by these names).
 #define GPUPH_STAGE(name) RECORD_FUNCTION(name, std::vector<c10::IValue>())
@@ -109,29 +113,33 @@ const char* cpu_residual_init(const MiddlePlan& m, bool wide, const void* ekey, 
   return nullptr;
 }
 
+int64_t fetch_add(int64_t* slot, int64_t n) { return __atomic_fetch_add(slot, n, __ATOMIC_RELAXED); }
+
 template <typename K>
 void cpu_residual_rounds_typed(const MiddlePlan& m, const K* ek, const K* ro, const int64_t* res, int64_t nres,
                                int64_t* owner, const mid::ResidualColumns<K>& c, int64_t first_round, int rounds,
-                               int64_t* changed) {
-  for (int64_t r = first_round; r < first_round + rounds; ++r) {
+                               int64_t* added) {
+  for (int i = 0; i < rounds; ++i) {
+    if (i > 0 && added[i - 1] == 0) return;  // as the kernels: nothing to add in this round either
+    const int64_t r = first_round + i;
     cpu_claims(m, ro, res, nres, owner, r, c);
     // Side by side, as on the device: a column reads its own buffers and its owners', which nobody writes now.
     each_element(nres, [&](int64_t j) {
-      const int added = mid::residual_step_cell(m, ek, ro, res, owner, r, c, j);
-      if (added) __atomic_fetch_add(changed, int64_t(added), __ATOMIC_RELAXED);
+      const int n = mid::residual_step_cell(m, ek, ro, res, owner, r, c, j, fetch_add);
+      if (n) fetch_add(added + i, n);
     });
   }
 }
 
 const char* cpu_residual_rounds(const MiddlePlan& m, bool wide, const void* ekey, const void* row_oldest,
                                 const int64_t* res, int64_t nres, int64_t* owner, const ResidualBuffers& c,
-                                int64_t first_round, int rounds, int64_t* changed, void*) {
+                                int64_t first_round, int rounds, int64_t* added, void*) {
   if (wide)
     cpu_residual_rounds_typed(m, static_cast<const int64_t*>(ekey), static_cast<const int64_t*>(row_oldest), res,
-                              nres, owner, mid::typed<int64_t>(c), first_round, rounds, changed);
+                              nres, owner, mid::typed<int64_t>(c), first_round, rounds, added);
   else
     cpu_residual_rounds_typed(m, static_cast<const int32_t*>(ekey), static_cast<const int32_t*>(row_oldest), res,
-                              nres, owner, mid::typed<int32_t>(c), first_round, rounds, changed);
+                              nres, owner, mid::typed<int32_t>(c), first_round, rounds, added);
   return nullptr;
 }
 
@@ -139,46 +147,54 @@ template <typename K>
 void cpu_residual_final_typed(const MiddlePlan& m, const K* ek, const K* ck, const K* ro, const int64_t* res,
                               int64_t nres, int64_t* owner, int64_t round, const mid::ResidualColumns<K>& c,
                               const int32_t* order, const int64_t* vkey, int32_t* birth, int32_t* death,
-                              int64_t* not_final) {
+                              int64_t* counts) {
   cpu_claims(m, ro, res, nres, owner, round, c);
   each_element(nres, [&](int64_t j) {
     if (!mid::residual_final_cell(m, ek, ck, ro, res, owner, round, c, order, vkey, birth, death, j))
-      __atomic_fetch_add(not_final, int64_t(1), __ATOMIC_RELAXED);
+      fetch_add(counts, 1);
+    else if (birth[j] >= 0)
+      fetch_add(counts + 1, 1);
   });
 }
 
 const char* cpu_residual_final(const MiddlePlan& m, bool wide, const void* ekey, const void* col_key_res,
                                const void* row_oldest, const int64_t* res, int64_t nres, int64_t* owner,
                                int64_t round, const ResidualBuffers& c, const int32_t* order, const int64_t* vkey,
-                               int32_t* birth, int32_t* death, int64_t* not_final, void*) {
+                               int32_t* birth, int32_t* death, int64_t* counts, void*) {
   if (wide)
     cpu_residual_final_typed(m, static_cast<const int64_t*>(ekey), static_cast<const int64_t*>(col_key_res),
                              static_cast<const int64_t*>(row_oldest), res, nres, owner, round, mid::typed<int64_t>(c),
-                             order, vkey, birth, death, not_final);
+                             order, vkey, birth, death, counts);
   else
     cpu_residual_final_typed(m, static_cast<const int32_t*>(ekey), static_cast<const int32_t*>(col_key_res),
                              static_cast<const int32_t*>(row_oldest), res, nres, owner, round, mid::typed<int32_t>(c),
-                             order, vkey, birth, death, not_final);
+                             order, vkey, birth, death, counts);
   return nullptr;
 }
 
-// Storage of the residual columns (mid::ResidualColumns) as tensors on the device.
+// Storage of the residual columns (mid::ResidualColumns) as tensors on the device: two buffers of kResidualCap
+// entries for each column, then the spare region the columns grow into.
 struct ResidualStorage {
-  at::Tensor pool, off, cap, len, cur, stuck;
+  at::Tensor pool, off, cap, len, cur, stuck, top;
+  int64_t spare = 0;  // entries of every spare region
   ResidualBuffers buffers() {
-    return ResidualBuffers{pool.data_ptr(), off.data_ptr<int64_t>(), cap.data_ptr<int32_t>(), len.data_ptr<int32_t>(),
-                           cur.data_ptr<uint8_t>(), stuck.data_ptr<uint8_t>()};
+    return ResidualBuffers{pool.data_ptr(),          off.data_ptr<int64_t>(),  cap.data_ptr<int32_t>(),
+                           len.data_ptr<int32_t>(),  cur.data_ptr<uint8_t>(),  stuck.data_ptr<uint8_t>(),
+                           top.data_ptr<int64_t>(),  pool.size(0)};
   }
-  // Two buffers of kResidualCap entries for each of n columns.
-  static ResidualStorage make(int64_t n, const at::TensorOptions& key_opts) {
+  // n columns; spare entries to grow into (as many as the first buffers hold if negative).
+  static ResidualStorage make(int64_t n, const at::TensorOptions& key_opts, int64_t spare) {
     ResidualStorage s;
     const auto o = key_opts.dtype(at::kLong);
-    s.pool = at::empty({n * 2 * mid::kResidualCap}, key_opts);
+    const int64_t first = n * 2 * mid::kResidualCap;
+    s.spare = spare < 0 ? first : spare;
+    s.pool = at::empty({first + s.spare}, key_opts);
     s.off = at::arange(2 * n, o) * mid::kResidualCap;
     s.cap = at::full({n}, mid::kResidualCap, key_opts.dtype(at::kInt));
     s.len = at::empty({n}, key_opts.dtype(at::kInt));
     s.cur = at::empty({n}, key_opts.dtype(at::kByte));
     s.stuck = at::zeros({n}, key_opts.dtype(at::kByte));
+    s.top = at::full({1}, first, o);
     return s;
   }
   // Where the current entries of columns j are: entry `within` of column j[which] lies at pool[pos], one entry
@@ -194,29 +210,30 @@ struct ResidualStorage {
     const at::Tensor src = off.index_select(0, 2 * j + cur.index_select(0, j).to(at::kLong));
     return Entries{src.index_select(0, which) + within, which, within};
   }
-  // The stuck columns get buffers 8 times larger (up to kMaxCap) at the end of a larger pool, their entries copied.
-  // Returns how many were given new buffers.
+  // The stuck columns (the spare region was used up) get buffers kGrowth times larger (up to kMaxCap) at the end of
+  // a larger pool, their entries copied, and a new spare region after them. Returns how many were given new buffers.
   int64_t grow() {
     const at::Tensor idx = stuck.nonzero().view(-1);
     const at::Tensor caps = cap.index_select(0, idx).to(at::kLong);
-    const at::Tensor grows = caps.lt(kMaxCap);
+    const at::Tensor grows = caps.lt(mid::kMaxCap);
     const at::Tensor j = idx.masked_select(grows);
     const int64_t k = j.size(0);
     if (k == 0) return 0;
-    const at::Tensor new_cap = (caps.masked_select(grows) * 8).clamp_max(kMaxCap);
+    const at::Tensor new_cap = (caps.masked_select(grows) * mid::kGrowth).clamp_max(mid::kMaxCap);
     const at::Tensor ends = (2 * new_cap).cumsum(0);
     const at::Tensor start = ends - 2 * new_cap + pool.size(0);
     const Entries e = entries(j);
-    pool = at::cat({pool, at::empty({ends[-1].item<int64_t>()}, pool.options())});
+    const int64_t grown = ends[-1].item<int64_t>();
+    pool = at::cat({pool, at::empty({grown + spare}, pool.options())});
     pool.index_copy_(0, start.index_select(0, e.which) + e.within, pool.index_select(0, e.pos));
     off.index_copy_(0, 2 * j, start);
     off.index_copy_(0, 2 * j + 1, start + new_cap);
     cap.index_copy_(0, j, new_cap.to(at::kInt));
     cur.index_fill_(0, j, 0);
     stuck.index_fill_(0, j, 0);
+    top.fill_(pool.size(0) - spare);
     return k;
   }
-  static constexpr int64_t kMaxCap = int64_t(mid::kResidualCap) << 9;  // 32768 entries
 };
 
 // The residual reduction of the images `imgs` (ascending) on the host. res_img / res_key / first / len: image, key,
@@ -268,6 +285,8 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
 }  // namespace
 
 int64_t set_max_residual_rounds(int64_t n) { return max_residual_rounds.exchange(n); }
+
+int64_t set_residual_spare(int64_t n) { return residual_spare.exchange(n); }
 
 MidLaunchers cpu_middle_launchers() {
   return MidLaunchers{cpu_edge_keys,         cpu_columns,         cpu_apparent,
@@ -367,48 +386,62 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
     res = res.index_select(0, perm).contiguous();
     res_key = res_key.index_select(0, perm).contiguous();
   }
-  ResidualStorage cols = ResidualStorage::make(nres, kk);
-  at::Tensor owner = at::full({B * per1}, INT64_MAX, i64), counter = at::zeros({1}, i64);
+  ResidualStorage cols = ResidualStorage::make(nres, kk, residual_spare.load());
+  at::Tensor owner = at::full({B * per1}, INT64_MAX, i64);
   at::Tensor rbirth = at::empty({nres}, i32), rdeath = at::empty({nres}, i32);
-  int64_t not_final = 0;
+  int64_t not_final = 0, found = 0;
   {
     GPUPH_STAGE("gpuph::h1::residual_rounds");
     const int64_t* rp = res.data_ptr<int64_t>();
     check(mid.residual_init(m, wide, ekey.data_ptr(), rp, nres, cols.buffers(), stream), "residual columns");
-    int64_t rounds = 0, additions = 0, grown = 0;
-    while (rounds < max_residual_rounds.load()) {  // a few rounds between the checks: one device-to-host copy each
-      counter.zero_();
-      check(mid.residual_rounds(m, wide, ekey.data_ptr(), row_oldest.data_ptr(), rp, nres, owner.data_ptr<int64_t>(),
-                                cols.buffers(), rounds, kRoundsPerCheck, counter.data_ptr<int64_t>(), stream),
-            "residual rounds");
-      rounds += kRoundsPerCheck;
-      const at::Tensor host = at::stack({counter.squeeze(0), cols.stuck.sum()}).cpu();
-      const int64_t changed = host[0].item<int64_t>(), stuck = host[1].item<int64_t>();
-      additions += changed;
-      const int64_t regrown = stuck > 0 ? cols.grow() : 0;
-      grown += regrown;
-      if (changed == 0 && regrown == 0) break;
+    int64_t round = 0, busy_rounds = 0, additions = 0, batch = kFirstRounds, batches = 0;
+    for (;;) {
+      // A batch of rounds, then the final check with the claims of one more (round ids are never reused), and one
+      // copy: the additions of every round, the columns not final, the pairs found, the stuck columns.
+      const int64_t n = std::max<int64_t>(0, std::min(batch, max_residual_rounds.load() - round));
+      at::Tensor tally = at::zeros({n + 2}, i64);
+      if (n > 0)
+        check(mid.residual_rounds(m, wide, ekey.data_ptr(), row_oldest.data_ptr(), rp, nres,
+                                  owner.data_ptr<int64_t>(), cols.buffers(), round, int(n), tally.data_ptr<int64_t>(),
+                                  stream),
+              "residual rounds");
+      round += n;
+      check(mid.residual_final(m, wide, ekey.data_ptr(), res_key.data_ptr(), row_oldest.data_ptr(), rp, nres,
+                               owner.data_ptr<int64_t>(), round, cols.buffers(), order.data_ptr<int32_t>(),
+                               vkey.data_ptr<int64_t>(), rbirth.data_ptr<int32_t>(), rdeath.data_ptr<int32_t>(),
+                               tally.data_ptr<int64_t>() + n, stream),
+            "residual pairs");
+      ++round;
+      ++batches;
+      const at::Tensor host = at::cat({tally, cols.stuck.sum().to(at::kLong).view({1})}).cpu();
+      const int64_t* h = host.data_ptr<int64_t>();
+      for (int64_t i = 0; i < n; ++i) {
+        additions += h[i];
+        busy_rounds += h[i] > 0;
+      }
+      not_final = h[n];
+      found = h[n + 1];
+      if (not_final == 0 || round >= max_residual_rounds.load()) break;
+      // Stuck columns (the spare region used up) get larger buffers here; if the last round added nothing and none
+      // could grow, what is left goes to the host.
+      const int64_t regrown = h[n + 2] > 0 ? cols.grow() : 0;
+      if (n > 0 && h[n - 1] == 0 && regrown == 0) break;
+      batch = std::min<int64_t>(2 * batch, kMostRounds);
     }
-    counter.zero_();
-    check(mid.residual_final(m, wide, ekey.data_ptr(), res_key.data_ptr(), row_oldest.data_ptr(), rp, nres,
-                             owner.data_ptr<int64_t>(), rounds, cols.buffers(), order.data_ptr<int32_t>(),
-                             vkey.data_ptr<int64_t>(), rbirth.data_ptr<int32_t>(), rdeath.data_ptr<int32_t>(),
-                             counter.data_ptr<int64_t>(), stream),
-          "residual pairs");
-    not_final = counter.item<int64_t>();
     if (stats) {
       stats->device_additions = additions;
-      stats->rounds = rounds;
-      stats->grown = grown;
+      stats->rounds = busy_rounds;
+      stats->grown = cols.cap.gt(mid::kResidualCap).sum().item<int64_t>();
       stats->finished_on_host = not_final > 0;
+      stats->batches = batches;
     }
   }
   if (not_final == 0) {  // reduced on the device: its pairs
     GPUPH_STAGE("gpuph::h1::residual_rows");
-    const at::Tensor found = rbirth.ge(0).nonzero().view(-1);
-    return at::cat({rows, at::stack({res.index_select(0, found).div(per2, "floor"), at::ones_like(found),
-                                     rbirth.index_select(0, found).to(at::kLong),
-                                     rdeath.index_select(0, found).to(at::kLong)},
+    const at::Tensor pairs = at::nonzero_static(rbirth.ge(0), found).view(-1);  // sized by the last check
+    return at::cat({rows, at::stack({res.index_select(0, pairs).div(per2, "floor"), at::ones_like(pairs),
+                                     rbirth.index_select(0, pairs).to(at::kLong),
+                                     rdeath.index_select(0, pairs).to(at::kLong)},
                                     1)});
   }
 

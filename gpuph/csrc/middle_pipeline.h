@@ -9,11 +9,13 @@
 namespace gpuph {
 
 // Counts of one call, for tests and benchmarks: 2-cells that are columns, columns in apparent pairs, columns left
-// to the residual reduction, column additions and rounds the device made in it, columns given larger buffers, and
-// whether the host finished the reduction.
+// to the residual reduction, column additions and rounds (that added any) the device made in it, columns given
+// larger buffers, whether the host finished the reduction, and the batches of rounds (one device-to-host copy
+// each).
 struct MiddleStats {
   int64_t columns = 0, apparent = 0, residual = 0, device_additions = 0, rounds = 0, grown = 0;
   bool finished_on_host = false;
+  int64_t batches = 0;
 };
 
 // Rows (image, 1, birth pixel, death pixel) int64 of H1 of a batch of 3D grids, unordered. xc: contiguous
@@ -27,6 +29,10 @@ at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at:
 // Testing aid: the most rounds the device's residual reduction runs before the host finishes it (default 1024);
 // returns the previous setting.
 int64_t set_max_residual_rounds(int64_t n);
+
+// Testing aid: the entries of the spare region the residual columns grow into on the device (negative: as many as
+// their first buffers hold, the default); returns the previous setting. With 0 every growth is the driver's.
+int64_t set_residual_spare(int64_t n);
 
 // The CPU emulation of the CUDA launchers: the same per-cell passes in loops.
 MidLaunchers cpu_middle_launchers();

@@ -280,9 +280,10 @@ def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):
     (row,) = doc["rows"]
     assert row["case"] == "2x9x9x9" and row["median_ms"] > 0 and doc["meta"]["versions"]["torch"]
     stages = {e["name"]: e for e in row["entries"] if e["kind"] == "stage"}
-    for name in ("ranks", "cells", "sync", "apparent_rows", "residual_rounds", "residual_rows"):
+    for name in ("ranks", "cells", "apparent_rows", "residual_rounds", "residual_rows"):
         assert stages[f"gpuph::h1::{name}"]["calls_per_call"] == 1, name
-    assert {"gpuph::merge_trees", "gpuph::pinned_order"} <= set(stages)
+    for name in ("keys", "merge_trees", "sync", "tree_rows", "pinned_order"):
+        assert stages[f"gpuph::{name}"]["calls_per_call"] == 1, name
     assert "gpuph::h1::residual_rounds" in (out / "breakdown.md").read_text()
     if not torch.cuda.is_available():
         assert breakdown(["--cases", "1x8^3", "--out", str(tmp_path / "none")]) == 2

@@ -4,6 +4,7 @@ same pipeline's logic there through its CPU emulation)."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -158,6 +159,47 @@ def test_stream_device_and_layout():
         d = gpuph.cubical_persistence(y)
         assert d.pairs.device == y.device
         assert_same(d, want)
+
+
+def _synchronisations(fn) -> int:
+    """How many device-to-host synchronisations fn() makes (torch's sync debug mode warns at each one)."""
+    import warnings
+
+    torch.cuda.synchronize()
+    old = torch.cuda.get_sync_debug_mode()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            fn()
+    finally:
+        torch.cuda.set_sync_debug_mode(old)
+    return sum("synchronizing" in str(w.message) for w in caught)
+
+
+@pytest.mark.skipif(not has_cuda_kernels(), reason="built without CUDA kernels")
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_one_synchronisation_per_call(construction):
+    """One device-to-host copy per call sizes the output (the merge trees and H1 of 3D read theirs together); H1 of
+    3D adds one per batch of residual rounds, and one batch finishes these grids. Building the Diagrams adds none."""
+    ops = torch.ops.gpuph
+    code = {"V": 0, "T": 1, "freudenthal": 2}[construction]
+    g = torch.Generator().manual_seed(4)
+    cases = [
+        (torch.rand(8, 32, 32, generator=g), 2, 3, 1),
+        (torch.rand(5, 300, generator=g), 1, 1, 1),
+        (torch.rand(4, 12, 12, 12, generator=g), 3, 5, 1),  # H0 and H2: merge trees only
+        (torch.rand(4, 12, 12, 12, generator=g), 3, 7, 2),
+        (torch.from_numpy(smooth_field((16, 16, 16), seed=2))[None].float(), 3, 2, 2),
+    ]
+    for x, sd, mask, most in cases:
+        call = functools.partial(ops.cubical_pairs, x.cuda(), sd, code, True, mask)
+        call()  # warm-up: allocator, kernels loaded
+        n = _synchronisations(call)
+        assert 1 <= n <= most, (tuple(x.shape), mask, n)
+    api = functools.partial(gpuph.cubical_persistence, torch.rand(16, 28, 28, device="cuda"), construction=construction)
+    api()
+    assert _synchronisations(api) == 1
 
 
 def test_nan_and_empty_on_gpu():

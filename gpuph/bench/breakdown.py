@@ -5,10 +5,12 @@ For each case and field: the median time of one call after warm-up (CUDA events 
 
 - every CUDA kernel (device time, by kernel name; the sorts and element-wise ops of torch included),
 - every memory copy between host and device,
-- every stage of gpuph's device pipeline: the host-side ranges named ``gpuph::...`` (``gpuph::merge_trees``; H1 of
-  3D: ``gpuph::h1::ranks``, ``cells``, ``sync``, ``apparent_rows``, ``residual_rounds``, ``residual_rows``, and
-  where the host finishes the residual reduction ``to_host``, ``residual_reduction``, ``to_device``;
-  ``gpuph::pinned_order``). On the GPU a stage's host time includes its waits on the device.
+- every stage of gpuph's device pipeline: the host-side ranges named ``gpuph::...`` (``gpuph::keys``,
+  ``gpuph::merge_trees``, H1 of 3D's ``gpuph::h1::ranks`` and ``cells``, then ``gpuph::sync``, the call's one copy
+  that sizes the outputs, then ``gpuph::tree_rows``, ``gpuph::h1::apparent_rows``, ``residual_rounds`` (its
+  batches of rounds, one copy each), ``residual_rows``, and where the host finishes the residual reduction
+  ``to_host``, ``residual_reduction``, ``to_device``; ``gpuph::pinned_order``). On the GPU a stage's host time
+  includes its waits on the device.
 
 ``--emulate`` runs the device pipeline's CPU emulation instead (``torch.ops.gpuph._cubical_pairs_pipeline``; no GPU
 needed): its stages, without kernels. Writes ``breakdown.json`` (``{"meta", "rows"}``) and ``breakdown.md`` into

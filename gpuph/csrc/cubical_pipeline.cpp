@@ -71,13 +71,43 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
                             int64_t dims_mask, void* stream) {
   const bool middle = g.D == 3 && ((dims_mask >> 1) & 1);
   const int64_t tree_mask = middle ? dims_mask & ~int64_t(2) : dims_mask;
-  const bool tree = (tree_mask & 1) || (g.D >= 2 && ((tree_mask >> (g.D - 1)) & 1));
-  std::vector<at::Tensor> parts;
-  if (tree || !middle) {
-    RECORD_FUNCTION("gpuph::merge_trees", std::vector<c10::IValue>());
-    parts.push_back(merge_tree_rows(launch.merge_tree, xc, g, superlevel, tree_mask, stream));
+  const bool tree = (tree_mask & 1) || (g.D >= 2 && ((tree_mask >> (g.D - 1)) & 1)) || !middle;
+  // The merge trees and H1 of 3D share the cell keys, and are launched up to where their outputs need sizing; one
+  // device-to-host copy then reads the NaN report and every size.
+  const at::Tensor nan_image = at::full({1}, INT32_MAX, xc.options().dtype(at::kInt));
+  TreeLaunch trees;
+  MiddleLaunch mids;
+  std::vector<at::Tensor> sizes(1);  // the NaN report first, once the keys have written it
+  at::Tensor keys;
+  {
+    RECORD_FUNCTION("gpuph::keys", std::vector<c10::IValue>());
+    keys = cell_keys(launch.merge_tree, xc, g, superlevel, nan_image, stream);
+    sizes[0] = nan_image.to(at::kLong);
   }
-  if (middle) parts.push_back(middle_rows(launch.merge_tree, launch.middle, xc, g, superlevel, stream));
+  if (tree) {
+    RECORD_FUNCTION("gpuph::merge_trees", std::vector<c10::IValue>());
+    trees = merge_tree_launch(launch.merge_tree, xc, g, keys, tree_mask, stream);
+    sizes.push_back(trees.total);
+  }
+  if (middle) {
+    mids = middle_launch(launch.merge_tree, launch.middle, xc, g, keys, stream);  // stages gpuph::h1::...
+    sizes.push_back(mids.sizes);
+  }
+  keys.reset();
+  at::Tensor host;
+  {
+    RECORD_FUNCTION("gpuph::sync", std::vector<c10::IValue>());
+    host = at::cat(sizes).cpu();
+  }
+  const int64_t* h = host.data_ptr<int64_t>();
+  if (h[0] != INT32_MAX) fail_on_nan(h[0]);
+  std::vector<at::Tensor> parts;
+  if (tree) {
+    RECORD_FUNCTION("gpuph::tree_rows", std::vector<c10::IValue>());
+    parts.push_back(merge_tree_finish(launch.merge_tree, trees, h[1], g, stream));
+  }
+  if (middle) parts.push_back(middle_finish(launch.merge_tree, launch.middle, mids, xc, g, h[tree ? 2 : 1],
+                                            h[tree ? 3 : 2], stream));
   RECORD_FUNCTION("gpuph::pinned_order", std::vector<c10::IValue>());
   const at::Tensor rows = parts.size() == 1 ? parts[0] : at::cat(parts);
   return pinned_order(rows, xc.view({-1}), g.N);

@@ -113,20 +113,26 @@ MTLaunchers cpu_merge_tree_launchers() {
   return MTLaunchers{cpu_keys, cpu_basins, cpu_sort_keys, cpu_elder, cpu_rows};
 }
 
-at::Tensor merge_tree_rows(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
-                               int64_t dims_mask, void* stream) {
+at::Tensor cell_keys(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
+                     const at::Tensor& nan_image, void* stream) {
+  const bool f64 = xc.scalar_type() == at::kDouble;
+  // Key64 is 16 bytes (value, index, padding), Key32 8.
+  at::Tensor keys = at::empty({xc.size(0) * g.P, f64 ? 2 : 1}, xc.options().dtype(at::kLong));
+  check(launch.keys(g, xc.data_ptr(), f64, xc.size(0), superlevel, keys.data_ptr(), nan_image.data_ptr<int32_t>(),
+                    stream),
+        "keys");
+  return keys;
+}
+
+TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
+                             const at::Tensor& keys, int64_t dims_mask, void* stream) {
   const int64_t B = xc.size(0);
   const bool f64 = xc.scalar_type() == at::kDouble;
   const bool emit0 = dims_mask & 1;
   const bool emit1 = g.D >= 2 && ((dims_mask >> (g.D - 1)) & 1);
   const auto opts = xc.options();
   const auto i32 = opts.dtype(at::kInt), i64 = opts.dtype(at::kLong), u8 = opts.dtype(at::kByte);
-
   const int64_t cells = B * g.P;
-  at::Tensor keys = at::empty({cells, f64 ? 2 : 1}, i64);  // Key64 is 16 bytes (value, index, padding), Key32 8
-  at::Tensor nan_image = at::full({1}, INT32_MAX, i32);
-  check(launch.keys(g, xc.data_ptr(), f64, B, superlevel, keys.data_ptr(), nan_image.data_ptr<int32_t>(), stream),
-        "keys");
 
   at::Tensor ptr0 = at::empty({cells}, i32);  // always: the 2D ring pass writes both phases
   at::Tensor ptr1 = emit1 ? at::empty({cells}, i32) : at::Tensor();
@@ -177,16 +183,15 @@ at::Tensor merge_tree_rows(const MTLaunchers& launch, const at::Tensor& xc, cons
 
   const at::Tensor counts64 = counts.to(at::kLong);
   const at::Tensor ends = counts64.cumsum(0);
-  const at::Tensor offsets = (ends - counts64).contiguous();
-  // The one device-to-host copy: the number of rows and the first image holding NaN.
-  const at::Tensor host = at::stack({ends[-1], nan_image.to(at::kLong).squeeze(0)}).cpu();
-  const int64_t total = host[0].item<int64_t>();
-  const int64_t nan_b = host[1].item<int64_t>();
-  if (nan_b != INT32_MAX) fail_on_nan(nan_b);
-  at::Tensor rows = at::empty({total, 4}, i64);
+  return TreeLaunch{pairs, counts, (ends - counts64).contiguous(), ends.narrow(0, B * 2 - 1, 1), cap};
+}
+
+at::Tensor merge_tree_finish(const MTLaunchers& launch, const TreeLaunch& t, int64_t total, const GridPlan& g,
+                             void* stream) {
+  at::Tensor rows = at::empty({total, 4}, t.counts.options().dtype(at::kLong));
   if (total > 0)
-    check(launch.rows(pairs.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), offsets.data_ptr<int64_t>(), B, cap,
-                      g.D - 1, rows.data_ptr<int64_t>(), stream),
+    check(launch.rows(t.pairs.data_ptr<int32_t>(), t.counts.data_ptr<int32_t>(), t.offsets.data_ptr<int64_t>(),
+                      t.counts.size(0) / 2, t.cap, g.D - 1, rows.data_ptr<int64_t>(), stream),
           "rows");
   return rows;
 }

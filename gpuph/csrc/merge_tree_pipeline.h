@@ -8,11 +8,26 @@
 
 namespace gpuph {
 
-// Rows (image, dim, birth pixel, death pixel) int64 (N, 4), unordered, of H0 (dims_mask bit 0) and the top
-// dimension (bit D - 1; 2D and 3D); H1 of 3D is not a merge tree (middle_pipeline.h). xc: contiguous
-// float32/float64 (B, *grid), B >= 1; g: its plan. One device-to-host copy (output size, NaN: ValueError).
-at::Tensor merge_tree_rows(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
-                           int64_t dims_mask, void* stream);
+// Every padded cell's value key (B * P, 1 or 2) int64 (steps::key_cell: Key32 / Key64) of xc (contiguous
+// float32/float64 (B, *grid), B >= 1; g: its plan), for the merge trees and H1 of 3D alike; the first image holding
+// NaN is atomically min-ed into nan_image ((1,) int32, initially INT32_MAX).
+at::Tensor cell_keys(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
+                     const at::Tensor& nan_image, void* stream);
+
+// The merge trees of H0 (dims_mask bit 0) and the top dimension (bit D - 1; 2D and 3D) of xc, launched up to where
+// their rows need sizing: `total` (1,) int64 on the device holds the number of rows. H1 of 3D is not a merge tree
+// (middle_pipeline.h).
+struct TreeLaunch {
+  at::Tensor pairs, counts, offsets, total;
+  int64_t cap = 0;
+};
+TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
+                             const at::Tensor& keys, int64_t dims_mask, void* stream);
+
+// Their rows (image, dim, birth pixel, death pixel) int64 (total, 4), unordered; total read from t.total by the
+// caller's one device-to-host copy, which also reports NaN (cubical_pipeline).
+at::Tensor merge_tree_finish(const MTLaunchers& launch, const TreeLaunch& t, int64_t total, const GridPlan& g,
+                             void* stream);
 
 // The CPU emulation of the CUDA launchers: the same per-element steps in loops.
 MTLaunchers cpu_merge_tree_launchers();

@@ -293,73 +293,87 @@ MidLaunchers cpu_middle_launchers() {
                       cpu_residual_init,     cpu_residual_rounds, cpu_residual_final};
 }
 
-at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
-                       bool superlevel, void* stream, MiddleStats* stats) {
-  TORCH_CHECK(g.D == 3, "gpuph: middle_rows is for 3D grids");
+MiddleLaunch middle_launch(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
+                           const at::Tensor& keys, void* stream) {
+  TORCH_CHECK(g.D == 3, "gpuph: middle_launch is for 3D grids");
   const int64_t B = xc.size(0);
   TORCH_CHECK_VALUE(B < (int64_t(1) << 26), "gpuph: H1 of 3D grids takes batches of fewer than 2^26 images, got ", B,
                     "; split the batch");
   const bool f64 = xc.scalar_type() == at::kDouble;
   const auto opts = xc.options();
   const auto i32 = opts.dtype(at::kInt), i64 = opts.dtype(at::kLong), u8 = opts.dtype(at::kByte);
-  const MiddlePlan m = middle_plan_for(g.construction, g.n);
+  MiddleLaunch l{middle_plan_for(g.construction, g.n), !narrow_middle_keys(g)};  // int64 keys only where needed
+  const MiddlePlan& m = l.m;
   const int64_t P = g.P, N = g.N, per1 = P * m.ntypes[1], per2 = P * m.ntypes[2];
-  const bool wide = !narrow_middle_keys(g);  // int64 keys only where int32 ones could overflow
-  const auto kk = opts.dtype(wide ? at::kLong : at::kInt);
-  const int64_t none = wide ? int64_t(mid::no_column<int64_t>()) : int64_t(mid::no_column<int32_t>());
+  const auto kk = opts.dtype(l.wide ? at::kLong : at::kInt);
+  const int64_t none = l.wide ? int64_t(mid::no_column<int64_t>()) : int64_t(mid::no_column<int32_t>());
 
   // Ranks: pixels in (value, flat index) order, by one stable sort of every image's value keys (border cells last).
-  at::Tensor nan_image = at::full({1}, INT32_MAX, i32);
-  at::Tensor vkey, order, rank;
+  at::Tensor rank;
   {
     GPUPH_STAGE("gpuph::h1::ranks");
     at::Tensor vkey_all = at::empty({B, P}, i64);
     {
-      at::Tensor keys = at::empty({B * P, f64 ? 2 : 1}, i64);
-      check(mt.keys(g, xc.data_ptr(), f64, B, superlevel, keys.data_ptr(), nan_image.data_ptr<int32_t>(), stream),
-            "keys");
       const at::Tensor all = at::ones({B * P}, u8);  // every pixel's key is a sort key: cand_key is first_key
       check(mt.sort_keys(g, keys.data_ptr(), f64, all.data_ptr<uint8_t>(), B, vkey_all.data_ptr<int64_t>(),
                          vkey_all.data_ptr<int64_t>(), stream),
             "sort keys");
     }
     auto sorted = at::sort(vkey_all, /*stable=*/true, /*dim=*/1, /*descending=*/false);
-    vkey = std::get<0>(sorted).narrow(1, 0, N).contiguous();
+    l.vkey = std::get<0>(sorted).narrow(1, 0, N).contiguous();
     const at::Tensor order64 = std::get<1>(sorted).narrow(1, 0, N).contiguous();
-    order = order64.to(at::kInt);
+    l.order = order64.to(at::kInt);
     rank = at::full({B, P}, INT32_MAX, i32);
     rank.scatter_(1, order64, at::arange(N, i32).expand({B, N}).contiguous());
   }
 
-  at::Tensor ekey = at::empty({B, per1}, kk);
-  at::Tensor col_key = at::empty({B * per2}, kk), col_pivot = at::empty({B * per2}, u8);
-  at::Tensor row_oldest = at::full({B, per1}, none, kk);
-  at::Tensor status = at::empty({B * per2}, u8);
-  at::Tensor birth = at::empty({B * per2}, i32), death = at::empty({B * per2}, i32);
+  l.ekey = at::empty({B, per1}, kk);
+  l.col_key = at::empty({B * per2}, kk);
+  at::Tensor col_pivot = at::empty({B * per2}, u8);
+  l.row_oldest = at::full({B, per1}, none, kk);
+  l.status = at::empty({B * per2}, u8);
+  l.birth = at::empty({B * per2}, i32);
+  l.death = at::empty({B * per2}, i32);
   {
     GPUPH_STAGE("gpuph::h1::cells");
-    check(mid.edge_keys(m, wide, rank.data_ptr<int32_t>(), B, ekey.data_ptr(), stream), "edge keys");
-    check(mid.columns(m, wide, rank.data_ptr<int32_t>(), ekey.data_ptr(), B, col_key.data_ptr(),
-                      col_pivot.data_ptr<uint8_t>(), row_oldest.data_ptr(), stream),
+    check(mid.edge_keys(m, l.wide, rank.data_ptr<int32_t>(), B, l.ekey.data_ptr(), stream), "edge keys");
+    check(mid.columns(m, l.wide, rank.data_ptr<int32_t>(), l.ekey.data_ptr(), B, l.col_key.data_ptr(),
+                      col_pivot.data_ptr<uint8_t>(), l.row_oldest.data_ptr(), stream),
           "columns");
     rank.reset();
-    check(mid.apparent(m, wide, col_key.data_ptr(), col_pivot.data_ptr<uint8_t>(), ekey.data_ptr(),
-                       order.data_ptr<int32_t>(), vkey.data_ptr<int64_t>(), B, row_oldest.data_ptr(),
-                       status.data_ptr<uint8_t>(), birth.data_ptr<int32_t>(), death.data_ptr<int32_t>(), stream),
+    check(mid.apparent(m, l.wide, l.col_key.data_ptr(), col_pivot.data_ptr<uint8_t>(), l.ekey.data_ptr(),
+                       l.order.data_ptr<int32_t>(), l.vkey.data_ptr<int64_t>(), B, l.row_oldest.data_ptr(),
+                       l.status.data_ptr<uint8_t>(), l.birth.data_ptr<int32_t>(), l.death.data_ptr<int32_t>(),
+                       stream),
           "apparent pairs");
   }
+  l.sizes = at::stack({l.status.eq(mid::kResidual).sum(), l.status.eq(mid::kApparentPair).sum()});
+  return l;
+}
 
-  // One device-to-host copy sizes the rest: the NaN report and the numbers of apparent pairs and residual columns.
+at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
+                       bool superlevel, void* stream, MiddleStats* stats) {
+  const at::Tensor nan_image = at::full({1}, INT32_MAX, xc.options().dtype(at::kInt));
+  MiddleLaunch l = middle_launch(mt, mid, xc, g, cell_keys(mt, xc, g, superlevel, nan_image, stream), stream);
+  const at::Tensor host = at::cat({nan_image.to(at::kLong), l.sizes}).cpu();
+  const int64_t* h = host.data_ptr<int64_t>();
+  if (h[0] != INT32_MAX) fail_on_nan(h[0]);
+  return middle_finish(mt, mid, l, xc, g, h[1], h[2], stream, stats);
+}
+
+at::Tensor middle_finish(const MTLaunchers&, const MidLaunchers& mid, MiddleLaunch& l, const at::Tensor& xc,
+                         const GridPlan& g, int64_t nres, int64_t napp, void* stream, MiddleStats* stats) {
+  const auto opts = xc.options();
+  const auto i32 = opts.dtype(at::kInt), i64 = opts.dtype(at::kLong);
+  const MiddlePlan& m = l.m;
+  const bool wide = l.wide;
+  const int64_t B = xc.size(0), N = g.N, per1 = g.P * m.ntypes[1], per2 = g.P * m.ntypes[2];
+  const auto kk = opts.dtype(wide ? at::kLong : at::kInt);
+  const int64_t none = wide ? int64_t(mid::no_column<int64_t>()) : int64_t(mid::no_column<int32_t>());
+  const at::Tensor &vkey = l.vkey, &order = l.order, &ekey = l.ekey, &col_key = l.col_key, &status = l.status;
+  at::Tensor& row_oldest = l.row_oldest;
+  const at::Tensor &birth = l.birth, &death = l.death;
   const at::Tensor residual = status.eq(mid::kResidual), apparent = status.eq(mid::kApparentPair);
-  int64_t nres, napp;
-  {
-    GPUPH_STAGE("gpuph::h1::sync");
-    const at::Tensor host = at::stack({nan_image.to(at::kLong).squeeze(0), residual.sum(), apparent.sum()}).cpu();
-    const int64_t nan_b = host[0].item<int64_t>();
-    nres = host[1].item<int64_t>();
-    napp = host[2].item<int64_t>();
-    if (nan_b != INT32_MAX) fail_on_nan(nan_b);
-  }
   if (stats) {
     stats->columns = col_key.ne(none).sum().item<int64_t>();
     stats->apparent = napp + status.eq(mid::kApparentZero).sum().item<int64_t>();

@@ -3,7 +3,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
-#include "merge_tree_launch.h"
+#include "merge_tree_pipeline.h"
 #include "middle_launch.h"
 
 namespace gpuph {
@@ -18,11 +18,28 @@ struct MiddleStats {
   int64_t batches = 0;
 };
 
-// Rows (image, 1, birth pixel, death pixel) int64 of H1 of a batch of 3D grids, unordered. xc: contiguous
-// float32/float64 (B, D0, D1, D2), B >= 1; g: its plan. The per-cell passes run on the device, and so does the
-// reduction of the columns that are not apparent pairs, in parallel rounds; where a column outgrows its buffer the
-// host finishes the reduction (as Ripser++ does), from copies of the edge keys and the pivot table of the images
-// that have residual columns. Raises ValueError on NaN. stats: filled if not null.
+// H1 of a batch of 3D grids xc (contiguous float32/float64 (B, D0, D1, D2), B >= 1; g: its plan; keys: cell_keys of
+// it), launched up to where the rest needs sizing: every edge's key with its compression mark, every 2-cell's
+// column, and the apparent pairs, on the device. sizes: (2,) int64 on the device, the numbers of residual columns
+// and of apparent pairs of nonzero length, which the caller reads in its one device-to-host copy (with the NaN
+// report: cubical_pipeline).
+struct MiddleLaunch {
+  MiddlePlan m;
+  bool wide;  // int64 keys (edge keys, column keys, pivot table), else int32
+  at::Tensor vkey, order, ekey, col_key, row_oldest, status, birth, death, sizes;
+};
+MiddleLaunch middle_launch(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
+                           const at::Tensor& keys, void* stream);
+
+// Its rows (image, 1, birth pixel, death pixel) int64, unordered, given the sizes read: the apparent pairs, and
+// the reduction of the residual columns on the device in parallel rounds (a few batches of rounds, one copy each);
+// where a column outgrows the largest buffers or the rounds run out, the host finishes the reduction (as
+// Ripser++ does) from copies of the edge keys and the pivot table of the images that have residual columns. stats:
+// filled if not null.
+at::Tensor middle_finish(const MTLaunchers& mt, const MidLaunchers& mid, MiddleLaunch& l, const at::Tensor& xc,
+                         const GridPlan& g, int64_t nres, int64_t napp, void* stream, MiddleStats* stats = nullptr);
+
+// Both, with their own copy between them (the stats op). Raises ValueError on NaN.
 at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
                        bool superlevel, void* stream, MiddleStats* stats = nullptr);
 

@@ -61,13 +61,14 @@ class Diagrams:
         return len(self.spatial_shape)
 
     def _rows(self, keep: Tensor, **meta) -> Diagrams:
+        idx = keep.nonzero().squeeze(1)  # one synchronisation on a GPU, not one per field as boolean indexing makes
         return replace(
             self,
-            pairs=self.pairs[keep],
-            dim=self.dim[keep],
-            batch=self.batch[keep],
-            birth_index=self.birth_index[keep],
-            death_index=self.death_index[keep],
+            pairs=self.pairs.index_select(0, idx),
+            dim=self.dim.index_select(0, idx),
+            batch=self.batch.index_select(0, idx),
+            birth_index=self.birth_index.index_select(0, idx),
+            death_index=self.death_index.index_select(0, idx),
             **meta,
         )
 

@@ -104,6 +104,39 @@ def closed_pairs(dgm: Diagrams) -> Tensor:
     return torch.stack([dgm.pairs[:, 0], torch.where(essential, end, dgm.pairs[:, 1])], 1)
 
 
+# The losses mask rows instead of selecting them: no output size depends on the data, so a loss makes no
+# device-to-host synchronisation (boolean indexing makes one per tensor) and torch.compile traces it in one graph.
+
+
+def _rank_in_dim(dgm: Diagrams, dim: int) -> tuple[Tensor, Tensor]:
+    """``(N,)`` bool mask of the rows of dimension ``dim`` and ``(N,)`` int64 0-based rank of each among them within
+    its image (by lifetime, longest first, in the diagrams' order); the rank of other rows is meaningless."""
+    in_dim = dgm.dim == dim
+    sel = in_dim.long()
+    counts = torch.zeros(dgm.batch_size, dtype=torch.int64, device=dgm.batch.device)
+    counts.index_add_(0, dgm.batch, sel)
+    starts = torch.cumsum(counts, 0) - counts
+    return in_dim, torch.cumsum(sel, 0) - 1 - starts[dgm.batch]
+
+
+def _closed_pairs_of(dgm: Diagrams, use: Tensor) -> Tensor:
+    """:func:`closed_pairs` for the rows in ``use``; every other row reads ``(1, 2)``, so that terms computed from it
+    are finite and their gradients (masked away by :func:`_per_image`) are 0, never NaN, whatever its values."""
+    essential = dgm.death_index < 0
+    if dgm.filtration_end is None and bool((essential & use).any()):
+        closed_pairs(dgm._rows(use))  # raises its error
+    pairs = dgm.pairs
+    if dgm.filtration_end is not None:
+        end = dgm.filtration_end.to(pairs.dtype)[dgm.batch]
+        pairs = torch.stack([pairs[:, 0], torch.where(essential, end, pairs[:, 1])], 1)
+    return torch.where(use.unsqueeze(1), pairs, torch.tensor([1.0, 2.0], dtype=pairs.dtype, device=pairs.device))
+
+
+def _per_image(dgm: Diagrams, use: Tensor, term: Tensor) -> Tensor:
+    """``(B,)`` sums of ``term`` over each image's rows in ``use``."""
+    return term.new_zeros(dgm.batch_size).index_add(0, dgm.batch, torch.where(use, term, torch.zeros_like(term)))
+
+
 def persistence_energy(
     dgm: Diagrams, dim: int, p: float = 1.0, q: float = 0.0, i0: int = 1, reduction: str = "mean"
 ) -> Tensor:
@@ -136,16 +169,13 @@ def persistence_energy(
     dim = _check_dim(dim)
     p, q = _check_exponent("p", p), _check_exponent("q", q)
     i0 = _check_i0(i0)
-    d = dgm.select(dim=dim)
-    keep = rank_in_image(d) >= i0 - 1
-    d = d._rows(keep)
-    pairs = closed_pairs(d)
-    length = (pairs[:, 1] - pairs[:, 0]).abs()
-    term = _length_pow(length, p)
+    in_dim, rank = _rank_in_dim(dgm, dim)
+    use = in_dim & (rank >= i0 - 1)
+    pairs = _closed_pairs_of(dgm, use)
+    term = _length_pow((pairs[:, 1] - pairs[:, 0]).abs(), p)
     if q != 0:
         term = term * ((pairs[:, 0] + pairs[:, 1]) / 2).pow(q)
-    per_image = term.new_zeros(dgm.batch_size).index_add(0, d.batch, term)
-    return _reduce(per_image, reduction)
+    return _reduce(_per_image(dgm, use, term), reduction)
 
 
 def betti_loss(dgm: Diagrams, dim: int, k: int, p: float = 1.0, reduction: str = "mean") -> Tensor:
@@ -184,9 +214,7 @@ def betti_loss(dgm: Diagrams, dim: int, k: int, p: float = 1.0, reduction: str =
     dim = _check_dim(dim)
     p = _check_exponent("p", p)
     k = _check_k(k)
-    d = dgm.select(dim=dim)
-    pairs = closed_pairs(d)
+    in_dim, rank = _rank_in_dim(dgm, dim)
+    pairs = _closed_pairs_of(dgm, in_dim)
     term = _length_pow((pairs[:, 1] - pairs[:, 0]).abs(), p)
-    signed = torch.where(rank_in_image(d) < k, -term, term)
-    per_image = term.new_zeros(dgm.batch_size).index_add(0, d.batch, signed)
-    return _reduce(per_image, reduction)
+    return _reduce(_per_image(dgm, in_dim, torch.where(rank < k, -term, term)), reduction)

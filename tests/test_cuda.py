@@ -181,12 +181,14 @@ def _synchronisations(fn) -> int:
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_one_synchronisation_per_call(construction):
     """One device-to-host copy per call sizes the output (the merge trees and H1 of 3D read theirs together); H1 of
-    3D adds one per batch of residual rounds, and one batch finishes these grids. Building the Diagrams adds none."""
+    3D adds one per batch of residual rounds, and one batch finishes these grids; a few large grids, whose
+    union-find runs on the host, one for the copies it reads. Building the Diagrams adds none."""
     ops = torch.ops.gpuph
     code = {"V": 0, "T": 1, "freudenthal": 2}[construction]
     g = torch.Generator().manual_seed(4)
     cases = [
         (torch.rand(8, 32, 32, generator=g), 2, 3, 1),
+        (torch.rand(1, 300, 300, generator=g), 2, 3, 2),  # the union-find on the host: one more, for its copies
         (torch.rand(5, 300, generator=g), 1, 1, 1),
         (torch.rand(4, 12, 12, 12, generator=g), 3, 5, 1),  # H0 and H2: merge trees only
         (torch.rand(4, 12, 12, 12, generator=g), 3, 7, 2),
@@ -200,6 +202,16 @@ def test_one_synchronisation_per_call(construction):
     api = functools.partial(gpuph.cubical_persistence, torch.rand(16, 28, 28, device="cuda"), construction=construction)
     api()
     assert _synchronisations(api) == 1
+    # A training step's topology terms: the losses mask rows (no boolean indexing), the backward is one scatter-add.
+    x = torch.rand(16, 28, 28, device="cuda", requires_grad=True)
+
+    def step():
+        dgm = gpuph.cubical_persistence(x, construction=construction)
+        loss = gpuph.losses.persistence_energy(dgm, 0, p=1, i0=2) + gpuph.losses.betti_loss(dgm, 1, 1, p=2)
+        loss.backward()
+
+    step()
+    assert _synchronisations(step) == 1
 
 
 def test_nan_and_empty_on_gpu():

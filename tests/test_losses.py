@@ -211,6 +211,35 @@ def test_constant_image_has_zero_length_essential_bar_without_nan(p):
     assert persistence_energy(dgm, 0, p=0, i0=1, reduction="sum").item() == 2.0  # p = 0 counts bars
 
 
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+def test_other_rows_with_infinite_values_leave_no_nan(superlevel):
+    """The losses mask the rows they do not sum instead of selecting the others (no synchronisation): rows of the
+    other dimension whose values are infinite (an image with +-inf pixels) must change neither the value nor the
+    gradient, which equal those of the selected rows alone."""
+    g = torch.Generator().manual_seed(8)
+    x = torch.rand(3, 8, 9, generator=g, dtype=torch.float64)
+    # Pixels entering first at +-inf: H0 holds infinite bars, H1 none.
+    x[0, 2, 3] = x[1, 5, 5] = x[0, 6, 1] = x[2, 1, 1] = np.inf if superlevel else -np.inf
+    x.requires_grad_()
+    dgm = gpuph.cubical_persistence(x, superlevel=superlevel)
+    assert not torch.isfinite(closed_pairs(dgm)[dgm.dim == 0]).all()
+    for fn in (
+        lambda d: persistence_energy(d, 1, p=2, q=1, i0=1, reduction="sum"),
+        lambda d: persistence_energy(d, 1, p=0.5, i0=2, reduction="sum"),
+        lambda d: betti_loss(d, 1, 2, p=1.5, reduction="sum"),
+    ):
+        x.grad = None
+        got = fn(gpuph.cubical_persistence(x, superlevel=superlevel))
+        got.backward()
+        grad = x.grad.clone()
+        x.grad = None
+        want = fn(gpuph.cubical_persistence(x, superlevel=superlevel).select(dim=1))
+        want.backward()
+        assert torch.isfinite(got) and torch.equal(got, want)
+        assert torch.isfinite(grad).all() and torch.equal(grad, x.grad)
+        assert grad.abs().sum() > 0
+
+
 def test_float32_and_device_of_result():
     x = torch.rand(3, 6, 6)
     dgm = gpuph.cubical_persistence(x)

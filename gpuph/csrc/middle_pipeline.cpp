@@ -475,17 +475,19 @@ at::Tensor middle_finish(const MTLaunchers&, const MidLaunchers& mid, MiddleLaun
         at::cat({at::zeros({imgs.size(0), 1}, i32),
                  vk.narrow(1, 1, N - 1).ne(vk.narrow(1, 0, N - 1)).cumsum(1, at::kInt)},
                 1);
-    const auto host_of = [](const at::Tensor& t) { return t.to(at::kCPU).contiguous(); };
-    imgs_h = host_of(imgs);
-    res_img_h = host_of(res_img);
-    res_key_h = host_of(res_key);
-    eids_h = host_of(eids);
-    first_h = host_of(first);
-    len_h = host_of(len);
-    order_h = host_of(order.index_select(0, imgs));
-    vcls_h = host_of(vcls);
-    ekey_h = host_of(ekey.index_select(0, imgs));
-    row_h = host_of(row_oldest.index_select(0, imgs));
+    const std::vector<at::Tensor> h =
+        to_host({imgs, res_img, res_key, eids, first, len, order.index_select(0, imgs), vcls,
+                 ekey.index_select(0, imgs), row_oldest.index_select(0, imgs)});
+    imgs_h = h[0];
+    res_img_h = h[1];
+    res_key_h = h[2];
+    eids_h = h[3];
+    first_h = h[4];
+    len_h = h[5];
+    order_h = h[6];
+    vcls_h = h[7];
+    ekey_h = h[8];
+    row_h = h[9];
   }
   at::Tensor rows_h;
   {

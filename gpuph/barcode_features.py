@@ -38,15 +38,28 @@ __all__ = [
 
 
 class _Bars:
-    """The bars of one homology dimension: ``pairs (N, 2)``, ``batch (N,)``, number of images, direction, and
-    whether the input was batched (a ``Diagrams``) or one TopologyLayer tuple."""
+    """The bars of one homology dimension: ``pairs (N, 2)``, ``batch (N,)``, number of images, direction, whether
+    the input was batched (a ``Diagrams``) or one TopologyLayer tuple, and for a ``Diagrams`` the ``(N,)`` mask
+    ``use`` of its rows that are bars of that dimension. Rows are masked, not selected, so that no output size
+    depends on the data: a feature of a ``Diagrams`` on the GPU makes no device-to-host synchronisation."""
 
-    def __init__(self, pairs: Tensor, batch: Tensor, batch_size: int, sublevel: bool, batched: bool) -> None:
+    def __init__(
+        self, pairs: Tensor, batch: Tensor, batch_size: int, sublevel: bool, batched: bool, use: Tensor | None = None
+    ) -> None:
         self.pairs, self.batch, self.batch_size = pairs, batch, batch_size
-        self.sublevel, self.batched = sublevel, batched
+        self.sublevel, self.batched, self.use = sublevel, batched, use
 
-    def rows(self, keep: Tensor) -> _Bars:
-        return _Bars(self.pairs[keep], self.batch[keep], self.batch_size, self.sublevel, self.batched)
+    def without_zero_length(self) -> _Bars:
+        nonzero = self.pairs[:, 0] != self.pairs[:, 1]
+        if self.use is not None:
+            return _Bars(self.pairs, self.batch, self.batch_size, self.sublevel, True, self.use & nonzero)
+        return _Bars(self.pairs[nonzero], self.batch[nonzero], self.batch_size, self.sublevel, self.batched)
+
+    def masked(self, values: Tensor, fill: float = 0.0) -> Tensor:
+        """``values`` where the row is a bar, ``fill`` elsewhere (a ``where``: no gradient reaches other rows)."""
+        if self.use is None:
+            return values
+        return torch.where(self.use, values, torch.full_like(values, fill))
 
 
 def _check_index(value, name: str) -> int:
@@ -58,8 +71,8 @@ def _check_index(value, name: str) -> int:
 def _bars(dgminfo, dim: int) -> _Bars:
     dim = _check_index(dim, "dim")
     if isinstance(dgminfo, Diagrams):
-        d = dgminfo.select(dim=dim)
-        return _Bars(d.pairs, d.batch, dgminfo.batch_size, not dgminfo.superlevel, True)
+        d = dgminfo
+        return _Bars(d.pairs, d.batch, d.batch_size, not d.superlevel, True, d.dim == dim)
     if not (isinstance(dgminfo, Sequence) and len(dgminfo) == 2 and isinstance(dgminfo[1], (bool, np.bool_))):
         raise TypeError(
             "gpuph: expected a gpuph.Diagrams or TopologyLayer's (dgms, issublevel) tuple, "
@@ -96,7 +109,22 @@ def _lengths_means(bars: _Bars) -> tuple[Tensor, Tensor]:
 def _per_image_sum(bars: _Bars, terms: Tensor) -> Tensor:
     if not bars.batched:
         return terms.sum(0)
-    return terms.new_zeros(bars.batch_size).index_add(0, bars.batch, terms)
+    return terms.new_zeros(bars.batch_size).index_add(0, bars.batch, bars.masked(terms))
+
+
+def _rank_by_length(bars: _Bars, lengths: Tensor) -> Tensor:
+    """``(N,)`` 0-based rank of each bar among its image's bars by length, longest first (ties by row order); rows
+    that are not bars rank after them. Two stable sorts, no synchronisation."""
+    key = bars.masked(lengths.detach(), -1.0)  # lengths are >= 0
+    order = torch.argsort(key, descending=True, stable=True)
+    order = order[torch.argsort(bars.batch[order], stable=True)]
+    counts = torch.zeros(bars.batch_size, dtype=torch.int64, device=bars.batch.device)
+    counts.index_add_(0, bars.batch, torch.ones_like(bars.batch))
+    starts = torch.cumsum(counts, 0) - counts
+    batch = bars.batch[order]
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order), device=order.device) - starts[batch]
+    return rank
 
 
 def _sorted_lengths(bars: _Bars, width: int) -> Tensor:
@@ -136,8 +164,16 @@ def top_k_barcode_lengths(dgminfo, dim: int, k: int) -> Tensor:
     """
     k = _check_index(k, "k")
     bars = _bars(dgminfo, dim)
-    out = _sorted_lengths(bars, k)[:, :k]
-    return out if bars.batched else out[0]
+    if not bars.batched:
+        return _sorted_lengths(bars, k)[0, :k]
+    lengths, _ = _lengths_means(bars)
+    rank = _rank_by_length(bars, lengths)
+    top = bars.use & (rank < k)
+    # Each image's top k bars into its row of a (B, k + 1) table, every other row into the spare last column.
+    col = torch.where(top, rank, torch.full_like(rank, k))
+    table = lengths.new_zeros(bars.batch_size, k + 1)
+    table = table.index_put((bars.batch, col), torch.where(top, lengths, torch.zeros_like(lengths)), accumulate=True)
+    return table[:, :k]
 
 
 def partial_sum_barcode_lengths(dgminfo, dim: int, skip: int) -> Tensor:
@@ -149,8 +185,11 @@ def partial_sum_barcode_lengths(dgminfo, dim: int, skip: int) -> Tensor:
     """
     skip = _check_index(skip, "skip")
     bars = _bars(dgminfo, dim)
-    out = _sorted_lengths(bars, 0)[:, skip:].sum(1)
-    return out if bars.batched else out[0]
+    if not bars.batched:
+        return _sorted_lengths(bars, 0)[0, skip:].sum()
+    lengths, _ = _lengths_means(bars)
+    kept = torch.where(_rank_by_length(bars, lengths) >= skip, lengths, torch.zeros_like(lengths))
+    return _per_image_sum(bars, kept)
 
 
 def barcode_poly_feature(dgminfo, dim: int, p: float, q: float, remove_zero: bool = True) -> Tensor:
@@ -166,9 +205,10 @@ def barcode_poly_feature(dgminfo, dim: int, p: float, q: float, remove_zero: boo
     """
     bars = _bars(dgminfo, dim)
     if remove_zero:
-        bars = bars.rows(bars.pairs[:, 0] != bars.pairs[:, 1])
+        bars = bars.without_zero_length()
     lengths, means = _lengths_means(bars)
-    return _per_image_sum(bars, torch.pow(lengths, p) * torch.pow(means, q))
+    # Other rows read 1 and 1: finite powers, so their masked-out terms pass no NaN gradient.
+    return _per_image_sum(bars, torch.pow(bars.masked(lengths, 1.0), p) * torch.pow(bars.masked(means, 1.0), q))
 
 
 # ---------------------------------------------------------------------------------------------- modules

@@ -345,7 +345,8 @@ def wasserstein_distance(
 def bottleneck_distance(a: Diagrams, b: Diagrams, dim: int) -> Tensor:
     r"""The bottleneck distance :math:`\min_\gamma \max_x \|x - \gamma(x)\|_\infty` between the diagrams of dimension
     ``dim`` of image ``i`` of ``a`` and image ``i`` of ``b``, for every ``i``; points may be matched to the diagonal
-    (at half their lifetime). Equal to ``gudhi.bottleneck_distance(X, Y)``, essential classes included (matched
+    (at half their lifetime). Equal to ``gudhi.bottleneck_distance(X, Y, e=0)`` (GUDHI's exact mode; its default
+    allows a small error), essential classes included (matched
     among themselves; a different number of them gives ``inf``).
 
     Exact: a binary search over the candidate values with bipartite matchings on the CPU (see the module's notes;

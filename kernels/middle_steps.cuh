@@ -314,7 +314,7 @@ GPUPH_HD void apparent_cell(const MiddlePlan& m, const K* col_key, const uint8_t
 // (ResidualColumns), and takes larger ones from a spare region as it outgrows them. Owner entries carry their round
 // (claim_value), so stale ones need no reset.
 
-constexpr int kResidualCap = 64;  // the first capacity of every column; outgrown ones are given 8 times more
+constexpr int kResidualCap = 64;  // the first capacity of every column; outgrown ones are given kGrowth times more
 constexpr int kRoundShift = 40;  // owner entry: (kMaxRounds - round) << kRoundShift | column; columns < 2^40
 constexpr int64_t kMaxRounds = int64_t(1) << 22;
 
@@ -331,7 +331,7 @@ GPUPH_HD int64_t owner_of(const int64_t* owner, int64_t r, int64_t round) {
 // kGrowth times larger ones from the spare region pool[*top, limit) (grow_column); where that is used up, or at
 // kMaxCap, it is marked stuck and stops until the driver gives it larger ones. K = void: untyped (for the launchers'
 // signatures), typed by typed<K>.
-constexpr int kGrowth = 8;
+constexpr int kGrowth = 4;  // 4 rather than 8: one batch of rounds on 32^3 T noise instead of two (spare used up)
 constexpr int64_t kMaxCap = int64_t(kResidualCap) << 9;  // 32768 entries: longer columns go to the host
 
 template <typename K>

@@ -129,6 +129,41 @@ def test_features_on_tuples_equal_numpy(name, sublevel):
             assert out.shape == np.shape(expected)
 
 
+@pytest.mark.parametrize("name", list(FEATURES))
+def test_rows_in_any_order(name):
+    """The features mask rows and rank bars by sorting, so they do not rely on the diagrams' row order."""
+    from dataclasses import replace
+
+    feature, _ = FEATURES[name]
+    dgm = gpuph.cubical_persistence(_batch(5))
+    perm = torch.randperm(len(dgm), generator=torch.Generator().manual_seed(1))
+    fields = ("pairs", "dim", "batch", "birth_index", "death_index")
+    shuffled = replace(dgm, **{f: getattr(dgm, f)[perm] for f in fields})
+    for k in (0, 1):
+        torch.testing.assert_close(feature(shuffled, k), feature(dgm, k), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("name", list(FEATURES))
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+def test_other_rows_with_infinite_values_leave_no_nan(name, superlevel):
+    """Rows of the other dimension with infinite values (pixels at +-inf entering first: infinite H0 bars) change
+    neither the value nor the gradient of a feature of H1, which equal those of the H1 rows alone."""
+    feature, _ = FEATURES[name]
+    x = _batch(6)[:4].clone()
+    x[0, 2, 3] = x[1, 5, 5] = x[3, 1, 1] = np.inf if superlevel else -np.inf
+    x.requires_grad_()
+    grads = []
+    for only_h1 in (False, True):
+        x.grad = None
+        dgm = gpuph.cubical_persistence(x, superlevel=superlevel)
+        value = feature(dgm.select(dim=1) if only_h1 else dgm, 1)
+        value.sum().backward()
+        grads.append((value.detach(), x.grad.clone()))
+    (v, g), (v1, g1) = grads
+    assert torch.isfinite(v).all() and torch.equal(v, v1)
+    assert torch.isfinite(g).all() and torch.equal(g, g1)
+
+
 def test_empty_batches_and_dimensions():
     dgm = gpuph.cubical_persistence(torch.rand(0, 5, 5))
     assert SumBarcodeLengths(0)(dgm).shape == (0,)

@@ -202,13 +202,15 @@ def test_one_synchronisation_per_call(construction):
     api = functools.partial(gpuph.cubical_persistence, torch.rand(16, 28, 28, device="cuda"), construction=construction)
     api()
     assert _synchronisations(api) == 1
-    # A training step's topology terms: the losses mask rows (no boolean indexing), the backward is one scatter-add.
+    # A training step's topology terms: the losses and features mask rows (no boolean indexing), the backward is one
+    # scatter-add.
     x = torch.rand(16, 28, 28, device="cuda", requires_grad=True)
 
     def step():
         dgm = gpuph.cubical_persistence(x, construction=construction)
         loss = gpuph.losses.persistence_energy(dgm, 0, p=1, i0=2) + gpuph.losses.betti_loss(dgm, 1, 1, p=2)
-        loss.backward()
+        features = gpuph.losses.PartialSumBarcodeLengths(0, 1)(dgm) + gpuph.losses.TopKBarcodeLengths(1, 3)(dgm).sum(1)
+        (loss + features.sum() + gpuph.losses.BarcodePolyFeature(1, 2, 1)(dgm).sum()).backward()
 
     step()
     assert _synchronisations(step) == 1

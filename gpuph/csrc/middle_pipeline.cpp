@@ -29,7 +29,7 @@ namespace {
 // short one more copy. The first batch is sized from the rounds the previous call needed (first_rounds: a quarter
 // more, plus 2), since a training loop calls on similar grids again and again; later batches double, up to
 // kMostRounds. The stats op starts from kFirstRounds, so that its counts do not depend on earlier calls. Measured
-// (CPU emulation): 7-21 rounds with additions on 32^3 and 48^3 noise and smooth fields. residual_spare: the spare
+// (CPU emulation): 7-19 rounds with additions on 32^3 and 48^3 noise and smooth fields. residual_spare: the spare
 // region's entries (testing aid; negative: default).
 constexpr int64_t kFirstRounds = 32, kFewestRounds = 4, kMostRounds = 128;
 std::atomic<int64_t> first_rounds{kFirstRounds};

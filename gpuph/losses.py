@@ -77,12 +77,7 @@ def _length_pow(length: Tensor, p: float) -> Tensor:
 def rank_in_image(dgm: Diagrams) -> Tensor:
     """``(N,)`` int64 0-based position of each pair within its image's rows (so, in one dimension, its rank by
     lifetime: diagrams are ordered by image, dimension, then lifetime descending with essential classes first)."""
-    # No branch on the number of pairs and no bincount (whose output size depends on the data): torch.compile
-    # traces this in one graph.
-    counts = torch.zeros(dgm.batch_size, dtype=torch.int64, device=dgm.batch.device)
-    counts.index_add_(0, dgm.batch, torch.ones_like(dgm.batch))
-    starts = torch.cumsum(counts, 0) - counts
-    return torch.arange(len(dgm), device=dgm.batch.device) - starts[dgm.batch]
+    return _rank_among(dgm, torch.ones_like(dgm.batch))
 
 
 def closed_pairs(dgm: Diagrams) -> Tensor:
@@ -108,27 +103,29 @@ def closed_pairs(dgm: Diagrams) -> Tensor:
 # device-to-host synchronisation (boolean indexing makes one per tensor) and torch.compile traces it in one graph.
 
 
+def _rank_among(dgm: Diagrams, sel: Tensor) -> Tensor:
+    """``(N,)`` int64 0-based position of each row among the rows of its image with ``sel`` (int64 0/1) set, in the
+    diagrams' order (meaningless for the other rows). No branch on the number of pairs and no bincount (whose output
+    size depends on the data): torch.compile traces this in one graph."""
+    counts = torch.zeros(dgm.batch_size, dtype=torch.int64, device=dgm.batch.device)
+    counts.index_add_(0, dgm.batch, sel)
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.cumsum(sel, 0) - 1 - starts[dgm.batch]
+
+
 def _rank_in_dim(dgm: Diagrams, dim: int) -> tuple[Tensor, Tensor]:
     """``(N,)`` bool mask of the rows of dimension ``dim`` and ``(N,)`` int64 0-based rank of each among them within
     its image (by lifetime, longest first, in the diagrams' order); the rank of other rows is meaningless."""
     in_dim = dgm.dim == dim
-    sel = in_dim.long()
-    counts = torch.zeros(dgm.batch_size, dtype=torch.int64, device=dgm.batch.device)
-    counts.index_add_(0, dgm.batch, sel)
-    starts = torch.cumsum(counts, 0) - counts
-    return in_dim, torch.cumsum(sel, 0) - 1 - starts[dgm.batch]
+    return in_dim, _rank_among(dgm, in_dim.long())
 
 
 def _closed_pairs_of(dgm: Diagrams, use: Tensor) -> Tensor:
     """:func:`closed_pairs` for the rows in ``use``; every other row reads ``(1, 2)``, so that terms computed from it
     are finite and their gradients (masked away by :func:`_per_image`) are 0, never NaN, whatever its values."""
-    essential = dgm.death_index < 0
-    if dgm.filtration_end is None and bool((essential & use).any()):
+    if dgm.filtration_end is None and bool(((dgm.death_index < 0) & use).any()):
         closed_pairs(dgm._rows(use))  # raises its error
-    pairs = dgm.pairs
-    if dgm.filtration_end is not None:
-        end = dgm.filtration_end.to(pairs.dtype)[dgm.batch]
-        pairs = torch.stack([pairs[:, 0], torch.where(essential, end, pairs[:, 1])], 1)
+    pairs = dgm.pairs if dgm.filtration_end is None else closed_pairs(dgm)
     return torch.where(use.unsqueeze(1), pairs, torch.tensor([1.0, 2.0], dtype=pairs.dtype, device=pairs.device))
 
 

@@ -58,8 +58,7 @@ at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool
   const GridPlan g = check_cubical_args(x, 3, construction);
   const at::Tensor xc = x.contiguous();
   MiddleStats s;
-  if (xc.size(0) > 0)
-    middle_rows(cpu_merge_tree_launchers(), cpu_middle_launchers(), xc, g, superlevel, nullptr, &s);
+  if (xc.size(0) > 0) cubical_pipeline(cpu_launchers(), xc, g, superlevel, /*dims_mask=*/2, nullptr, &s);
   return at::tensor(std::vector<int64_t>{s.columns, s.apparent, s.residual, s.device_additions, s.rounds, s.grown,
                                          int64_t(s.finished_on_host), s.batches},
                     at::dtype(at::kLong));
@@ -68,7 +67,7 @@ at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool
 }  // namespace
 
 at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
-                            int64_t dims_mask, void* stream) {
+                            int64_t dims_mask, void* stream, MiddleStats* stats) {
   const bool middle = g.D == 3 && ((dims_mask >> 1) & 1);
   const int64_t tree_mask = middle ? dims_mask & ~int64_t(2) : dims_mask;
   const bool tree = (tree_mask & 1) || (g.D >= 2 && ((tree_mask >> (g.D - 1)) & 1)) || !middle;
@@ -106,8 +105,8 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
     RECORD_FUNCTION("gpuph::tree_rows", std::vector<c10::IValue>());
     parts.push_back(merge_tree_finish(launch.merge_tree, trees, h[1], g, stream));
   }
-  if (middle) parts.push_back(middle_finish(launch.merge_tree, launch.middle, mids, xc, g, h[tree ? 2 : 1],
-                                            h[tree ? 3 : 2], stream));
+  if (middle)
+    parts.push_back(middle_finish(launch.middle, mids, xc, g, h[tree ? 2 : 1], h[tree ? 3 : 2], stream, stats));
   RECORD_FUNCTION("gpuph::pinned_order", std::vector<c10::IValue>());
   const at::Tensor rows = parts.size() == 1 ? parts[0] : at::cat(parts);
   return pinned_order(rows, xc.view({-1}), g.N);

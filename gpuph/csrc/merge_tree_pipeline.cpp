@@ -157,7 +157,7 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     // A few large grids: the union-find is sequential per image and phase, and one GPU thread runs it far slower than
     // a CPU core. Run it on the host (torch's threads, one per run) on copies of what it reads, and send back only
     // the pairs it wrote.
-    const std::vector<at::Tensor> h = to_host({keys, flag, order, ncand, ptr0, emit1 ? ptr1 : ptr0, first});
+    const std::vector<at::Tensor> h = to_host({keys, flag, order, ncand, ptr0, ptr1, first});
     const at::Tensor &keys_h = h[0], &flag_h = h[1], &order_h = h[2], &ncand_h = h[3], &ptr0_h = h[4], &ptr1_h = h[5];
     const at::Tensor& first_h = h[6];
     const auto host_i32 = at::TensorOptions().dtype(at::kInt);

@@ -3,8 +3,9 @@
 // (cubical_pipeline.cpp) the CPU emulation below, so that CI checks the pipeline's logic against the CPU engine.
 //
 // On the device: pixel keys and ranks (one stable segmented sort), every edge's key with the compression marks,
-// every 2-cell's column and pivot with a scatter-min of the oldest column of each row, and the apparent pairs. On
-// the host: the residual reduction of the other columns (the CPU engine's pass 3), for the images that have any.
+// every 2-cell's column and pivot with a scatter-min of the oldest column of each row, the apparent pairs, and the
+// reduction of the other (residual) columns in parallel rounds. On the host: only what the rounds leave, if any
+// (the CPU engine's pass 3, for the images that have such columns).
 #include "middle_pipeline.h"
 
 #include <ATen/Parallel.h>
@@ -351,22 +352,14 @@ MiddleLaunch middle_launch(const MTLaunchers& mt, const MidLaunchers& mid, const
                        stream),
           "apparent pairs");
   }
-  l.sizes = at::stack({l.status.eq(mid::kResidual).sum(), l.status.eq(mid::kApparentPair).sum()});
+  l.residual = l.status.eq(mid::kResidual);
+  l.apparent = l.status.eq(mid::kApparentPair);
+  l.sizes = at::stack({l.residual.sum(), l.apparent.sum()});
   return l;
 }
 
-at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
-                       bool superlevel, void* stream, MiddleStats* stats) {
-  const at::Tensor nan_image = at::full({1}, INT32_MAX, xc.options().dtype(at::kInt));
-  MiddleLaunch l = middle_launch(mt, mid, xc, g, cell_keys(mt, xc, g, superlevel, nan_image, stream), stream);
-  const at::Tensor host = at::cat({nan_image.to(at::kLong), l.sizes}).cpu();
-  const int64_t* h = host.data_ptr<int64_t>();
-  if (h[0] != INT32_MAX) fail_on_nan(h[0]);
-  return middle_finish(mt, mid, l, xc, g, h[1], h[2], stream, stats);
-}
-
-at::Tensor middle_finish(const MTLaunchers&, const MidLaunchers& mid, MiddleLaunch& l, const at::Tensor& xc,
-                         const GridPlan& g, int64_t nres, int64_t napp, void* stream, MiddleStats* stats) {
+at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Tensor& xc, const GridPlan& g,
+                         int64_t nres, int64_t napp, void* stream, MiddleStats* stats) {
   const auto opts = xc.options();
   const auto i32 = opts.dtype(at::kInt), i64 = opts.dtype(at::kLong);
   const MiddlePlan& m = l.m;
@@ -376,8 +369,7 @@ at::Tensor middle_finish(const MTLaunchers&, const MidLaunchers& mid, MiddleLaun
   const int64_t none = wide ? int64_t(mid::no_column<int64_t>()) : int64_t(mid::no_column<int32_t>());
   const at::Tensor &vkey = l.vkey, &order = l.order, &ekey = l.ekey, &col_key = l.col_key, &status = l.status;
   at::Tensor& row_oldest = l.row_oldest;
-  const at::Tensor &birth = l.birth, &death = l.death;
-  const at::Tensor residual = status.eq(mid::kResidual), apparent = status.eq(mid::kApparentPair);
+  const at::Tensor &birth = l.birth, &death = l.death, &residual = l.residual, &apparent = l.apparent;
   if (stats) {
     stats->columns = col_key.ne(none).sum().item<int64_t>();
     stats->apparent = napp + status.eq(mid::kApparentZero).sum().item<int64_t>();

@@ -26,7 +26,9 @@ struct MiddleStats {
 struct MiddleLaunch {
   MiddlePlan m;
   bool wide;  // int64 keys (edge keys, column keys, pivot table), else int32
-  at::Tensor vkey, order, ekey, col_key, row_oldest, status, birth, death, sizes;
+  at::Tensor vkey, order, ekey, col_key, row_oldest, status, birth, death;
+  at::Tensor residual, apparent;  // status masks: residual columns, apparent pairs of nonzero length
+  at::Tensor sizes;
 };
 MiddleLaunch middle_launch(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
                            const at::Tensor& keys, void* stream);
@@ -36,12 +38,8 @@ MiddleLaunch middle_launch(const MTLaunchers& mt, const MidLaunchers& mid, const
 // where a column outgrows the largest buffers or the rounds run out, the host finishes the reduction (as
 // Ripser++ does) from copies of the edge keys and the pivot table of the images that have residual columns. stats:
 // filled if not null.
-at::Tensor middle_finish(const MTLaunchers& mt, const MidLaunchers& mid, MiddleLaunch& l, const at::Tensor& xc,
-                         const GridPlan& g, int64_t nres, int64_t napp, void* stream, MiddleStats* stats = nullptr);
-
-// Both, with their own copy between them (the stats op). Raises ValueError on NaN.
-at::Tensor middle_rows(const MTLaunchers& mt, const MidLaunchers& mid, const at::Tensor& xc, const GridPlan& g,
-                       bool superlevel, void* stream, MiddleStats* stats = nullptr);
+at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Tensor& xc, const GridPlan& g,
+                         int64_t nres, int64_t napp, void* stream, MiddleStats* stats = nullptr);
 
 // Testing aid: the most rounds the device's residual reduction runs before the host finishes it (default 1024);
 // returns the previous setting.

@@ -25,12 +25,13 @@ void each_element(int64_t n, Fn&& fn) {
 
 // Contiguous host copies of ts with one synchronisation: all but the last are queued without waiting (torch gives
 // a non-blocking copy to the host pinned memory), and the last, a blocking copy on the same stream, waits for them.
-// Host tensors are returned as they are (contiguous).
+// Host tensors are returned as they are (contiguous), undefined ones (nothing to copy) as undefined.
 inline std::vector<at::Tensor> to_host(const std::vector<at::Tensor>& ts) {
   std::vector<at::Tensor> out;
   out.reserve(ts.size());
   for (size_t i = 0; i < ts.size(); ++i)
-    out.push_back(ts[i].contiguous().to(at::kCPU, /*non_blocking=*/i + 1 < ts.size()));
+    out.push_back(ts[i].defined() ? ts[i].contiguous().to(at::kCPU, /*non_blocking=*/i + 1 < ts.size())
+                                  : at::Tensor());
   return out;
 }
 

@@ -310,11 +310,14 @@ GPUPH_HD void apparent_cell(const MiddlePlan& m, const K* col_key, const uint8_t
 // apparent columns never change, so the columns need no order between them; a column only ever adds older columns,
 // so when every pivot row has one column the matrix is reduced and its pairs are the persistence pairs of the total
 // order. Residual columns are numbered in (image, key) order: older means a smaller number within an image. Each
-// holds its entries (image-local edge ids, ascending key) in one of two buffers of its own capacity
-// (ResidualColumns), and takes larger ones from a spare region as it outgrows them. Owner entries carry their round
+// holds its entries (image-local edge ids, ascending key) in a buffer of its own capacity (ResidualColumns), adds
+// in place, and takes a larger buffer from a spare region as it outgrows its own. Owner entries carry their round
 // (claim_value), so stale ones need no reset.
 
-constexpr int kResidualCap = 64;  // the first capacity of every column; outgrown ones are given kGrowth times more
+// The first capacity of every column. Measured (CPU emulation, 32^3-64^3 noise and smooth fields, V / T /
+// freudenthal): the columns end up needing 50-340 entries on average (a few long ones), but most stay short, and
+// 16 needs 2-3x less memory in all than 64 (with its spare region sized as the call needs, as the driver does).
+constexpr int kResidualCap = 16;
 constexpr int kRoundShift = 40;  // owner entry: (kMaxRounds - round) << kRoundShift | column; columns < 2^40
 constexpr int64_t kMaxRounds = int64_t(1) << 22;
 
@@ -326,49 +329,77 @@ GPUPH_HD int64_t owner_of(const int64_t* owner, int64_t r, int64_t round) {
   return (v >> kRoundShift) == kMaxRounds - round ? (v & ((int64_t(1) << kRoundShift) - 1)) : -1;
 }
 
-// The residual columns' storage: column j's two buffers are pool + off[2j] and pool + off[2j + 1], of cap[j]
-// entries each; cur[j] says which holds it (a step writes the other). A column that would outgrow them takes two
-// kGrowth times larger ones from the spare region pool[*top, limit) (grow_column); where that is used up, or at
-// kMaxCap, it is marked stuck and stops until the driver gives it larger ones. K = void: untyped (for the launchers'
-// signatures), typed by typed<K>.
-constexpr int kGrowth = 4;  // 4 rather than 8: one batch of rounds on 32^3 T noise instead of two (spare used up)
-constexpr int64_t kMaxCap = int64_t(kResidualCap) << 9;  // 32768 entries: longer columns go to the host
+// The residual columns' storage: segments of entries (the first holds every column's first buffer, then a spare
+// region; each later one, which the driver adds when a spare region is used up, only a spare region). Column j's
+// entries are seg[off[j] >> kSegmentShift][(off[j] & kOffsetMask) + i] for i < len[j], in a buffer of cap[j]
+// entries. A column that would outgrow it takes a kGrowth times larger one from the current spare region
+// (grow_column); where that is used up, or at kMaxCap, it is marked stuck and stops until the driver adds a
+// segment. Segments are never moved or copied, so the storage needs no more than it holds. K = void: untyped (for
+// the launchers' signatures), typed by typed<K>.
+constexpr int kGrowth = 4;  // 4 rather than 8: fewer columns stuck for want of spare room (measured on 32^3 T noise)
+constexpr int64_t kMaxCap = 32768;  // entries: longer columns go to the host
+constexpr int kSegments = 32;       // past that, the host finishes
+constexpr int kSegmentShift = 48;
+constexpr int64_t kOffsetMask = (int64_t(1) << kSegmentShift) - 1;
 
 template <typename K>
 struct ResidualColumns {
-  K* pool;
+  K* seg[kSegments];
   int64_t* off;
   int32_t* cap;
   int32_t* len;
-  uint8_t* cur;
   uint8_t* stuck;
-  int64_t* top;   // the first free entry of the spare region (may pass limit: then it is used up)
-  int64_t limit;  // the spare region's end
-  GPUPH_HD K* col(int64_t j) const { return pool + off[2 * j + cur[j]]; }
-  GPUPH_HD K* other(int64_t j) const { return pool + off[2 * j + 1 - cur[j]]; }
+  int64_t* top;       // entries taken from the spare region (may pass its size: then it is used up)
+  int64_t spare;      // the spare region: seg[spare_seg][spare_at, spare_at + spare_size)
+  int64_t spare_at;
+  int64_t spare_size;
+  GPUPH_HD K* col(int64_t j) const { return seg[off[j] >> kSegmentShift] + (off[j] & kOffsetMask); }
 };
 
 template <typename K>
 GPUPH_HD ResidualColumns<K> typed(const ResidualColumns<void>& c) {
-  return ResidualColumns<K>{static_cast<K*>(c.pool), c.off, c.cap, c.len, c.cur, c.stuck, c.top, c.limit};
+  ResidualColumns<K> t{{}, c.off, c.cap, c.len, c.stuck, c.top, c.spare, c.spare_at, c.spare_size};
+  for (int i = 0; i < kSegments; ++i) t.seg[i] = static_cast<K*>(c.seg[i]);
+  return t;
 }
 
-// Column j, which would outgrow its buffers, takes kGrowth times larger ones from the spare region (aadd(int64_t*
-// slot, int64_t n): atomic fetch-and-add) and moves its entries there; false if the region is used up or j is at
-// kMaxCap. Only j reads or writes its buffers meanwhile: a column that grows adds, so it owns no row this round.
+// The capacity a column of capacity cap grows to for need entries (cap times a power of kGrowth, at most kMaxCap),
+// and the kGrowth steps to it.
+GPUPH_HD int64_t grown_capacity(int64_t cap, int64_t need, int* steps) {
+  *steps = 0;
+  while (cap < need && cap < kMaxCap) {
+    cap = cap * kGrowth < kMaxCap ? cap * kGrowth : kMaxCap;
+    ++*steps;
+  }
+  return cap;
+}
+
+// What stuck[j] says: 0 the column goes on; kStuckForGood it needs more than kMaxCap entries (the host finishes
+// it); else the kGrowth steps its next buffer is larger than its own (the driver sizes a new spare region by them).
+constexpr uint8_t kStuckForGood = 255;
+
+// Column j, which would outgrow its buffer, takes one kGrowth^k times larger, of at least `need` entries, from the
+// spare region (aadd(int64_t* slot, int64_t n): atomic fetch-and-add) and moves its entries there. Where the region
+// is used up, or need is past kMaxCap, it is marked stuck instead (and returns false). Only j reads or writes its
+// buffer meanwhile: a column that grows adds, so it owns no row this round.
 template <typename K, typename AtomicAdd>
-GPUPH_HD bool grow_column(const ResidualColumns<K>& c, int64_t j, AtomicAdd&& aadd) {
-  const int64_t cap = c.cap[j];
-  if (cap >= kMaxCap) return false;
-  const int64_t ncap = cap * kGrowth < kMaxCap ? cap * kGrowth : kMaxCap;
-  const int64_t at = aadd(c.top, 2 * ncap);
-  if (at + 2 * ncap > c.limit) return false;
+GPUPH_HD bool grow_column(const ResidualColumns<K>& c, int64_t j, int64_t need, AtomicAdd&& aadd) {
+  int steps = 0;
+  const int64_t ncap = grown_capacity(c.cap[j], need, &steps);
+  if (ncap < need) {
+    c.stuck[j] = kStuckForGood;
+    return false;
+  }
+  const int64_t at = aadd(c.top, ncap);
+  if (at + ncap > c.spare_size) {
+    c.stuck[j] = uint8_t(steps);
+    return false;
+  }
   const K* from = c.col(j);
-  for (int i = 0, n = c.len[j]; i < n; ++i) c.pool[at + i] = from[i];
-  c.off[2 * j] = at;
-  c.off[2 * j + 1] = at + ncap;
+  K* to = c.seg[c.spare] + c.spare_at + at;
+  for (int i = 0, n = c.len[j]; i < n; ++i) to[i] = from[i];
+  c.off[j] = (c.spare << kSegmentShift) | (c.spare_at + at);
   c.cap[j] = int32_t(ncap);
-  c.cur[j] = 0;
   return true;
 }
 
@@ -393,7 +424,6 @@ template <typename K>
 GPUPH_HD void residual_init_cell(const MiddlePlan& m, const K* ekey, const int64_t* res, ResidualColumns<K> c,
                                  int64_t j) {
   const int64_t per1 = m.P * m.ntypes[1], per2 = m.P * m.ntypes[2];
-  c.cur[j] = 0;
   c.len[j] = boundary_ids(m, ekey + (res[j] / per2) * per1, cell_of(m, 2, res[j] % per2), c.col(j));
 }
 
@@ -416,7 +446,7 @@ GPUPH_HD void residual_claim_cell(const MiddlePlan& m, const int64_t* res, const
 
 // Round step 2: column j, unless it owns its pivot row, adds the row's apparent column or owner and goes on from its
 // new pivot while that has one older than j. Returns the number of columns added. A column that would outgrow its
-// buffers grows (grow_column, with aadd) or, failing that, is marked stuck and keeps what it had.
+// buffer grows (grow_column, with aadd) or, failing that, is marked stuck and keeps what it had.
 template <typename K, typename AtomicAdd>
 GPUPH_HD int residual_step_cell(const MiddlePlan& m, const K* ekey, const K* row_oldest, const int64_t* res,
                                 const int64_t* owner, int64_t round, ResidualColumns<K> c, int64_t j,
@@ -446,31 +476,30 @@ GPUPH_HD int residual_step_cell(const MiddlePlan& m, const K* ekey, const K* row
       add = c.col(o);
       nadd = c.len[o];
     }
-    // The symmetric difference, by key, into the other buffer.
-    K* out = c.other(j);
-    const int cap = c.cap[j];
-    int p = 0, q = 0, n = 0;
-    bool full = false;
-    while (p < na || q < nadd) {
-      const int64_t kp = p < na ? int64_t(ek[a[p]]) : LLONG_MAX, kq = q < nadd ? int64_t(ek[add[q]]) : LLONG_MAX;
+    // The symmetric difference, by key, in place. Both columns end at the pivot row, which cancels; the rest
+    // merges from the top down into a[0, top), with top = na + nadd - 2 (its largest possible length). The write
+    // position stays above every entry of a still to be read (it is at least p + q + 2 after each step), so a needs
+    // no second buffer; then the result moves down to the front.
+    const int top = na + nadd - 2;
+    if (top > c.cap[j]) {
+      if (grow_column(c, j, top, aadd)) continue;  // the same addition again, in the larger buffer
+      break;  // stuck
+    }
+    K* out = c.col(j);
+    int p = na - 2, q = nadd - 2, w = top;
+    while (p >= 0 || q >= 0) {
+      const int64_t kp = p >= 0 ? int64_t(ek[out[p]]) : -1, kq = q >= 0 ? int64_t(ek[add[q]]) : -1;
       if (kp == kq) {
-        ++p;
-        ++q;
+        --p;
+        --q;
         continue;
       }
-      if (n == cap) {
-        full = true;
-        break;
-      }
-      out[n++] = kp < kq ? a[p++] : add[q++];
+      const K e = kp > kq ? out[p--] : add[q--];
+      out[--w] = e;
     }
-    if (full) {
-      if (grow_column(c, j, aadd)) continue;  // the same addition again, into the larger buffers
-      c.stuck[j] = 1;
-      break;
-    }
+    const int n = top - w;
+    for (int i = 0; i < n; ++i) out[i] = out[w + i];
     c.len[j] = n;
-    c.cur[j] = uint8_t(1 - c.cur[j]);
     ++added;
   }
   return added;

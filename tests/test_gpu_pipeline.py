@@ -147,21 +147,56 @@ def test_middle_pipeline_int64_keys_equal_int32_keys(construction):
 @pytest.mark.parametrize("spare", [-1, 0, 3000])
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_middle_pipeline_residual_columns_outgrow_their_buffers(construction, spare):
-    """Noise leaves columns longer than their first buffers (64 entries): they get larger ones, from the spare region
-    in the rounds themselves (default: as large as the first buffers), or from the driver between batches of rounds
-    where it is used up (none: every growth; 3000 entries: the first two columns' only), and the device finishes;
-    the rows equal the CPU engine's."""
+    """Noise leaves columns longer than their first buffers (16 entries; they add in place): they take larger ones
+    from the spare region in the rounds themselves (on a first call, 4x as large as the first buffers); where it is
+    used up (none, or 3000 entries), the driver adds room between batches of rounds. The device finishes, and the
+    rows equal the CPU engine's."""
     x = torch.rand(1, 26, 25, 24, generator=torch.Generator().manual_seed(11))
     old = ops._residual_spare(spare)
     try:
-        grown, on_host, batches = ops._middle_pipeline_stats(x, CODES[construction], True).tolist()[5:]
+        stats = ops._middle_pipeline_stats(x, CODES[construction], True).tolist()
+        residual, (grown, on_host, batches, pool, taken) = stats[2], stats[5:]
         assert grown > 0 and on_host == 0
-        # Growing in the rounds, one batch of rounds (one copy to the host) is enough; the driver's growth takes more.
-        assert (batches == 1) == (spare < 0), batches
+        first = 16 * residual
+        if spare < 0:
+            # Growing in the rounds, one batch of rounds (one copy to the host) is enough, in the storage allocated.
+            assert batches == 1 and pool == 5 * first and 0 < taken <= 4 * first, stats
+        else:
+            # Where the spare region is used up, the driver adds segments with more room (never copying any), a
+            # batch of rounds each: what the columns took fits in what was allocated.
+            assert 1 < batches <= 32 and first + spare < pool and taken <= pool - first, stats
         both(x, 3, construction, True, 2)
         both(torch.cat([x.flip(1), x]), 3, construction, False, 7)
     finally:
         ops._residual_spare(old)
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_middle_pipeline_sizes_the_spare_region_from_the_previous_call(construction):
+    """A call sizes the next one's spare region from what its columns took past their first buffers, a quarter
+    more: a training loop calls on similar grids. With that region the same grid needs one batch of rounds; smooth
+    freudenthal fields (long but few columns past their first buffers) get less than the first call's 4x."""
+    code = CODES[construction]
+    x = torch.rand(1, 24, 22, 23, generator=torch.Generator().manual_seed(2))
+    smooth = torch.from_numpy(smooth_field((24, 22, 23), seed=2))[None]
+    old = ops._residual_hints(32, 64)  # the first call's settings, which the stats op uses
+    try:
+        got = ops._cubical_pairs_pipeline(x, 3, code, True, 2)
+        hint = ops._residual_hints()[1]
+        residual, *_, taken = ops._middle_pipeline_stats(x, code, True).tolist()[2:]
+        first = 16 * residual
+        spare = first * hint // 16
+        assert taken <= spare <= 1.25 * taken + first // 8, (taken, spare, first)
+        old_spare = ops._residual_spare(spare)
+        try:
+            assert ops._middle_pipeline_stats(x, code, True).tolist()[7] == 1
+        finally:
+            ops._residual_spare(old_spare)
+        assert torch.equal(got, ops._cubical_pairs_pipeline(x, 3, code, True, 2))  # the hinted call: same rows
+        ops._cubical_pairs_pipeline(smooth, 3, CODES["freudenthal"], True, 2)
+        assert ops._residual_hints()[1] < 64
+    finally:
+        ops._residual_hints(*old)
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
@@ -177,6 +212,16 @@ def test_middle_pipeline_host_finishes_what_the_rounds_leave(construction):
             both((x * 3).floor(), 3, construction, False, 2)
         finally:
             ops._residual_round_limit(old)
+    # Columns in several segments (no spare region: the driver added one after the first batch, 33 rounds), read
+    # back from each of them.
+    old, old_spare = ops._residual_round_limit(34), ops._residual_spare(0)
+    try:
+        stats = ops._middle_pipeline_stats(x, CODES[construction], True).tolist()
+        assert stats[6] == 1 and stats[7] == 2 and stats[9] > 0, stats
+        both(x, 3, construction, True, 7)
+    finally:
+        ops._residual_round_limit(old)
+        ops._residual_spare(old_spare)
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
@@ -185,6 +230,42 @@ def test_middle_pipeline_one_large_image_on_two_threads(construction, two_thread
     x = torch.rand(1, 21, 22, 20)
     for _ in range(3):
         both(x, 3, construction, construction != "T", 2)
+
+
+@pytest.mark.parametrize("order", [1, 2], ids=["reverse", "scrambled"])
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_pipeline_does_not_depend_on_the_order_threads_run_in(construction, order):
+    """A kernel's threads run in no fixed order, and the steps that race in place (pointer jumping, the apparent
+    pairs' writes, the residual rounds' claims and growth) must give the same result whatever it is: the emulation
+    runs every step one element at a time, last first or scrambled (t -> t * s mod n), and the rows still equal the
+    CPU engine's, on the input families in 1D/2D/3D, on 3D noise whose residual columns outgrow their buffers (with
+    and without spare region) and on a batch that leaves the device rounds unfinished."""
+    old = ops._emulation_order(order)
+    try:
+        for shape in ((3, 7, 9), (4, 17), (2, 5, 4, 6)):
+            sd = len(shape) - 1
+            for name, x in families(shape, seed=sum(shape) + order):
+                for superlevel in (True, False):
+                    try:
+                        both(x.float(), sd, construction, superlevel, (1 << sd) - 1)
+                    except AssertionError as exc:
+                        raise AssertionError(f"{name} {shape} superlevel={superlevel}") from exc
+        x = torch.rand(1, 22, 21, 20, generator=torch.Generator().manual_seed(order))
+        for spare in (-1, 0):
+            old_spare = ops._residual_spare(spare)
+            try:
+                assert ops._middle_pipeline_stats(x, CODES[construction], True).tolist()[5] > 0  # columns grew
+                both(x, 3, construction, True, 2)
+            finally:
+                ops._residual_spare(old_spare)
+        old_limit = ops._residual_round_limit(2)
+        try:
+            assert ops._middle_pipeline_stats((x * 4).floor(), CODES[construction], False).tolist()[6] == 1  # host
+            both((x * 4).floor(), 3, construction, False, 7)
+        finally:
+            ops._residual_round_limit(old_limit)
+    finally:
+        ops._emulation_order(old)
 
 
 @pytest.mark.parametrize(
@@ -199,7 +280,7 @@ def test_middle_pipeline_compression_and_clearing_shrink_the_residual(constructi
     for x, most in ((noise, noise_max), (smooth, smooth_max)):
         columns, apparent, residual, additions, rounds, _, on_host, batches = ops._middle_pipeline_stats(
             x, CODES[construction], True
-        ).tolist()
+        ).tolist()[:8]
         assert columns == apparent + residual and apparent > 0
         assert residual <= most * columns, (residual, columns)
         # The device reduced the residual columns itself, in few rounds of many additions each.

@@ -13,6 +13,7 @@
 #include "cubical_ops.h"
 #include "merge_tree_pipeline.h"
 #include "middle_pipeline.h"
+#include "pipeline_helpers.h"
 
 namespace gpuph {
 namespace {
@@ -52,7 +53,7 @@ at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims,
 
 // [2-cells that are columns, columns in apparent pairs, columns left to the residual reduction, column additions
 // and rounds of the device's residual reduction, columns given larger buffers, whether the host finished it, batches
-// of rounds]
+// of rounds, entries of the residual columns' storage, entries they took past their first buffers]
 // of H1 of a batch of 3D grids, with the CPU emulation.
 at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool superlevel) {
   const GridPlan g = check_cubical_args(x, 3, construction);
@@ -60,7 +61,7 @@ at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool
   MiddleStats s;
   if (xc.size(0) > 0) cubical_pipeline(cpu_launchers(), xc, g, superlevel, /*dims_mask=*/2, nullptr, &s);
   return at::tensor(std::vector<int64_t>{s.columns, s.apparent, s.residual, s.device_additions, s.rounds, s.grown,
-                                         int64_t(s.finished_on_host), s.batches},
+                                         int64_t(s.finished_on_host), s.batches, s.pool, s.taken},
                     at::dtype(at::kLong));
 }
 
@@ -121,6 +122,9 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   // Testing aid (middle_pipeline.h): returns the previous setting.
   m.def("_residual_round_limit(int rounds) -> int", &gpuph::set_max_residual_rounds);
   m.def("_residual_spare(int entries) -> int", &gpuph::set_residual_spare);
+  m.def("_residual_hints(int first_rounds=-1, int spare_sixteenths=-1) -> int[]", &gpuph::residual_hints);
+  m.def("_residual_first_cap(int entries) -> int", &gpuph::set_residual_first_cap);
+  m.def("_emulation_order(int order) -> int", &gpuph::set_emulation_order);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {

@@ -30,14 +30,14 @@ const char* cpu_keys(const GridPlan& plan, const void* x, bool f64, int64_t B, b
     // Serial below: the NaN report needs no atomics here.
     nan_image[0] = std::min(nan_image[0], int32_t(b));
   };
-  for (int64_t t = 0; t < B * g.P; ++t) {
+  each_element_serial(B * g.P, [&](int64_t t) {
     if (f64)
       steps::key_cell<double, uint64_t>(g, static_cast<const double*>(x), superlevel, static_cast<Key64*>(key), t,
                                         on_nan);
     else
       steps::key_cell<float, uint32_t>(g, static_cast<const float*>(x), superlevel, static_cast<Key32*>(key), t,
                                        on_nan);
-  }
+  });
   return nullptr;
 }
 
@@ -52,9 +52,8 @@ void cpu_basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0, i
       each_element(cells, [&](int64_t t) { steps::steepest_cell(g, key, k == 0 ? ptr0 : ptr1, k, t); });
   // Serial rounds, in place: one of the interleavings the kernels may see.
   for (int r = steps::jump_rounds(g.P); r > 0; --r) {
-    for (int64_t t = 0; t < cells; ++t) steps::jump_cell(g.P, ptr0, t);
-    if (ptr1)
-      for (int64_t t = 0; t < cells; ++t) steps::jump_cell(g.P, ptr1, t);
+    each_element_serial(cells, [&](int64_t t) { steps::jump_cell(g.P, ptr0, t); });
+    if (ptr1) each_element_serial(cells, [&](int64_t t) { steps::jump_cell(g.P, ptr1, t); });
   }
   if (g.D != 2) each_element(cells, [&](int64_t t) { steps::flag_cell(g, key, ptr0, ptr1, flag, t); });
 }

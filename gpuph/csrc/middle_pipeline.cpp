@@ -29,13 +29,22 @@ namespace {
 // anything return at once, so a batch longer than needed costs only its launches (two per round), and a batch too
 // short one more copy. The first batch is sized from the rounds the previous call needed (first_rounds: a quarter
 // more, plus 2), since a training loop calls on similar grids again and again; later batches double, up to
-// kMostRounds. The stats op starts from kFirstRounds, so that its counts do not depend on earlier calls. Measured
-// (CPU emulation): 7-19 rounds with additions on 32^3 and 48^3 noise and smooth fields. residual_spare: the spare
-// region's entries (testing aid; negative: default).
+// kMostRounds. Measured (CPU emulation): 7-25 rounds with additions on 32^3 to 64^3 noise and smooth fields.
+//
+// The spare region the columns grow into is sized likewise, from what the previous call's columns took past their
+// first buffers (spare_sixteenths, in sixteenths of the first buffers: a quarter more than it took), 4x the first
+// buffers on the first call. Measured: the columns take 0.7-18x their first buffers (freudenthal smooth fields the
+// least, T noise the most). A region too small costs a batch of rounds more (the driver grows the stuck columns).
+//
+// The stats op starts from the first-call settings, so that its counts do not depend on earlier calls.
+// residual_spare: the spare region's entries (testing aid; negative: sized as above).
 constexpr int64_t kFirstRounds = 32, kFewestRounds = 4, kMostRounds = 128;
 std::atomic<int64_t> first_rounds{kFirstRounds};
 std::atomic<int64_t> max_residual_rounds{1024};
 std::atomic<int64_t> residual_spare{-1};
+constexpr int64_t kSpareSixteenths = 64, kFewestSpareSixteenths = 1, kMostSpareSixteenths = 512;
+std::atomic<int64_t> spare_sixteenths{kSpareSixteenths};
+std::atomic<int64_t> residual_first_cap{mid::kResidualCap};
 
 // A profiler range around the enclosing scope (torch.profiler; gpuph.bench.breakdown groups time by these names).
 #define GPUPH_STAGE(name) RECORD_FUNCTION(name, std::vector<c10::IValue>())
@@ -85,8 +94,9 @@ void cpu_apparent_typed(const MiddlePlan& m, const K* col_key, const uint8_t* co
                         const int32_t* order, const int64_t* vkey, int64_t B, K* row_oldest, uint8_t* status,
                         int32_t* birth, int32_t* death) {
   // Serial: the writes into row_oldest race (harmlessly, see apparent_cell) with other cells' reads.
-  for (int64_t t = 0; t < B * m.P * m.ntypes[2]; ++t)
+  each_element_serial(B * m.P * m.ntypes[2], [&](int64_t t) {
     mid::apparent_cell(m, col_key, col_pivot, ekey, order, vkey, row_oldest, status, birth, death, t);
+  });
 }
 
 const char* cpu_apparent(const MiddlePlan& m, bool wide, const void* col_key, const uint8_t* col_pivot,
@@ -128,7 +138,7 @@ void cpu_residual_rounds_typed(const MiddlePlan& m, const K* ek, const K* ro, co
     if (i > 0 && added[i - 1] == 0) return;  // as the kernels: nothing to add in this round either
     const int64_t r = first_round + i;
     cpu_claims(m, ro, res, nres, owner, r, c);
-    // Side by side, as on the device: a column reads its own buffers and its owners', which nobody writes now.
+    // Side by side, as on the device: a column reads its own buffer and its owners', which nobody writes now.
     each_element(nres, [&](int64_t j) {
       const int n = mid::residual_step_cell(m, ek, ro, res, owner, r, c, j, fetch_add);
       if (n) fetch_add(added + i, n);
@@ -177,68 +187,86 @@ const char* cpu_residual_final(const MiddlePlan& m, bool wide, const void* ekey,
   return nullptr;
 }
 
-// Storage of the residual columns (mid::ResidualColumns) as tensors on the device: two buffers of kResidualCap
-// entries for each column, then the spare region the columns grow into.
+// Storage of the residual columns (mid::ResidualColumns) as tensors on the device: segment 0 holds a buffer of
+// first_cap entries for each column, then the spare region the columns grow into; when that is used up, the driver
+// adds a segment with a new spare region (nothing is copied).
 struct ResidualStorage {
-  at::Tensor pool, off, cap, len, cur, stuck, top;
-  int64_t spare = 0;  // entries of every spare region
+  std::vector<at::Tensor> segs;
+  at::Tensor off, cap, len, stuck, top;
+  int64_t spare = 0;       // entries of every spare region, past what the stuck columns need
+  int64_t spare_at = 0;    // the current spare region: the last segment's [spare_at, spare_at + spare_size)
+  int64_t spare_size = 0;
+  int64_t taken = 0;  // entries given to columns past their first buffer, in the regions before the current one
   ResidualBuffers buffers() {
-    return ResidualBuffers{pool.data_ptr(),          off.data_ptr<int64_t>(),  cap.data_ptr<int32_t>(),
-                           len.data_ptr<int32_t>(),  cur.data_ptr<uint8_t>(),  stuck.data_ptr<uint8_t>(),
-                           top.data_ptr<int64_t>(),  pool.size(0)};
+    ResidualBuffers b{{},
+                      off.data_ptr<int64_t>(),
+                      cap.data_ptr<int32_t>(),
+                      len.data_ptr<int32_t>(),
+                      stuck.data_ptr<uint8_t>(),
+                      top.data_ptr<int64_t>(),
+                      int64_t(segs.size()) - 1,
+                      spare_at,
+                      spare_size};
+    for (size_t i = 0; i < segs.size(); ++i) b.seg[i] = segs[i].data_ptr();
+    return b;
   }
-  // n columns; spare entries to grow into (as many as the first buffers hold if negative).
-  static ResidualStorage make(int64_t n, const at::TensorOptions& key_opts, int64_t spare) {
+  // n columns of first_cap entries; spare entries to grow into.
+  static ResidualStorage make(int64_t n, const at::TensorOptions& key_opts, int64_t spare, int64_t first_cap) {
     ResidualStorage s;
     const auto o = key_opts.dtype(at::kLong);
-    const int64_t first = n * 2 * mid::kResidualCap;
-    s.spare = spare < 0 ? first : spare;
-    s.pool = at::empty({first + s.spare}, key_opts);
-    s.off = at::arange(2 * n, o) * mid::kResidualCap;
-    s.cap = at::full({n}, mid::kResidualCap, key_opts.dtype(at::kInt));
+    s.spare = s.spare_size = spare;
+    s.spare_at = n * first_cap;
+    s.segs.push_back(at::empty({s.spare_at + spare}, key_opts));
+    s.off = at::arange(n, o) * first_cap;  // segment 0
+    s.cap = at::full({n}, first_cap, key_opts.dtype(at::kInt));
     s.len = at::empty({n}, key_opts.dtype(at::kInt));
-    s.cur = at::empty({n}, key_opts.dtype(at::kByte));
     s.stuck = at::zeros({n}, key_opts.dtype(at::kByte));
-    s.top = at::full({1}, first, o);
+    s.top = at::zeros({1}, o);
     return s;
   }
-  // Where the current entries of columns j are: entry `within` of column j[which] lies at pool[pos], one entry
-  // after another in the order of j.
-  struct Entries {
-    at::Tensor pos, which, within;
-  };
-  Entries entries(const at::Tensor& j) const {
+  int64_t entries_held() const {
+    int64_t n = 0;
+    for (const at::Tensor& t : segs) n += t.size(0);
+    return n;
+  }
+  // The current entries of columns j, one column after another (in the order of j), and where each starts.
+  at::Tensor entries(const at::Tensor& j) const {
     const at::Tensor lens = len.index_select(0, j).to(at::kLong);
     const at::Tensor which = at::repeat_interleave(at::arange(j.size(0), lens.options()), lens);
     const at::Tensor first = lens.cumsum(0) - lens;
     const at::Tensor within = at::arange(which.size(0), lens.options()) - first.index_select(0, which);
-    const at::Tensor src = off.index_select(0, 2 * j + cur.index_select(0, j).to(at::kLong));
-    return Entries{src.index_select(0, which) + within, which, within};
+    const at::Tensor code = off.index_select(0, j).index_select(0, which) + within;  // (segment, offset)
+    const at::Tensor seg = code.bitwise_right_shift(mid::kSegmentShift), pos = code.bitwise_and(mid::kOffsetMask);
+    at::Tensor out = at::zeros({code.size(0)}, segs[0].options());
+    for (size_t i = 0; i < segs.size(); ++i)
+      out = at::where(seg.eq(int64_t(i)), segs[i].index_select(0, pos.clamp_max(segs[i].size(0) - 1)), out);
+    return out;
   }
-  // The stuck columns (the spare region was used up) get buffers kGrowth times larger (up to kMaxCap) at the end of
-  // a larger pool, their entries copied, and a new spare region after them. Returns how many were given new buffers.
-  int64_t grow() {
-    const at::Tensor idx = stuck.nonzero().view(-1);
-    const at::Tensor caps = cap.index_select(0, idx).to(at::kLong);
-    const at::Tensor grows = caps.lt(mid::kMaxCap);
-    const at::Tensor j = idx.masked_select(grows);
-    const int64_t k = j.size(0);
+  // The columns stuck for want of spare room go on: a new segment holds a spare region with the buffers they asked
+  // for (stuck: kGrowth steps) and room for as many more. Returns how many, 0 if none can or the segments are used up
+  // (then the host finishes). top_h: *top as last read.
+  int64_t grow(int64_t top_h) {
+    taken += spare_taken(top_h);
+    if (segs.size() == size_t(mid::kSegments)) return 0;
+    const at::Tensor steps = stuck.to(at::kLong);
+    const at::Tensor grows = steps.gt(0).logical_and(steps.lt(mid::kStuckForGood));
+    static_assert(mid::kGrowth == 4, "the capacities below are cap << 2 steps");
+    const at::Tensor ncap = cap.to(at::kLong).bitwise_left_shift(2 * steps.clamp_max(8)).clamp_max(mid::kMaxCap);
+    const at::Tensor need = at::where(grows, ncap, 0);
+    const at::Tensor counts = at::stack({grows.sum().to(at::kLong), need.sum()}).cpu();
+    const int64_t k = counts[0].item<int64_t>();
     if (k == 0) return 0;
-    const at::Tensor new_cap = (caps.masked_select(grows) * mid::kGrowth).clamp_max(mid::kMaxCap);
-    const at::Tensor ends = (2 * new_cap).cumsum(0);
-    const at::Tensor start = ends - 2 * new_cap + pool.size(0);
-    const Entries e = entries(j);
-    const int64_t grown = ends[-1].item<int64_t>();
-    pool = at::cat({pool, at::empty({grown + spare}, pool.options())});
-    pool.index_copy_(0, start.index_select(0, e.which) + e.within, pool.index_select(0, e.pos));
-    off.index_copy_(0, 2 * j, start);
-    off.index_copy_(0, 2 * j + 1, start + new_cap);
-    cap.index_copy_(0, j, new_cap.to(at::kInt));
-    cur.index_fill_(0, j, 0);
-    stuck.index_fill_(0, j, 0);
-    top.fill_(pool.size(0) - spare);
+    // As much again for the columns that outgrow their buffers next (at least `spare`): fewer batches.
+    spare_size = counts[1].item<int64_t>() + std::max(spare, counts[1].item<int64_t>());
+    spare_at = 0;
+    segs.push_back(at::empty({spare_size}, segs[0].options()));
+    stuck.masked_fill_(grows, 0);
+    top.zero_();
     return k;
   }
+  // Entries the columns took from the current spare region, given top_h, *top as last read (it passes the region's
+  // end by the failed takes once used up).
+  int64_t spare_taken(int64_t top_h) const { return std::clamp<int64_t>(top_h, 0, spare_size); }
 };
 
 // The residual reduction of the images `imgs` (ascending) on the host. res_img / res_key / first / len: image, key,
@@ -292,6 +320,18 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
 int64_t set_max_residual_rounds(int64_t n) { return max_residual_rounds.exchange(n); }
 
 int64_t set_residual_spare(int64_t n) { return residual_spare.exchange(n); }
+
+std::vector<int64_t> residual_hints(int64_t rounds, int64_t sixteenths) {
+  std::vector<int64_t> old{first_rounds.load(), spare_sixteenths.load()};
+  if (rounds >= 0) first_rounds = std::clamp(rounds, kFewestRounds, kMostRounds);
+  if (sixteenths >= 0) spare_sixteenths = std::clamp(sixteenths, kFewestSpareSixteenths, kMostSpareSixteenths);
+  return old;
+}
+
+int64_t set_residual_first_cap(int64_t n) {
+  TORCH_CHECK_VALUE(n >= kMaxBoundary && n <= mid::kMaxCap, "gpuph: first capacity out of range");
+  return residual_first_cap.exchange(n);
+}
 
 MidLaunchers cpu_middle_launchers() {
   return MidLaunchers{cpu_edge_keys,         cpu_columns,         cpu_apparent,
@@ -396,7 +436,10 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
     res = res.index_select(0, perm).contiguous();
     res_key = res_key.index_select(0, perm).contiguous();
   }
-  ResidualStorage cols = ResidualStorage::make(nres, kk, residual_spare.load());
+  const int64_t first_cap = residual_first_cap.load(), first_entries = nres * first_cap;
+  const int64_t spare16 = stats ? kSpareSixteenths : spare_sixteenths.load();
+  const int64_t spare = residual_spare.load() >= 0 ? residual_spare.load() : first_entries * spare16 / 16;
+  ResidualStorage cols = ResidualStorage::make(nres, kk, spare, first_cap);
   at::Tensor owner = at::full({B * per1}, INT64_MAX, i64);
   at::Tensor rbirth = at::empty({nres}, i32), rdeath = at::empty({nres}, i32);
   int64_t not_final = 0, found = 0;
@@ -404,8 +447,9 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
     GPUPH_STAGE("gpuph::h1::residual_rounds");
     const int64_t* rp = res.data_ptr<int64_t>();
     check(mid.residual_init(m, wide, ekey.data_ptr(), rp, nres, cols.buffers(), stream), "residual columns");
-    int64_t round = 0, launched = 0, last_busy = 0, busy_rounds = 0, additions = 0, batches = 0;
-    int64_t batch = stats ? kFirstRounds : first_rounds.load();
+    int64_t round = 0, launched = 0, last_busy = 0, busy_rounds = 0, additions = 0, batches = 0, top_h = 0;
+    const int64_t first_batch = stats ? kFirstRounds : first_rounds.load();
+    int64_t batch = first_batch;
     for (;;) {
       // A batch of rounds, then the final check with the claims of one more (round ids are never reused), and one
       // copy: the additions of every round, the columns not final, the pairs found, the stuck columns.
@@ -424,7 +468,7 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
             "residual pairs");
       ++round;
       ++batches;
-      const at::Tensor host = at::cat({tally, cols.stuck.sum().to(at::kLong).view({1})}).cpu();
+      const at::Tensor host = at::cat({tally, cols.stuck.sum().to(at::kLong).view({1}), cols.top}).cpu();
       const int64_t* h = host.data_ptr<int64_t>();
       for (int64_t i = 0; i < n; ++i) {
         additions += h[i];
@@ -434,19 +478,28 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
       launched += n;
       not_final = h[n];
       found = h[n + 1];
+      top_h = h[n + 3];
       if (not_final == 0 || round >= max_residual_rounds.load()) break;
-      // Stuck columns (the spare region used up) get larger buffers here; if the last round added nothing and none
-      // could grow, what is left goes to the host.
-      const int64_t regrown = h[n + 2] > 0 ? cols.grow() : 0;
-      if (n > 0 && h[n - 1] == 0 && regrown == 0) break;
-      batch = std::min<int64_t>(2 * batch, kMostRounds);
+      // Stuck columns (the spare region used up) get room to grow here; if the last round added nothing and none
+      // could grow, what is left goes to the host. A batch that ran out of rounds is followed by a longer one, one
+      // that stopped for want of room by one as long as the first.
+      const int64_t regrown = h[n + 2] > 0 ? cols.grow(top_h) : 0;
+      const bool idle = n > 0 && h[n - 1] == 0;
+      if (idle && regrown == 0) break;
+      batch = idle ? first_batch : std::min<int64_t>(2 * batch, kMostRounds);
     }
-    if (!stats && not_final == 0)
+    const int64_t taken = cols.taken + cols.spare_taken(top_h);
+    if (!stats && not_final == 0) {
       first_rounds = std::min(kMostRounds, std::max(kFewestRounds, last_busy + last_busy / 4 + 2));
+      spare_sixteenths = std::clamp<int64_t>((taken * 20 + first_entries - 1) / first_entries, kFewestSpareSixteenths,
+                                             kMostSpareSixteenths);
+    }
     if (stats) {
+      stats->pool = cols.entries_held();
+      stats->taken = taken;
       stats->device_additions = additions;
       stats->rounds = busy_rounds;
-      stats->grown = cols.cap.gt(mid::kResidualCap).sum().item<int64_t>();
+      stats->grown = cols.cap.gt(first_cap).sum().item<int64_t>();
       stats->finished_on_host = not_final > 0;
       stats->batches = batches;
     }
@@ -465,7 +518,7 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
   const at::Tensor len = cols.len;
   const at::Tensor lens64 = len.to(at::kLong);
   const at::Tensor first = lens64.cumsum(0) - lens64;
-  const at::Tensor eids = cols.pool.index_select(0, cols.entries(at::arange(nres, lens64.options())).pos);
+  const at::Tensor eids = cols.entries(at::arange(nres, lens64.options()));
   at::Tensor imgs_h, res_img_h, res_key_h, eids_h, first_h, len_h, order_h, vcls_h, ekey_h, row_h;
   {
     GPUPH_STAGE("gpuph::h1::to_host");

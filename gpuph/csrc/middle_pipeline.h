@@ -16,6 +16,7 @@ struct MiddleStats {
   int64_t columns = 0, apparent = 0, residual = 0, device_additions = 0, rounds = 0, grown = 0;
   bool finished_on_host = false;
   int64_t batches = 0;
+  int64_t pool = 0, taken = 0;  // entries of the residual columns' storage; those taken past the first buffers
 };
 
 // H1 of a batch of 3D grids xc (contiguous float32/float64 (B, D0, D1, D2), B >= 1; g: its plan; keys: cell_keys of
@@ -48,6 +49,13 @@ int64_t set_max_residual_rounds(int64_t n);
 // Testing aid: the entries of the spare region the residual columns grow into on the device (negative: as many as
 // their first buffers hold, the default); returns the previous setting. With 0 every growth is the driver's.
 int64_t set_residual_spare(int64_t n);
+
+// Testing aid: what the residual reduction learnt from the previous call, [rounds of its first batch, spare region
+// in sixteenths of the first buffers]; sets those given non-negative and returns the previous ones.
+std::vector<int64_t> residual_hints(int64_t rounds, int64_t sixteenths);
+
+// Testing aid: the first capacity of every residual column (default mid::kResidualCap); returns the previous one.
+int64_t set_residual_first_cap(int64_t n);
 
 // The CPU emulation of the CUDA launchers: the same per-cell passes in loops.
 MidLaunchers cpu_middle_launchers();

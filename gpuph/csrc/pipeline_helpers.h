@@ -5,7 +5,9 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <atomic>
 #include <cstdint>
+#include <numeric>
 #include <vector>
 
 namespace gpuph {
@@ -15,12 +17,43 @@ inline void check(const char* err, const char* what) {
   TORCH_CHECK(err == nullptr, "gpuph: error in ", what, ": ", err);
 }
 
-// fn(t) for every t in [0, n), on torch's threads: the CPU emulation of one thread per element.
+// The order in which the CPU emulation runs the elements of a step (testing aid, set_emulation_order). A kernel's
+// threads run in no fixed order, so no step's result may depend on it; the tests run the emulation in each:
+//   kNaturalOrder: torch's threads, each on a contiguous range (serial steps: ascending);
+//   kReverseOrder: one thread, the last element first;
+//   kScrambledOrder: one thread, t -> t * s mod n for an s coprime to n near 0.618 n (neighbours far apart).
+enum EmulationOrder : int { kNaturalOrder = 0, kReverseOrder = 1, kScrambledOrder = 2 };
+inline std::atomic<int> emulation_order{kNaturalOrder};
+
+// fn(t) for every t in [0, n), one at a time, in the emulation order (steps whose elements race in place, harmlessly
+// on the device, and so cannot run on several threads here).
+template <typename Fn>
+void each_element_serial(int64_t n, Fn&& fn) {
+  const int order = emulation_order.load(std::memory_order_relaxed);
+  if (order == kReverseOrder) {
+    for (int64_t t = n - 1; t >= 0; --t) fn(t);
+  } else if (order == kScrambledOrder && n > 2) {
+    int64_t s = (n * 5 / 8) | 1;
+    while (std::gcd(s, n) != 1) s += 2;
+    for (int64_t i = 0, t = 0; i < n; ++i, t = (t + s) % n) fn(t);
+  } else {
+    for (int64_t t = 0; t < n; ++t) fn(t);
+  }
+}
+
+// fn(t) for every t in [0, n): the CPU emulation of one thread per element, on torch's threads (or one at a time in
+// another emulation order).
 template <typename Fn>
 void each_element(int64_t n, Fn&& fn) {
+  if (emulation_order.load(std::memory_order_relaxed) != kNaturalOrder) return each_element_serial(n, fn);
   at::parallel_for(0, n, 4096, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) fn(t);
   });
+}
+
+inline int64_t set_emulation_order(int64_t order) {
+  TORCH_CHECK_VALUE(order >= kNaturalOrder && order <= kScrambledOrder, "gpuph: emulation order is 0, 1 or 2");
+  return emulation_order.exchange(int(order));
 }
 
 // Contiguous host copies of ts with one synchronisation: all but the last are queued without waiting (torch gives

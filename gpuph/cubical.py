@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 
@@ -32,6 +33,27 @@ def _as_tensor(x) -> Tensor:
     if hasattr(x, "__dlpack__"):  # CuPy, JAX, ...: zero-copy
         return torch.from_dlpack(x)
     raise TypeError(f"gpuph: expected a torch tensor or a numpy/DLPack array, got {type(x).__name__}")
+
+
+@contextlib.contextmanager
+def _out_of_memory_context(work: Tensor, sd: int, construction: str, mask: int):
+    """Re-raises the allocator's out-of-memory error with what was asked and what to do about it."""
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        dims = [k for k in range(sd) if mask >> k & 1]
+        grid = "x".join(str(s) for s in work.shape[1:])
+        hint = "split the batch into slices (each call gives its own Diagrams)"
+        if sd == 3 and 1 in dims:
+            hint += (
+                ", or leave out H1 (dims=(0, 2)): H1 of 3D grids takes the most memory, for its residual reduction"
+                " (most with construction='freudenthal' or on noise)"
+            )
+        dtype = str(work.dtype).removeprefix("torch.")
+        raise torch.OutOfMemoryError(
+            f"gpuph: out of memory on {work.device} computing the persistence (dims {dims}, construction "
+            f"{construction!r}) of a batch of {work.shape[0]} grids of {grid} {dtype}; {hint}. {exc}"
+        ) from exc
 
 
 def _dtype_message(dtype: str) -> str:
@@ -82,6 +104,8 @@ def cubical_persistence(
         TypeError: unsupported input type or dtype (integer, bool, complex).
         ValueError: NaN in ``x``, ``spatial_dims`` outside ``1..3`` or larger than ``x.dim()``, unknown
             ``construction``, ``dims`` out of range, an empty grid, or a grid past the index limits.
+        torch.OutOfMemoryError: the GPU's memory does not suffice; the message names the call and what to try
+            (smaller batches; for 3D grids, leaving out H1, which takes the most).
 
     Example::
 
@@ -122,7 +146,8 @@ def cubical_persistence(
     code = CONSTRUCTIONS[construction]
     end_index = None
     if work.is_cuda and has_cuda_kernels():
-        rows = ops.cubical_pairs(work.contiguous(), sd, code, bool(superlevel), mask)
+        with _out_of_memory_context(work, sd, construction, mask):
+            rows = ops.cubical_pairs(work.contiguous(), sd, code, bool(superlevel), mask)
     elif work.device.type == "cpu":
         work = work.contiguous()
         rows = ops.cubical_pairs(work, sd, code, bool(superlevel), mask)

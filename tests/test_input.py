@@ -326,3 +326,28 @@ def test_dlpack_input():
     x = torch.randint(0, 4, (3, 6, 7)).float()
     dgm = gpuph.cubical_persistence(_DLPackOnly(x))
     _assert_same(dgm, gpuph.cubical_persistence(x.clone()))
+
+
+@pytest.mark.parametrize(("shape", "dims", "h1_hint"), [((2, 9, 8, 7), None, True), ((3, 5, 6), (0,), False)])
+def test_out_of_memory_names_the_call_and_what_to_do(shape, dims, h1_hint):
+    """The allocator's out-of-memory error comes back with the call's batch, grid, dims and construction, advice,
+    and the allocator's own message (the CUDA path wraps its kernels in this context)."""
+    from gpuph.cubical import _out_of_memory_context
+
+    work = torch.zeros(shape)
+    sd = len(shape) - 1
+    mask = sum(1 << k for k in (range(sd) if dims is None else dims))
+    with pytest.raises(torch.OutOfMemoryError) as info:
+        with _out_of_memory_context(work, sd, "freudenthal", mask):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+    message = str(info.value)
+    grid = "x".join(str(s) for s in shape[1:])
+    assert f"batch of {shape[0]} grids of {grid} float32" in message and "'freudenthal'" in message
+    assert "Tried to allocate 3.00 GiB" in message and "split the batch" in message
+    assert ("leave out H1" in message) == h1_hint
+    assert isinstance(info.value.__cause__, torch.OutOfMemoryError)
+    with _out_of_memory_context(work, sd, "V", mask):  # other errors pass through unchanged
+        pass
+    with pytest.raises(ValueError, match="^other$"):
+        with _out_of_memory_context(work, sd, "V", mask):
+            raise ValueError("other")

@@ -12,6 +12,9 @@ For each case and field: the median time of one call after warm-up (CUDA events 
   ``to_host``, ``residual_reduction``, ``to_device``; ``gpuph::pinned_order``). On the GPU a stage's host time
   includes its waits on the device.
 
+On the GPU also the memory one call allocates at its peak (``peak_mib``: torch's caching allocator, the input not
+counted).
+
 ``--emulate`` runs the device pipeline's CPU emulation instead (``torch.ops.gpuph._cubical_pairs_pipeline``; no GPU
 needed): its stages, without kernels. Writes ``breakdown.json`` (``{"meta", "rows"}``) and ``breakdown.md`` into
 ``--out`` (default ``bench/results/<device>-<date>-breakdown/``).
@@ -124,6 +127,14 @@ def run_case(case: Case, field: str, args: argparse.Namespace, cuda: bool) -> di
     for _ in range(2):  # warm-up: kernels loaded, the caching allocator grown
         call(fn)
     times = [call(fn)[0] for _ in range(args.repeats)]
+    peak_mib = None
+    if cuda:  # the memory one call allocates at its peak, input and earlier allocations not counted
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        peak_mib = float(f"{(torch.cuda.max_memory_allocated() - before) / 2**20:.4g}")
     return {
         "library": "gpuph-cuda" if cuda else ("gpuph-pipeline-emulation" if args.emulate else "gpuph-cpu"),
         "device": torch.cuda.get_device_name() if cuda else "cpu",
@@ -135,6 +146,7 @@ def run_case(case: Case, field: str, args: argparse.Namespace, cuda: bool) -> di
         "min_ms": float(f"{min(times):.5g}"),
         "max_ms": float(f"{max(times):.5g}"),
         "repeats": len(times),
+        "peak_mib": peak_mib,
         "entries": profile_calls(fn, args.repeats, cuda),
     }
 
@@ -145,8 +157,9 @@ def write_markdown(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]])
              f"{(meta.get('gpuph_git') or {}).get('commit')}. Times per call, in ms (profiled calls: the profiler adds "
              "overhead, so the parts need not add up to the median).", ""]
     for r in rows:
+        peak = "" if r.get("peak_mib") is None else f", peak memory {r['peak_mib']:.4g} MiB"
         lines += [f"## {r['case']} {r['field']} ({r['library']}, {r['construction']}, dims {r['dims']}): median "
-                  f"{r['median_ms']:.4g} ms over {r['repeats']} calls", ""]
+                  f"{r['median_ms']:.4g} ms over {r['repeats']} calls{peak}", ""]
         lines.append(table(["part", "kind", "ms per call", "calls per call"],
                            [[e["name"], e["kind"], f"{e['ms_per_call']:.4g}", f"{e['calls_per_call']:g}"]
                             for e in r["entries"]]))

@@ -179,10 +179,11 @@ def test_middle_pipeline_sizes_the_spare_region_from_the_previous_call(construct
     code = CODES[construction]
     x = torch.rand(1, 24, 22, 23, generator=torch.Generator().manual_seed(2))
     smooth = torch.from_numpy(smooth_field((24, 22, 23), seed=2))[None]
-    old = ops._residual_hints(32, 64)  # the first call's settings, which the stats op uses
+    old = [ops._residual_hints(c, 32, 64) for c in range(3)]  # the first call's settings, which the stats op uses
     try:
         got = ops._cubical_pairs_pipeline(x, 3, code, True, 2)
-        hint = ops._residual_hints()[1]
+        hint = ops._residual_hints(code)[1]
+        assert all(ops._residual_hints(c) == [32, 64] for c in range(3) if c != code)  # one per construction
         residual, *_, taken = ops._middle_pipeline_stats(x, code, True).tolist()[2:]
         first = 16 * residual
         spare = first * hint // 16
@@ -194,9 +195,10 @@ def test_middle_pipeline_sizes_the_spare_region_from_the_previous_call(construct
             ops._residual_spare(old_spare)
         assert torch.equal(got, ops._cubical_pairs_pipeline(x, 3, code, True, 2))  # the hinted call: same rows
         ops._cubical_pairs_pipeline(smooth, 3, CODES["freudenthal"], True, 2)
-        assert ops._residual_hints()[1] < 64
+        assert ops._residual_hints(CODES["freudenthal"])[1] < 64
     finally:
-        ops._residual_hints(*old)
+        for c, hints in enumerate(old):
+            ops._residual_hints(c, *hints)
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)

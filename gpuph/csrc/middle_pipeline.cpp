@@ -34,16 +34,18 @@ namespace {
 // The spare region the columns grow into is sized likewise, from what the previous call's columns took past their
 // first buffers (spare_sixteenths, in sixteenths of the first buffers: a quarter more than it took), 4x the first
 // buffers on the first call. Measured: the columns take 0.7-18x their first buffers (freudenthal smooth fields the
-// least, T noise the most). A region too small costs a batch of rounds more (the driver grows the stuck columns).
+// least, T noise the most). A region too small costs a batch of rounds more (the driver adds room for the stuck
+// columns).
 //
 // The stats op starts from the first-call settings, so that its counts do not depend on earlier calls.
 // residual_spare: the spare region's entries (testing aid; negative: sized as above).
 constexpr int64_t kFirstRounds = 32, kFewestRounds = 4, kMostRounds = 128;
-std::atomic<int64_t> first_rounds{kFirstRounds};
+// One per construction (V, T, freudenthal), whose columns differ most (see above).
+std::atomic<int64_t> first_rounds[3] = {kFirstRounds, kFirstRounds, kFirstRounds};
 std::atomic<int64_t> max_residual_rounds{1024};
 std::atomic<int64_t> residual_spare{-1};
 constexpr int64_t kSpareSixteenths = 64, kFewestSpareSixteenths = 1, kMostSpareSixteenths = 512;
-std::atomic<int64_t> spare_sixteenths{kSpareSixteenths};
+std::atomic<int64_t> spare_sixteenths[3] = {kSpareSixteenths, kSpareSixteenths, kSpareSixteenths};
 std::atomic<int64_t> residual_first_cap{mid::kResidualCap};
 
 // A profiler range around the enclosing scope (torch.profiler; gpuph.bench.breakdown groups time by these names).
@@ -321,10 +323,12 @@ int64_t set_max_residual_rounds(int64_t n) { return max_residual_rounds.exchange
 
 int64_t set_residual_spare(int64_t n) { return residual_spare.exchange(n); }
 
-std::vector<int64_t> residual_hints(int64_t rounds, int64_t sixteenths) {
-  std::vector<int64_t> old{first_rounds.load(), spare_sixteenths.load()};
-  if (rounds >= 0) first_rounds = std::clamp(rounds, kFewestRounds, kMostRounds);
-  if (sixteenths >= 0) spare_sixteenths = std::clamp(sixteenths, kFewestSpareSixteenths, kMostSpareSixteenths);
+std::vector<int64_t> residual_hints(int64_t construction, int64_t rounds, int64_t sixteenths) {
+  TORCH_CHECK_VALUE(construction >= 0 && construction < 3, "gpuph: construction code is 0, 1 or 2");
+  const size_t c = size_t(construction);
+  std::vector<int64_t> old{first_rounds[c].load(), spare_sixteenths[c].load()};
+  if (rounds >= 0) first_rounds[c] = std::clamp(rounds, kFewestRounds, kMostRounds);
+  if (sixteenths >= 0) spare_sixteenths[c] = std::clamp(sixteenths, kFewestSpareSixteenths, kMostSpareSixteenths);
   return old;
 }
 
@@ -437,7 +441,8 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
     res_key = res_key.index_select(0, perm).contiguous();
   }
   const int64_t first_cap = residual_first_cap.load(), first_entries = nres * first_cap;
-  const int64_t spare16 = stats ? kSpareSixteenths : spare_sixteenths.load();
+  const size_t hint = size_t(g.construction);
+  const int64_t spare16 = stats ? kSpareSixteenths : spare_sixteenths[hint].load();
   const int64_t spare = residual_spare.load() >= 0 ? residual_spare.load() : first_entries * spare16 / 16;
   ResidualStorage cols = ResidualStorage::make(nres, kk, spare, first_cap);
   at::Tensor owner = at::full({B * per1}, INT64_MAX, i64);
@@ -448,7 +453,7 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
     const int64_t* rp = res.data_ptr<int64_t>();
     check(mid.residual_init(m, wide, ekey.data_ptr(), rp, nres, cols.buffers(), stream), "residual columns");
     int64_t round = 0, launched = 0, last_busy = 0, busy_rounds = 0, additions = 0, batches = 0, top_h = 0;
-    const int64_t first_batch = stats ? kFirstRounds : first_rounds.load();
+    const int64_t first_batch = stats ? kFirstRounds : first_rounds[hint].load();
     int64_t batch = first_batch;
     for (;;) {
       // A batch of rounds, then the final check with the claims of one more (round ids are never reused), and one
@@ -490,8 +495,8 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
     }
     const int64_t taken = cols.taken + cols.spare_taken(top_h);
     if (!stats && not_final == 0) {
-      first_rounds = std::min(kMostRounds, std::max(kFewestRounds, last_busy + last_busy / 4 + 2));
-      spare_sixteenths = std::clamp<int64_t>((taken * 20 + first_entries - 1) / first_entries, kFewestSpareSixteenths,
+      first_rounds[hint] = std::min(kMostRounds, std::max(kFewestRounds, last_busy + last_busy / 4 + 2));
+      spare_sixteenths[hint] = std::clamp<int64_t>((taken * 20 + first_entries - 1) / first_entries, kFewestSpareSixteenths,
                                              kMostSpareSixteenths);
     }
     if (stats) {

@@ -50,9 +50,10 @@ int64_t set_max_residual_rounds(int64_t n);
 // their first buffers hold, the default); returns the previous setting. With 0 every growth is the driver's.
 int64_t set_residual_spare(int64_t n);
 
-// Testing aid: what the residual reduction learnt from the previous call, [rounds of its first batch, spare region
-// in sixteenths of the first buffers]; sets those given non-negative and returns the previous ones.
-std::vector<int64_t> residual_hints(int64_t rounds, int64_t sixteenths);
+// Testing aid: what the residual reduction learnt from the previous call of a construction (0 V, 1 T, 2
+// freudenthal), [rounds of its first batch, spare region in sixteenths of the first buffers]; sets those given
+// non-negative and returns the previous ones.
+std::vector<int64_t> residual_hints(int64_t construction, int64_t rounds, int64_t sixteenths);
 
 // Testing aid: the first capacity of every residual column (default mid::kResidualCap); returns the previous one.
 int64_t set_residual_first_cap(int64_t n);

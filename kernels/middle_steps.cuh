@@ -350,7 +350,7 @@ struct ResidualColumns {
   int32_t* len;
   uint8_t* stuck;
   int64_t* top;       // entries taken from the spare region (may pass its size: then it is used up)
-  int64_t spare;      // the spare region: seg[spare_seg][spare_at, spare_at + spare_size)
+  int64_t spare_seg;  // the spare region: seg[spare_seg][spare_at, spare_at + spare_size)
   int64_t spare_at;
   int64_t spare_size;
   GPUPH_HD K* col(int64_t j) const { return seg[off[j] >> kSegmentShift] + (off[j] & kOffsetMask); }
@@ -358,7 +358,7 @@ struct ResidualColumns {
 
 template <typename K>
 GPUPH_HD ResidualColumns<K> typed(const ResidualColumns<void>& c) {
-  ResidualColumns<K> t{{}, c.off, c.cap, c.len, c.stuck, c.top, c.spare, c.spare_at, c.spare_size};
+  ResidualColumns<K> t{{}, c.off, c.cap, c.len, c.stuck, c.top, c.spare_seg, c.spare_at, c.spare_size};
   for (int i = 0; i < kSegments; ++i) t.seg[i] = static_cast<K*>(c.seg[i]);
   return t;
 }
@@ -396,9 +396,9 @@ GPUPH_HD bool grow_column(const ResidualColumns<K>& c, int64_t j, int64_t need, 
     return false;
   }
   const K* from = c.col(j);
-  K* to = c.seg[c.spare] + c.spare_at + at;
+  K* to = c.seg[c.spare_seg] + c.spare_at + at;
   for (int i = 0, n = c.len[j]; i < n; ++i) to[i] = from[i];
-  c.off[j] = (c.spare << kSegmentShift) | (c.spare_at + at);
+  c.off[j] = (c.spare_seg << kSegmentShift) | (c.spare_at + at);
   c.cap[j] = int32_t(ncap);
   return true;
 }
@@ -477,16 +477,16 @@ GPUPH_HD int residual_step_cell(const MiddlePlan& m, const K* ekey, const K* row
       nadd = c.len[o];
     }
     // The symmetric difference, by key, in place. Both columns end at the pivot row, which cancels; the rest
-    // merges from the top down into a[0, top), with top = na + nadd - 2 (its largest possible length). The write
+    // merges from the top down into a[0, most), with most = na + nadd - 2 (its largest possible length). The write
     // position stays above every entry of a still to be read (it is at least p + q + 2 after each step), so a needs
     // no second buffer; then the result moves down to the front.
-    const int top = na + nadd - 2;
-    if (top > c.cap[j]) {
-      if (grow_column(c, j, top, aadd)) continue;  // the same addition again, in the larger buffer
+    const int most = na + nadd - 2;
+    if (most > c.cap[j]) {
+      if (grow_column(c, j, most, aadd)) continue;  // the same addition again, in the larger buffer
       break;  // stuck
     }
     K* out = c.col(j);
-    int p = na - 2, q = nadd - 2, w = top;
+    int p = na - 2, q = nadd - 2, w = most;
     while (p >= 0 || q >= 0) {
       const int64_t kp = p >= 0 ? int64_t(ek[out[p]]) : -1, kq = q >= 0 ? int64_t(ek[add[q]]) : -1;
       if (kp == kq) {
@@ -497,7 +497,7 @@ GPUPH_HD int residual_step_cell(const MiddlePlan& m, const K* ekey, const K* row
       const K e = kp > kq ? out[p--] : add[q--];
       out[--w] = e;
     }
-    const int n = top - w;
+    const int n = most - w;
     for (int i = 0; i < n; ++i) out[i] = out[w + i];
     c.len[j] = n;
     ++added;

@@ -231,7 +231,7 @@ struct ResidualStorage {
     for (const at::Tensor& t : segs) n += t.size(0);
     return n;
   }
-  // The current entries of columns j, one column after another (in the order of j), and where each starts.
+  // The current entries of columns j, one column after another (in the order of j), gathered from their segments.
   at::Tensor entries(const at::Tensor& j) const {
     const at::Tensor lens = len.index_select(0, j).to(at::kLong);
     const at::Tensor which = at::repeat_interleave(at::arange(j.size(0), lens.options()), lens);
@@ -256,10 +256,10 @@ struct ResidualStorage {
     const at::Tensor ncap = cap.to(at::kLong).bitwise_left_shift(2 * steps.clamp_max(8)).clamp_max(mid::kMaxCap);
     const at::Tensor need = at::where(grows, ncap, 0);
     const at::Tensor counts = at::stack({grows.sum().to(at::kLong), need.sum()}).cpu();
-    const int64_t k = counts[0].item<int64_t>();
+    const int64_t k = counts[0].item<int64_t>(), needed = counts[1].item<int64_t>();
     if (k == 0) return 0;
     // As much again for the columns that outgrow their buffers next (at least `spare`): fewer batches.
-    spare_size = counts[1].item<int64_t>() + std::max(spare, counts[1].item<int64_t>());
+    spare_size = needed + std::max(spare, needed);
     spare_at = 0;
     segs.push_back(at::empty({spare_size}, segs[0].options()));
     stuck.masked_fill_(grows, 0);

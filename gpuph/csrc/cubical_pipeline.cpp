@@ -124,7 +124,6 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_residual_spare(int entries) -> int", &gpuph::set_residual_spare);
   m.def("_residual_hints(int construction, int first_rounds=-1, int spare_sixteenths=-1) -> int[]",
         &gpuph::residual_hints);
-  m.def("_residual_first_cap(int entries) -> int", &gpuph::set_residual_first_cap);
   m.def("_emulation_order(int order) -> int", &gpuph::set_emulation_order);
 }
 

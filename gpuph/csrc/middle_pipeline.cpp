@@ -46,7 +46,6 @@ std::atomic<int64_t> max_residual_rounds{1024};
 std::atomic<int64_t> residual_spare{-1};
 constexpr int64_t kSpareSixteenths = 64, kFewestSpareSixteenths = 1, kMostSpareSixteenths = 512;
 std::atomic<int64_t> spare_sixteenths[3] = {kSpareSixteenths, kSpareSixteenths, kSpareSixteenths};
-std::atomic<int64_t> residual_first_cap{mid::kResidualCap};
 
 // A profiler range around the enclosing scope (torch.profiler; gpuph.bench.breakdown groups time by these names).
 #define GPUPH_STAGE(name) RECORD_FUNCTION(name, std::vector<c10::IValue>())
@@ -190,7 +189,7 @@ const char* cpu_residual_final(const MiddlePlan& m, bool wide, const void* ekey,
 }
 
 // Storage of the residual columns (mid::ResidualColumns) as tensors on the device: segment 0 holds a buffer of
-// first_cap entries for each column, then the spare region the columns grow into; when that is used up, the driver
+// kResidualCap entries for each column, then the spare region the columns grow into; when that is used up, the driver
 // adds a segment with a new spare region (nothing is copied).
 struct ResidualStorage {
   std::vector<at::Tensor> segs;
@@ -212,15 +211,15 @@ struct ResidualStorage {
     for (size_t i = 0; i < segs.size(); ++i) b.seg[i] = segs[i].data_ptr();
     return b;
   }
-  // n columns of first_cap entries; spare entries to grow into.
-  static ResidualStorage make(int64_t n, const at::TensorOptions& key_opts, int64_t spare, int64_t first_cap) {
+  // n columns of kResidualCap entries; spare entries to grow into.
+  static ResidualStorage make(int64_t n, const at::TensorOptions& key_opts, int64_t spare) {
     ResidualStorage s;
     const auto o = key_opts.dtype(at::kLong);
     s.spare = s.spare_size = spare;
-    s.spare_at = n * first_cap;
+    s.spare_at = n * mid::kResidualCap;
     s.segs.push_back(at::empty({s.spare_at + spare}, key_opts));
-    s.off = at::arange(n, o) * first_cap;  // segment 0
-    s.cap = at::full({n}, first_cap, key_opts.dtype(at::kInt));
+    s.off = at::arange(n, o) * mid::kResidualCap;  // segment 0
+    s.cap = at::full({n}, mid::kResidualCap, key_opts.dtype(at::kInt));
     s.len = at::empty({n}, key_opts.dtype(at::kInt));
     s.stuck = at::zeros({n}, key_opts.dtype(at::kByte));
     s.top = at::zeros({1}, o);
@@ -332,11 +331,6 @@ std::vector<int64_t> residual_hints(int64_t construction, int64_t rounds, int64_
   return old;
 }
 
-int64_t set_residual_first_cap(int64_t n) {
-  TORCH_CHECK_VALUE(n >= kMaxBoundary && n <= mid::kMaxCap, "gpuph: first capacity out of range");
-  return residual_first_cap.exchange(n);
-}
-
 MidLaunchers cpu_middle_launchers() {
   return MidLaunchers{cpu_edge_keys,         cpu_columns,         cpu_apparent,
                       cpu_residual_init,     cpu_residual_rounds, cpu_residual_final};
@@ -440,11 +434,11 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
     res = res.index_select(0, perm).contiguous();
     res_key = res_key.index_select(0, perm).contiguous();
   }
-  const int64_t first_cap = residual_first_cap.load(), first_entries = nres * first_cap;
+  const int64_t first_entries = nres * mid::kResidualCap;
   const size_t hint = size_t(g.construction);
   const int64_t spare16 = stats ? kSpareSixteenths : spare_sixteenths[hint].load();
   const int64_t spare = residual_spare.load() >= 0 ? residual_spare.load() : first_entries * spare16 / 16;
-  ResidualStorage cols = ResidualStorage::make(nres, kk, spare, first_cap);
+  ResidualStorage cols = ResidualStorage::make(nres, kk, spare);
   at::Tensor owner = at::full({B * per1}, INT64_MAX, i64);
   at::Tensor rbirth = at::empty({nres}, i32), rdeath = at::empty({nres}, i32);
   int64_t not_final = 0, found = 0;
@@ -496,15 +490,15 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
     const int64_t taken = cols.taken + cols.spare_taken(top_h);
     if (!stats && not_final == 0) {
       first_rounds[hint] = std::min(kMostRounds, std::max(kFewestRounds, last_busy + last_busy / 4 + 2));
-      spare_sixteenths[hint] = std::clamp<int64_t>((taken * 20 + first_entries - 1) / first_entries, kFewestSpareSixteenths,
-                                             kMostSpareSixteenths);
+      spare_sixteenths[hint] = std::clamp<int64_t>((taken * 20 + first_entries - 1) / first_entries,
+                                                   kFewestSpareSixteenths, kMostSpareSixteenths);
     }
     if (stats) {
       stats->pool = cols.entries_held();
       stats->taken = taken;
       stats->device_additions = additions;
       stats->rounds = busy_rounds;
-      stats->grown = cols.cap.gt(first_cap).sum().item<int64_t>();
+      stats->grown = cols.cap.gt(mid::kResidualCap).sum().item<int64_t>();
       stats->finished_on_host = not_final > 0;
       stats->batches = batches;
     }

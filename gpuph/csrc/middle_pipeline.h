@@ -55,9 +55,6 @@ int64_t set_residual_spare(int64_t n);
 // non-negative and returns the previous ones.
 std::vector<int64_t> residual_hints(int64_t construction, int64_t rounds, int64_t sixteenths);
 
-// Testing aid: the first capacity of every residual column (default mid::kResidualCap); returns the previous one.
-int64_t set_residual_first_cap(int64_t n);
-
 // The CPU emulation of the CUDA launchers: the same per-cell passes in loops.
 MidLaunchers cpu_middle_launchers();
 

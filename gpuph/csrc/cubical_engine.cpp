@@ -603,7 +603,12 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
       if (start_cols) {
         const K* eid = start_cols->eid + start_cols->first[i];
         work.clear();
-        for (int j = 0; j < start_cols->len[i]; ++j) work.push_back(E(ekey[eid[j]]) << kShift | E(eid[j]));
+        for (int j = 0; j < start_cols->len[i]; ++j) {
+          work.push_back(E(ekey[eid[j]]) << kShift | E(eid[j]));
+          // The device's columns are sorted (the additions below rely on it): one that is not would loop forever.
+          TORCH_CHECK(j == 0 || work[size_t(j) - 1] < work[size_t(j)],
+                      "gpuph: internal error: a residual column from the device is not sorted");
+        }
       } else if (part) {
         const int64_t j = i % block;
         work.assign(part->entries.begin() + part->start[size_t(j)], part->entries.begin() + part->start[size_t(j) + 1]);
@@ -635,6 +640,10 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
           break;
         }
         xor_sorted(work, a, a_end, merged);
+        // Both columns end at the pivot, which cancels: the pivot only ever falls. A column with another pivot (an
+        // inconsistent pivot table) would not cancel it and loop forever; fail instead.
+        TORCH_CHECK(work.empty() || work.back() < low,
+                    "gpuph: internal error: a column addition did not lower the pivot (inconsistent columns)");
       }
     }
   };

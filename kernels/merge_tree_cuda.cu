@@ -3,6 +3,8 @@
 // also run), one thread per padded cell of the whole batch, then one thread per image and phase for the elder-rule
 // union-find over the few merging pixels. Plain CUDA, no torch headers: the driver
 // (gpuph/csrc/merge_tree_pipeline.cpp) allocates and sorts through torch and passes its stream.
+#include <algorithm>
+
 #include "cuda_launch.cuh"
 
 #include "merge_tree_launch.h"
@@ -117,12 +119,30 @@ const char* sort_keys(const GridPlan& plan, const void* key, bool f64, const uin
   return last_error();
 }
 
+// Threads per block of the union-find. A run (image, phase) is one long serial thread that mostly waits on memory,
+// and its branches diverge from any other run's: packed 32 to a warp, runs would take turns through every divergent
+// branch, and 64 to a block, a batch of 128 runs would sit on two multiprocessors. One run per block spreads them
+// over the multiprocessors (each with an L1 to itself while there are fewer runs than multiprocessors); only past
+// 16 blocks a multiprocessor do runs share blocks (the limit is 32 resident blocks). Unmeasured: a GPU run must
+// compare it with the previous 64.
+int elder_threads(int64_t runs) {
+  static const int sms = [] {
+    int device = 0, n = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || n <= 0)
+      return 132;
+    return n;
+  }();
+  const int64_t per_sm = (runs + sms - 1) / sms;
+  return per_sm <= 16 ? 1 : int(std::min<int64_t>(32, (per_sm + 15) / 16));
+}
+
 const char* elder(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0, int32_t* ptr1, const uint8_t* flag,
                   const int64_t* order, const int64_t* ncand, const int64_t* first, int64_t B, int64_t cap,
                   int32_t* pairs, int32_t* counts, void* stream) {
   const MTPlan g = make_mt_plan(plan);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const int threads = 64;  // one thread per (image, phase): few, long-running threads
+  const int threads = elder_threads(B * 2);
   if (f64)
     elder_kernel<Key64><<<blocks_for(B * 2, threads), threads, 0, s>>>(g, static_cast<const Key64*>(key), ptr0, ptr1,
                                                                        flag, order, ncand, first, B, cap, pairs, counts);

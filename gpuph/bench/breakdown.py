@@ -6,7 +6,8 @@ For each case and field: the median time of one call after warm-up (CUDA events 
 - every CUDA kernel (device time, by kernel name; the sorts and element-wise ops of torch included),
 - every memory copy between host and device,
 - every stage of gpuph's device pipeline: the host-side ranges named ``gpuph::...`` (``gpuph::keys``,
-  ``gpuph::merge_trees``, H1 of 3D's ``gpuph::h1::ranks`` and ``cells``, then ``gpuph::sync``, the call's one copy
+  ``gpuph::merge_trees`` with its ``union_find`` (where a few large grids run it on the host: the copies and the
+  host's union-find), H1 of 3D's ``gpuph::h1::ranks`` and ``cells``, then ``gpuph::sync``, the call's one copy
   that sizes the outputs, then ``gpuph::tree_rows``, ``gpuph::h1::apparent_rows``, ``residual_rounds`` (its
   batches of rounds, one copy each), ``residual_rows``, and where the host finishes the residual reduction
   ``to_host``, ``residual_reduction``, ``to_device``; ``gpuph::pinned_order``). On the GPU a stage's host time

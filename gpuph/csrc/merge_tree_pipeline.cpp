@@ -5,6 +5,7 @@
 #include "merge_tree_pipeline.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <atomic>
@@ -150,6 +151,8 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   const at::Tensor ncand = flag.view({B, g.P}).ne(0).sum(1).to(at::kLong).contiguous();
   const at::Tensor first = first_key.argmin(1).contiguous();
 
+  // Its own stage in profiles (gpuph.bench.breakdown): on the host path, the copies and the host's union-find.
+  RECORD_FUNCTION("gpuph::merge_trees::union_find", std::vector<c10::IValue>());
   int64_t cap = g.N + 1;  // per image and phase: at most one pair per basin, plus the essential class
   at::Tensor pairs, counts;
   if (B * 2 < kDeviceElderMinRuns && g.N >= kHostElderMinPixels) {

@@ -237,6 +237,7 @@ struct ResidualStorage {
     const at::Tensor first = lens.cumsum(0) - lens;
     const at::Tensor within = at::arange(which.size(0), lens.options()) - first.index_select(0, which);
     const at::Tensor code = off.index_select(0, j).index_select(0, which) + within;  // (segment, offset)
+    if (segs.size() == 1) return segs[0].index_select(0, code);  // one segment: the codes are its offsets
     const at::Tensor seg = code.bitwise_right_shift(mid::kSegmentShift), pos = code.bitwise_and(mid::kOffsetMask);
     at::Tensor out = at::zeros({code.size(0)}, segs[0].options());
     for (size_t i = 0; i < segs.size(); ++i)

@@ -5,6 +5,7 @@
 #   bash bench/gpu_session.sh build        # build the extension with its CUDA kernels (pip install -e .)
 #   bash bench/gpu_session.sh test         # tests/test_cuda.py and tests/test_gpu_pipeline.py
 #   bash bench/gpu_session.sh breakdown    # python -m gpuph.bench.breakdown: 3D cases, kernel by kernel
+#   bash bench/gpu_session.sh union-find   # the breakdown of the cases with each union-find mode (A/B)
 #   bash bench/gpu_session.sh suite        # python -m gpuph.bench on the cases (GPU and CPU libraries)
 #   bash bench/gpu_session.sh gan          # bench/gan_throughput.py
 #   bash bench/gpu_session.sh points       # bench/bench_point_cloud.py
@@ -37,10 +38,16 @@ for stage in "$@"; do
     build) run build python3 -m pip install --no-build-isolation --no-deps -e . ;;
     test) run test python3 -m pytest -q -p no:warnings tests/test_cuda.py tests/test_gpu_pipeline.py ;;
     breakdown) run breakdown python3 -m gpuph.bench.breakdown ;;
+    union-find)
+      # One thread per run is hopeless on one large grid: serial only where the batch gives it runs side by side.
+      run union-find-batches python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 64x32^3 \
+        --union-find serial host relaxed --out "bench/results/union-find-$(date +%F)-batches"
+      run union-find-large python3 -m gpuph.bench.breakdown --cases 1x1024x1024 1x128^3 --union-find host relaxed \
+        --out "bench/results/union-find-$(date +%F)-large" ;;
     suite) run suite python3 -m gpuph.bench --no-progress ;;
     gan) run gan python3 bench/gan_throughput.py ;;
     points) run points python3 bench/bench_point_cloud.py ;;
-    *) echo "unknown stage $stage (build, test, breakdown, suite, gan, points)"; status=2 ;;
+    *) echo "unknown stage $stage (build, test, breakdown, union-find, suite, gan, points)"; status=2 ;;
   esac
 done
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.csv" 2>/dev/null || true

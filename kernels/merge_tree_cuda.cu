@@ -57,6 +57,60 @@ __global__ void elder_kernel(MTPlan g, const K* __restrict__ keys, int32_t* ptr0
   GPUPH_GRID_LOOP(t, B * 2) { steps::elder_run(g, keys, ptr0, ptr1, flags, orders, ncand, first, cap, pairs, counts, t); }
 }
 
+// The relaxed elder rule (steps::relaxed_claim): iteration `it` runs unless the previous one changed nothing.
+__device__ __forceinline__ void atomic_min_u64(uint64_t* slot, uint64_t v) {
+  atomicMin(reinterpret_cast<unsigned long long*>(slot), static_cast<unsigned long long>(v));
+}
+__device__ __forceinline__ int32_t reserve_slot(int32_t* count) { return atomicAdd(count, 1); }
+
+template <typename K>
+__global__ void claim_kernel(MTPlan g, const K* __restrict__ keys, const int32_t* __restrict__ ptr0,
+                             const int32_t* __restrict__ ptr1, const uint8_t* __restrict__ flags,
+                             const int64_t* __restrict__ orders, const int64_t* __restrict__ ncand,
+                             const uint64_t* __restrict__ link0, const uint64_t* __restrict__ link1, uint64_t* best0,
+                             uint64_t* best1, int64_t B, const int32_t* __restrict__ changed, int it) {
+  if (it > 0 && changed[it - 1] == 0) return;
+  GPUPH_GRID_LOOP(t, B * g.P) {
+    steps::relaxed_claim(g, keys, ptr0, ptr1, flags, orders, ncand, link0, link1, best0, best1, t, atomic_min_u64);
+  }
+}
+
+__global__ void apply_kernel(uint64_t* __restrict__ link0, uint64_t* __restrict__ best0, uint64_t* __restrict__ link1,
+                             uint64_t* __restrict__ best1, int64_t cells, int32_t* changed, int it) {
+  if (it > 0 && changed[it - 1] == 0) return;
+  bool moved = false;
+  GPUPH_GRID_LOOP(t, cells) {
+    moved |= steps::relaxed_apply(link0, best0, t);
+    if (link1) moved |= steps::relaxed_apply(link1, best1, t);
+  }
+  if (moved) changed[it] = 1;  // every writer writes 1
+}
+
+// Converged: every root's pair from its link, and each image's essential class.
+template <typename K>
+__global__ void emit_kernel(MTPlan g, const K* __restrict__ keys, const uint64_t* __restrict__ link0,
+                            const uint64_t* __restrict__ link1, const int64_t* __restrict__ orders,
+                            const int64_t* __restrict__ ncand, const int64_t* __restrict__ first, bool essential,
+                            int64_t B, int64_t cap, int32_t* __restrict__ pairs, int32_t* __restrict__ counts,
+                            const int32_t* __restrict__ changed, int iterations) {
+  if (changed[iterations - 1] != 0) return;
+  GPUPH_GRID_LOOP(t, B * g.P) {
+    steps::relaxed_emit(g, keys, link0, link1, orders, ncand, cap, pairs, counts, t, reserve_slot);
+  }
+  if (essential) GPUPH_GRID_LOOP(b, B) { steps::essential_emit(g, first, cap, pairs, counts, b, reserve_slot); }
+}
+
+// Not converged within the iterations: the sequential union-find of every run.
+template <typename K>
+__global__ void fallback_kernel(MTPlan g, const K* __restrict__ keys, int32_t* ptr0, int32_t* ptr1,
+                                const uint8_t* __restrict__ flags, const int64_t* __restrict__ orders,
+                                const int64_t* __restrict__ ncand, const int64_t* __restrict__ first, int64_t B,
+                                int64_t cap, int32_t* __restrict__ pairs, int32_t* __restrict__ counts,
+                                const int32_t* __restrict__ changed, int iterations) {
+  if (changed[iterations - 1] == 0) return;
+  GPUPH_GRID_LOOP(t, B * 2) { steps::elder_run(g, keys, ptr0, ptr1, flags, orders, ncand, first, cap, pairs, counts, t); }
+}
+
 // One block per run (image and phase); its threads copy that run.
 __global__ void rows_kernel(const int32_t* __restrict__ pairs, const int32_t* __restrict__ counts,
                             const int64_t* __restrict__ offsets, int64_t B, int64_t cap, int top_dim,
@@ -152,6 +206,47 @@ const char* elder(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0
   return last_error();
 }
 
+template <typename K>
+const char* relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t* ptr1, const uint8_t* flag,
+                          const int64_t* order, const int64_t* ncand, const int64_t* first, int64_t B, int64_t cap,
+                          uint64_t* link0, uint64_t* best0, uint64_t* link1, uint64_t* best1, int32_t* changed,
+                          int iterations, int32_t* pairs, int32_t* counts, cudaStream_t s) {
+  const int64_t cells = B * g.P;
+  // All bits set: kNoLink in every link and claim.
+  cudaMemsetAsync(link0, 0xff, cells * sizeof(uint64_t), s);
+  cudaMemsetAsync(best0, 0xff, cells * sizeof(uint64_t), s);
+  if (link1) {
+    cudaMemsetAsync(link1, 0xff, cells * sizeof(uint64_t), s);
+    cudaMemsetAsync(best1, 0xff, cells * sizeof(uint64_t), s);
+  }
+  cudaMemsetAsync(changed, 0, iterations * sizeof(int32_t), s);
+  cudaMemsetAsync(counts, 0, B * 2 * sizeof(int32_t), s);
+  const int blocks = blocks_for(cells);
+  for (int it = 0; it < iterations; ++it) {
+    claim_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0, ptr1, flag, order, ncand, link0, link1, best0, best1, B,
+                                                 changed, it);
+    apply_kernel<<<blocks, kThreads, 0, s>>>(link0, best0, link1, best1, cells, changed, it);
+  }
+  emit_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0 ? link0 : nullptr, link1, order, ncand, first,
+                                              ptr0 != nullptr, B, cap, pairs, counts, changed, iterations);
+  const int threads = elder_threads(B * 2);
+  fallback_kernel<K><<<blocks_for(B * 2, threads), threads, 0, s>>>(g, key, ptr0, ptr1, flag, order, ncand, first, B,
+                                                                      cap, pairs, counts, changed, iterations);
+  return last_error();
+}
+
+const char* relaxed(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0, int32_t* ptr1,
+                    const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first, int64_t B,
+                    int64_t cap, uint64_t* link0, uint64_t* best0, uint64_t* link1, uint64_t* best1, int32_t* changed,
+                    int iterations, int32_t* pairs, int32_t* counts, void* stream) {
+  const MTPlan g = make_mt_plan(plan);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  return f64 ? relaxed_typed(g, static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, link0,
+                             best0, link1, best1, changed, iterations, pairs, counts, s)
+             : relaxed_typed(g, static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, link0,
+                             best0, link1, best1, changed, iterations, pairs, counts, s);
+}
+
 const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
                  int top_dim, int64_t* out, void* stream) {
   rows_kernel<<<blocks_for(B * 2, 1), 128, 0, static_cast<cudaStream_t>(stream)>>>(pairs, counts, offsets, B, cap,
@@ -161,7 +256,7 @@ const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* off
 
 }  // namespace
 
-MTLaunchers merge_tree_launchers() { return MTLaunchers{keys, basins, sort_keys, elder, rows}; }
+MTLaunchers merge_tree_launchers() { return MTLaunchers{keys, basins, sort_keys, elder, relaxed, rows}; }
 
 }  // namespace cuda
 }  // namespace gpuph

@@ -28,6 +28,14 @@ struct MTLaunchers {
   const char* (*elder)(const GridPlan& g, const void* keys, bool f64, int32_t* ptr0, int32_t* ptr1,
                        const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
                        int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, void* stream);
+  // The same pairs and counts as `elder`, by the relaxed elder rule (steps::relaxed_claim): up to `iterations` (>= 1)
+  // iterations over every merging pixel at once, stopping early once one changes nothing, then, if the last still
+  // changed a link, `elder` itself. link0 / best0, link1 / best1 (link1 / best1 null when ptr1 is): (B, P) scratch
+  // of each phase; changed: (iterations,) int32 scratch, left holding whether each iteration moved a link.
+  const char* (*relaxed)(const GridPlan& g, const void* keys, bool f64, int32_t* ptr0, int32_t* ptr1,
+                         const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
+                         int64_t B, int64_t cap, uint64_t* link0, uint64_t* best0, uint64_t* link1, uint64_t* best1,
+                         int32_t* changed, int iterations, int32_t* pairs, int32_t* counts, void* stream);
   // Rows (image, dim, birth, death) int64, run by run (phase 1 is dimension top_dim); offsets: (B * 2,) exclusive
   // prefix sums of counts.
   const char* (*rows)(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,

@@ -129,6 +129,110 @@ GPUPH_HD bool elder_run(const MTPlan& g, const K* keys, int32_t* ptr0, int32_t* 
   return n <= cap;
 }
 
+// ---------------------------------------------------------------------------------------- the relaxed elder rule
+// The union-find of every image and phase as a fixed point, all merging pixels at once (one thread each) instead of
+// one thread walking them in order. Every basin root r holds a link (rank << 32 | parent): r's component joins the
+// older root `parent`'s at the merging pixel of that rank in the phase's order (phase 0: ascending position in
+// `order`; phase 1: descending). A link is a fact: r and parent are truly connected by then, parent is older, so the
+// link's rank is never before r's true death. One iteration (Jacobi: reads the previous links only): every merging
+// pixel v finds the roots of its earlier neighbours' components just before v by following links made before v, and
+// claims each root but the oldest for (rank of v, that oldest) with an atomic min; a root takes its smallest claim
+// if earlier than its link. Links only move earlier, bounded by the true deaths. At a fixed point the links are the
+// sequential union-find's, rank for rank: by induction over the merging pixels in order, the components under the
+// links made before v are the true ones, so v's claims are the true deaths at v, and no link can be later than a
+// claim nor earlier than a true death. Measured in a prototype: 6-12 iterations on 2D noise, smooth fields and a
+// 1D random walk; the driver caps them and, if the last one still changed a link, runs the sequential union-find.
+constexpr uint64_t kNoLink = ~uint64_t(0);
+
+GPUPH_HD uint32_t link_rank(uint64_t l) { return uint32_t(l >> 32); }
+GPUPH_HD int32_t link_parent(uint64_t l) { return int32_t(uint32_t(l)); }
+
+// Root of basin root r's component just before the merging pixel of rank t: follow the links made before t (their
+// parents are older, so the walk ends).
+GPUPH_HD int32_t root_before(const uint64_t* link, int32_t r, uint32_t t) {
+  for (uint64_t l = link[r]; link_rank(l) < t; l = link[r]) r = link_parent(l);
+  return r;
+}
+
+// Claims of the merging pixel in slot t of the batch's candidate order (image t / P, position t % P), in each phase
+// whose pointers are given and whose flag bit it has: amin(slot, value) is an atomic min on uint64.
+template <typename K, typename AMin>
+GPUPH_HD void relaxed_claim(const MTPlan& g, const K* keys, const int32_t* ptr0, const int32_t* ptr1,
+                            const uint8_t* flags, const int64_t* orders, const int64_t* ncand, const uint64_t* link0,
+                            const uint64_t* link1, uint64_t* best0, uint64_t* best1, int64_t t, AMin&& amin) {
+  const int64_t b = t / g.P, i = t % g.P, n = ncand[b];
+  if (i >= n) return;
+  const int64_t base = b * g.P;
+  const K* key = keys + base;
+  const int64_t v = orders[t];
+  const K kv = key[v];
+  for (int phase = 0; phase < 2; ++phase) {
+    const int32_t* ptr = phase == 0 ? ptr0 : ptr1;
+    if (!ptr || !((flags[base + v] >> phase) & 1)) continue;
+    const bool reverse = phase == 1;
+    const uint32_t rank = uint32_t(reverse ? n - 1 - i : i);
+    const uint64_t* link = (phase == 0 ? link0 : link1) + base;
+    int32_t roots[26];
+    int nr = 0;
+    int32_t oldest = -1;
+    for (int j = 0; j < g.nnb[phase]; ++j) {
+      const int64_t u = v + g.nb[phase][j];
+      if (!earlier(key[u], kv, reverse)) continue;
+      const int32_t r = root_before(link, ptr[base + u], rank);
+      bool seen = false;
+      for (int q = 0; q < nr; ++q) seen = seen || roots[q] == r;
+      if (seen) continue;
+      roots[nr++] = r;
+      if (oldest < 0 || earlier(key[r], key[oldest], reverse)) oldest = r;
+    }
+    uint64_t* best = (phase == 0 ? best0 : best1) + base;
+    const uint64_t claim = (uint64_t(rank) << 32) | uint32_t(oldest);
+    for (int q = 0; q < nr; ++q)
+      if (roots[q] != oldest) amin(best + roots[q], claim);
+  }
+}
+
+// Cell t takes its smallest claim if earlier than its link, and clears it; returns whether its link moved.
+GPUPH_HD bool relaxed_apply(uint64_t* link, uint64_t* best, int64_t t) {
+  const uint64_t c = best[t];
+  if (c == kNoLink) return false;
+  best[t] = kNoLink;
+  if (link_rank(c) >= link_rank(link[t])) return false;
+  link[t] = c;
+  return true;
+}
+
+// The pair of cell t in each phase (link given) if it is a root that died and the pair is not of length zero:
+// reserve(slot) atomically adds one to a run's int32 count and returns its previous value.
+template <typename K, typename Reserve>
+GPUPH_HD void relaxed_emit(const MTPlan& g, const K* keys, const uint64_t* link0, const uint64_t* link1,
+                           const int64_t* orders, const int64_t* ncand, int64_t cap, int32_t* pairs, int32_t* counts,
+                           int64_t t, Reserve&& reserve) {
+  const int64_t b = t / g.P, c = t % g.P;
+  for (int phase = 0; phase < 2; ++phase) {
+    const uint64_t* link = phase == 0 ? link0 : link1;
+    if (!link || link[t] == kNoLink) continue;
+    const int64_t rank = link_rank(link[t]);
+    const int64_t v = orders[b * g.P + (phase == 1 ? ncand[b] - 1 - rank : rank)];
+    if (keys[t].value_bits() == keys[b * g.P + v].value_bits()) continue;
+    const int64_t s = b * 2 + phase;
+    int32_t* out = pairs + (s * cap + reserve(counts + s)) * 2;
+    const int32_t root = int32_t(unpad_index(g.n, g.pstride, g.pn, g.D, c));
+    const int32_t pixel = int32_t(unpad_index(g.n, g.pstride, g.pn, g.D, v));
+    out[0] = phase == 0 ? root : pixel;
+    out[1] = phase == 0 ? pixel : root;
+  }
+}
+
+// H0's essential class of image b (born at its first pixel), after its other pairs.
+template <typename Reserve>
+GPUPH_HD void essential_emit(const MTPlan& g, const int64_t* first, int64_t cap, int32_t* pairs, int32_t* counts,
+                             int64_t b, Reserve&& reserve) {
+  int32_t* out = pairs + (b * 2 * cap + reserve(counts + b * 2)) * 2;
+  out[0] = int32_t(unpad_index(g.n, g.pstride, g.pn, g.D, first[b]));
+  out[1] = -1;
+}
+
 // Copies row i of run s (image s / 2, phase s % 2: H0 or the top dimension top_dim) into rows (image, dim, birth,
 // death).
 GPUPH_HD void row_copy(const int32_t* pairs, const int64_t* offsets, int64_t cap, int top_dim, int64_t* rows,

@@ -285,6 +285,15 @@ def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):
     for name in ("keys", "merge_trees", "sync", "tree_rows", "pinned_order"):
         assert stages[f"gpuph::{name}"]["calls_per_call"] == 1, name
     assert "gpuph::h1::residual_rounds" in (out / "breakdown.md").read_text()
+    # Each case with each named union-find, in that order, each stage timed.
+    out = tmp_path / "modes"
+    assert breakdown(["--emulate", "--cases", "1x70x70", "--fields", "noise", "--repeats", "1", "--out", str(out),
+                      "--union-find", "serial", "relaxed"]) == 0
+    rows = json.loads((out / "breakdown.json").read_text())["rows"]
+    assert [r["union_find"] for r in rows] == ["serial", "relaxed"]
+    for r in rows:
+        assert {e["name"] for e in r["entries"]} >= {"gpuph::merge_trees", "gpuph::merge_trees::union_find"}
+    assert torch.ops.gpuph._union_find_mode(0) == 0  # restored
     if not torch.cuda.is_available():
         assert breakdown(["--cases", "1x8^3", "--out", str(tmp_path / "none")]) == 2
         assert not (tmp_path / "none").exists()

@@ -128,6 +128,46 @@ def test_large_batch_and_determinism():
     assert_same(runs[0], gpuph.cubical_persistence(x.cpu()))
 
 
+def staircase(n: int) -> torch.Tensor:
+    # Minima deepening and maxima rising left to right: the relaxed elder rule needs about n iterations.
+    x = torch.empty(2 * n + 1, dtype=torch.float64)
+    x[0::2] = torch.cat([torch.tensor([-1.0]), torch.arange(n - 1, -1, -1.0)])
+    x[1::2] = 10.0 * n + torch.arange(n, dtype=torch.float64)
+    return x[None]
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_cuda_union_find_modes_equal_cpu(construction):
+    """Every way the device runs the elder-rule union-find (one thread per image and phase, the host, the relaxed
+    elder rule, and its sequential fallback when it does not converge) gives the CPU path's rows, bit for bit and
+    run to run."""
+    ops = torch.ops.gpuph
+    code = {"V": 0, "T": 1, "freudenthal": 2}[construction]
+    g = torch.Generator().manual_seed(7)
+    cases = [
+        (torch.rand(3, 130, 140, generator=g), 2, 3),
+        ((torch.rand(2, 150, 90, generator=g) * 4).floor(), 2, 3),
+        (torch.from_numpy(np.stack([smooth_field((96, 80), seed=s, sigma=3) for s in range(4)])).float(), 2, 3),
+        (torch.rand(2, 20, 22, 18, generator=g), 3, 5),
+        (torch.cumsum(torch.randn(3, 6000, generator=g, dtype=torch.float64), 1), 1, 1),
+        (staircase(200), 1, 1),
+    ]
+    old_mode, old_iterations = ops._union_find_mode(0), ops._relaxed_iterations(48)
+    try:
+        for x, sd, mask in cases:
+            for superlevel in (True, False):
+                want = ops.cubical_pairs(x, sd, code, superlevel, mask)
+                for mode, iterations in ((1, 48), (2, 48), (3, 48), (3, 1), (3, 4096)):
+                    ops._union_find_mode(mode)
+                    ops._relaxed_iterations(iterations)
+                    runs = [ops.cubical_pairs(x.cuda(), sd, code, superlevel, mask).cpu() for _ in range(2)]
+                    for got in runs:
+                        assert torch.equal(got, want), (tuple(x.shape), superlevel, mode, iterations)
+    finally:
+        ops._union_find_mode(old_mode)
+        ops._relaxed_iterations(old_iterations)
+
+
 def test_large_image_and_half_types():
     x = torch.rand(1, 512, 512, device="cuda")
     assert_same(gpuph.cubical_persistence(x), gpuph.cubical_persistence(x.cpu()))
@@ -182,13 +222,14 @@ def _synchronisations(fn) -> int:
 def test_one_synchronisation_per_call(construction):
     """One device-to-host copy per call sizes the output (the merge trees and H1 of 3D read theirs together); H1 of
     3D adds one per batch of residual rounds, and one batch finishes these grids; a few large grids, whose
-    union-find runs on the host, one for the copies it reads. Building the Diagrams adds none."""
+    union-find runs on the host (on request: the relaxed elder rule runs them on the device by default), one for
+    the copies it reads. Building the Diagrams adds none."""
     ops = torch.ops.gpuph
     code = {"V": 0, "T": 1, "freudenthal": 2}[construction]
     g = torch.Generator().manual_seed(4)
     cases = [
         (torch.rand(8, 32, 32, generator=g), 2, 3, 1),
-        (torch.rand(1, 300, 300, generator=g), 2, 3, 2),  # the union-find on the host: one more, for its copies
+        (torch.rand(1, 300, 300, generator=g), 2, 3, 1),  # the relaxed elder rule: all on the device
         (torch.rand(5, 300, generator=g), 1, 1, 1),
         (torch.rand(4, 12, 12, 12, generator=g), 3, 5, 1),  # H0 and H2: merge trees only
         (torch.rand(4, 12, 12, 12, generator=g), 3, 7, 2),
@@ -199,6 +240,13 @@ def test_one_synchronisation_per_call(construction):
         call()  # warm-up: allocator, kernels loaded
         n = _synchronisations(call)
         assert 1 <= n <= most, (tuple(x.shape), mask, n)
+    host = functools.partial(ops.cubical_pairs, torch.rand(1, 300, 300, device="cuda"), 2, code, True, 3)
+    old = ops._union_find_mode(2)
+    try:
+        host()
+        assert _synchronisations(host) == 2  # the host's union-find: one more, for the copies it reads
+    finally:
+        ops._union_find_mode(old)
     api = functools.partial(gpuph.cubical_persistence, torch.rand(16, 28, 28, device="cuda"), construction=construction)
     api()
     assert _synchronisations(api) == 1

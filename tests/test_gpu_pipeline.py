@@ -10,6 +10,7 @@ the op's torch.compile support (fake implementation)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -98,18 +99,137 @@ def test_pipeline_equals_cpu_engine_3d(b, grid, construction, superlevel, seed, 
     both(x, 3, construction, superlevel, mask)
 
 
+@contextlib.contextmanager
+def union_find(mode: int, iterations: int | None = None):
+    """Runs the pipeline's union-find in `mode` (1: one thread per image and phase, 2: the host, 3: the relaxed
+    elder rule; merge_tree_pipeline.h), with at most `iterations` relaxed iterations if given."""
+    old = ops._union_find_mode(mode)
+    old_iterations = ops._relaxed_iterations(iterations) if iterations is not None else None
+    try:
+        yield
+    finally:
+        ops._union_find_mode(old)
+        if old_iterations is not None:
+            ops._relaxed_iterations(old_iterations)
+
+
+def union_find_stats(x: torch.Tensor, sd: int, construction: str, superlevel: bool, mask: int) -> dict[str, int]:
+    mode, candidates, iterations, converged = ops._merge_tree_stats(x, sd, CODES[construction], superlevel, mask)
+    return {"mode": mode, "candidates": candidates, "iterations": iterations, "converged": converged}
+
+
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 @pytest.mark.parametrize(
     ("shape", "masks"), [((1, 257, 263), (1, 2, 3)), ((3, 256, 257), (3,)), ((2, 41, 40, 42), (1, 4, 5))]
 )
-def test_pipeline_large_grids_union_find_on_the_host(construction, shape, masks):
-    # Few runs (image, phase) of at least 2^16 pixels: the pipeline runs the union-find on the host and sends back
-    # only the pairs it wrote (a narrower output buffer than the one the device path uses).
+@pytest.mark.parametrize("mode", [0, 2], ids=["auto", "host"])
+def test_pipeline_large_grids(construction, shape, masks, mode):
+    # Grids of 2^12 pixels and more: by default the relaxed elder rule (every merging pixel at once); on request the
+    # host's union-find, which sends back only the pairs it wrote (a narrower output buffer than the device's).
     g = torch.Generator().manual_seed(sum(shape))
     noise = torch.rand(shape, generator=g)
-    for x in (noise, (noise * 5).floor()):
-        for mask in masks:
-            both(x, len(shape) - 1, construction, construction == "V", mask)
+    with union_find(mode):
+        assert union_find_stats(noise, len(shape) - 1, construction, True, masks[-1])["mode"] == (mode or 3)
+        for x in (noise, (noise * 5).floor()):
+            for mask in masks:
+                both(x, len(shape) - 1, construction, construction == "V", mask)
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+@pytest.mark.parametrize("superlevel", [True, False])
+def test_relaxed_union_find_on_input_families(construction, superlevel):
+    """The relaxed elder rule on every input family, small and odd shapes included (1-pixel grids, single rows and
+    columns, plateaus, +-inf, checkerboards), each dim mask, float32 and float64: the rows equal the CPU engine's."""
+    shapes = [(3, 7, 9), (2, 1, 13), (2, 13, 1), (1, 1, 1), (2, 2, 2), (4, 17), (2, 4, 5, 3), (1, 1, 1, 6)]
+    with union_find(3):
+        for shape in shapes:
+            sd = len(shape) - 1
+            for name, x in families(shape, seed=sum(shape)):
+                for dtype in (torch.float32, torch.float64):
+                    for mask in range(1, 1 << sd):
+                        try:
+                            both(x.to(dtype), sd, construction, superlevel, mask)
+                        except AssertionError as exc:
+                            raise AssertionError(f"{name} {shape} {dtype} mask={mask}") from exc
+
+
+@given(
+    st.integers(1, 3),
+    st.lists(st.integers(1, 12), min_size=1, max_size=3),
+    st.sampled_from(CONSTRUCTIONS),
+    st.booleans(),
+    st.integers(0, 2**31 - 1),
+    st.sampled_from([0, 2, 5, 50]),
+)
+def test_relaxed_union_find_random(b, grid, construction, superlevel, seed, levels):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand((b, *grid), generator=g, dtype=torch.float64)
+    if levels:
+        x = (x * levels).floor()
+    with union_find(3):
+        both(x, len(grid), construction, superlevel, (1 << len(grid)) - 1)
+
+
+def staircase(n: int) -> torch.Tensor:
+    """A 1D signal whose minima deepen and whose maxima rise from left to right (minima n-1, ..., 0 after a first
+    one at -1): each maximum kills the minimum to its right, which the relaxed rule learns one maximum per
+    iteration."""
+    x = torch.empty(2 * n + 1, dtype=torch.float64)
+    x[0::2] = torch.cat([torch.tensor([-1.0]), torch.arange(n - 1, -1, -1.0)])
+    x[1::2] = 10.0 * n + torch.arange(n, dtype=torch.float64)
+    return x[None]
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_relaxed_union_find_converges_in_few_iterations_on_noise_and_smooth_fields(construction):
+    """The property the relaxed rule relies on for speed: a few iterations (6-13 measured) on noise and smooth
+    fields in 1D, 2D and 3D, far fewer than merging pixels, and no fallback."""
+    g = torch.Generator().manual_seed(5)
+    cases = [
+        (torch.rand(2, 96, 96, generator=g), 2, 3),
+        (torch.from_numpy(np.stack([smooth_field((96, 80), seed=s, sigma=3) for s in range(2)])), 2, 3),
+        (torch.rand(1, 20, 20, 20, generator=g), 3, 5),
+        (torch.cumsum(torch.randn(2, 4000, generator=g, dtype=torch.float64), 1), 1, 1),
+    ]
+    for x, sd, mask in cases:
+        for superlevel in (True, False):
+            with union_find(3):
+                s = union_find_stats(x, sd, construction, superlevel, mask)
+            assert s["mode"] == 3 and s["converged"] == 1, s
+            assert 2 <= s["iterations"] <= 16 and s["candidates"] > 20 * s["iterations"], s
+    # The staircase needs about one iteration per minimum: it converges only with enough of them.
+    with union_find(3):
+        assert union_find_stats(staircase(60), 1, construction, False, 1)["converged"] == 0
+    with union_find(3, iterations=200):
+        s = union_find_stats(staircase(60), 1, construction, False, 1)
+    assert s["converged"] == 1 and s["iterations"] >= 50, s
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_relaxed_union_find_falls_back_to_the_sequential_one(construction):
+    """Unconverged (too few iterations, or the staircase under the default cap), the relaxed rule hands every run to
+    the sequential union-find, whose rows equal the CPU engine's, whatever links the iterations left."""
+    g = torch.Generator().manual_seed(11)
+    noise = torch.rand(3, 40, 41, generator=g)
+    with union_find(3, iterations=1):
+        assert union_find_stats(noise, 2, construction, False, 3)["converged"] == 0
+        both(noise, 2, construction, False, 3)
+        both((noise * 4).floor(), 2, construction, True, 3)
+        both(torch.rand(2, 9, 8, 7, generator=g), 3, construction, True, 5)
+    for superlevel in (False, True):
+        x = staircase(80) if not superlevel else -staircase(80)
+        with union_find(3):
+            assert union_find_stats(x, 1, construction, superlevel, 1)["converged"] == 0
+            both(x, 1, construction, superlevel, 1)
+        with union_find(3, iterations=400):
+            both(x, 1, construction, superlevel, 1)
+
+
+def test_union_find_settings_are_checked():
+    with pytest.raises(ValueError, match="mode is 0, 1, 2 or 3"):
+        ops._union_find_mode(4)
+    with pytest.raises(ValueError, match="iterations are 1 to 4096"):
+        ops._relaxed_iterations(0)
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
@@ -240,10 +360,20 @@ def test_pipeline_does_not_depend_on_the_order_threads_run_in(construction, orde
     """A kernel's threads run in no fixed order, and the steps that race in place (pointer jumping, the apparent
     pairs' writes, the residual rounds' claims and growth) must give the same result whatever it is: the emulation
     runs every step one element at a time, last first or scrambled (t -> t * s mod n), and the rows still equal the
-    CPU engine's, on the input families in 1D/2D/3D, on 3D noise whose residual columns outgrow their buffers (with
-    and without spare region) and on a batch that leaves the device rounds unfinished."""
+    CPU engine's, on the input families in 1D/2D/3D (with the union-find run one thread per image and phase and by
+    the relaxed elder rule, whose claims race), on 3D noise whose residual columns outgrow their buffers (with and
+    without spare region) and on a batch that leaves the device rounds unfinished."""
     old = ops._emulation_order(order)
     try:
+        with union_find(3):
+            for shape in ((3, 17, 19), (5, 40), (2, 6, 5, 7)):
+                sd = len(shape) - 1
+                for name, x in families(shape, seed=sum(shape) + order):
+                    for superlevel in (True, False):
+                        try:
+                            both(x, sd, construction, superlevel, (1 << sd) - 1)
+                        except AssertionError as exc:
+                            raise AssertionError(f"relaxed {name} {shape} superlevel={superlevel}") from exc
         for shape in ((3, 7, 9), (4, 17), (2, 5, 4, 6)):
             sd = len(shape) - 1
             for name, x in families(shape, seed=sum(shape) + order):

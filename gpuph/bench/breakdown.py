@@ -6,12 +6,16 @@ For each case and field: the median time of one call after warm-up (CUDA events 
 - every CUDA kernel (device time, by kernel name; the sorts and element-wise ops of torch included),
 - every memory copy between host and device,
 - every stage of gpuph's device pipeline: the host-side ranges named ``gpuph::...`` (``gpuph::keys``,
-  ``gpuph::merge_trees`` with its ``union_find`` (where a few large grids run it on the host: the copies and the
-  host's union-find), H1 of 3D's ``gpuph::h1::ranks`` and ``cells``, then ``gpuph::sync``, the call's one copy
+  ``gpuph::merge_trees`` with its ``union_find`` (with ``--union-find host``: the copies and the host's
+  union-find), H1 of 3D's ``gpuph::h1::ranks`` and ``cells``, then ``gpuph::sync``, the call's one copy
   that sizes the outputs, then ``gpuph::tree_rows``, ``gpuph::h1::apparent_rows``, ``residual_rounds`` (its
   batches of rounds, one copy each), ``residual_rows``, and where the host finishes the residual reduction
   ``to_host``, ``residual_reduction``, ``to_device``; ``gpuph::pinned_order``). On the GPU a stage's host time
   includes its waits on the device.
+
+``--union-find`` runs each case with each named way of running the elder-rule union-find of H0 and the top
+dimension (``auto``, ``serial``: one GPU thread per image and phase, ``host``: on the CPU from copies, ``relaxed``:
+every merging pixel at once; merge_tree_pipeline.h), to compare them.
 
 On the GPU also the memory one call allocates at its peak (``peak_mib``: torch's caching allocator, the input not
 counted).
@@ -25,6 +29,7 @@ Examples::
     python -m gpuph.bench.breakdown                                   # 64x32^3, 1x128^3, 1x256^3 on the GPU
     python -m gpuph.bench.breakdown --cases 1x128^3 --fields noise --dims 1
     python -m gpuph.bench.breakdown --emulate --cases 2x16^3 --repeats 2
+    python -m gpuph.bench.breakdown --cases 1x1024x1024 64x32^3 --fields noise --union-find serial host relaxed
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from .timing import _cpu_call_ms, _cuda_call_ms
 
 DEFAULT_CASES = ("64x32^3", "1x128^3", "1x256^3")
 CONSTRUCTION_CODES = {"V": 0, "T": 1, "freudenthal": 2}
+UNION_FIND_MODES = {"auto": 0, "serial": 1, "host": 2, "relaxed": 3}
 # Kernels and copies below this share of the profiled device time are summed into one "other" entry.
 MIN_SHARE = 0.01
 
@@ -54,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--construction", choices=list(CONSTRUCTION_CODES), default="V")
     p.add_argument("--dims", default="all", help="'all' or one homology dimension (e.g. 1: H1 alone)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls, then as many profiled calls")
+    p.add_argument("--union-find", nargs="+", choices=list(UNION_FIND_MODES), default=["auto"],
+                   help="how the merge trees' union-find runs; several: each case with each")
     p.add_argument("--emulate", action="store_true", help="the device pipeline's CPU emulation (no GPU needed)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -105,7 +113,16 @@ def profile_calls(fn: Callable[[], Any], repeats: int, cuda: bool) -> list[dict[
     return sorted(entries, key=lambda e: order[e["kind"]])
 
 
-def run_case(case: Case, field: str, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
+def run_case(case: Case, field: str, args: argparse.Namespace, cuda: bool, union_find: str = "auto") -> dict[str, Any]:
+    old = torch.ops.gpuph._union_find_mode(UNION_FIND_MODES[union_find])
+    try:
+        row = _run_case(case, field, args, cuda)
+    finally:
+        torch.ops.gpuph._union_find_mode(old)
+    return {**row, "union_find": union_find}
+
+
+def _run_case(case: Case, field: str, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
     import gpuph
 
     x = torch.from_numpy(make_field(case, field))
@@ -159,7 +176,8 @@ def write_markdown(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]])
              "overhead, so the parts need not add up to the median).", ""]
     for r in rows:
         peak = "" if r.get("peak_mib") is None else f", peak memory {r['peak_mib']:.4g} MiB"
-        lines += [f"## {r['case']} {r['field']} ({r['library']}, {r['construction']}, dims {r['dims']}): median "
+        lines += [f"## {r['case']} {r['field']} ({r['library']}, {r['construction']}, dims {r['dims']}, union-find "
+                  f"{r.get('union_find', 'auto')}): median "
                   f"{r['median_ms']:.4g} ms over {r['repeats']} calls{peak}", ""]
         lines.append(table(["part", "kind", "ms per call", "calls per call"],
                            [[e["name"], e["kind"], f"{e['ms_per_call']:.4g}", f"{e['calls_per_call']:g}"]
@@ -183,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for case in cases:
         for field in args.fields:
-            rows.append(run_case(case, field, args, cuda))
-            print(f"{case.name} {field}: {rows[-1]['median_ms']:.4g} ms")
+            for union_find in args.union_find:
+                rows.append(run_case(case, field, args, cuda, union_find))
+                print(f"{case.name} {field} union-find {union_find}: {rows[-1]['median_ms']:.4g} ms")
     write_json(out / "breakdown.json", {"meta": m, "rows": rows})
     write_markdown(out / "breakdown.md", m, rows)
     print(f"wrote {out / 'breakdown.json'} and {out / 'breakdown.md'}")

@@ -51,6 +51,21 @@ at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims,
   return cubical_pipeline(cpu_launchers(), xc, g, superlevel, dims_mask, nullptr);
 }
 
+// [the union-find mode it ran (merge_tree_pipeline.h), merging pixels, iterations of the relaxed elder rule, whether
+// they converged (else its sequential fallback ran)] of the merge trees of a batch, with the CPU emulation.
+std::vector<int64_t> merge_tree_stats(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
+                                      bool superlevel, int64_t dims_mask) {
+  const GridPlan g = check_cubical_args(x, spatial_dims, construction);
+  const at::Tensor xc = x.contiguous();
+  TORCH_CHECK_VALUE(xc.size(0) > 0, "gpuph: merge-tree stats need a non-empty batch");
+  const MTLaunchers launch = cpu_merge_tree_launchers();
+  const at::Tensor nan_image = at::full({1}, INT32_MAX, xc.options().dtype(at::kInt));
+  const at::Tensor keys = cell_keys(launch, xc, g, superlevel, nan_image, nullptr);
+  UnionFindStats s;
+  merge_tree_launch(launch, xc, g, keys, dims_mask, nullptr, &s);
+  return {s.mode, s.candidates, s.iterations, int64_t(s.converged)};
+}
+
 // [2-cells that are columns, columns in apparent pairs, columns left to the residual reduction, column additions
 // and rounds of the device's residual reduction, columns given larger buffers, whether the host finished it, batches
 // of rounds, entries of the residual columns' storage, entries they took past their first buffers]
@@ -119,15 +134,19 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_cubical_pairs_pipeline(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) "
         "-> Tensor");
   m.def("_middle_pipeline_stats(Tensor x, int construction, bool superlevel) -> Tensor");
+  m.def("_merge_tree_stats(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) -> int[]");
   // Testing aid (middle_pipeline.h): returns the previous setting.
   m.def("_residual_round_limit(int rounds) -> int", &gpuph::set_max_residual_rounds);
   m.def("_residual_spare(int entries) -> int", &gpuph::set_residual_spare);
   m.def("_residual_hints(int construction, int first_rounds=-1, int spare_sixteenths=-1) -> int[]",
         &gpuph::residual_hints);
   m.def("_emulation_order(int order) -> int", &gpuph::set_emulation_order);
+  m.def("_union_find_mode(int mode) -> int", &gpuph::set_union_find_mode);
+  m.def("_relaxed_iterations(int iterations) -> int", &gpuph::set_relaxed_iterations);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {
   m.impl("_cubical_pairs_pipeline", &gpuph::cubical_pairs_pipeline_cpu);
   m.impl("_middle_pipeline_stats", &gpuph::middle_pipeline_stats);
+  m.impl("_merge_tree_stats", &gpuph::merge_tree_stats);
 }

@@ -18,12 +18,21 @@
 namespace gpuph {
 namespace {
 
-// Where the union-find runs: on the device when the batch gives it at least this many runs (image, phase) to do side
-// by side, or when the grids are small; otherwise on the host (see merge_tree_pipeline).
-constexpr int64_t kDeviceElderMinRuns = 16;
-constexpr int64_t kHostElderMinPixels = int64_t(1) << 16;
+// Where the union-find runs by default (kAutoUnionFind): batches of small grids one run (image, phase) per GPU thread,
+// the sequential union-find (elder_run), whose runs are short and many side by side; larger grids by the relaxed
+// elder rule, every merging pixel at once. Neither bound is timed on a GPU yet: a GPU session must compare the modes
+// (set_union_find_mode) and set it.
+constexpr int64_t kRelaxedMinPixels = int64_t(1) << 12;
+// Iterations of the relaxed elder rule before it gives up and runs the sequential union-find: a prototype needed
+// 6-12 on 2D noise, smooth fields and a random walk; each after convergence is two launches that return at once.
+constexpr int kRelaxedIterations = 48;
+
+std::atomic<int> union_find_mode{kAutoUnionFind};
+std::atomic<int> relaxed_iterations{kRelaxedIterations};
 
 // ---------------------------------------------------------------------------------------------- CPU emulation
+int32_t fetch_add1(int32_t* count) { return fetch_add(count, int32_t(1)); }
+
 const char* cpu_keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool superlevel, void* key,
                      int32_t* nan_image, void*) {
   const MTPlan g = make_mt_plan(plan);
@@ -100,6 +109,62 @@ const char* cpu_elder(const GridPlan& plan, const void* key, bool f64, int32_t* 
   return ok ? nullptr : "more pairs than the output capacity";
 }
 
+template <typename K>
+void cpu_relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t* ptr1, const uint8_t* flag,
+                       const int64_t* order, const int64_t* ncand, const int64_t* first, int64_t B, int64_t cap,
+                       uint64_t* link0, uint64_t* best0, uint64_t* link1, uint64_t* best1, int32_t* changed,
+                       int iterations, int32_t* pairs, int32_t* counts) {
+  const int64_t cells = B * g.P;
+  std::fill(link0, link0 + cells, steps::kNoLink);
+  std::fill(best0, best0 + cells, steps::kNoLink);
+  if (link1) {
+    std::fill(link1, link1 + cells, steps::kNoLink);
+    std::fill(best1, best1 + cells, steps::kNoLink);
+  }
+  std::fill(changed, changed + iterations, 0);
+  std::fill(counts, counts + B * 2, 0);
+  for (int it = 0; it < iterations; ++it) {
+    if (it > 0 && changed[it - 1] == 0) break;  // as the kernels: nothing moved, nothing will
+    each_element(cells, [&](int64_t t) {
+      steps::relaxed_claim(g, key, ptr0, ptr1, flag, order, ncand, link0, link1, best0, best1, t,
+                           atomic_min<uint64_t>);
+    });
+    std::atomic<bool> moved{false};
+    each_element(cells, [&](int64_t t) {
+      bool m = steps::relaxed_apply(link0, best0, t);
+      if (link1) m |= steps::relaxed_apply(link1, best1, t);
+      if (m) moved.store(true, std::memory_order_relaxed);
+    });
+    changed[it] = moved.load() ? 1 : 0;
+  }
+  if (changed[iterations - 1] == 0) {
+    each_element(cells, [&](int64_t t) {
+      steps::relaxed_emit(g, key, ptr0 ? link0 : nullptr, link1, order, ncand, cap, pairs, counts, t,
+                          fetch_add1);
+    });
+    if (ptr0)
+      for (int64_t b = 0; b < B; ++b) steps::essential_emit(g, first, cap, pairs, counts, b, fetch_add1);
+  } else {
+    each_element_serial(B * 2, [&](int64_t t) {
+      steps::elder_run(g, key, ptr0, ptr1, flag, order, ncand, first, cap, pairs, counts, t);
+    });
+  }
+}
+
+const char* cpu_relaxed(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0, int32_t* ptr1,
+                        const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
+                        int64_t B, int64_t cap, uint64_t* link0, uint64_t* best0, uint64_t* link1, uint64_t* best1,
+                        int32_t* changed, int iterations, int32_t* pairs, int32_t* counts, void*) {
+  const MTPlan g = make_mt_plan(plan);
+  if (f64)
+    cpu_relaxed_typed(g, static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, link0, best0,
+                      link1, best1, changed, iterations, pairs, counts);
+  else
+    cpu_relaxed_typed(g, static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, link0, best0,
+                      link1, best1, changed, iterations, pairs, counts);
+  return nullptr;
+}
+
 const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
                      int top_dim, int64_t* rows, void*) {
   for (int64_t s = 0; s < B * 2; ++s)
@@ -110,7 +175,7 @@ const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t*
 }  // namespace
 
 MTLaunchers cpu_merge_tree_launchers() {
-  return MTLaunchers{cpu_keys, cpu_basins, cpu_sort_keys, cpu_elder, cpu_rows};
+  return MTLaunchers{cpu_keys, cpu_basins, cpu_sort_keys, cpu_elder, cpu_relaxed, cpu_rows};
 }
 
 at::Tensor cell_keys(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
@@ -125,7 +190,7 @@ at::Tensor cell_keys(const MTLaunchers& launch, const at::Tensor& xc, const Grid
 }
 
 TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
-                             const at::Tensor& keys, int64_t dims_mask, void* stream) {
+                             const at::Tensor& keys, int64_t dims_mask, void* stream, UnionFindStats* stats) {
   const int64_t B = xc.size(0);
   const bool f64 = xc.scalar_type() == at::kDouble;
   const bool emit0 = dims_mask & 1;
@@ -154,11 +219,18 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   // Its own stage in profiles (gpuph.bench.breakdown): on the host path, the copies and the host's union-find.
   RECORD_FUNCTION("gpuph::merge_trees::union_find", std::vector<c10::IValue>());
   int64_t cap = g.N + 1;  // per image and phase: at most one pair per basin, plus the essential class
+  const int requested = union_find_mode.load(std::memory_order_relaxed);
+  const int mode = requested != kAutoUnionFind ? requested
+                   : g.N >= kRelaxedMinPixels  ? kRelaxedUnionFind
+                                               : kSerialUnionFind;
+  if (stats) {
+    stats->mode = mode;
+    stats->candidates = ncand.sum().item<int64_t>();
+  }
   at::Tensor pairs, counts;
-  if (B * 2 < kDeviceElderMinRuns && g.N >= kHostElderMinPixels) {
-    // A few large grids: the union-find is sequential per image and phase, and one GPU thread runs it far slower than
-    // a CPU core. Run it on the host (torch's threads, one per run) on copies of what it reads, and send back only
-    // the pairs it wrote.
+  if (mode == kHostUnionFind) {
+    // The sequential union-find on the host (torch's threads, one per run) on copies of what it reads; only the
+    // pairs it wrote go back.
     const std::vector<at::Tensor> h = to_host({keys, flag, order, ncand, ptr0, ptr1, first});
     const at::Tensor &keys_h = h[0], &flag_h = h[1], &order_h = h[2], &ncand_h = h[3], &ptr0_h = h[4], &ptr1_h = h[5];
     const at::Tensor& first_h = h[6];
@@ -173,6 +245,29 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     cap = std::max<int64_t>(1, counts_h.max().item<int64_t>());
     pairs = pairs_h.narrow(2, 0, cap).contiguous().to(xc.device());
     counts = counts_h.to(xc.device());
+  } else if (mode == kRelaxedUnionFind) {
+    pairs = at::empty({B, 2, cap, 2}, i32);
+    counts = at::empty({B * 2}, i32);
+    // The sort keys are spent: phase 0's links and claims take their memory.
+    auto u64 = [](const at::Tensor& t) { return t.defined() ? reinterpret_cast<uint64_t*>(t.data_ptr<int64_t>()) : nullptr; };
+    const at::Tensor link1 = emit1 ? at::empty({B, g.P}, i64) : at::Tensor();
+    const at::Tensor best1 = emit1 ? at::empty({B, g.P}, i64) : at::Tensor();
+    const int iterations = relaxed_iterations.load(std::memory_order_relaxed);
+    const at::Tensor changed = at::empty({iterations}, i32);
+    check(launch.relaxed(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
+                         flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),
+                         first.data_ptr<int64_t>(), B, cap, u64(cand_key), u64(first_key), u64(link1), u64(best1),
+                         changed.data_ptr<int32_t>(), iterations, pairs.data_ptr<int32_t>(),
+                         counts.data_ptr<int32_t>(), stream),
+          "union-find");
+    if (stats) {
+      const at::Tensor c = changed.cpu();
+      const int32_t* ch = c.data_ptr<int32_t>();
+      int run = 0;
+      while (run < iterations && (run == 0 || ch[run - 1] != 0)) ++run;
+      stats->iterations = run;
+      stats->converged = ch[iterations - 1] == 0;
+    }
   } else {
     pairs = at::empty({B, 2, cap, 2}, i32);
     counts = at::empty({B * 2}, i32);
@@ -186,6 +281,16 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   const at::Tensor counts64 = counts.to(at::kLong);
   const at::Tensor ends = counts64.cumsum(0);
   return TreeLaunch{pairs, counts, (ends - counts64).contiguous(), ends.narrow(0, B * 2 - 1, 1), cap};
+}
+
+int64_t set_union_find_mode(int64_t mode) {
+  TORCH_CHECK_VALUE(mode >= kAutoUnionFind && mode <= kRelaxedUnionFind, "gpuph: union-find mode is 0, 1, 2 or 3");
+  return union_find_mode.exchange(int(mode));
+}
+
+int64_t set_relaxed_iterations(int64_t iterations) {
+  TORCH_CHECK_VALUE(iterations >= 1 && iterations <= 4096, "gpuph: relaxed iterations are 1 to 4096");
+  return relaxed_iterations.exchange(int(iterations));
 }
 
 at::Tensor merge_tree_finish(const MTLaunchers& launch, const TreeLaunch& t, int64_t total, const GridPlan& g,

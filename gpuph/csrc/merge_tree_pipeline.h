@@ -21,8 +21,28 @@ struct TreeLaunch {
   at::Tensor pairs, counts, offsets, total;
   int64_t cap = 0;
 };
+// How the elder-rule union-find runs (merge_tree_launch; a testing and benchmarking aid, set_union_find_mode):
+//   kAutoUnionFind: by grid size (merge_tree_pipeline.cpp);
+//   kSerialUnionFind: one device thread per image and phase walks the merging pixels in order (steps::elder_run);
+//   kHostUnionFind: the same on the host, on copies;
+//   kRelaxedUnionFind: the relaxed elder rule, every merging pixel at once (steps::relaxed_claim).
+enum UnionFindMode : int { kAutoUnionFind = 0, kSerialUnionFind = 1, kHostUnionFind = 2, kRelaxedUnionFind = 3 };
+// Sets the mode (every later call, process-wide) and returns the previous one.
+int64_t set_union_find_mode(int64_t mode);
+// Sets the relaxed elder rule's iteration cap (testing aid: 1 forces its sequential fallback) and returns the previous.
+int64_t set_relaxed_iterations(int64_t iterations);
+
+// What merge_tree_launch did, when asked (it then reads the device: tests and the CPU emulation only).
+struct UnionFindStats {
+  int mode = 0;                // the UnionFindMode it ran
+  int64_t candidates = 0;      // merging pixels of the batch, both phases' candidates counted once
+  int iterations = 0;          // relaxed: iterations run
+  bool converged = false;      // relaxed: the last iteration moved no link (else the sequential fallback ran)
+};
+
 TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
-                             const at::Tensor& keys, int64_t dims_mask, void* stream);
+                             const at::Tensor& keys, int64_t dims_mask, void* stream,
+                             UnionFindStats* stats = nullptr);
 
 // Their rows (image, dim, birth pixel, death pixel) int64 (total, 4), unordered; total read from t.total by the
 // caller's one device-to-host copy, which also reports NaN (cubical_pipeline).

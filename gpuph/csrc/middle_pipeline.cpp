@@ -64,14 +64,6 @@ const char* cpu_edge_keys(const MiddlePlan& m, bool wide, const int32_t* rank, i
   return nullptr;
 }
 
-// *slot = min(*slot, v), atomically (the emulation of CUDA's atomicMin).
-template <typename T>
-void atomic_min(T* slot, T v) {
-  T cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
-  while (v < cur && !__atomic_compare_exchange_n(slot, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
-}
-
 template <typename K>
 void cpu_columns_typed(const MiddlePlan& m, const int32_t* rank, const K* ekey, int64_t B, K* col_key,
                        uint8_t* col_pivot, K* row_oldest) {
@@ -129,8 +121,6 @@ const char* cpu_residual_init(const MiddlePlan& m, bool wide, const void* ekey, 
   return nullptr;
 }
 
-int64_t fetch_add(int64_t* slot, int64_t n) { return __atomic_fetch_add(slot, n, __ATOMIC_RELAXED); }
-
 template <typename K>
 void cpu_residual_rounds_typed(const MiddlePlan& m, const K* ek, const K* ro, const int64_t* res, int64_t nres,
                                int64_t* owner, const mid::ResidualColumns<K>& c, int64_t first_round, int rounds,
@@ -141,8 +131,8 @@ void cpu_residual_rounds_typed(const MiddlePlan& m, const K* ek, const K* ro, co
     cpu_claims(m, ro, res, nres, owner, r, c);
     // Side by side, as on the device: a column reads its own buffer and its owners', which nobody writes now.
     each_element(nres, [&](int64_t j) {
-      const int n = mid::residual_step_cell(m, ek, ro, res, owner, r, c, j, fetch_add);
-      if (n) fetch_add(added + i, n);
+      const int n = mid::residual_step_cell(m, ek, ro, res, owner, r, c, j, fetch_add<int64_t>);
+      if (n) fetch_add<int64_t>(added + i, n);
     });
   }
 }
@@ -167,9 +157,9 @@ void cpu_residual_final_typed(const MiddlePlan& m, const K* ek, const K* ck, con
   cpu_claims(m, ro, res, nres, owner, round, c);
   each_element(nres, [&](int64_t j) {
     if (!mid::residual_final_cell(m, ek, ck, ro, res, owner, round, c, order, vkey, birth, death, j))
-      fetch_add(counts, 1);
+      fetch_add(counts, int64_t(1));
     else if (birth[j] >= 0)
-      fetch_add(counts + 1, 1);
+      fetch_add(counts + 1, int64_t(1));
   });
 }
 

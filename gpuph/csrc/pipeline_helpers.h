@@ -56,6 +56,19 @@ inline int64_t set_emulation_order(int64_t order) {
   return emulation_order.exchange(int(order));
 }
 
+// The emulations of CUDA's atomicMin and atomicAdd (the kernels' callbacks): *slot = min(*slot, v), and *slot += n
+// returning the previous value, atomically.
+template <typename T>
+void atomic_min(T* slot, T v) {
+  T cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
+  while (v < cur && !__atomic_compare_exchange_n(slot, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+template <typename T>
+T fetch_add(T* slot, T n) {
+  return __atomic_fetch_add(slot, n, __ATOMIC_RELAXED);
+}
+
 // Contiguous host copies of ts with one synchronisation: all but the last are queued without waiting (torch gives
 // a non-blocking copy to the host pinned memory), and the last, a blocking copy on the same stream, waits for them.
 // Host tensors are returned as they are (contiguous), undefined ones (nothing to copy) as undefined.

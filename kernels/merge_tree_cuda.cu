@@ -179,7 +179,7 @@ const char* sort_keys(const GridPlan& plan, const void* key, bool f64, const uin
 // over the multiprocessors (each with an L1 to itself while there are fewer runs than multiprocessors); only past
 // 16 blocks a multiprocessor do runs share blocks (the limit is 32 resident blocks). Unmeasured: a GPU run must
 // compare it with the previous 64.
-int elder_threads(int64_t runs) {
+int multiprocessors() {
   static const int sms = [] {
     int device = 0, n = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
@@ -187,6 +187,11 @@ int elder_threads(int64_t runs) {
       return 132;
     return n;
   }();
+  return sms;
+}
+
+int elder_threads(int64_t runs) {
+  const int sms = multiprocessors();
   const int64_t per_sm = (runs + sms - 1) / sms;
   return per_sm <= 16 ? 1 : int(std::min<int64_t>(32, (per_sm + 15) / 16));
 }
@@ -221,7 +226,9 @@ const char* relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t*
   }
   cudaMemsetAsync(changed, 0, iterations * sizeof(int32_t), s);
   cudaMemsetAsync(counts, 0, B * 2 * sizeof(int32_t), s);
-  const int blocks = blocks_for(cells);
+  // As many blocks as run at once (8 of 256 threads a multiprocessor), each thread striding over several cells: the
+  // iterations after convergence return at once, and cost a launch of few blocks, not one of a block per 256 cells.
+  const int blocks = std::min(blocks_for(cells), 8 * multiprocessors());
   for (int it = 0; it < iterations; ++it) {
     claim_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0, ptr1, flag, order, ncand, link0, link1, best0, best1, B,
                                                  changed, it);

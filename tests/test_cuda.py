@@ -152,12 +152,12 @@ def test_cuda_union_find_modes_equal_cpu(construction):
         (torch.cumsum(torch.randn(3, 6000, generator=g, dtype=torch.float64), 1), 1, 1),
         (staircase(200), 1, 1),
     ]
-    old_mode, old_iterations = ops._union_find_mode(0), ops._relaxed_iterations(48)
+    old_mode, old_iterations = ops._union_find_mode(0), ops._relaxed_iterations(32)
     try:
         for x, sd, mask in cases:
             for superlevel in (True, False):
                 want = ops.cubical_pairs(x, sd, code, superlevel, mask)
-                for mode, iterations in ((1, 48), (2, 48), (3, 48), (3, 1), (3, 4096)):
+                for mode, iterations in ((1, 32), (2, 32), (3, 32), (3, 1), (3, 4096)):
                     ops._union_find_mode(mode)
                     ops._relaxed_iterations(iterations)
                     runs = [ops.cubical_pairs(x.cuda(), sd, code, superlevel, mask).cpu() for _ in range(2)]

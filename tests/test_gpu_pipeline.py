@@ -199,10 +199,10 @@ def test_relaxed_union_find_converges_in_few_iterations_on_noise_and_smooth_fiel
             assert 2 <= s["iterations"] <= 16 and s["candidates"] > 20 * s["iterations"], s
     # The staircase needs about one iteration per minimum: it converges only with enough of them.
     with union_find(3):
-        assert union_find_stats(staircase(60), 1, construction, False, 1)["converged"] == 0
+        assert union_find_stats(staircase(40), 1, construction, False, 1)["converged"] == 0
     with union_find(3, iterations=200):
-        s = union_find_stats(staircase(60), 1, construction, False, 1)
-    assert s["converged"] == 1 and s["iterations"] >= 50, s
+        s = union_find_stats(staircase(40), 1, construction, False, 1)
+    assert s["converged"] == 1 and s["iterations"] >= 35, s
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)

@@ -231,3 +231,13 @@ def load_mnist(n: int = 8, offset: int = 0) -> np.ndarray:
         f.read((rows * cols) * offset)
         data = np.frombuffer(f.read(rows * cols * n), dtype=np.uint8)
     return data.reshape(n, rows, cols).copy()
+
+
+def staircase(n: int) -> torch.Tensor:
+    """A (1, 2n + 1) float64 signal whose minima deepen and whose maxima rise from left to right (minima n-1, ..., 0
+    after a first one at -1): each maximum kills the minimum to its right, which the device's relaxed elder rule
+    learns one maximum per iteration (about n iterations; kernels/merge_tree_steps.cuh)."""
+    x = torch.empty(2 * n + 1, dtype=torch.float64)
+    x[0::2] = torch.cat([torch.tensor([-1.0]), torch.arange(n - 1, -1, -1.0)])
+    x[1::2] = 10.0 * n + torch.arange(n, dtype=torch.float64)
+    return x[None]

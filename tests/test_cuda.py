@@ -17,6 +17,7 @@ from conftest import (
     check_order,
     load_mnist,
     smooth_field,
+    staircase,
 )
 
 import gpuph
@@ -126,14 +127,6 @@ def test_large_batch_and_determinism():
     for r in runs[1:]:
         assert_same(r, runs[0])
     assert_same(runs[0], gpuph.cubical_persistence(x.cpu()))
-
-
-def staircase(n: int) -> torch.Tensor:
-    # Minima deepening and maxima rising left to right: the relaxed elder rule needs about n iterations.
-    x = torch.empty(2 * n + 1, dtype=torch.float64)
-    x[0::2] = torch.cat([torch.tensor([-1.0]), torch.arange(n - 1, -1, -1.0)])
-    x[1::2] = 10.0 * n + torch.arange(n, dtype=torch.float64)
-    return x[None]
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_diagrams, load_mnist, smooth_field
+from conftest import assert_same_diagrams, load_mnist, smooth_field, staircase
 from hypothesis import given
 from hypothesis import strategies as st
 from reference import _sorted_pairs, gudhi_freudenthal
@@ -33,6 +33,25 @@ def both(x: torch.Tensor, sd: int, construction: str, superlevel: bool, mask: in
     got = ops._cubical_pairs_pipeline(x, sd, CODES[construction], superlevel, mask)
     assert got.dtype == torch.int64 and got.shape == want.shape, (got.shape, want.shape)
     assert torch.equal(got, want)
+
+
+@contextlib.contextmanager
+def union_find(mode: int, iterations: int | None = None):
+    """Runs the pipeline's union-find in `mode` (1: one thread per image and phase, 2: the host, 3: the relaxed
+    elder rule; merge_tree_pipeline.h), with at most `iterations` relaxed iterations if given."""
+    old = ops._union_find_mode(mode)
+    old_iterations = ops._relaxed_iterations(iterations) if iterations is not None else None
+    try:
+        yield
+    finally:
+        ops._union_find_mode(old)
+        if old_iterations is not None:
+            ops._relaxed_iterations(old_iterations)
+
+
+def union_find_stats(x: torch.Tensor, sd: int, construction: str, superlevel: bool, mask: int) -> dict[str, int]:
+    mode, candidates, iterations, converged = ops._merge_tree_stats(x, sd, CODES[construction], superlevel, mask)
+    return {"mode": mode, "candidates": candidates, "iterations": iterations, "converged": converged}
 
 
 def families(shape, seed: int):
@@ -55,16 +74,20 @@ def families(shape, seed: int):
     "shape",
     [(3, 7, 9), (2, 1, 13), (2, 13, 1), (1, 1, 1), (2, 2, 2), (4, 17), (2, 4, 5, 3), (1, 1, 1, 6), (2, 2, 2, 2)],
 )
-def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, shape):
+@pytest.mark.parametrize("mode", [0, 3], ids=["auto", "relaxed"])
+def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, shape, mode):
+    # These grids are small: by default one thread per image and phase runs the union-find; also the relaxed elder
+    # rule on them (1-pixel grids, single rows and columns, plateaus, +-inf, checkerboards).
     sd = len(shape) - 1
     masks = {1: (1,), 2: (1, 2, 3), 3: (1, 2, 4, 5, 7)}[sd]
-    for name, x in families(shape, seed=sum(shape)):
-        for dtype in (torch.float32, torch.float64):
-            for mask in masks:
-                try:
-                    both(x.to(dtype), sd, construction, superlevel, mask)
-                except AssertionError as exc:
-                    raise AssertionError(f"{name} {dtype} mask={mask}") from exc
+    with union_find(mode):
+        for name, x in families(shape, seed=sum(shape)):
+            for dtype in (torch.float32, torch.float64):
+                for mask in masks:
+                    try:
+                        both(x.to(dtype), sd, construction, superlevel, mask)
+                    except AssertionError as exc:
+                        raise AssertionError(f"{name} {dtype} mask={mask}") from exc
 
 
 @given(
@@ -99,25 +122,6 @@ def test_pipeline_equals_cpu_engine_3d(b, grid, construction, superlevel, seed, 
     both(x, 3, construction, superlevel, mask)
 
 
-@contextlib.contextmanager
-def union_find(mode: int, iterations: int | None = None):
-    """Runs the pipeline's union-find in `mode` (1: one thread per image and phase, 2: the host, 3: the relaxed
-    elder rule; merge_tree_pipeline.h), with at most `iterations` relaxed iterations if given."""
-    old = ops._union_find_mode(mode)
-    old_iterations = ops._relaxed_iterations(iterations) if iterations is not None else None
-    try:
-        yield
-    finally:
-        ops._union_find_mode(old)
-        if old_iterations is not None:
-            ops._relaxed_iterations(old_iterations)
-
-
-def union_find_stats(x: torch.Tensor, sd: int, construction: str, superlevel: bool, mask: int) -> dict[str, int]:
-    mode, candidates, iterations, converged = ops._merge_tree_stats(x, sd, CODES[construction], superlevel, mask)
-    return {"mode": mode, "candidates": candidates, "iterations": iterations, "converged": converged}
-
-
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 @pytest.mark.parametrize(
     ("shape", "masks"), [((1, 257, 263), (1, 2, 3)), ((3, 256, 257), (3,)), ((2, 41, 40, 42), (1, 4, 5))]
@@ -135,24 +139,6 @@ def test_pipeline_large_grids(construction, shape, masks, mode):
                 both(x, len(shape) - 1, construction, construction == "V", mask)
 
 
-@pytest.mark.parametrize("construction", CONSTRUCTIONS)
-@pytest.mark.parametrize("superlevel", [True, False])
-def test_relaxed_union_find_on_input_families(construction, superlevel):
-    """The relaxed elder rule on every input family, small and odd shapes included (1-pixel grids, single rows and
-    columns, plateaus, +-inf, checkerboards), each dim mask, float32 and float64: the rows equal the CPU engine's."""
-    shapes = [(3, 7, 9), (2, 1, 13), (2, 13, 1), (1, 1, 1), (2, 2, 2), (4, 17), (2, 4, 5, 3), (1, 1, 1, 6)]
-    with union_find(3):
-        for shape in shapes:
-            sd = len(shape) - 1
-            for name, x in families(shape, seed=sum(shape)):
-                for dtype in (torch.float32, torch.float64):
-                    for mask in range(1, 1 << sd):
-                        try:
-                            both(x.to(dtype), sd, construction, superlevel, mask)
-                        except AssertionError as exc:
-                            raise AssertionError(f"{name} {shape} {dtype} mask={mask}") from exc
-
-
 @given(
     st.integers(1, 3),
     st.lists(st.integers(1, 12), min_size=1, max_size=3),
@@ -168,16 +154,6 @@ def test_relaxed_union_find_random(b, grid, construction, superlevel, seed, leve
         x = (x * levels).floor()
     with union_find(3):
         both(x, len(grid), construction, superlevel, (1 << len(grid)) - 1)
-
-
-def staircase(n: int) -> torch.Tensor:
-    """A 1D signal whose minima deepen and whose maxima rise from left to right (minima n-1, ..., 0 after a first
-    one at -1): each maximum kills the minimum to its right, which the relaxed rule learns one maximum per
-    iteration."""
-    x = torch.empty(2 * n + 1, dtype=torch.float64)
-    x[0::2] = torch.cat([torch.tensor([-1.0]), torch.arange(n - 1, -1, -1.0)])
-    x[1::2] = 10.0 * n + torch.arange(n, dtype=torch.float64)
-    return x[None]
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)

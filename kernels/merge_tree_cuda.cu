@@ -75,13 +75,14 @@ __global__ void claim_kernel(MTPlan g, const K* __restrict__ keys, const int32_t
   }
 }
 
-__global__ void apply_kernel(uint64_t* __restrict__ link0, uint64_t* __restrict__ best0, uint64_t* __restrict__ link1,
-                             uint64_t* __restrict__ best1, int64_t cells, int32_t* changed, int it) {
+// The links race (a cell reads its parent's while that one may write it): no __restrict__ on them.
+__global__ void apply_kernel(uint64_t* link0, uint64_t* __restrict__ best0, uint64_t* link1,
+                             uint64_t* __restrict__ best1, int64_t P, int64_t cells, int32_t* changed, int it) {
   if (it > 0 && changed[it - 1] == 0) return;
   bool moved = false;
   GPUPH_GRID_LOOP(t, cells) {
-    moved |= steps::relaxed_apply(link0, best0, t);
-    if (link1) moved |= steps::relaxed_apply(link1, best1, t);
+    moved |= steps::relaxed_apply(link0, best0, P, t);
+    if (link1) moved |= steps::relaxed_apply(link1, best1, P, t);
   }
   if (moved) changed[it] = 1;  // every writer writes 1
 }
@@ -232,7 +233,7 @@ const char* relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t*
   for (int it = 0; it < iterations; ++it) {
     claim_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0, ptr1, flag, order, ncand, link0, link1, best0, best1, B,
                                                  changed, it);
-    apply_kernel<<<blocks, kThreads, 0, s>>>(link0, best0, link1, best1, cells, changed, it);
+    apply_kernel<<<blocks, kThreads, 0, s>>>(link0, best0, link1, best1, g.P, cells, changed, it);
   }
   emit_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0 ? link0 : nullptr, link1, order, ncand, first,
                                               ptr0 != nullptr, B, cap, pairs, counts, changed, iterations);

@@ -192,14 +192,26 @@ GPUPH_HD void relaxed_claim(const MTPlan& g, const K* keys, const int32_t* ptr0,
   }
 }
 
-// Cell t takes its smallest claim if earlier than its link, and clears it; returns whether its link moved.
-GPUPH_HD bool relaxed_apply(uint64_t* link, uint64_t* best, int64_t t) {
+// Cell t (of a batch of grids of P padded cells) takes its smallest claim if earlier than its link, and clears it;
+// returns whether its link moved earlier. Then, if its parent's link is no later than its own, it links to that
+// link's parent instead at the same rank: still a fact (the grandparent is older and joined by then), and every
+// walk (root_before) ends at the same root in fewer steps. The parent's link may be changing meanwhile: either
+// value is a fact.
+GPUPH_HD bool relaxed_apply(uint64_t* link, uint64_t* best, int64_t P, int64_t t) {
+  uint64_t l = link[t];
+  bool moved = false;
   const uint64_t c = best[t];
-  if (c == kNoLink) return false;
-  best[t] = kNoLink;
-  if (link_rank(c) >= link_rank(link[t])) return false;
-  link[t] = c;
-  return true;
+  if (c != kNoLink) {
+    best[t] = kNoLink;
+    moved = link_rank(c) < link_rank(l);
+    if (moved) l = c;
+  }
+  if (l == kNoLink) return false;
+  const uint64_t up = link[(t / P) * P + link_parent(l)];
+  const bool jump = link_rank(up) <= link_rank(l);
+  if (jump) l = (l & ~uint64_t(0xffffffffu)) | uint32_t(link_parent(up));
+  if (moved || jump) link[t] = l;
+  return moved;
 }
 
 // The pair of cell t in each phase (link given) if it is a root that died and the pair is not of length zero:

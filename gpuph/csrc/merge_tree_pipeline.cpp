@@ -130,13 +130,13 @@ void cpu_relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t* pt
       steps::relaxed_claim(g, key, ptr0, ptr1, flag, order, ncand, link0, link1, best0, best1, t,
                            atomic_min<uint64_t>);
     });
-    std::atomic<bool> moved{false};
-    each_element(cells, [&](int64_t t) {
-      bool m = steps::relaxed_apply(link0, best0, t);
-      if (link1) m |= steps::relaxed_apply(link1, best1, t);
-      if (m) moved.store(true, std::memory_order_relaxed);
+    // Serial: a cell reads its parent's link, which may move in the same step (harmless on the device).
+    bool moved = false;
+    each_element_serial(cells, [&](int64_t t) {
+      moved |= steps::relaxed_apply(link0, best0, g.P, t);
+      if (link1) moved |= steps::relaxed_apply(link1, best1, g.P, t);
     });
-    changed[it] = moved.load() ? 1 : 0;
+    changed[it] = moved ? 1 : 0;
   }
   if (changed[iterations - 1] == 0) {
     each_element(cells, [&](int64_t t) {

@@ -110,8 +110,9 @@ const char* cpu_elder(const GridPlan& plan, const void* key, bool f64, int32_t* 
   return ok ? nullptr : "more pairs than the output capacity";
 }
 
+// The relaxed iterations and, if they converged, the pairs from the links; returns whether they converged.
 template <typename K>
-void cpu_relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t* ptr1, const uint8_t* flag,
+bool cpu_relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t* ptr1, const uint8_t* flag,
                        const int64_t* order, const int64_t* ncand, const int64_t* first, int64_t B, int64_t cap,
                        uint64_t* link0, uint64_t* best0, uint64_t* link1, uint64_t* best1, int32_t* changed,
                        int iterations, int32_t* pairs, int32_t* counts) {
@@ -138,18 +139,13 @@ void cpu_relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t* pt
     });
     changed[it] = moved ? 1 : 0;
   }
-  if (changed[iterations - 1] == 0) {
-    each_element(cells, [&](int64_t t) {
-      steps::relaxed_emit(g, key, ptr0 ? link0 : nullptr, link1, order, ncand, cap, pairs, counts, t,
-                          fetch_add1);
-    });
-    if (ptr0)
-      for (int64_t b = 0; b < B; ++b) steps::essential_emit(g, first, cap, pairs, counts, b, fetch_add1);
-  } else {
-    each_element_serial(B * 2, [&](int64_t t) {
-      steps::elder_run(g, key, ptr0, ptr1, flag, order, ncand, first, cap, pairs, counts, t);
-    });
-  }
+  if (changed[iterations - 1] != 0) return false;
+  each_element(cells, [&](int64_t t) {
+    steps::relaxed_emit(g, key, ptr0 ? link0 : nullptr, link1, order, ncand, cap, pairs, counts, t, fetch_add1);
+  });
+  if (ptr0)
+    for (int64_t b = 0; b < B; ++b) steps::essential_emit(g, first, cap, pairs, counts, b, fetch_add1);
+  return true;
 }
 
 const char* cpu_relaxed(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0, int32_t* ptr1,
@@ -157,13 +153,14 @@ const char* cpu_relaxed(const GridPlan& plan, const void* key, bool f64, int32_t
                         int64_t B, int64_t cap, uint64_t* link0, uint64_t* best0, uint64_t* link1, uint64_t* best1,
                         int32_t* changed, int iterations, int32_t* pairs, int32_t* counts, void*) {
   const MTPlan g = make_mt_plan(plan);
-  if (f64)
-    cpu_relaxed_typed(g, static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, link0, best0,
-                      link1, best1, changed, iterations, pairs, counts);
-  else
-    cpu_relaxed_typed(g, static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, link0, best0,
-                      link1, best1, changed, iterations, pairs, counts);
-  return nullptr;
+  const bool converged =
+      f64 ? cpu_relaxed_typed(g, static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, link0,
+                              best0, link1, best1, changed, iterations, pairs, counts)
+          : cpu_relaxed_typed(g, static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, link0,
+                              best0, link1, best1, changed, iterations, pairs, counts);
+  // Not converged: the sequential union-find of every run, as the fallback kernel.
+  return converged ? nullptr
+                   : cpu_elder(plan, key, f64, ptr0, ptr1, flag, order, ncand, first, B, cap, pairs, counts, nullptr);
 }
 
 const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
@@ -250,7 +247,9 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     pairs = at::empty({B, 2, cap, 2}, i32);
     counts = at::empty({B * 2}, i32);
     // The sort keys are spent: phase 0's links and claims take their memory.
-    auto u64 = [](const at::Tensor& t) { return t.defined() ? reinterpret_cast<uint64_t*>(t.data_ptr<int64_t>()) : nullptr; };
+    auto u64 = [](const at::Tensor& t) {
+      return t.defined() ? reinterpret_cast<uint64_t*>(t.data_ptr<int64_t>()) : nullptr;
+    };
     const at::Tensor link1 = emit1 ? at::empty({B, g.P}, i64) : at::Tensor();
     const at::Tensor best1 = emit1 ? at::empty({B, g.P}, i64) : at::Tensor();
     const int iterations = relaxed_iterations.load(std::memory_order_relaxed);

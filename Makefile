@@ -37,11 +37,16 @@ test: $(VENV)/.gpuph $(VENV)/.test-deps
 	$(PY) -m pytest -n $(PYTEST_WORKERS) tests $(PYTEST_ARGS)
 
 # Compile check of the CUDA binding (gpuph/csrc/cubical_cuda.cpp needs no CUDA headers, only torch's): on machines
-# whose torch has no CUDA the extension skips that file, so CI checks it here.
+# whose torch has no CUDA the extension skips that file, so CI checks it here, with the kernel files compiled for the
+# host as a CUDA build compiles them (GPUPH_WITH_CUDA: both namespaces of launchers declared).
+CUDA_BUILD_SOURCES := gpuph/csrc/cubical_cuda.cpp gpuph/csrc/merge_tree_kernels_on_host.cpp \
+	gpuph/csrc/middle_kernels_on_host.cpp
 check-cuda-binding: $(VENV)/.gpuph
-	$(CXX) -fsyntax-only -std=c++20 -DGPUPH_WITH_CUDA -Ikernels \
+	for f in $(CUDA_BUILD_SOURCES); do \
+	  $(CXX) -fsyntax-only -std=c++20 -DGPUPH_WITH_CUDA -Ikernels \
 		$$($(PY) -c "from torch.utils.cpp_extension import include_paths; print(' '.join('-I' + p for p in include_paths()))") \
-		gpuph/csrc/cubical_cuda.cpp
+		$$f || exit 1; \
+	done
 
 lint: $(VENV)/.lint-deps
 	$(PY) -m ruff check $(LINT_PATHS)

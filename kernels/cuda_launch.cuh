@@ -1,11 +1,25 @@
-// Launch helpers shared by the CUDA kernel files (CUDA only: included by kernels/*.cu, never by the CPU build).
+// Launch helpers shared by the CUDA kernel files (included by kernels/*.cu only). nvcc builds them for the GPU; the CPU
+// build compiles the same files for the host as a testing aid (GPUPH_CUDA_ON_HOST: gpuph/csrc/cuda_on_host.h stands in
+// for CUDA's runtime, and the kernels land in namespace gpuph::cuda_on_host), so that CI runs every kernel and
+// launcher without a GPU.
 #pragma once
+#ifndef GPUPH_CUDA_ON_HOST
 #include <cuda_runtime.h>
+#endif
 
 #include <cstdint>
 
+#ifdef GPUPH_CUDA_ON_HOST
+#define GPUPH_KERNELS cuda_on_host
+#define GPUPH_LAUNCH(blocks, threads, stream, ...) ::gpuph::host_cuda::launch(blocks, threads, stream, __VA_ARGS__)
+#else
+#define GPUPH_KERNELS cuda
+// GPUPH_LAUNCH(blocks, threads, stream, kernel)(args...) launches kernel<<<blocks, threads, 0, stream>>>(args...).
+#define GPUPH_LAUNCH(blocks, threads, stream, ...) __VA_ARGS__<<<blocks, threads, 0, stream>>>
+#endif
+
 namespace gpuph {
-namespace cuda {
+namespace GPUPH_KERNELS {
 
 constexpr int kThreads = 256;
 

@@ -11,7 +11,7 @@
 #include "merge_tree_steps.cuh"
 
 namespace gpuph {
-namespace cuda {
+namespace GPUPH_KERNELS {
 namespace {
 
 template <typename F, typename U, typename K>
@@ -126,10 +126,10 @@ const char* keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool 
   const MTPlan g = make_mt_plan(plan);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (f64)
-    keys_kernel<double, uint64_t, Key64><<<blocks_for(B * g.P), kThreads, 0, s>>>(
+    GPUPH_LAUNCH(blocks_for(B * g.P), kThreads, s, keys_kernel<double, uint64_t, Key64>)(
         g, static_cast<const double*>(x), B, superlevel, static_cast<Key64*>(key), nan_image);
   else
-    keys_kernel<float, uint32_t, Key32><<<blocks_for(B * g.P), kThreads, 0, s>>>(
+    GPUPH_LAUNCH(blocks_for(B * g.P), kThreads, s, keys_kernel<float, uint32_t, Key32>)(
         g, static_cast<const float*>(x), B, superlevel, static_cast<Key32*>(key), nan_image);
   return last_error();
 }
@@ -140,16 +140,16 @@ const char* basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0
   const int blocks = blocks_for(B * g.P);
   if (g.D == 2) {
     static const RingTables tables = make_ring_tables();
-    ring_kernel<K><<<blocks, kThreads, 0, s>>>(g, tables, key, B, ptr0, ptr1, flag);
+    GPUPH_LAUNCH(blocks, kThreads, s, ring_kernel<K>)(g, tables, key, B, ptr0, ptr1, flag);
   } else {
-    steepest_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, B, 0, ptr0);
-    if (ptr1) steepest_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, B, 1, ptr1);
+    GPUPH_LAUNCH(blocks, kThreads, s, steepest_kernel<K>)(g, key, B, 0, ptr0);
+    if (ptr1) GPUPH_LAUNCH(blocks, kThreads, s, steepest_kernel<K>)(g, key, B, 1, ptr1);
   }
   for (int r = steps::jump_rounds(g.P); r > 0; --r) {
-    jump_kernel<<<blocks, kThreads, 0, s>>>(g.P, B, ptr0);
-    if (ptr1) jump_kernel<<<blocks, kThreads, 0, s>>>(g.P, B, ptr1);
+    GPUPH_LAUNCH(blocks, kThreads, s, jump_kernel)(g.P, B, ptr0);
+    if (ptr1) GPUPH_LAUNCH(blocks, kThreads, s, jump_kernel)(g.P, B, ptr1);
   }
-  if (g.D != 2) flag_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0, ptr1, B, flag);
+  if (g.D != 2) GPUPH_LAUNCH(blocks, kThreads, s, flag_kernel<K>)(g, key, ptr0, ptr1, B, flag);
   return last_error();
 }
 
@@ -166,11 +166,11 @@ const char* sort_keys(const GridPlan& plan, const void* key, bool f64, const uin
   const MTPlan g = make_mt_plan(plan);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (f64)
-    sort_keys_kernel<Key64><<<blocks_for(B * g.P), kThreads, 0, s>>>(g, static_cast<const Key64*>(key), flag, B,
-                                                                      cand_key, first_key);
+    GPUPH_LAUNCH(blocks_for(B * g.P), kThreads, s, sort_keys_kernel<Key64>)(g, static_cast<const Key64*>(key), flag, B,
+        cand_key, first_key);
   else
-    sort_keys_kernel<Key32><<<blocks_for(B * g.P), kThreads, 0, s>>>(g, static_cast<const Key32*>(key), flag, B,
-                                                                      cand_key, first_key);
+    GPUPH_LAUNCH(blocks_for(B * g.P), kThreads, s, sort_keys_kernel<Key32>)(g, static_cast<const Key32*>(key), flag, B,
+        cand_key, first_key);
   return last_error();
 }
 
@@ -204,11 +204,11 @@ const char* elder(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const int threads = elder_threads(B * 2);
   if (f64)
-    elder_kernel<Key64><<<blocks_for(B * 2, threads), threads, 0, s>>>(g, static_cast<const Key64*>(key), ptr0, ptr1,
-                                                                       flag, order, ncand, first, B, cap, pairs, counts);
+    GPUPH_LAUNCH(blocks_for(B * 2, threads), threads, s, elder_kernel<Key64>)(g, static_cast<const Key64*>(key), ptr0,
+        ptr1, flag, order, ncand, first, B, cap, pairs, counts);
   else
-    elder_kernel<Key32><<<blocks_for(B * 2, threads), threads, 0, s>>>(g, static_cast<const Key32*>(key), ptr0, ptr1,
-                                                                       flag, order, ncand, first, B, cap, pairs, counts);
+    GPUPH_LAUNCH(blocks_for(B * 2, threads), threads, s, elder_kernel<Key32>)(g, static_cast<const Key32*>(key), ptr0,
+        ptr1, flag, order, ncand, first, B, cap, pairs, counts);
   return last_error();
 }
 
@@ -231,15 +231,15 @@ const char* relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t*
   // iterations after convergence return at once, and cost a launch of few blocks, not one of a block per 256 cells.
   const int blocks = std::min(blocks_for(cells), 8 * multiprocessors());
   for (int it = 0; it < iterations; ++it) {
-    claim_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0, ptr1, flag, order, ncand, link0, link1, best0, best1, B,
-                                                 changed, it);
-    apply_kernel<<<blocks, kThreads, 0, s>>>(link0, best0, link1, best1, g.P, cells, changed, it);
+    GPUPH_LAUNCH(blocks, kThreads, s, claim_kernel<K>)(g, key, ptr0, ptr1, flag, order, ncand, link0, link1, best0,
+        best1, B, changed, it);
+    GPUPH_LAUNCH(blocks, kThreads, s, apply_kernel)(link0, best0, link1, best1, g.P, cells, changed, it);
   }
-  emit_kernel<K><<<blocks, kThreads, 0, s>>>(g, key, ptr0 ? link0 : nullptr, link1, order, ncand, first,
-                                              ptr0 != nullptr, B, cap, pairs, counts, changed, iterations);
+  GPUPH_LAUNCH(blocks, kThreads, s, emit_kernel<K>)(g, key, ptr0 ? link0 : nullptr, link1, order, ncand, first,
+      ptr0 != nullptr, B, cap, pairs, counts, changed, iterations);
   const int threads = elder_threads(B * 2);
-  fallback_kernel<K><<<blocks_for(B * 2, threads), threads, 0, s>>>(g, key, ptr0, ptr1, flag, order, ncand, first, B,
-                                                                      cap, pairs, counts, changed, iterations);
+  GPUPH_LAUNCH(blocks_for(B * 2, threads), threads, s, fallback_kernel<K>)(g, key, ptr0, ptr1, flag, order, ncand,
+      first, B, cap, pairs, counts, changed, iterations);
   return last_error();
 }
 
@@ -257,8 +257,8 @@ const char* relaxed(const GridPlan& plan, const void* key, bool f64, int32_t* pt
 
 const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
                  int top_dim, int64_t* out, void* stream) {
-  rows_kernel<<<blocks_for(B * 2, 1), 128, 0, static_cast<cudaStream_t>(stream)>>>(pairs, counts, offsets, B, cap,
-                                                                                   top_dim, out);
+  GPUPH_LAUNCH(blocks_for(B * 2, 1), 128, static_cast<cudaStream_t>(stream), rows_kernel)(pairs, counts, offsets, B,
+      cap, top_dim, out);
   return last_error();
 }
 
@@ -266,5 +266,5 @@ const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* off
 
 MTLaunchers merge_tree_launchers() { return MTLaunchers{keys, basins, sort_keys, elder, relaxed, rows}; }
 
-}  // namespace cuda
+}  // namespace GPUPH_KERNELS
 }  // namespace gpuph

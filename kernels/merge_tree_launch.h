@@ -47,5 +47,9 @@ namespace cuda {
 MTLaunchers merge_tree_launchers();  // kernels/merge_tree_cuda.cu
 }
 #endif
+// The same kernels compiled for the host (testing aid: gpuph/csrc/merge_tree_kernels_on_host.cpp).
+namespace cuda_on_host {
+MTLaunchers merge_tree_launchers();
+}
 
 }  // namespace gpuph

@@ -8,7 +8,7 @@
 #include "middle_launch.h"
 
 namespace gpuph {
-namespace cuda {
+namespace GPUPH_KERNELS {
 namespace {
 
 template <typename K>
@@ -43,7 +43,7 @@ __global__ void apparent_kernel(const MiddlePlan m, const K* __restrict__ col_ke
 
 template <typename K>
 const char* edge_keys_typed(const MiddlePlan& m, const int32_t* rank, int64_t B, void* ekey, cudaStream_t s) {
-  edge_keys_kernel<K><<<blocks_for(B * m.P * m.ntypes[1]), kThreads, 0, s>>>(m, rank, B, static_cast<K*>(ekey));
+  GPUPH_LAUNCH(blocks_for(B * m.P * m.ntypes[1]), kThreads, s, edge_keys_kernel<K>)(m, rank, B, static_cast<K*>(ekey));
   return last_error();
 }
 
@@ -55,8 +55,8 @@ const char* edge_keys(const MiddlePlan& m, bool wide, const int32_t* rank, int64
 template <typename K>
 const char* columns_typed(const MiddlePlan& m, const int32_t* rank, const void* ekey, int64_t B, void* col_key,
                           uint8_t* col_pivot, void* row_oldest, cudaStream_t s) {
-  columns_kernel<K><<<blocks_for(B * m.P * m.ntypes[2]), kThreads, 0, s>>>(
-      m, rank, static_cast<const K*>(ekey), B, static_cast<K*>(col_key), col_pivot, static_cast<K*>(row_oldest));
+  GPUPH_LAUNCH(blocks_for(B * m.P * m.ntypes[2]), kThreads, s, columns_kernel<K>)(m, rank, static_cast<const K*>(ekey),
+      B, static_cast<K*>(col_key), col_pivot, static_cast<K*>(row_oldest));
   return last_error();
 }
 
@@ -71,9 +71,8 @@ template <typename K>
 const char* apparent_typed(const MiddlePlan& m, const void* col_key, const uint8_t* col_pivot, const void* ekey,
                            const int32_t* order, const int64_t* vkey, int64_t B, void* row_oldest, uint8_t* status,
                            int32_t* birth, int32_t* death, cudaStream_t s) {
-  apparent_kernel<K><<<blocks_for(B * m.P * m.ntypes[2]), kThreads, 0, s>>>(
-      m, static_cast<const K*>(col_key), col_pivot, static_cast<const K*>(ekey), order, vkey, B,
-      static_cast<K*>(row_oldest), status, birth, death);
+  GPUPH_LAUNCH(blocks_for(B * m.P * m.ntypes[2]), kThreads, s, apparent_kernel<K>)(m, static_cast<const K*>(col_key),
+      col_pivot, static_cast<const K*>(ekey), order, vkey, B, static_cast<K*>(row_oldest), status, birth, death);
   return last_error();
 }
 
@@ -145,8 +144,8 @@ __global__ void residual_final_kernel(const MiddlePlan m, const K* __restrict__ 
 template <typename K>
 const char* residual_init_typed(const MiddlePlan& m, const void* ekey, const int64_t* res, int64_t nres,
                                 const ResidualBuffers& c, cudaStream_t s) {
-  residual_init_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, static_cast<const K*>(ekey), res, nres,
-                                                                mid::typed<K>(c));
+  GPUPH_LAUNCH(blocks_for(nres), kThreads, s, residual_init_kernel<K>)(m, static_cast<const K*>(ekey), res, nres,
+      mid::typed<K>(c));
   return last_error();
 }
 
@@ -166,10 +165,10 @@ const char* residual_rounds_typed(const MiddlePlan& m, const void* ekey, const v
   for (int i = 0; i < rounds; ++i) {
     const int64_t r = first_round + i;
     const int64_t* prev = i > 0 ? added + i - 1 : nullptr;
-    residual_claim_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, res, mid::typed<K>(c), ro, nres, owner, r,
-                                                                   prev);
-    residual_step_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, ek, ro, res, owner, r, nres, mid::typed<K>(c),
-                                                                  prev, added + i);
+    GPUPH_LAUNCH(blocks_for(nres), kThreads, s, residual_claim_kernel<K>)(m, res, mid::typed<K>(c), ro, nres, owner, r,
+        prev);
+    GPUPH_LAUNCH(blocks_for(nres), kThreads, s, residual_step_kernel<K>)(m, ek, ro, res, owner, r, nres,
+        mid::typed<K>(c), prev, added + i);
   }
   return last_error();
 }
@@ -190,11 +189,11 @@ const char* residual_final_typed(const MiddlePlan& m, const void* ekey, const vo
                                  int64_t round, const ResidualBuffers& c, const int32_t* order, const int64_t* vkey,
                                  int32_t* birth, int32_t* death, int64_t* counts, cudaStream_t s) {
   const K* ro = static_cast<const K*>(row_oldest);
-  residual_claim_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(m, res, mid::typed<K>(c), ro, nres, owner, round,
-                                                                 nullptr);
-  residual_final_kernel<K><<<blocks_for(nres), kThreads, 0, s>>>(
-      m, static_cast<const K*>(ekey), static_cast<const K*>(col_key_res), ro, res, owner, round, mid::typed<K>(c),
-      order, vkey, nres, birth, death, counts);
+  GPUPH_LAUNCH(blocks_for(nres), kThreads, s, residual_claim_kernel<K>)(m, res, mid::typed<K>(c), ro, nres, owner,
+      round, nullptr);
+  GPUPH_LAUNCH(blocks_for(nres), kThreads, s, residual_final_kernel<K>)(m, static_cast<const K*>(ekey),
+      static_cast<const K*>(col_key_res), ro, res, owner, round, mid::typed<K>(c), order, vkey, nres, birth, death,
+      counts);
   return last_error();
 }
 
@@ -215,5 +214,5 @@ MidLaunchers middle_launchers() {
   return MidLaunchers{edge_keys, columns, apparent, residual_init, residual_rounds, residual_final};
 }
 
-}  // namespace cuda
+}  // namespace GPUPH_KERNELS
 }  // namespace gpuph

@@ -47,5 +47,9 @@ namespace cuda {
 MidLaunchers middle_launchers();  // kernels/middle_cuda.cu
 }
 #endif
+// The same kernels compiled for the host (testing aid: gpuph/csrc/middle_kernels_on_host.cpp).
+namespace cuda_on_host {
+MidLaunchers middle_launchers();
+}
 
 }  // namespace gpuph

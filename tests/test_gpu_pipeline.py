@@ -1,9 +1,10 @@
 """The CUDA backend's device pipeline: the merge trees (kernels/merge_tree_cuda.cu driven by
 gpuph/csrc/merge_tree_pipeline.cpp; H0 and the top dimension) and H1 of 3D grids (the per-cell passes of
 kernels/middle_cuda.cu driven by gpuph/csrc/middle_pipeline.cpp, with the residual reduction on the host); V, T and
-freudenthal. They run here through their CPU emulation (the op ``gpuph::_cubical_pairs_pipeline``: the same
-per-element steps, torch sorts and row ordering): its rows must equal the CPU engine's exactly, pairs, critical pixels
-and order, so CI exercises the GPU logic without a GPU. Freudenthal's
+freudenthal. They run here on the CPU (the op ``gpuph::_cubical_pairs_pipeline``: the same driver, torch sorts and
+row ordering), through the CPU emulation of the kernels and through the kernel files themselves compiled for the host
+(the ``launchers`` fixture): its rows must equal the CPU engine's exactly, pairs, critical pixels and order, so CI
+exercises the GPU logic without a GPU. Freudenthal's
 pipeline (its top dimension a merge tree of the same graph in reverse order, by Alexander duality) is also checked
 against GUDHI's SimplexTree directly, since the CPU engine computes it another way (simplex-level union-finds). Also
 the op's torch.compile support (fake implementation)."""
@@ -54,6 +55,16 @@ def union_find_stats(x: torch.Tensor, sd: int, construction: str, superlevel: bo
     return {"mode": mode, "candidates": candidates, "iterations": iterations, "converged": converged}
 
 
+@pytest.fixture(scope="module", params=[0, 1], ids=["emulation", "kernels"])
+def launchers(request):
+    """Runs the pipeline (0) through the CPU emulation of its kernels, the per-element steps in loops, or (1) through
+    the CUDA kernel files themselves compiled for the host (gpuph/csrc/cuda_on_host.h), whose launchers, launch
+    configurations and grid-stride loops only they exercise. Module-scoped, so that hypothesis's tests may use it."""
+    old = ops._host_kernels(request.param)
+    yield request.param
+    ops._host_kernels(old)
+
+
 def families(shape, seed: int):
     g = torch.Generator().manual_seed(seed)
     yield "noise", torch.rand(shape, generator=g, dtype=torch.float64)
@@ -68,6 +79,7 @@ def families(shape, seed: int):
     yield "inf", inf
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 @pytest.mark.parametrize("superlevel", [True, False])
 @pytest.mark.parametrize(
@@ -90,6 +102,7 @@ def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, 
                         raise AssertionError(f"{name} {dtype} mask={mask}") from exc
 
 
+@pytest.mark.usefixtures("launchers")
 @given(
     st.integers(1, 3),
     st.lists(st.integers(1, 12), min_size=1, max_size=3),
@@ -109,6 +122,7 @@ def test_pipeline_equals_cpu_engine_random(b, grid, construction, superlevel, se
         both(x, len(grid), construction, superlevel, (1 << len(grid)) - 1)
 
 
+@pytest.mark.usefixtures("launchers")
 @given(
     st.integers(1, 2),
     st.lists(st.integers(1, 6), min_size=3, max_size=3),
@@ -125,6 +139,7 @@ def test_pipeline_equals_cpu_engine_3d(b, grid, construction, superlevel, seed, 
     both(x, 3, construction, superlevel, mask)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 @pytest.mark.parametrize(
     ("shape", "masks"), [((1, 257, 263), (1, 2, 3)), ((3, 256, 257), (3,)), ((2, 41, 40, 42), (1, 4, 5))]
@@ -142,6 +157,7 @@ def test_pipeline_large_grids(construction, shape, masks, mode):
                 both(x, len(shape) - 1, construction, construction == "V", mask)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_relaxed_union_find_converges_in_few_iterations_on_noise_and_smooth_fields(construction):
     """The property the relaxed rule relies on for speed: a few iterations (6-13 measured) on noise and smooth
@@ -167,6 +183,7 @@ def test_relaxed_union_find_converges_in_few_iterations_on_noise_and_smooth_fiel
     assert s["converged"] == 1 and s["iterations"] >= 35, s
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_relaxed_union_find_falls_back_to_the_sequential_one(construction):
     """Unconverged (too few iterations, or the staircase under the default cap), the relaxed rule hands every run to
@@ -194,6 +211,7 @@ def test_union_find_settings_are_checked():
         ops._relaxed_iterations(0)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 @pytest.mark.parametrize("superlevel", [True, False])
 def test_middle_pipeline_on_noise_smooth_and_mixed_batches(construction, superlevel):
@@ -208,6 +226,7 @@ def test_middle_pipeline_on_noise_smooth_and_mixed_batches(construction, superle
     both((mixed * 4).floor().float(), 3, construction, superlevel, 2)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_middle_pipeline_int64_keys_equal_int32_keys(construction):
     """The device passes and the host reduction keep keys in int32 below about 2^25 pixels, in int64 above: forced
@@ -226,6 +245,7 @@ def test_middle_pipeline_int64_keys_equal_int32_keys(construction):
             assert int((narrow[:, 1] == 1).sum()) > 0
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("spare", [-1, 0, 3000])
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_middle_pipeline_residual_columns_outgrow_their_buffers(construction, spare):
@@ -253,6 +273,7 @@ def test_middle_pipeline_residual_columns_outgrow_their_buffers(construction, sp
         ops._residual_spare(old)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_middle_pipeline_sizes_the_spare_region_from_the_previous_call(construction):
     """A call sizes the next one's spare region from what its columns took past their first buffers, a quarter
@@ -283,6 +304,7 @@ def test_middle_pipeline_sizes_the_spare_region_from_the_previous_call(construct
             ops._residual_hints(c, *hints)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_middle_pipeline_host_finishes_what_the_rounds_leave(construction):
     """With the device's rounds cut short, the host finishes the reduction from the columns as the rounds left them
@@ -308,6 +330,7 @@ def test_middle_pipeline_host_finishes_what_the_rounds_leave(construction):
         ops._residual_spare(old_spare)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_middle_pipeline_one_large_image_on_two_threads(construction, two_threads):
     # One image on two threads (the CPU emulation's per-cell passes and residual rounds split over them); repeated.
@@ -316,6 +339,7 @@ def test_middle_pipeline_one_large_image_on_two_threads(construction, two_thread
         both(x, 3, construction, construction != "T", 2)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("order", [1, 2], ids=["reverse", "scrambled"])
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_pipeline_does_not_depend_on_the_order_threads_run_in(construction, order):
@@ -362,6 +386,7 @@ def test_pipeline_does_not_depend_on_the_order_threads_run_in(construction, orde
         ops._emulation_order(old)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize(
     ("construction", "noise_max", "smooth_max"), [("V", 0.25, 0.1), ("T", 0.25, 0.1), ("freudenthal", 0.45, 0.45)]
 )
@@ -396,6 +421,7 @@ def pipeline_by_dim(x: torch.Tensor, sd: int, superlevel: bool, mask: int) -> li
     return out
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("superlevel", [True, False])
 @pytest.mark.parametrize("shape", [(2, 9, 7), (2, 1, 11), (2, 11, 1), (1, 1, 1), (2, 2, 2), (2, 4, 3, 5), (1, 2, 2, 2)])
 def test_freudenthal_pipeline_equals_gudhi_simplex_tree(superlevel, shape):
@@ -411,6 +437,7 @@ def test_freudenthal_pipeline_equals_gudhi_simplex_tree(superlevel, shape):
             assert_same_diagrams(got[b], ref, f"{name} superlevel={superlevel} image {b}")
 
 
+@pytest.mark.usefixtures("launchers")
 def test_freudenthal_pipeline_follows_the_diagonal():
     """The triangulation joins (i, j) to (i + 1, j + 1), not to (i + 1, j - 1): two minima on the anti-diagonal are
     two components, on the diagonal one; a ring of minima around a maximum cut at an anti-diagonal corner stays
@@ -429,6 +456,7 @@ def test_freudenthal_pipeline_follows_the_diagonal():
         assert pipeline_by_dim(x, 2, False, 2)[0][1].shape[0] == holes
 
 
+@pytest.mark.usefixtures("launchers")
 def test_pipeline_on_mnist_smooth_and_batches():
     digits = torch.from_numpy(load_mnist(16).astype(np.float32)) / 255
     both(digits, 2, "V", True, 3)
@@ -439,6 +467,7 @@ def test_pipeline_on_mnist_smooth_and_batches():
     both(torch.rand(64, 28, 28), 2, "V", True, 3)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("superlevel", [True, False])
 def test_freudenthal_pipeline_on_smooth_fields_and_batches(superlevel):
     smooth = torch.from_numpy(np.stack([smooth_field((40, 33), seed=s) for s in range(4)]))
@@ -453,6 +482,7 @@ def test_freudenthal_pipeline_on_smooth_fields_and_batches(superlevel):
     both(torch.rand(3, 100), 1, "freudenthal", superlevel, 1)
 
 
+@pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_pipeline_reports_nan_with_its_image(construction):
     for shape, mask in (((3, 5, 5), 3), ((3, 4, 4, 4), 5), ((3, 4, 4, 4), 2), ((3, 9), 1)):

@@ -1,11 +1,13 @@
 // The device pipeline of cubical_pairs (cubical_pipeline.h), and its test-only ops: gpuph::_cubical_pairs_pipeline
-// runs it with the CPU emulation of the kernels, so that CI (no GPU) checks its logic against the CPU engine row for
-// row; gpuph::_middle_pipeline_stats reports how many columns of H1 of 3D the residual reduction gets.
+// runs it on the CPU, with the emulation of the kernels or the kernel files compiled for the host (_host_kernels), so
+// that CI (no GPU) checks its logic against the CPU engine row for row; gpuph::_middle_pipeline_stats reports how many
+// columns of H1 of 3D the residual reduction gets.
 #include "cubical_pipeline.h"
 
 #include <ATen/record_function.h>
 #include <torch/library.h>
 
+#include <atomic>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -41,7 +43,21 @@ at::Tensor pinned_order(const at::Tensor& rows, const at::Tensor& x_flat, int64_
   return rows.index_select(0, idx);
 }
 
-PipelineLaunchers cpu_launchers() { return PipelineLaunchers{cpu_merge_tree_launchers(), cpu_middle_launchers()}; }
+// What the test-only ops below run the pipeline with (set_host_kernels): 0, the CPU emulation of the kernels (the
+// per-element steps in loops, on torch's threads); 1, the kernel files themselves compiled for the host
+// (cuda_on_host.h: one thread, launch by launch, so slower).
+std::atomic<int> host_kernels{0};
+
+PipelineLaunchers cpu_launchers() {
+  if (host_kernels.load(std::memory_order_relaxed) == 1)
+    return PipelineLaunchers{cuda_on_host::merge_tree_launchers(), cuda_on_host::middle_launchers()};
+  return PipelineLaunchers{cpu_merge_tree_launchers(), cpu_middle_launchers()};
+}
+
+int64_t set_host_kernels(int64_t which) {
+  TORCH_CHECK_VALUE(which == 0 || which == 1, "gpuph: host kernels are 0 (emulation) or 1 (kernel files)");
+  return host_kernels.exchange(int(which));
+}
 
 at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
                                       bool superlevel, int64_t dims_mask) {
@@ -52,13 +68,13 @@ at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims,
 }
 
 // [the union-find mode it ran (merge_tree_pipeline.h), merging pixels, iterations of the relaxed elder rule, whether
-// they converged (else its sequential fallback ran)] of the merge trees of a batch, with the CPU emulation.
+// they converged (else its sequential fallback ran)] of the merge trees of a batch, on the CPU.
 std::vector<int64_t> merge_tree_stats(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
                                       bool superlevel, int64_t dims_mask) {
   const GridPlan g = check_cubical_args(x, spatial_dims, construction);
   const at::Tensor xc = x.contiguous();
   TORCH_CHECK_VALUE(xc.size(0) > 0, "gpuph: merge-tree stats need a non-empty batch");
-  const MTLaunchers launch = cpu_merge_tree_launchers();
+  const MTLaunchers launch = cpu_launchers().merge_tree;
   const at::Tensor nan_image = at::full({1}, INT32_MAX, xc.options().dtype(at::kInt));
   const at::Tensor keys = cell_keys(launch, xc, g, superlevel, nan_image, nullptr);
   UnionFindStats s;
@@ -69,7 +85,7 @@ std::vector<int64_t> merge_tree_stats(const at::Tensor& x, int64_t spatial_dims,
 // [2-cells that are columns, columns in apparent pairs, columns left to the residual reduction, column additions
 // and rounds of the device's residual reduction, columns given larger buffers, whether the host finished it, batches
 // of rounds, entries of the residual columns' storage, entries they took past their first buffers]
-// of H1 of a batch of 3D grids, with the CPU emulation.
+// of H1 of a batch of 3D grids, on the CPU.
 at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool superlevel) {
   const GridPlan g = check_cubical_args(x, 3, construction);
   const at::Tensor xc = x.contiguous();
@@ -143,6 +159,7 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_emulation_order(int order) -> int", &gpuph::set_emulation_order);
   m.def("_union_find_mode(int mode) -> int", &gpuph::set_union_find_mode);
   m.def("_relaxed_iterations(int iterations) -> int", &gpuph::set_relaxed_iterations);
+  m.def("_host_kernels(int which) -> int", &gpuph::set_host_kernels);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {

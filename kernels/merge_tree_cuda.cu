@@ -33,8 +33,16 @@ __global__ void steepest_kernel(MTPlan g, const K* __restrict__ key, int64_t B, 
   GPUPH_GRID_LOOP(t, B * g.P) { steps::steepest_cell(g, key, ptr, phase, t); }
 }
 
-__global__ void jump_kernel(int64_t P, int64_t B, int32_t* ptr) {
-  GPUPH_GRID_LOOP(t, B * P) { steps::jump_cell(P, ptr, t); }
+// Round r of pointer jumping, both phases at once (ptr1 may be null), unless round r - 1 moved no pointer. The
+// pointers race (a cell reads another's while that one may move it): no __restrict__ on them.
+__global__ void jump_kernel(int64_t P, int64_t B, int32_t* ptr0, int32_t* ptr1, int32_t* moved, int r) {
+  if (r > 0 && moved[r - 1] == 0) return;
+  bool any = false;
+  GPUPH_GRID_LOOP(t, B * P) {
+    any |= steps::jump_cell(P, ptr0, t);
+    if (ptr1) any |= steps::jump_cell(P, ptr1, t);
+  }
+  if (any) moved[r] = 1;  // every writer writes 1
 }
 
 template <typename K>
@@ -134,9 +142,27 @@ const char* keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool 
   return last_error();
 }
 
+// Multiprocessors of the current device (of the first call: the process is assumed to use one kind of GPU).
+int multiprocessors() {
+  static const int sms = [] {
+    int device = 0, n = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || n <= 0)
+      return 132;
+    return n;
+  }();
+  return sms;
+}
+
+// Blocks for kernels launched round after round until a flag says they may stop (pointer jumping, the relaxed
+// union-find): as many as run at once (8 of 256 threads a multiprocessor), each thread striding over several cells,
+// so that the rounds after the last useful one cost a launch of few blocks that return at once, not one of a block
+// per 256 cells.
+int resident_blocks(int64_t cells) { return std::min(blocks_for(cells), 8 * multiprocessors()); }
+
 template <typename K>
 const char* basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0, int32_t* ptr1, uint8_t* flag,
-                         cudaStream_t s) {
+                         int32_t* moved, cudaStream_t s) {
   const int blocks = blocks_for(B * g.P);
   if (g.D == 2) {
     static const RingTables tables = make_ring_tables();
@@ -145,20 +171,20 @@ const char* basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0
     GPUPH_LAUNCH(blocks, kThreads, s, steepest_kernel<K>)(g, key, B, 0, ptr0);
     if (ptr1) GPUPH_LAUNCH(blocks, kThreads, s, steepest_kernel<K>)(g, key, B, 1, ptr1);
   }
-  for (int r = steps::jump_rounds(g.P); r > 0; --r) {
-    GPUPH_LAUNCH(blocks, kThreads, s, jump_kernel)(g.P, B, ptr0);
-    if (ptr1) GPUPH_LAUNCH(blocks, kThreads, s, jump_kernel)(g.P, B, ptr1);
-  }
+  const int rounds = steps::jump_rounds(g.P);
+  cudaMemsetAsync(moved, 0, rounds * sizeof(int32_t), s);
+  for (int r = 0; r < rounds; ++r)
+    GPUPH_LAUNCH(resident_blocks(B * g.P), kThreads, s, jump_kernel)(g.P, B, ptr0, ptr1, moved, r);
   if (g.D != 2) GPUPH_LAUNCH(blocks, kThreads, s, flag_kernel<K>)(g, key, ptr0, ptr1, B, flag);
   return last_error();
 }
 
 const char* basins(const GridPlan& plan, const void* key, bool f64, int64_t B, int32_t* ptr0, int32_t* ptr1,
-                   uint8_t* flag, void* stream) {
+                   uint8_t* flag, int32_t* moved, void* stream) {
   const MTPlan g = make_mt_plan(plan);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  return f64 ? basins_typed(g, static_cast<const Key64*>(key), B, ptr0, ptr1, flag, s)
-             : basins_typed(g, static_cast<const Key32*>(key), B, ptr0, ptr1, flag, s);
+  return f64 ? basins_typed(g, static_cast<const Key64*>(key), B, ptr0, ptr1, flag, moved, s)
+             : basins_typed(g, static_cast<const Key32*>(key), B, ptr0, ptr1, flag, moved, s);
 }
 
 const char* sort_keys(const GridPlan& plan, const void* key, bool f64, const uint8_t* flag, int64_t B,
@@ -180,17 +206,6 @@ const char* sort_keys(const GridPlan& plan, const void* key, bool f64, const uin
 // over the multiprocessors (each with an L1 to itself while there are fewer runs than multiprocessors); only past
 // 16 blocks a multiprocessor do runs share blocks (the limit is 32 resident blocks). Unmeasured: a GPU run must
 // compare it with the previous 64.
-int multiprocessors() {
-  static const int sms = [] {
-    int device = 0, n = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || n <= 0)
-      return 132;
-    return n;
-  }();
-  return sms;
-}
-
 int elder_threads(int64_t runs) {
   const int sms = multiprocessors();
   const int64_t per_sm = (runs + sms - 1) / sms;
@@ -227,9 +242,7 @@ const char* relaxed_typed(const MTPlan& g, const K* key, int32_t* ptr0, int32_t*
   }
   cudaMemsetAsync(changed, 0, iterations * sizeof(int32_t), s);
   cudaMemsetAsync(counts, 0, B * 2 * sizeof(int32_t), s);
-  // As many blocks as run at once (8 of 256 threads a multiprocessor), each thread striding over several cells: the
-  // iterations after convergence return at once, and cost a launch of few blocks, not one of a block per 256 cells.
-  const int blocks = std::min(blocks_for(cells), 8 * multiprocessors());
+  const int blocks = resident_blocks(cells);
   for (int it = 0; it < iterations; ++it) {
     GPUPH_LAUNCH(blocks, kThreads, s, claim_kernel<K>)(g, key, ptr0, ptr1, flag, order, ncand, link0, link1, best0,
         best1, B, changed, it);

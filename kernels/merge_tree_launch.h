@@ -17,9 +17,10 @@ struct MTLaunchers {
                       int32_t* nan_image, void* stream);
   // Steepest earlier pointers (image-local padded indices; border cells point at cell 0) of phase 0 and, for 2D / 3D,
   // phase 1 (the top dimension; ptr1 null when not needed), resolved to basin roots, and the merging flags (bit k:
-  // phase k).
+  // phase k). moved: (steps::jump_rounds(P),) int32 scratch, left holding whether each round of pointer jumping
+  // moved a pointer (the rounds after one that moved none do nothing).
   const char* (*basins)(const GridPlan& g, const void* keys, bool f64, int64_t B, int32_t* ptr0, int32_t* ptr1,
-                        uint8_t* flag, void* stream);
+                        uint8_t* flag, int32_t* moved, void* stream);
   // Sort keys of every padded cell: cand_key for flagged pixels, first_key for all pixels (INT64_MAX otherwise).
   const char* (*sort_keys)(const GridPlan& g, const void* keys, bool f64, const uint8_t* flag, int64_t B,
                            int64_t* cand_key, int64_t* first_key, void* stream);

@@ -52,13 +52,17 @@ GPUPH_HD void steepest_cell(const MTPlan& g, const K* key, int32_t* ptr, int pha
                                    : int32_t(steepest_earlier(key + b * g.P, c, g.nb[phase], g.nnb[phase], phase == 1));
 }
 
-// One round of pointer jumping at cell t. Rounds may overlap in time: every pointer only moves to an ancestor, so
-// jump_rounds(P) rounds reach the roots whatever the interleaving.
-GPUPH_HD void jump_cell(int64_t P, int32_t* ptr, int64_t t) {
+// One round of pointer jumping at cell t; returns whether its pointer moved. Rounds may overlap in time: every
+// pointer only moves to an ancestor, so jump_rounds(P) rounds reach the roots whatever the interleaving. A round in
+// which no pointer moves finds every pointer at its root (ptr[ptr[t]] == ptr[t] everywhere): later rounds may be
+// skipped (the kernels' `moved` flags), which on noise and smooth fields leaves most of them.
+GPUPH_HD bool jump_cell(int64_t P, int32_t* ptr, int64_t t) {
   const int32_t* img = ptr + (t / P) * P;
   const int32_t p = ptr[t];
   const int32_t q = img[p];
-  if (q != p) ptr[t] = q;
+  if (q == p) return false;
+  ptr[t] = q;
+  return true;
 }
 
 GPUPH_HD int jump_rounds(int64_t P) {

@@ -51,8 +51,8 @@ def union_find(mode: int, iterations: int | None = None):
 
 
 def union_find_stats(x: torch.Tensor, sd: int, construction: str, superlevel: bool, mask: int) -> dict[str, int]:
-    mode, candidates, iterations, converged = ops._merge_tree_stats(x, sd, CODES[construction], superlevel, mask)
-    return {"mode": mode, "candidates": candidates, "iterations": iterations, "converged": converged}
+    keys = ("mode", "candidates", "iterations", "converged", "jump_rounds", "jump_rounds_run")
+    return dict(zip(keys, ops._merge_tree_stats(x, sd, CODES[construction], superlevel, mask), strict=True))
 
 
 @pytest.fixture(scope="module", params=[0, 1], ids=["emulation", "kernels"])
@@ -202,6 +202,40 @@ def test_relaxed_union_find_falls_back_to_the_sequential_one(construction):
             both(x, 1, construction, superlevel, 1)
         with union_find(3, iterations=400):
             both(x, 1, construction, superlevel, 1)
+
+
+@pytest.mark.usefixtures("launchers")
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_pointer_jumping_stops_once_a_round_moves_nothing(construction):
+    """Pointer jumping launches ceil(log2 P) + 1 rounds, enough for a chain through every cell, but a round that moves
+    no pointer leaves each at its root and the later rounds return at once. Real chains are short: on noise and
+    smooth fields in 1D/2D/3D a few rounds run (4 and 6-7 measured), on a ramp (one chain through every pixel) all
+    of them; the rows equal the CPU engine's either way, also in reverse and scrambled thread order."""
+    g = torch.Generator().manual_seed(5)
+    cases = [
+        (torch.rand(2, 200, 190, generator=g), 2, 6),
+        (torch.from_numpy(smooth_field((2, 160, 170), seed=3, sigma=4)), 2, 9),
+        (torch.rand(1, 30, 31, 32, generator=g), 3, 6),
+        (torch.from_numpy(smooth_field((1, 30, 31, 32), seed=4, sigma=3)), 3, 9),
+        (torch.randn(3, 5000, generator=g).cumsum(1), 1, 8),
+    ]
+    for x, sd, most in cases:
+        mask = (1 << sd) - 1
+        s = union_find_stats(x, sd, construction, False, mask)
+        assert s["jump_rounds"] >= 14 and 2 <= s["jump_rounds_run"] <= most, (x.shape, s)
+        both(x, sd, construction, False, mask)
+    for superlevel in (False, True):
+        # Every pixel's pointer at the next one: the rounds cannot use pointers already moved in the same round
+        # (their cells come later in the threads' natural order).
+        ramp = torch.arange(4000.0).repeat(2, 1) * (1 if superlevel else -1)
+        s = union_find_stats(ramp, 1, construction, superlevel, 1)
+        assert s["jump_rounds_run"] == s["jump_rounds"] == 13, s
+        for order in (0, 1, 2):
+            old = ops._emulation_order(order)
+            try:
+                both(ramp, 1, construction, superlevel, 1)
+            finally:
+                ops._emulation_order(old)
 
 
 def test_union_find_settings_are_checked():

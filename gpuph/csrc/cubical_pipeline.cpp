@@ -68,7 +68,8 @@ at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims,
 }
 
 // [the union-find mode it ran (merge_tree_pipeline.h), merging pixels, iterations of the relaxed elder rule, whether
-// they converged (else its sequential fallback ran)] of the merge trees of a batch, on the CPU.
+// they converged (else its sequential fallback ran), rounds of pointer jumping launched, of which ran] of the merge
+// trees of a batch, on the CPU.
 std::vector<int64_t> merge_tree_stats(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
                                       bool superlevel, int64_t dims_mask) {
   const GridPlan g = check_cubical_args(x, spatial_dims, construction);
@@ -79,7 +80,7 @@ std::vector<int64_t> merge_tree_stats(const at::Tensor& x, int64_t spatial_dims,
   const at::Tensor keys = cell_keys(launch, xc, g, superlevel, nan_image, nullptr);
   UnionFindStats s;
   merge_tree_launch(launch, xc, g, keys, dims_mask, nullptr, &s);
-  return {s.mode, s.candidates, s.iterations, int64_t(s.converged)};
+  return {s.mode, s.candidates, s.iterations, int64_t(s.converged), s.jump_rounds, s.jump_rounds_run};
 }
 
 // [2-cells that are columns, columns in apparent pairs, columns left to the residual reduction, column additions

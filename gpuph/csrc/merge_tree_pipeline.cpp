@@ -31,6 +31,16 @@ constexpr int kRelaxedIterations = 32;
 std::atomic<int> union_find_mode{kAutoUnionFind};
 std::atomic<int> relaxed_iterations{kRelaxedIterations};
 
+// Rounds that ran of those a flag array (int32, one a round: whether it changed anything) allowed: the first, and each
+// after one that changed something.
+int rounds_run(const at::Tensor& flags) {
+  const at::Tensor c = flags.cpu();
+  const int32_t* f = c.data_ptr<int32_t>();
+  int run = 0;
+  while (run < c.size(0) && (run == 0 || f[run - 1] != 0)) ++run;
+  return run;
+}
+
 // ---------------------------------------------------------------------------------------------- CPU emulation
 int32_t fetch_add1(int32_t* count) { return fetch_add(count, int32_t(1)); }
 
@@ -53,7 +63,8 @@ const char* cpu_keys(const GridPlan& plan, const void* x, bool f64, int64_t B, b
 }
 
 template <typename K>
-void cpu_basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0, int32_t* ptr1, uint8_t* flag) {
+void cpu_basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0, int32_t* ptr1, uint8_t* flag,
+                      int32_t* moved) {
   static const RingTables tables = make_ring_tables();
   const int64_t cells = B * g.P;
   if (g.D == 2)
@@ -61,21 +72,28 @@ void cpu_basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0, i
   else
     for (int k = 0; k < (ptr1 ? 2 : 1); ++k)
       each_element(cells, [&](int64_t t) { steps::steepest_cell(g, key, k == 0 ? ptr0 : ptr1, k, t); });
-  // Serial rounds, in place: one of the interleavings the kernels may see.
-  for (int r = steps::jump_rounds(g.P); r > 0; --r) {
-    each_element_serial(cells, [&](int64_t t) { steps::jump_cell(g.P, ptr0, t); });
-    if (ptr1) each_element_serial(cells, [&](int64_t t) { steps::jump_cell(g.P, ptr1, t); });
+  // Serial rounds, in place: one of the interleavings the kernels may see. As the kernels: a round after one that
+  // moved no pointer does nothing.
+  const int rounds = steps::jump_rounds(g.P);
+  std::fill(moved, moved + rounds, 0);
+  for (int r = 0; r < rounds && (r == 0 || moved[r - 1] != 0); ++r) {
+    bool any = false;
+    each_element_serial(cells, [&](int64_t t) {
+      any |= steps::jump_cell(g.P, ptr0, t);
+      if (ptr1) any |= steps::jump_cell(g.P, ptr1, t);
+    });
+    moved[r] = any ? 1 : 0;
   }
   if (g.D != 2) each_element(cells, [&](int64_t t) { steps::flag_cell(g, key, ptr0, ptr1, flag, t); });
 }
 
 const char* cpu_basins(const GridPlan& plan, const void* key, bool f64, int64_t B, int32_t* ptr0, int32_t* ptr1,
-                       uint8_t* flag, void*) {
+                       uint8_t* flag, int32_t* moved, void*) {
   const MTPlan g = make_mt_plan(plan);
   if (f64)
-    cpu_basins_typed(g, static_cast<const Key64*>(key), B, ptr0, ptr1, flag);
+    cpu_basins_typed(g, static_cast<const Key64*>(key), B, ptr0, ptr1, flag, moved);
   else
-    cpu_basins_typed(g, static_cast<const Key32*>(key), B, ptr0, ptr1, flag);
+    cpu_basins_typed(g, static_cast<const Key32*>(key), B, ptr0, ptr1, flag, moved);
   return nullptr;
 }
 
@@ -200,8 +218,10 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   at::Tensor ptr0 = at::empty({cells}, i32);  // always: the 2D ring pass writes both phases
   at::Tensor ptr1 = emit1 ? at::empty({cells}, i32) : at::Tensor();
   at::Tensor flag = at::empty({cells}, u8);
+  const at::Tensor moved = at::empty({steps::jump_rounds(g.P)}, i32);
   int32_t* p1 = emit1 ? ptr1.data_ptr<int32_t>() : nullptr;
-  check(launch.basins(g, keys.data_ptr(), f64, B, ptr0.data_ptr<int32_t>(), p1, flag.data_ptr<uint8_t>(), stream),
+  check(launch.basins(g, keys.data_ptr(), f64, B, ptr0.data_ptr<int32_t>(), p1, flag.data_ptr<uint8_t>(),
+                      moved.data_ptr<int32_t>(), stream),
         "basins");
 
   at::Tensor cand_key = at::empty({B, g.P}, i64), first_key = at::empty({B, g.P}, i64);
@@ -224,6 +244,8 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   if (stats) {
     stats->mode = mode;
     stats->candidates = ncand.sum().item<int64_t>();
+    stats->jump_rounds = int(moved.size(0));
+    stats->jump_rounds_run = rounds_run(moved);
   }
   at::Tensor pairs, counts;
   if (mode == kHostUnionFind) {
@@ -261,12 +283,8 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
                          counts.data_ptr<int32_t>(), stream),
           "union-find");
     if (stats) {
-      const at::Tensor c = changed.cpu();
-      const int32_t* ch = c.data_ptr<int32_t>();
-      int run = 0;
-      while (run < iterations && (run == 0 || ch[run - 1] != 0)) ++run;
-      stats->iterations = run;
-      stats->converged = ch[iterations - 1] == 0;
+      stats->iterations = rounds_run(changed);
+      stats->converged = changed[iterations - 1].item<int32_t>() == 0;
     }
   } else {
     pairs = at::empty({B, 2, cap, 2}, i32);

@@ -38,6 +38,8 @@ struct UnionFindStats {
   int64_t candidates = 0;      // merging pixels of the batch, both phases' candidates counted once
   int iterations = 0;          // relaxed: iterations run
   bool converged = false;      // relaxed: the last iteration moved no link (else the sequential fallback ran)
+  int jump_rounds = 0;         // rounds of pointer jumping launched (steps::jump_rounds(P))
+  int jump_rounds_run = 0;     // of which ran (the first, and each after one that moved a pointer)
 };
 
 TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g,

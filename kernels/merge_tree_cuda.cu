@@ -120,13 +120,29 @@ __global__ void fallback_kernel(MTPlan g, const K* __restrict__ keys, int32_t* p
   GPUPH_GRID_LOOP(t, B * 2) { steps::elder_run(g, keys, ptr0, ptr1, flags, orders, ncand, first, cap, pairs, counts, t); }
 }
 
-// One block per run (image and phase); its threads copy that run.
+// One block per run (image and phase); its threads copy that run's rows, in place or (life not null) to their ranks
+// in the pinned order.
 __global__ void rows_kernel(const int32_t* __restrict__ pairs, const int32_t* __restrict__ counts,
                             const int64_t* __restrict__ offsets, int64_t B, int64_t cap, int top_dim,
+                            const uint64_t* __restrict__ life, const uint64_t* __restrict__ tail,
                             int64_t* __restrict__ rows) {
   for (int64_t s = blockIdx.x; s < B * 2; s += gridDim.x)
+    for (int64_t i = threadIdx.x; i < counts[s]; i += blockDim.x) {
+      if (life)
+        steps::ranked_row_copy(pairs, counts, offsets, cap, top_dim, life, tail, rows, s, i);
+      else
+        steps::row_copy(pairs, offsets, cap, top_dim, rows, s, i, i);
+    }
+}
+
+template <typename F>
+__global__ void order_keys_kernel(const int32_t* __restrict__ pairs, const int32_t* __restrict__ counts,
+                                  const int64_t* __restrict__ offsets, int64_t B, int64_t cap,
+                                  const F* __restrict__ x, int64_t N, uint64_t* __restrict__ life,
+                                  uint64_t* __restrict__ tail) {
+  for (int64_t s = blockIdx.x; s < B * 2; s += gridDim.x)
     for (int64_t i = threadIdx.x; i < counts[s]; i += blockDim.x)
-      steps::row_copy(pairs, offsets, cap, top_dim, rows, s, i);
+      steps::order_key(pairs, offsets, cap, x, N, life, tail, s, i);
 }
 
 const char* keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool superlevel, void* key,
@@ -269,9 +285,18 @@ const char* relaxed(const GridPlan& plan, const void* key, bool f64, int32_t* pt
 }
 
 const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
-                 int top_dim, int64_t* out, void* stream) {
-  GPUPH_LAUNCH(blocks_for(B * 2, 1), 128, static_cast<cudaStream_t>(stream), rows_kernel)(pairs, counts, offsets, B,
-      cap, top_dim, out);
+                 int top_dim, const void* x, bool f64, int64_t N, uint64_t* life, uint64_t* tail, int64_t* out,
+                 void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const int blocks = blocks_for(B * 2, 1);
+  if (x && f64)
+    GPUPH_LAUNCH(blocks, 128, s, order_keys_kernel<double>)(pairs, counts, offsets, B, cap,
+                                                            static_cast<const double*>(x), N, life, tail);
+  else if (x)
+    GPUPH_LAUNCH(blocks, 128, s, order_keys_kernel<float>)(pairs, counts, offsets, B, cap,
+                                                           static_cast<const float*>(x), N, life, tail);
+  GPUPH_LAUNCH(blocks, 128, s, rows_kernel)(pairs, counts, offsets, B, cap, top_dim, x ? life : nullptr,
+                                            x ? tail : nullptr, out);
   return last_error();
 }
 

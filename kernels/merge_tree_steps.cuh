@@ -250,15 +250,52 @@ GPUPH_HD void essential_emit(const MTPlan& g, const int64_t* first, int64_t cap,
 }
 
 // Copies row i of run s (image s / 2, phase s % 2: H0 or the top dimension top_dim) into rows (image, dim, birth,
-// death).
+// death), at position `at` of the run's rows.
 GPUPH_HD void row_copy(const int32_t* pairs, const int64_t* offsets, int64_t cap, int top_dim, int64_t* rows,
-                       int64_t s, int64_t i) {
+                       int64_t s, int64_t i, int64_t at) {
   const int32_t* in = pairs + s * cap * 2;
-  int64_t* out = rows + (offsets[s] + i) * 4;
+  int64_t* out = rows + (offsets[s] + at) * 4;
   out[0] = s / 2;
   out[1] = s % 2 ? top_dim : 0;
   out[2] = in[2 * i];
   out[3] = in[2 * i + 1];
+}
+
+// The pinned order within a run, which is one group (image, dimension) of the output: lifetime descending (the
+// essential class first), then birth pixel, then death pixel, exactly as the sorts of cubical_pipeline's
+// pinned_order. order_key writes row i of run s's two keys at its row position: `life`, the bits of |birth value -
+// death value| in double (non-negative doubles order like their bits), or one more than +inf's for the essential
+// class; `tail`, birth << 32 | (death + 1). x: the images (B, N) (float32 or float64).
+constexpr uint64_t kInfBits = 0x7ff0000000000000ull;
+
+template <typename F>
+GPUPH_HD void order_key(const int32_t* pairs, const int64_t* offsets, int64_t cap, const F* x, int64_t N,
+                        uint64_t* life, uint64_t* tail, int64_t s, int64_t i) {
+  const int32_t* in = pairs + (s * cap + i) * 2;
+  const F* img = x + (s / 2) * N;
+  const int64_t at = offsets[s] + i;
+  uint64_t l = kInfBits + 1;
+  if (in[1] >= 0) {
+    const double bv = double(img[in[0]]), dv = double(img[in[1]]);
+    l = float_bits(bv > dv ? bv - dv : dv - bv);
+  }
+  life[at] = l;
+  tail[at] = (uint64_t(uint32_t(in[0])) << 32) | uint64_t(uint32_t(in[1] + 1));
+}
+
+// Row i of run s at its place in the run: its rank among the run's rows by their keys (equal keys, which distinct
+// pairs do not have, by row), found by comparing with every one of them. Quadratic in the run's length: for runs of
+// small grids, where it replaces three sorts of the whole output and their gathers.
+GPUPH_HD void ranked_row_copy(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t cap,
+                              int top_dim, const uint64_t* life, const uint64_t* tail, int64_t* rows, int64_t s,
+                              int64_t i) {
+  const uint64_t* l = life + offsets[s];
+  const uint64_t* t = tail + offsets[s];
+  const uint64_t li = l[i], ti = t[i];
+  int64_t rank = 0;
+  for (int64_t j = 0; j < counts[s]; ++j)
+    rank += l[j] > li || (l[j] == li && (t[j] < ti || (t[j] == ti && j < i)));
+  row_copy(pairs, offsets, cap, top_dim, rows, s, i, rank);
 }
 
 }  // namespace steps

@@ -238,6 +238,40 @@ def test_pointer_jumping_stops_once_a_round_moves_nothing(construction):
                 ops._emulation_order(old)
 
 
+def sorts_in(fn, *args) -> int:
+    """How many torch sorts fn(*args) runs (on the CPU; in the device pipeline each is a sort kernel's launches)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn(*args)
+    return sum(e.name == "aten::sort" for e in prof.events())
+
+
+@pytest.mark.usefixtures("launchers")
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_pipeline_orders_short_runs_by_ranking_and_long_ones_by_sorts(construction):
+    """The merge trees' rows come out in the pinned order either way: where every run (image, phase) is short, each
+    row is written at its rank among its run's (one launch, one torch sort in the whole call: the candidates'); else,
+    and with H1 of 3D, by three stable sorts of the whole output. Both on ties (quantised, constant, checkerboard,
+    +-inf), 1D/2D/3D, and the choice by run length (the limit 0 forces the sorts)."""
+    for shape in ((3, 7, 9), (4, 17), (2, 4, 5, 3), (8, 28, 28)):
+        sd = len(shape) - 1
+        mask = (1 << sd) - 1 if sd < 3 else 5
+        for name, x in families(shape, seed=sum(shape)):
+            for limit in (1024, 0):
+                old = ops._ranked_order_limit(limit)
+                try:
+                    both(x, sd, construction, True, mask)
+                    sorts = sorts_in(ops._cubical_pairs_pipeline, x, sd, CODES[construction], False, mask)
+                    assert sorts == (1 if limit else 4), (name, shape, limit)
+                except AssertionError as exc:
+                    raise AssertionError(f"{name} {shape} limit={limit}") from exc
+                finally:
+                    ops._ranked_order_limit(old)
+    long_runs = torch.rand(1, 90, 80)  # about 1500 rows in H0's run
+    assert sorts_in(both, long_runs, 2, construction, True, 3) == 4  # (the CPU engine sorts without torch)
+    with pytest.raises(ValueError, match="run limit is >= 0"):
+        ops._ranked_order_limit(-1)
+
+
 def test_union_find_settings_are_checked():
     with pytest.raises(ValueError, match="mode is 0, 1, 2 or 3"):
         ops._union_find_mode(4)

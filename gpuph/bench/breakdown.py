@@ -10,7 +10,8 @@ For each case and field: the median time of one call after warm-up (CUDA events 
   union-find), H1 of 3D's ``gpuph::h1::ranks`` and ``cells``, then ``gpuph::sync``, the call's one copy
   that sizes the outputs, then ``gpuph::tree_rows``, ``gpuph::h1::apparent_rows``, ``residual_rounds`` (its
   batches of rounds, one copy each), ``residual_rows``, and where the host finishes the residual reduction
-  ``to_host``, ``residual_reduction``, ``to_device``; ``gpuph::pinned_order``). On the GPU a stage's host time
+  ``to_host``, ``residual_reduction``, ``to_device``; ``gpuph::pinned_order``, absent where the merge trees'
+  rows came out ordered by rank). On the GPU a stage's host time
   includes its waits on the device.
 
 ``--union-find`` runs each case with each named way of running the elder-rule union-find of H0 and the top

@@ -120,6 +120,7 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
     RECORD_FUNCTION("gpuph::merge_trees", std::vector<c10::IValue>());
     trees = merge_tree_launch(launch.merge_tree, xc, g, keys, tree_mask, stream);
     sizes.push_back(trees.total);
+    sizes.push_back(trees.longest);
   }
   if (middle) {
     mids = middle_launch(launch.merge_tree, launch.middle, xc, g, keys, stream);  // stages gpuph::h1::...
@@ -136,10 +137,13 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
   std::vector<at::Tensor> parts;
   if (tree) {
     RECORD_FUNCTION("gpuph::tree_rows", std::vector<c10::IValue>());
-    parts.push_back(merge_tree_finish(launch.merge_tree, trees, h[1], g, stream));
+    // Only merge-tree rows, from short runs: ordered as they are written, and done.
+    const bool ordered = !middle && ranked_order_fits(h[1], h[2]);
+    parts.push_back(merge_tree_finish(launch.merge_tree, trees, h[1], g, xc, ordered, stream));
+    if (ordered) return parts[0];
   }
   if (middle)
-    parts.push_back(middle_finish(launch.middle, mids, xc, g, h[tree ? 2 : 1], h[tree ? 3 : 2], stream, stats));
+    parts.push_back(middle_finish(launch.middle, mids, xc, g, h[tree ? 3 : 1], h[tree ? 4 : 2], stream, stats));
   RECORD_FUNCTION("gpuph::pinned_order", std::vector<c10::IValue>());
   const at::Tensor rows = parts.size() == 1 ? parts[0] : at::cat(parts);
   return pinned_order(rows, xc.view({-1}), g.N);
@@ -161,6 +165,7 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_union_find_mode(int mode) -> int", &gpuph::set_union_find_mode);
   m.def("_relaxed_iterations(int iterations) -> int", &gpuph::set_relaxed_iterations);
   m.def("_host_kernels(int which) -> int", &gpuph::set_host_kernels);
+  m.def("_ranked_order_limit(int longest) -> int", &gpuph::set_ranked_order_limit);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {

@@ -28,7 +28,16 @@ constexpr int64_t kRelaxedMinPixels = int64_t(1) << 12;
 // still costs two launches that return at once.
 constexpr int kRelaxedIterations = 32;
 
+// The rows of the merge trees are put in the pinned order by ranking each among its run's (steps::ranked_row_copy,
+// one launch) where the runs are short: at most kRankedOrderLongest rows in the longest, and kRankedOrderWork
+// comparisons at most (total rows x the longest run's); else by the three sorts of the whole output and their gathers
+// (cubical_pipeline's pinned_order), whose launches cost more than the ranking on batches of small images (256 x
+// 28^2: about 10^7 comparisons). Neither bound is timed on a GPU yet.
+constexpr int64_t kRankedOrderLongest = 1024;
+constexpr int64_t kRankedOrderWork = int64_t(1) << 26;
+
 std::atomic<int> union_find_mode{kAutoUnionFind};
+std::atomic<int64_t> ranked_order_limit{kRankedOrderLongest};
 std::atomic<int> relaxed_iterations{kRelaxedIterations};
 
 // Rounds that ran of those a flag array (int32, one a round: whether it changed anything) allowed: the first, and each
@@ -182,9 +191,25 @@ const char* cpu_relaxed(const GridPlan& plan, const void* key, bool f64, int32_t
 }
 
 const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
-                     int top_dim, int64_t* rows, void*) {
-  for (int64_t s = 0; s < B * 2; ++s)
-    for (int64_t i = 0; i < counts[s]; ++i) steps::row_copy(pairs, offsets, cap, top_dim, rows, s, i);
+                     int top_dim, const void* x, bool f64, int64_t N, uint64_t* life, uint64_t* tail, int64_t* rows,
+                     void*) {
+  // Runs side by side, as the kernels' blocks; each run's rows one at a time.
+  each_element(B * 2, [&](int64_t s) {
+    for (int64_t i = 0; i < counts[s]; ++i) {
+      if (x && f64)
+        steps::order_key(pairs, offsets, cap, static_cast<const double*>(x), N, life, tail, s, i);
+      else if (x)
+        steps::order_key(pairs, offsets, cap, static_cast<const float*>(x), N, life, tail, s, i);
+    }
+  });
+  each_element(B * 2, [&](int64_t s) {
+    for (int64_t i = 0; i < counts[s]; ++i) {
+      if (x)
+        steps::ranked_row_copy(pairs, counts, offsets, cap, top_dim, life, tail, rows, s, i);
+      else
+        steps::row_copy(pairs, offsets, cap, top_dim, rows, s, i, i);
+    }
+  });
   return nullptr;
 }
 
@@ -298,7 +323,8 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
 
   const at::Tensor counts64 = counts.to(at::kLong);
   const at::Tensor ends = counts64.cumsum(0);
-  return TreeLaunch{pairs, counts, (ends - counts64).contiguous(), ends.narrow(0, B * 2 - 1, 1), cap};
+  return TreeLaunch{pairs, counts, (ends - counts64).contiguous(), ends.narrow(0, B * 2 - 1, 1),
+                    counts64.max().view({1}), cap};
 }
 
 int64_t set_union_find_mode(int64_t mode) {
@@ -311,13 +337,33 @@ int64_t set_relaxed_iterations(int64_t iterations) {
   return relaxed_iterations.exchange(int(iterations));
 }
 
+bool ranked_order_fits(int64_t total, int64_t longest) {
+  const int64_t limit = ranked_order_limit.load(std::memory_order_relaxed);
+  return longest <= limit && total <= kRankedOrderWork / std::max<int64_t>(longest, 1);
+}
+
+int64_t set_ranked_order_limit(int64_t longest) {
+  TORCH_CHECK_VALUE(longest >= 0, "gpuph: the ranked order's run limit is >= 0");
+  return ranked_order_limit.exchange(longest);
+}
+
 at::Tensor merge_tree_finish(const MTLaunchers& launch, const TreeLaunch& t, int64_t total, const GridPlan& g,
-                             void* stream) {
-  at::Tensor rows = at::empty({total, 4}, t.counts.options().dtype(at::kLong));
-  if (total > 0)
-    check(launch.rows(t.pairs.data_ptr<int32_t>(), t.counts.data_ptr<int32_t>(), t.offsets.data_ptr<int64_t>(),
-                      t.counts.size(0) / 2, t.cap, g.D - 1, rows.data_ptr<int64_t>(), stream),
-          "rows");
+                             const at::Tensor& xc, bool ordered, void* stream) {
+  const auto opts = t.counts.options().dtype(at::kLong);
+  at::Tensor rows = at::empty({total, 4}, opts);
+  if (total == 0) return rows;
+  at::Tensor life, tail;
+  if (ordered) {
+    life = at::empty({total}, opts);
+    tail = at::empty({total}, opts);
+  }
+  auto u64 = [](const at::Tensor& a) {
+    return a.defined() ? reinterpret_cast<uint64_t*>(a.data_ptr<int64_t>()) : nullptr;
+  };
+  check(launch.rows(t.pairs.data_ptr<int32_t>(), t.counts.data_ptr<int32_t>(), t.offsets.data_ptr<int64_t>(),
+                    t.counts.size(0) / 2, t.cap, g.D - 1, ordered ? xc.data_ptr() : nullptr,
+                    xc.scalar_type() == at::kDouble, g.N, u64(life), u64(tail), rows.data_ptr<int64_t>(), stream),
+        "rows");
   return rows;
 }
 

@@ -19,6 +19,7 @@ at::Tensor cell_keys(const MTLaunchers& launch, const at::Tensor& xc, const Grid
 // (middle_pipeline.h).
 struct TreeLaunch {
   at::Tensor pairs, counts, offsets, total;
+  at::Tensor longest;  // (1,) int64 on the device: the rows of the longest run (image, phase)
   int64_t cap = 0;
 };
 // How the elder-rule union-find runs (merge_tree_launch; a testing and benchmarking aid, set_union_find_mode):
@@ -46,10 +47,17 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
                              const at::Tensor& keys, int64_t dims_mask, void* stream,
                              UnionFindStats* stats = nullptr);
 
-// Their rows (image, dim, birth pixel, death pixel) int64 (total, 4), unordered; total read from t.total by the
-// caller's one device-to-host copy, which also reports NaN (cubical_pipeline).
+// Their rows (image, dim, birth pixel, death pixel) int64 (total, 4), grouped by image and dimension; with
+// `ordered`, in the pinned order (as cubical_pipeline's pinned_order), else unordered within each group. total and
+// the longest run, read from t.total and t.longest by the caller's one device-to-host copy, which also reports NaN
+// (cubical_pipeline); `ordered` only where ranked_order_fits(total, longest). xc: the images.
 at::Tensor merge_tree_finish(const MTLaunchers& launch, const TreeLaunch& t, int64_t total, const GridPlan& g,
-                             void* stream);
+                             const at::Tensor& xc, bool ordered, void* stream);
+// Whether merge_tree_finish may order the rows itself (short runs: merge_tree_pipeline.cpp).
+bool ranked_order_fits(int64_t total, int64_t longest);
+// Sets the longest run merge_tree_finish orders itself (testing aid: 0 always leaves it to the sorts) and returns the
+// previous limit.
+int64_t set_ranked_order_limit(int64_t longest);
 
 // The CPU emulation of the CUDA launchers: the same per-element steps in loops.
 MTLaunchers cpu_merge_tree_launchers();

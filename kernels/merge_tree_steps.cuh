@@ -292,8 +292,9 @@ GPUPH_HD void ranked_row_copy(const int32_t* pairs, const int32_t* counts, const
   const uint64_t* l = life + offsets[s];
   const uint64_t* t = tail + offsets[s];
   const uint64_t li = l[i], ti = t[i];
+  const int64_t n = counts[s];
   int64_t rank = 0;
-  for (int64_t j = 0; j < counts[s]; ++j)
+  for (int64_t j = 0; j < n; ++j)
     rank += l[j] > li || (l[j] == li && (t[j] < ti || (t[j] == ti && j < i)));
   row_copy(pairs, offsets, cap, top_dim, rows, s, i, rank);
 }

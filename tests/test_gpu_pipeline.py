@@ -266,7 +266,7 @@ def test_pipeline_orders_short_runs_by_ranking_and_long_ones_by_sorts(constructi
                     raise AssertionError(f"{name} {shape} limit={limit}") from exc
                 finally:
                     ops._ranked_order_limit(old)
-    long_runs = torch.rand(1, 90, 80)  # about 1500 rows in H0's run
+    long_runs = torch.rand(1, 130, 120, generator=torch.Generator().manual_seed(0))  # 2000+ rows in H0's run
     assert sorts_in(both, long_runs, 2, construction, True, 3) == 4  # (the CPU engine sorts without torch)
     with pytest.raises(ValueError, match="run limit is >= 0"):
         ops._ranked_order_limit(-1)

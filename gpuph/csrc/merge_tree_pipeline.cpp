@@ -256,7 +256,7 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   // Stable: equal values keep padded-index order, which is flat-index order, so candidates come in (value, index)
   // order; argmin returns the first of equal minima.
   const at::Tensor order = std::get<1>(at::sort(cand_key, /*stable=*/true, /*dim=*/1, false)).contiguous();
-  const at::Tensor ncand = flag.view({B, g.P}).ne(0).sum(1).to(at::kLong).contiguous();
+  const at::Tensor ncand = flag.view({B, g.P}).ne(0).sum(1, /*keepdim=*/false, at::kLong);
   const at::Tensor first = first_key.argmin(1).contiguous();
 
   // Its own stage in profiles (gpuph.bench.breakdown): on the host path, the copies and the host's union-find.

@@ -5,7 +5,8 @@
 #   bash bench/gpu_session.sh build        # build the extension with its CUDA kernels (pip install -e .)
 #   bash bench/gpu_session.sh test         # tests/test_cuda.py and tests/test_gpu_pipeline.py
 #   bash bench/gpu_session.sh breakdown    # python -m gpuph.bench.breakdown: 3D cases, kernel by kernel
-#   bash bench/gpu_session.sh union-find   # the breakdown of the issue's cases with each union-find mode (A/B)
+#   bash bench/gpu_session.sh union-find   # the breakdown of the issue's cases with each union-find mode (A/B), and
+#                                          # of small images with their rows ordered by the sorts instead of by rank
 #   bash bench/gpu_session.sh suite        # python -m gpuph.bench on the issue's cases (GPU and CPU libraries)
 #   bash bench/gpu_session.sh gan          # bench/gan_throughput.py
 #   bash bench/gpu_session.sh points       # bench/bench_point_cloud.py
@@ -43,7 +44,10 @@ for stage in "$@"; do
       run union-find-batches python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 64x32^3 \
         --union-find serial host relaxed --out "bench/results/union-find-$(date +%F)-batches"
       run union-find-large python3 -m gpuph.bench.breakdown --cases 1x1024x1024 1x128^3 --union-find host relaxed \
-        --out "bench/results/union-find-$(date +%F)-large" ;;
+        --out "bench/results/union-find-$(date +%F)-large"
+      # The pinned order of small images' rows by the sorts instead of by rank (A/B with the batches above).
+      run order-by-sorts python3 -m gpuph.bench.breakdown --cases 256x28x28 64x64x64 --ranked-order-limit 0 \
+        --out "bench/results/union-find-$(date +%F)-order-by-sorts" ;;
     suite) run suite python3 -m gpuph.bench --no-progress ;;
     gan) run gan python3 bench/gan_throughput.py ;;
     points) run points python3 bench/bench_point_cloud.py ;;

@@ -294,6 +294,20 @@ def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):
     for r in rows:
         assert {e["name"] for e in r["entries"]} >= {"gpuph::merge_trees", "gpuph::merge_trees::union_find"}
     assert torch.ops.gpuph._union_find_mode(0) == 0  # restored
+    for r in rows:  # small 2D images: their rows ordered by rank, no pinned_order stage
+        assert "gpuph::pinned_order" not in {e["name"] for e in r["entries"]}
+    # The A/B of the two ways to the pinned order: the sorts forced, then the limit restored.
+    out = tmp_path / "sorts"
+    default_limit = torch.ops.gpuph._ranked_order_limit(1024)
+    torch.ops.gpuph._ranked_order_limit(default_limit)
+    assert breakdown(["--emulate", "--cases", "1x70x70", "--fields", "noise", "--repeats", "1", "--out", str(out),
+                      "--ranked-order-limit", "0"]) == 0
+    (row,) = json.loads((out / "breakdown.json").read_text())["rows"]
+    assert row["ranked_order_limit"] == 0
+    assert {e["name"] for e in row["entries"]} >= {"gpuph::tree_rows", "gpuph::pinned_order"}
+    assert torch.ops.gpuph._ranked_order_limit(default_limit) == default_limit  # restored
+    with pytest.raises(SystemExit):
+        breakdown(["--emulate", "--ranked-order-limit", "-1"])
     if not torch.cuda.is_available():
         assert breakdown(["--cases", "1x8^3", "--out", str(tmp_path / "none")]) == 2
         assert not (tmp_path / "none").exists()

@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="timed calls, then as many profiled calls")
     p.add_argument("--union-find", nargs="+", choices=list(UNION_FIND_MODES), default=["auto"],
                    help="how the merge trees' union-find runs; several: each case with each")
+    p.add_argument("--ranked-order-limit", type=int, default=None,
+                   help="longest run whose merge-tree rows are ordered by rank (0: always by the sorts; default: "
+                        "the built-in limit); for an A/B of the two ways to the pinned order")
     p.add_argument("--emulate", action="store_true", help="the device pipeline's CPU emulation (no GPU needed)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -70,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--repeats must be at least 1")
     if args.dims != "all" and not args.dims.isdigit():
         p.error("--dims: 'all' or a homology dimension")
+    if args.ranked_order_limit is not None and args.ranked_order_limit < 0:
+        p.error("--ranked-order-limit must be at least 0")
     return args
 
 
@@ -200,11 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or _meta.default_out_dir(cuda).with_name(_meta.default_out_dir(cuda).name + "-breakdown")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for case in cases:
-        for field in args.fields:
-            for union_find in args.union_find:
-                rows.append(run_case(case, field, args, cuda, union_find))
-                print(f"{case.name} {field} union-find {union_find}: {rows[-1]['median_ms']:.4g} ms")
+    limit = args.ranked_order_limit
+    old_limit = torch.ops.gpuph._ranked_order_limit(limit) if limit is not None else None
+    try:
+        for case in cases:
+            for field in args.fields:
+                for union_find in args.union_find:
+                    rows.append({**run_case(case, field, args, cuda, union_find), "ranked_order_limit": limit})
+                    print(f"{case.name} {field} union-find {union_find}: {rows[-1]['median_ms']:.4g} ms")
+    finally:
+        if old_limit is not None:
+            torch.ops.gpuph._ranked_order_limit(old_limit)
     write_json(out / "breakdown.json", {"meta": m, "rows": rows})
     write_markdown(out / "breakdown.md", m, rows)
     print(f"wrote {out / 'breakdown.json'} and {out / 'breakdown.md'}")

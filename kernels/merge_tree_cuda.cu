@@ -4,6 +4,7 @@
 // union-find over the few merging pixels. Plain CUDA, no torch headers: the driver
 // (gpuph/csrc/merge_tree_pipeline.cpp) allocates and sorts through torch and passes its stream.
 #include <algorithm>
+#include <atomic>
 
 #include "cuda_launch.cuh"
 
@@ -158,16 +159,18 @@ const char* keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool 
   return last_error();
 }
 
-// Multiprocessors of the current device (of the first call: the process is assumed to use one kind of GPU).
+// Multiprocessors of the current device (the driver has made the input's device current), asked once a device.
 int multiprocessors() {
-  static const int sms = [] {
-    int device = 0, n = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || n <= 0)
-      return 132;
-    return n;
-  }();
-  return sms;
+  constexpr int kDevices = 64, kFallback = 132;  // an H100's, should the runtime not say
+  static std::atomic<int> known[kDevices] = {};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kDevices) return kFallback;
+  int n = known[device].load(std::memory_order_relaxed);
+  if (n == 0) {
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || n <= 0) n = kFallback;
+    known[device].store(n, std::memory_order_relaxed);
+  }
+  return n;
 }
 
 // Blocks for kernels launched round after round until a flag says they may stop (pointer jumping, the relaxed

@@ -192,8 +192,8 @@ const char* basins_typed(const MTPlan& g, const K* key, int64_t B, int32_t* ptr0
   }
   const int rounds = steps::jump_rounds(g.P);
   cudaMemsetAsync(moved, 0, rounds * sizeof(int32_t), s);
-  for (int r = 0; r < rounds; ++r)
-    GPUPH_LAUNCH(resident_blocks(B * g.P), kThreads, s, jump_kernel)(g.P, B, ptr0, ptr1, moved, r);
+  const int jump_blocks = resident_blocks(B * g.P);
+  for (int r = 0; r < rounds; ++r) GPUPH_LAUNCH(jump_blocks, kThreads, s, jump_kernel)(g.P, B, ptr0, ptr1, moved, r);
   if (g.D != 2) GPUPH_LAUNCH(blocks, kThreads, s, flag_kernel<K>)(g, key, ptr0, ptr1, B, flag);
   return last_error();
 }

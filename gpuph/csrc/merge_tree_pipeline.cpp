@@ -40,6 +40,11 @@ std::atomic<int> union_find_mode{kAutoUnionFind};
 std::atomic<int64_t> ranked_order_limit{kRankedOrderLongest};
 std::atomic<int> relaxed_iterations{kRelaxedIterations};
 
+// An int64 tensor's memory as uint64 (the links, claims and order keys, which compare unsigned); null if undefined.
+uint64_t* as_u64(const at::Tensor& t) {
+  return t.defined() ? reinterpret_cast<uint64_t*>(t.data_ptr<int64_t>()) : nullptr;
+}
+
 // Rounds that ran of those a flag array (int32, one a round: whether it changed anything) allowed: the first, and each
 // after one that changed something.
 int rounds_run(const at::Tensor& flags) {
@@ -194,14 +199,15 @@ const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t*
                      int top_dim, const void* x, bool f64, int64_t N, uint64_t* life, uint64_t* tail, int64_t* rows,
                      void*) {
   // Runs side by side, as the kernels' blocks; each run's rows one at a time.
-  each_element(B * 2, [&](int64_t s) {
-    for (int64_t i = 0; i < counts[s]; ++i) {
-      if (x && f64)
-        steps::order_key(pairs, offsets, cap, static_cast<const double*>(x), N, life, tail, s, i);
-      else if (x)
-        steps::order_key(pairs, offsets, cap, static_cast<const float*>(x), N, life, tail, s, i);
-    }
-  });
+  if (x)
+    each_element(B * 2, [&](int64_t s) {
+      for (int64_t i = 0; i < counts[s]; ++i) {
+        if (f64)
+          steps::order_key(pairs, offsets, cap, static_cast<const double*>(x), N, life, tail, s, i);
+        else
+          steps::order_key(pairs, offsets, cap, static_cast<const float*>(x), N, life, tail, s, i);
+      }
+    });
   each_element(B * 2, [&](int64_t s) {
     for (int64_t i = 0; i < counts[s]; ++i) {
       if (x)
@@ -294,17 +300,14 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     pairs = at::empty({B, 2, cap, 2}, i32);
     counts = at::empty({B * 2}, i32);
     // The sort keys are spent: phase 0's links and claims take their memory.
-    auto u64 = [](const at::Tensor& t) {
-      return t.defined() ? reinterpret_cast<uint64_t*>(t.data_ptr<int64_t>()) : nullptr;
-    };
     const at::Tensor link1 = emit1 ? at::empty({B, g.P}, i64) : at::Tensor();
     const at::Tensor best1 = emit1 ? at::empty({B, g.P}, i64) : at::Tensor();
     const int iterations = relaxed_iterations.load(std::memory_order_relaxed);
     const at::Tensor changed = at::empty({iterations}, i32);
     check(launch.relaxed(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
                          flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),
-                         first.data_ptr<int64_t>(), B, cap, u64(cand_key), u64(first_key), u64(link1), u64(best1),
-                         changed.data_ptr<int32_t>(), iterations, pairs.data_ptr<int32_t>(),
+                         first.data_ptr<int64_t>(), B, cap, as_u64(cand_key), as_u64(first_key), as_u64(link1),
+                         as_u64(best1), changed.data_ptr<int32_t>(), iterations, pairs.data_ptr<int32_t>(),
                          counts.data_ptr<int32_t>(), stream),
           "union-find");
     if (stats) {
@@ -357,12 +360,9 @@ at::Tensor merge_tree_finish(const MTLaunchers& launch, const TreeLaunch& t, int
     life = at::empty({total}, opts);
     tail = at::empty({total}, opts);
   }
-  auto u64 = [](const at::Tensor& a) {
-    return a.defined() ? reinterpret_cast<uint64_t*>(a.data_ptr<int64_t>()) : nullptr;
-  };
   check(launch.rows(t.pairs.data_ptr<int32_t>(), t.counts.data_ptr<int32_t>(), t.offsets.data_ptr<int64_t>(),
                     t.counts.size(0) / 2, t.cap, g.D - 1, ordered ? xc.data_ptr() : nullptr,
-                    xc.scalar_type() == at::kDouble, g.N, u64(life), u64(tail), rows.data_ptr<int64_t>(), stream),
+                    xc.scalar_type() == at::kDouble, g.N, as_u64(life), as_u64(tail), rows.data_ptr<int64_t>(), stream),
         "rows");
   return rows;
 }

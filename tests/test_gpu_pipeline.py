@@ -37,17 +37,23 @@ def both(x: torch.Tensor, sd: int, construction: str, superlevel: bool, mask: in
 
 
 @contextlib.contextmanager
-def union_find(mode: int, iterations: int | None = None):
-    """Runs the pipeline's union-find in `mode` (1: one thread per image and phase, 2: the host, 3: the relaxed
-    elder rule; merge_tree_pipeline.h), with at most `iterations` relaxed iterations if given."""
-    old = ops._union_find_mode(mode)
-    old_iterations = ops._relaxed_iterations(iterations) if iterations is not None else None
+def setting(op, value: int):
+    """Runs the block with one of the pipeline's test-only settings (``op(value)`` returns the previous value),
+    restored after."""
+    old = op(value)
     try:
         yield
     finally:
-        ops._union_find_mode(old)
-        if old_iterations is not None:
-            ops._relaxed_iterations(old_iterations)
+        op(old)
+
+
+@contextlib.contextmanager
+def union_find(mode: int, iterations: int | None = None):
+    """Runs the pipeline's union-find in `mode` (1: one thread per image and phase, 2: the host, 3: the relaxed
+    elder rule; merge_tree_pipeline.h), with at most `iterations` relaxed iterations if given."""
+    cap = setting(ops._relaxed_iterations, iterations) if iterations is not None else contextlib.nullcontext()
+    with setting(ops._union_find_mode, mode), cap:
+        yield
 
 
 def union_find_stats(x: torch.Tensor, sd: int, construction: str, superlevel: bool, mask: int) -> dict[str, int]:
@@ -60,9 +66,8 @@ def launchers(request):
     """Runs the pipeline (0) through the CPU emulation of its kernels, the per-element steps in loops, or (1) through
     the CUDA kernel files themselves compiled for the host (gpuph/csrc/cuda_on_host.h), whose launchers, launch
     configurations and grid-stride loops only they exercise. Module-scoped, so that hypothesis's tests may use it."""
-    old = ops._host_kernels(request.param)
-    yield request.param
-    ops._host_kernels(old)
+    with setting(ops._host_kernels, request.param):
+        yield request.param
 
 
 def families(shape, seed: int):
@@ -231,11 +236,8 @@ def test_pointer_jumping_stops_once_a_round_moves_nothing(construction):
         s = union_find_stats(ramp, 1, construction, superlevel, 1)
         assert s["jump_rounds_run"] == s["jump_rounds"] == 13, s
         for order in (0, 1, 2):
-            old = ops._emulation_order(order)
-            try:
+            with setting(ops._emulation_order, order):
                 both(ramp, 1, construction, superlevel, 1)
-            finally:
-                ops._emulation_order(old)
 
 
 def sorts_in(fn, *args) -> int:
@@ -257,15 +259,13 @@ def test_pipeline_orders_short_runs_by_ranking_and_long_ones_by_sorts(constructi
         mask = (1 << sd) - 1 if sd < 3 else 5
         for name, x in families(shape, seed=sum(shape)):
             for limit in (1024, 0):
-                old = ops._ranked_order_limit(limit)
                 try:
-                    both(x, sd, construction, True, mask)
-                    sorts = sorts_in(ops._cubical_pairs_pipeline, x, sd, CODES[construction], False, mask)
-                    assert sorts == (1 if limit else 4), (name, shape, limit)
+                    with setting(ops._ranked_order_limit, limit):
+                        both(x, sd, construction, True, mask)
+                        sorts = sorts_in(ops._cubical_pairs_pipeline, x, sd, CODES[construction], False, mask)
+                        assert sorts == (1 if limit else 4), (name, shape, limit)
                 except AssertionError as exc:
                     raise AssertionError(f"{name} {shape} limit={limit}") from exc
-                finally:
-                    ops._ranked_order_limit(old)
     long_runs = torch.rand(1, 130, 120, generator=torch.Generator().manual_seed(0))  # 2000+ rows in H0's run
     assert sorts_in(both, long_runs, 2, construction, True, 3) == 4  # (the CPU engine sorts without torch)
     with pytest.raises(ValueError, match="run limit is >= 0"):
@@ -303,12 +303,9 @@ def test_middle_pipeline_int64_keys_equal_int32_keys(construction):
         x = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)), dtype=torch.float64)
         for y in (x, (x * 3).floor()):
             narrow = ops._cubical_pairs_pipeline(y, 3, CODES[construction], True, 2)
-            old = ops._engine_force_wide_indices(True)
-            try:
+            with setting(ops._engine_force_wide_indices, True):
                 wide = ops._cubical_pairs_pipeline(y, 3, CODES[construction], True, 2)
                 both(y, 3, construction, False, 7)
-            finally:
-                ops._engine_force_wide_indices(old)
             assert torch.equal(wide, narrow)
             assert int((narrow[:, 1] == 1).sum()) > 0
 
@@ -322,8 +319,7 @@ def test_middle_pipeline_residual_columns_outgrow_their_buffers(construction, sp
     used up (none, or 3000 entries), the driver adds room between batches of rounds. The device finishes, and the
     rows equal the CPU engine's."""
     x = torch.rand(1, 26, 25, 24, generator=torch.Generator().manual_seed(11))
-    old = ops._residual_spare(spare)
-    try:
+    with setting(ops._residual_spare, spare):
         stats = ops._middle_pipeline_stats(x, CODES[construction], True).tolist()
         residual, (grown, on_host, batches, pool, taken) = stats[2], stats[5:]
         assert grown > 0 and on_host == 0
@@ -337,8 +333,6 @@ def test_middle_pipeline_residual_columns_outgrow_their_buffers(construction, sp
             assert 1 < batches <= 32 and first + spare < pool and taken <= pool - first, stats
         both(x, 3, construction, True, 2)
         both(torch.cat([x.flip(1), x]), 3, construction, False, 7)
-    finally:
-        ops._residual_spare(old)
 
 
 @pytest.mark.usefixtures("launchers")
@@ -359,11 +353,8 @@ def test_middle_pipeline_sizes_the_spare_region_from_the_previous_call(construct
         first = 16 * residual
         spare = first * hint // 16
         assert taken <= spare <= 1.25 * taken + first // 8, (taken, spare, first)
-        old_spare = ops._residual_spare(spare)
-        try:
+        with setting(ops._residual_spare, spare):
             assert ops._middle_pipeline_stats(x, code, True).tolist()[7] == 1
-        finally:
-            ops._residual_spare(old_spare)
         assert torch.equal(got, ops._cubical_pairs_pipeline(x, 3, code, True, 2))  # the hinted call: same rows
         ops._cubical_pairs_pipeline(smooth, 3, CODES["freudenthal"], True, 2)
         assert ops._residual_hints(CODES["freudenthal"])[1] < 64
@@ -379,23 +370,16 @@ def test_middle_pipeline_host_finishes_what_the_rounds_leave(construction):
     (partly reduced): the same rows."""
     x = torch.rand(3, 14, 13, 15, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     for limit in (1, 3):
-        old = ops._residual_round_limit(limit)
-        try:
+        with setting(ops._residual_round_limit, limit):
             assert ops._middle_pipeline_stats(x, CODES[construction], True).tolist()[6] == 1
             both(x, 3, construction, True, 7)
             both((x * 3).floor(), 3, construction, False, 2)
-        finally:
-            ops._residual_round_limit(old)
     # Columns in several segments (no spare region: the driver added one after the first batch, 33 rounds), read
     # back from each of them.
-    old, old_spare = ops._residual_round_limit(34), ops._residual_spare(0)
-    try:
+    with setting(ops._residual_round_limit, 34), setting(ops._residual_spare, 0):
         stats = ops._middle_pipeline_stats(x, CODES[construction], True).tolist()
         assert stats[6] == 1 and stats[7] == 2 and stats[9] > 0, stats
         both(x, 3, construction, True, 7)
-    finally:
-        ops._residual_round_limit(old)
-        ops._residual_spare(old_spare)
 
 
 @pytest.mark.usefixtures("launchers")
@@ -417,8 +401,7 @@ def test_pipeline_does_not_depend_on_the_order_threads_run_in(construction, orde
     CPU engine's, on the input families in 1D/2D/3D (with the union-find run one thread per image and phase and by
     the relaxed elder rule, whose claims race), on 3D noise whose residual columns outgrow their buffers (with and
     without spare region) and on a batch that leaves the device rounds unfinished."""
-    old = ops._emulation_order(order)
-    try:
+    with setting(ops._emulation_order, order):
         with union_find(3):
             for shape in ((3, 17, 19), (5, 40), (2, 6, 5, 7)):
                 sd = len(shape) - 1
@@ -438,20 +421,12 @@ def test_pipeline_does_not_depend_on_the_order_threads_run_in(construction, orde
                         raise AssertionError(f"{name} {shape} superlevel={superlevel}") from exc
         x = torch.rand(1, 22, 21, 20, generator=torch.Generator().manual_seed(order))
         for spare in (-1, 0):
-            old_spare = ops._residual_spare(spare)
-            try:
+            with setting(ops._residual_spare, spare):
                 assert ops._middle_pipeline_stats(x, CODES[construction], True).tolist()[5] > 0  # columns grew
                 both(x, 3, construction, True, 2)
-            finally:
-                ops._residual_spare(old_spare)
-        old_limit = ops._residual_round_limit(2)
-        try:
+        with setting(ops._residual_round_limit, 2):
             assert ops._middle_pipeline_stats((x * 4).floor(), CODES[construction], False).tolist()[6] == 1  # host
             both((x * 4).floor(), 3, construction, False, 7)
-        finally:
-            ops._residual_round_limit(old_limit)
-    finally:
-        ops._emulation_order(old)
 
 
 @pytest.mark.usefixtures("launchers")

@@ -101,29 +101,17 @@ inline cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStrea
   return cudaSuccess;
 }
 
-// One thread at a time: plain read-modify-writes are atomic.
-inline int atomicMin(int* slot, int v) {
-  const int old = *slot;
+// One thread at a time: plain read-modify-writes are atomic. Any type here; CUDA's overloads take int, long long and
+// unsigned long long, and nvcc, which CI also runs on these files, rejects the others. Each returns the old value.
+template <typename T>
+T atomicMin(T* slot, T v) {
+  const T old = *slot;
   if (v < old) *slot = v;
   return old;
 }
-inline long long atomicMin(long long* slot, long long v) {
-  const long long old = *slot;
-  if (v < old) *slot = v;
-  return old;
-}
-inline unsigned long long atomicMin(unsigned long long* slot, unsigned long long v) {
-  const unsigned long long old = *slot;
-  if (v < old) *slot = v;
-  return old;
-}
-inline int atomicAdd(int* slot, int v) {
-  const int old = *slot;
-  *slot = old + v;
-  return old;
-}
-inline unsigned long long atomicAdd(unsigned long long* slot, unsigned long long v) {
-  const unsigned long long old = *slot;
+template <typename T>
+T atomicAdd(T* slot, T v) {
+  const T old = *slot;
   *slot = old + v;
   return old;
 }

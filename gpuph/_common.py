@@ -53,14 +53,10 @@ def gather_pairs(
     """
     B, n = values.shape
     inf = -math.inf if superlevel else math.inf
-    if rows.device.type == "cpu":
-        idx, essential = ops._gather_index(rows, n)
-        pairs = values.reshape(-1)[idx]
-        pairs[:, 1].index_fill_(0, essential, inf)
-    else:
-        idx, essential = _gather_index_torch(rows, n)
-        pairs = values.reshape(-1)[idx]
-        pairs[:, 1].masked_fill_(essential, inf)
+    idx, essential = (ops._gather_index if rows.device.type == "cpu" else _gather_index_torch)(rows, n)
+    # Out of place: an in-place fill of a view of the gathered values breaks torch.compile's functionalization (torch
+    # 2.11 leaves a mutation in the backward graph with data-dependent sizes).
+    pairs = values.reshape(-1)[idx].masked_fill(essential, inf)
     if B == 0:
         return pairs, values.new_empty(0)
     if end_index is None:
@@ -70,5 +66,7 @@ def gather_pairs(
 
 def _gather_index_torch(rows: Tensor, n: int) -> tuple[Tensor, Tensor]:
     """``gpuph::_gather_index`` in torch ops, for rows on other devices: the ``(N, 2)`` linear indices of both columns
-    (an essential death reads its image's entry 0) and the ``(N,)`` mask of the essential rows."""
-    return rows[:, 2:].clamp(min=0).add_(rows[:, :1], alpha=n), rows[:, 3] < 0
+    (an essential death reads its image's entry 0) and the ``(N, 2)`` mask of the essential deaths (births are
+    never negative)."""
+    index = rows[:, 2:]
+    return index.clamp(min=0).add_(rows[:, :1], alpha=n), index < 0

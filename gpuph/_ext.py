@@ -32,5 +32,4 @@ def _filtration_end_index_fake(values, superlevel):
 
 @torch.library.register_fake("gpuph::_gather_index")
 def _gather_index_fake(rows, n):
-    essential = torch.library.get_ctx().new_dynamic_size()
-    return rows.new_empty((rows.shape[0], 2)), rows.new_empty((essential,))
+    return rows.new_empty((rows.shape[0], 2)), rows.new_empty((rows.shape[0], 2), dtype=torch.bool)

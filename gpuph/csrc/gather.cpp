@@ -6,10 +6,11 @@
 //   Per row, the index of the first minimum (superlevel) or maximum (sublevel): torch.argmin / argmax, which track an
 //   index through one serial pass; here a vectorised pass finds the extreme value and a second one its first index.
 //
-// _gather_index(rows, n) -> (int64 (N, 2), int64 (E,))
+// _gather_index(rows, n) -> (int64 (N, 2), bool (N, 2))
 //   rows: int64 (N, 4) (image, dim, birth index, death index or -1), indices into images of n values.
 //   The linear indices image * n + index of both columns into the (B * n,) values, an essential death reading its
-//   image's entry 0, and the positions of the E rows with an essential death, in order.
+//   image's entry 0, and the mask of the entries to be replaced by the essential death value (column 1 of the rows
+//   with death index -1), both in one pass. Fixed output shapes: no data-dependent size for torch.compile.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -132,20 +133,18 @@ std::tuple<torch::Tensor, torch::Tensor> gather_index_cpu(const torch::Tensor& r
   const torch::Tensor r = rows.contiguous();
   const int64_t N = r.size(0);
   torch::Tensor flat = torch::empty({N, 2}, torch::dtype(torch::kInt64));
+  torch::Tensor essential = torch::empty({N, 2}, torch::dtype(torch::kBool));
   const int64_t* in = r.data_ptr<int64_t>();
   int64_t* out = flat.data_ptr<int64_t>();
-  int64_t essential = 0;
+  bool* ess = essential.data_ptr<bool>();
   for (int64_t i = 0; i < N; ++i) {
     const int64_t base = in[4 * i] * n, death = in[4 * i + 3];
     out[2 * i] = base + in[4 * i + 2];
     out[2 * i + 1] = base + (death < 0 ? 0 : death);
-    essential += death < 0;
+    ess[2 * i] = false;
+    ess[2 * i + 1] = death < 0;
   }
-  torch::Tensor ess = torch::empty({essential}, torch::dtype(torch::kInt64));
-  int64_t* e = ess.data_ptr<int64_t>();
-  for (int64_t i = 0; i < N && essential > 0; ++i)
-    if (in[4 * i + 3] < 0) *e++ = i;
-  return {flat, ess};
+  return {flat, essential};
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #   make lint    ruff
 #   make bench   benchmark suite against the CPU layers (python -m gpuph.bench; BENCH_ARGS=--quick for a short run)
 #   make clean   build outputs and stamps (keeps .venv);  make distclean  also removes .venv
+#   make check-cuda-build   the extension built with CUDA torch + nvcc (own venv), tests against it (no GPU needed)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,7 +29,7 @@ LINT_PATHS = $(wildcard gpuph tests bench examples setup.py)
 EXT_SOURCES := setup.py gpuph/csrc kernels \
 	$(wildcard gpuph/csrc/*.cpp gpuph/csrc/*.h gpuph/csrc/*.cu kernels/*.cu kernels/*.cuh kernels/*.h)
 
-.PHONY: demo test lint bench install clean distclean check-cuda-binding
+.PHONY: demo test lint bench install clean distclean check-cuda-binding check-cuda-build
 
 demo: $(VENV)/.gpuph
 	$(PY) -m gpuph --out $(OUT)
@@ -47,6 +48,11 @@ check-cuda-binding: $(VENV)/.gpuph
 		$$($(PY) -c "from torch.utils.cpp_extension import include_paths; print(' '.join('-I' + p for p in include_paths()))") \
 		$$f || exit 1; \
 	done
+
+# The extension built with CUDA (torch's CUDA wheel of the lent GPUs' version, nvcc) in a copy of the tree, and the
+# test suite run against that build; no GPU needed. See .ci/check-cuda-build.
+check-cuda-build:
+	PYTHON=$(PYTHON) .ci/check-cuda-build
 
 lint: $(VENV)/.lint-deps
 	$(PY) -m ruff check $(LINT_PATHS)

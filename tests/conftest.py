@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +13,11 @@ from hypothesis import HealthCheck, settings
 from reference import _sorted_pairs, reference
 
 import gpuph
+from gpuph.apps.mnist import default_mnist_dir
 
 CONSTRUCTIONS = ("V", "T", "freudenthal")
 DIRECTIONS = (True, False)
-REPO = Path(__file__).resolve().parents[1]
-MNIST_DIR = REPO / ".." / "shared" / "data" / "mnist"
+MNIST_DIR = default_mnist_dir()  # $GPUPH_MNIST_DIR, else ../shared/data/mnist
 
 settings.register_profile(
     "gpuph", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]

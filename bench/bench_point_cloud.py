@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -24,14 +23,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, fmt_ms, import_gpuph, machine_meta, markdown_table, measure, summarize, usable_cores
-from common import write_json as _write_json
 from tqdm import tqdm
 
-gpuph = import_gpuph()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gpuph, installed or not
+
+from gpuph.bench.meta import REPO, collect, device_tag, usable_cores, version  # noqa: E402
+from gpuph.bench.report import fmt_ms, write_json  # noqa: E402
+from gpuph.bench.report import table as markdown_table  # noqa: E402
+from gpuph.bench.timing import Budget, Deadline, measure  # noqa: E402
 from gpuph.delaunay import delaunay_edges  # noqa: E402
 from gpuph.point_cloud import rips_persistence, weak_alpha_persistence  # noqa: E402
 
+RESULTS = REPO / "bench" / "results"
 SEED = 20240611
 # name -> (filtration, number of points)
 CASES = {"rips-100": ("rips", 100), "rips-500": ("rips", 500), "rips-2000": ("rips", 2000),
@@ -146,10 +149,53 @@ def make_call(lib: str, kind: str, x: np.ndarray, device: str) -> Callable[[], d
     raise ValueError(lib)
 
 
-def device_tag(device: str) -> str:
-    if device == "cpu":
-        return f"cpu-{usable_cores()}core"
-    return re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name(0)).strip("-").lower()
+def write_results(out: Path, rows: list[dict], args, complete: bool) -> str:
+    """The ratios and the meta of ``rows``, into ``results.json`` and ``results.md`` (rewritten after every row:
+    ``meta.complete`` is false until the run has finished); returns the markdown."""
+    base = {r["case"]: r["median_ms"] for r in rows if r["library"] == "gpuph" and r["device"] == "cpu"
+            and "median_ms" in r}
+    for r in rows:
+        if "median_ms" in r and r["case"] in base:
+            r["gpuph_ratio"] = round(base[r["case"]] / r["median_ms"], 4)  # < 1: gpuph (CPU) is faster
+    meta = collect(args.device == "cuda")
+    meta["versions"]["ripser"] = version("ripser")
+    meta.update({"args": {k: str(v) for k, v in vars(args).items()}, "seed": SEED,
+                 "cases": {k: {"filtration": f, "points": n, "cloud": "uniform in [0, 1]^2"}
+                           for k, (f, n) in CASES.items()}})
+    meta["complete"] = complete
+    write_json(out / "results.json", {"meta": meta, "rows": rows})
+
+    header = ["case", "library", "device", "median", "min", "repeats", "pairs (H0/H1)", "gpuph CPU / lib", "agrees"]
+    table = []
+    for r in rows:
+        if "skipped" in r or "error" in r:
+            table.append([r["case"], r["library"], r["device"], "-", "-", "-", "-", "-",
+                          r.get("skipped") or r.get("error")])
+            continue
+        ratio = r.get("gpuph_ratio")
+        table.append([r["case"], r["library"], r["device"], fmt_ms(r["median_ms"]), fmt_ms(r["min_ms"]),
+                      str(r["repeats"]), f"{r['pairs']['H0']}/{r['pairs']['H1']}",
+                      "-" if ratio is None or r["library"].startswith("gpuph") else f"{ratio:.3g}",
+                      {True: "yes", False: r.get("mismatch", "no"), None: "-"}[r["agrees_with_gpuph"]]])
+    v = meta["versions"]
+    md = [f"# Point-cloud benchmark ({meta['date']})", "",
+          f"{meta['machine']['cpu']}, {meta['machine']['cpu_count']} cores"
+          + (f", {meta['gpu']} (CUDA {meta['cuda']})" if meta["gpu"] else "")
+          + f", torch {v['torch']} ({meta['torch_threads']} threads), gpuph {v['gpuph']}, ripser {v['ripser']}, "
+          f"gudhi {v['gudhi']}, giotto-ph {v['giotto-ph']}, scipy {v['scipy']}; load average at the end "
+          f"{', '.join(f'{v:.1f}' for v in meta['load_average'] or [])}.", "",
+          "Times in ms (medians) for H0 + H1 of one cloud of uniform points in the unit square, diagrams included "
+          "(gpuph: distances, Delaunay graph and critical edges too). `gpuph CPU / lib` below 1: gpuph is faster. "
+          "Weak Alpha for ripser / giotto-ph / GUDHI: the flag complex of the same Delaunay graph (as a sparse "
+          "distance matrix / a SimplexTree with expansion(2)), graph construction included.", "",
+          markdown_table(header, table), "",
+          "TopologyLayer was not importable here; the issue's reference numbers for it on this machine: RipsLayer "
+          "about 5 s for 100 points with H1, AlphaLayer about 13 ms.", ""]
+    if not complete:
+        md[2:2] = ["**Incomplete**: written during the run, which had not finished (or was stopped).", ""]
+    text = "\n".join(md)
+    (out / "results.md").write_text(text)
+    return text
 
 
 def main(argv=None) -> int:
@@ -161,33 +207,50 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=20.0, help="seconds of repeats per library and case")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for gpuph (default: torch's)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--time-limit", type=float, default=None, metavar="S",
+                    help="no new row starts after S seconds (gpuph's rows run first, the other libraries after)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.time_limit is not None and args.time_limit <= 0:
+        ap.error("--time-limit must be positive")
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if args.device == "cuda" else [])
-    out = args.out or RESULTS / f"{device_tag(args.device)}-{_dt.date.today().isoformat()}-point-cloud"
+    out = args.out or RESULTS / f"{device_tag(args.device == 'cuda')}-{_dt.date.today().isoformat()}-point-cloud"
     out.mkdir(parents=True, exist_ok=True)
 
     rows, failed = [], False
-    jobs = []
-    for case in args.cases:
-        for lib in args.libraries:
-            for dev in devices if lib.startswith("gpuph") else ["cpu"]:
-                jobs.append((case, lib, dev))
+    # gpuph's rows first, on every case (the first is the reference of the others); the other libraries after them,
+    # so that a time limit (--time-limit) cuts the comparison, not gpuph's numbers.
+    ours = [(case, lib, dev) for case in args.cases for lib in args.libraries if lib.startswith("gpuph")
+            for dev in devices]
+    jobs = ours + [(case, lib, "cpu") for case in args.cases for lib in args.libraries if not lib.startswith("gpuph")]
     reference: dict[str, dict] = {}
+    deadline = Deadline(args.time_limit)
     for case, lib, dev in tqdm(jobs, desc="point-cloud bench"):
         kind, n = CASES[case]
-        x = cloud(n)
         row = {"case": case, "filtration": kind, "points": n, "library": lib, "device": dev}
+        if rows:  # the files after every row (incomplete until the end): a run killed from outside keeps them
+            write_results(out, rows, args, complete=False)
+        if deadline.passed():
+            row["skipped"] = deadline.note
+            rows.append(row)
+            continue
+        x = cloud(n)
         try:
             call = make_call(lib, kind, x, dev)
             if call is None:
                 row["skipped"] = f"more than {GUDHI_RIPS_MAX_POINTS} points: the full complex does not fit"
                 rows.append(row)
                 continue
-            times, dgm = measure(call, args.repeats, args.min_repeats, args.budget)
-            row.update(summarize(times))
+            # CPU clock: the gpuph CUDA calls synchronise themselves (their diagrams come back to the host). A
+            # warm-up longer than the budget is the only measurement (GUDHI's Rips on 500 points: ~30 s a call).
+            m = measure(call, Budget(max_repeats=args.repeats, min_repeats=args.min_repeats, budget_s=args.budget,
+                                     cap_s=args.budget))
+            dgm = m.output
+            row.update(m.summary())
+            if m.notes:
+                row["note"] = "; ".join(m.notes)
             row["pairs"] = {f"H{k}": int(len(v)) for k, v in dgm.items()}
             if lib == "gpuph" and dev == "cpu":
                 reference[case] = dgm
@@ -202,49 +265,8 @@ def main(argv=None) -> int:
             failed = True
         rows.append(row)
 
-    base = {r["case"]: r["median_ms"] for r in rows if r["library"] == "gpuph" and r["device"] == "cpu"
-            and "median_ms" in r}
-    for r in rows:
-        if "median_ms" in r and r["case"] in base:
-            r["gpuph_ratio"] = round(base[r["case"]] / r["median_ms"], 4)  # < 1: gpuph (CPU) is faster
-    meta = machine_meta(("ripser", "gudhi", "scipy"))
-    try:
-        from importlib.metadata import version
-
-        meta["giotto_ph"] = version("giotto-ph")
-    except Exception:  # noqa: BLE001 - not installed
-        meta["giotto_ph"] = None
-    meta.update({"args": {k: str(v) for k, v in vars(args).items()}, "seed": SEED,
-                 "cases": {k: {"filtration": f, "points": n, "cloud": "uniform in [0, 1]^2"}
-                           for k, (f, n) in CASES.items()}})
-    _write_json(out / "results.json", {"meta": meta, "rows": rows})
-
-    header = ["case", "library", "device", "median", "min", "repeats", "pairs (H0/H1)", "gpuph CPU / lib", "agrees"]
-    table = []
-    for r in rows:
-        if "skipped" in r or "error" in r:
-            table.append([r["case"], r["library"], r["device"], "-", "-", "-", "-", "-",
-                          r.get("skipped") or r.get("error")])
-            continue
-        ratio = r.get("gpuph_ratio")
-        table.append([r["case"], r["library"], r["device"], fmt_ms(r["median_ms"]), fmt_ms(r["min_ms"]),
-                      str(r["repeats"]), f"{r['pairs']['H0']}/{r['pairs']['H1']}",
-                      "-" if ratio is None or r["library"].startswith("gpuph") else f"{ratio:.3g}",
-                      {True: "yes", False: r.get("mismatch", "no"), None: "-"}[r["agrees_with_gpuph"]]])
-    md = [f"# Point-cloud benchmark ({meta['date']})", "",
-          f"{meta['machine']['cpu']}, {meta['machine']['cores']} cores, torch {meta['torch']} "
-          f"({meta['torch_threads']} threads), ripser {meta.get('ripser')}, gudhi {meta.get('gudhi')}, "
-          f"giotto-ph {meta.get('giotto_ph')}, scipy {meta.get('scipy')}; load average at the end "
-          f"{', '.join(f'{v:.1f}' for v in meta['load_average'] or [])}.", "",
-          "Times in ms (medians) for H0 + H1 of one cloud of uniform points in the unit square, diagrams included "
-          "(gpuph: distances, Delaunay graph and critical edges too). `gpuph CPU / lib` below 1: gpuph is faster. "
-          "Weak Alpha for ripser / giotto-ph / GUDHI: the flag complex of the same Delaunay graph (as a sparse "
-          "distance matrix / a SimplexTree with expansion(2)), graph construction included.", "",
-          markdown_table(header, table), "",
-          "TopologyLayer was not importable here; the issue's reference numbers for it on this machine: RipsLayer "
-          "about 5 s for 100 points with H1, AlphaLayer about 13 ms.", ""]
-    (out / "results.md").write_text("\n".join(md))
-    print("\n".join(md))
+    md = write_results(out, rows, args, complete=True)
+    print(md)
     print(f"wrote {out}")
     return 1 if failed else 0
 

@@ -36,6 +36,7 @@ from gpuph.apps import gan as gan2d  # noqa: E402
 from gpuph.bench.meta import REPO, collect, device_tag  # noqa: E402
 from gpuph.bench.report import fmt_ms, write_json  # noqa: E402
 from gpuph.bench.report import table as markdown_table  # noqa: E402
+from gpuph.bench.timing import Deadline  # noqa: E402
 
 LIBRARIES = ("gpuph", "cripser", "torch-topological", "topologylayer")
 GOALS = {("mnist", 256): 10.0, ("voxel", 64): 20.0}  # issue 6: overhead goals on an H100, in percent
@@ -233,12 +234,22 @@ def run(args) -> int:
         from tqdm.auto import tqdm
     except ImportError:
         tqdm = None
-    jobs = [(m, b, lib) for m in models for b in m[3] for lib in ["none", *args.libraries]]
+    # The plain step and gpuph's first, for every model and batch; the CPU layers' contrast after them, so that a
+    # time limit (--time-limit) cuts the contrast, not the measurements the goals need.
+    ours = [lib for lib in ("none", "gpuph") if lib == "none" or lib in args.libraries]
+    jobs = [(m, b, lib) for m in models for b in m[3] for lib in ours]
+    jobs += [(m, b, lib) for m in models for b in m[3] for lib in args.libraries if lib not in ours]
     bar = tqdm(jobs, desc="GAN steps", dynamic_ncols=True) if tqdm else jobs
     reference_loss = {}
+    deadline = Deadline(args.time_limit)
     for (name, build, ndim, _), batch, lib in bar:
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{name} batch {batch} {lib}")
+        if rows:  # the files after every row (incomplete until the end): a run killed from outside keeps them
+            write_results(out, rows, skipped, device, args, complete=False)
+        if deadline.passed():
+            rows.append({"model": name, "batch": batch, "library": lib, "skipped": deadline.note})
+            continue
         try:
             topo = None if lib == "none" else FACTORIES[lib](ndim)
         except ImportError as exc:
@@ -288,6 +299,15 @@ def run(args) -> int:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
+    write_results(out, rows, skipped, device, args, complete=True)
+    print((out / "results.md").read_text())
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+def write_results(out: Path, rows: list[dict], skipped: dict, device: torch.device, args, complete: bool) -> None:
+    """The overheads, the goals and the meta of ``rows``, into ``results.json`` and ``results.md`` (rewritten after
+    every row: ``meta.complete`` is false until the run has finished)."""
     # overheads against the step without the loss
     base = {(r["model"], r["batch"]): r["median_ms"] for r in rows if r["library"] == "none" and "median_ms" in r}
     for r in rows:
@@ -312,11 +332,9 @@ def run(args) -> int:
                             "voxel": "gpuph.apps.voxel_gan VoxelGenerator(nz=64) / VoxelDiscriminator()"},
                  "step": "D: forward(real+fake), BCE, backward, Adam; G: forward, BCE(D(G(z)),1) [+ E(1,0,2;PD0) "
                          "batch mean], backward, Adam; no host syncs besides the topology layer's"})
+    meta["complete"] = complete
     write_json(out / "results.json", {"meta": meta, "rows": rows, "goals": goals})
     (out / "results.md").write_text(markdown(rows, goals, meta, device))
-    print((out / "results.md").read_text())
-    print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
-    return 1 if any("error" in r for r in rows) else 0
 
 
 def markdown(rows, goals, meta, device) -> str:
@@ -361,6 +379,8 @@ def markdown(rows, goals, meta, device) -> str:
         markdown_table(head, table),
         "",
     ]
+    if not meta.get("complete", True):
+        lines += ["**Incomplete**: written during the run, which had not finished (or was stopped).", ""]
     if goals:
         lines.append("Goals of issue 6 (on an H100): " + "; ".join(
             f"{g['model']} batch {g['batch']}: {g['overhead_pct']:+.1f}% (loss alone {g['layer_pct']}%; goal <= "
@@ -387,8 +407,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-3d", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quick", action="store_true", help="CPU-sized: 2D batches 64 256, 3D batch 16, 3 repeats")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="no new row starts after S seconds (gpuph's rows run first; the CPU layers' contrast last)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    if args.time_limit is not None and args.time_limit <= 0:
+        p.error("--time-limit must be positive")
     if args.quick:
         args.batches2d, args.batches3d, args.repeats, args.warmup = [64, 256], [16], 3, 1
     return run(args)

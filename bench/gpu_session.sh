@@ -1,62 +1,107 @@
 #!/usr/bin/env bash
-# The checks and benchmarks a session with a lent GPU runs first (CUDA tests, then the GPU benchmarks), in stages
-# that each fit one device call (600 s). Run from the repository root on the GPU machine:
+# The checks and benchmarks a session with a lent GPU runs first (CUDA tests, then the GPU benchmarks), in stages.
+# Run from the repository root on the GPU machine, one device call per line (each call may run 600 s):
 #
-#   bash bench/gpu_session.sh build        # build the extension with its CUDA kernels (pip install -e .)
-#   bash bench/gpu_session.sh test         # tests/test_cuda.py and tests/test_gpu_pipeline.py
-#   bash bench/gpu_session.sh breakdown    # python -m gpuph.bench.breakdown: 3D cases, kernel by kernel
-#   bash bench/gpu_session.sh union-find   # the breakdown of the issue's cases with each union-find mode (A/B), and
-#                                          # of small images with their rows ordered by the sorts instead of by rank
-#   bash bench/gpu_session.sh suite        # python -m gpuph.bench on the issue's cases (GPU and CPU libraries)
-#   bash bench/gpu_session.sh gan          # bench/gan_throughput.py
-#   bash bench/gpu_session.sh points       # bench/bench_point_cloud.py
-#   bash bench/gpu_session.sh build test breakdown   # several stages in one call
+#   bash bench/gpu_session.sh build test breakdown union-find   # ~6-8 min: CUDA tests, then where the time goes
+#   bash bench/gpu_session.sh build suite                       # python -m gpuph.bench, GPU and CPU libraries
+#   bash bench/gpu_session.sh build gan points                  # GAN throughput, point clouds
 #
-# The reference libraries (gudhi, cripser, POT, ripser) are not installed on the lent GPUs: carry their Python 3.12
-# wheels in .whl/ (the device tool's README says how); they are installed into /tmp/site when present. Logs go to
-# $OUT (the device tool's output folder; default /tmp/gpu-session), and so do copies of the new files under
-# bench/results/, which are to be committed.
+# A session's device time is 30 minutes in all, machine starts included, so the three calls above are the plan; a
+# warm machine keeps the build (the second `build` is then a no-op), a fresh one rebuilds (about a minute).
+#
+# Stages: build (pip install -e ., with the CUDA kernels), test (tests/test_cuda.py and tests/test_gpu_pipeline.py),
+# test-all (the whole suite), breakdown (python -m gpuph.bench.breakdown: 3D cases, kernel by kernel), union-find
+# (the breakdown with each union-find mode, and of small images ordered by the sorts instead of by rank: the A/Bs
+# that set the auto policies), suite, gan, points.
+#
+# Time: the whole invocation stays within GPU_SESSION_LIMIT seconds (default 560; a device call is killed at 600 and
+# then returns only what is under $OUT). Each stage runs under `timeout` with the time left; the benchmarks get a
+# --time-limit below it (they run gpuph's rows first and rewrite their result files as they go), and a stage that
+# would start with less than its minimum is skipped.
+#
+# Output: only 8 files, at most 2 folders deep, come back from the machine, so everything (every stage's log, what
+# the benchmarks wrote under bench/results/, nvidia-smi's answer) is packed into $OUT/gpu-session.tar.gz, and
+# $OUT/summary.txt lists the stages with their status and seconds. Unpack the archive at the repository root here:
+# the results land in bench/results/, to be committed; the logs in gpu-session-logs/.
+#
+# The reference libraries (gudhi, cripser, POT, ripser, giotto-ph, torch-topological) are not installed on the lent
+# GPUs: `bash bench/gpu_wheels.sh` downloads their Python 3.12 wheels into .whl/ here; carry .whl in the device call
+# and they are installed into /tmp/site.
 set -uo pipefail
 OUT="${OUT:-/tmp/gpu-session}"
-mkdir -p "$OUT"
-touch "$OUT/.start"
+LIMIT=${GPU_SESSION_LIMIT:-560}
+LOGS=gpu-session-logs
+mkdir -p "$OUT" "$LOGS"
+touch "$LOGS/.start"
 export PYTHONUNBUFFERED=1
+SUMMARY="$OUT/summary.txt"
+echo "gpu_session.sh $* (limit ${LIMIT} s) at $(date -Is) on $(hostname)" | tee "$SUMMARY"
+
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
+
+left() { echo $((LIMIT - SECONDS)); }
 status=0
-run() {  # run NAME CMD...: log to $OUT/NAME.log, remember a failure
-  local name=$1
-  shift
-  echo "=== $name: $*"
-  "$@" 2>&1 | tee "$OUT/$name.log"
+# run NAME MIN_SECONDS CMD...: CMD under `timeout` with the time left, logged to $LOGS/NAME.log; skipped when less
+# than MIN_SECONDS are left.
+run() {
+  local name=$1 min=$2
+  shift 2
+  local t0=$SECONDS budget
+  budget=$(left)
+  if [ "$budget" -lt "$min" ]; then
+    echo "=== $name: skipped, ${budget} s left (needs ${min})" | tee -a "$SUMMARY"
+    status=1
+    return
+  fi
+  echo "=== $name: $* (at most ${budget} s)"
+  timeout --kill-after=10 "$budget" "$@" 2>&1 | tee "$LOGS/$name.log"
   local rc=${PIPESTATUS[0]}
-  [ "$rc" -eq 0 ] || { echo "=== $name failed with status $rc"; status=1; }
+  local word=ok
+  [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && word="TIMED OUT"
+  [ "$rc" -ne 0 ] && [ "$word" = ok ] && word="FAILED (status $rc)"
+  echo "=== $name: $word after $((SECONDS - t0)) s" | tee -a "$SUMMARY"
+  [ "$rc" -eq 0 ] || status=1
 }
+# The --time-limit of a benchmark: the time left minus what it may still need after its limit (its gpuph rows, the
+# files, the archive).
+bench_limit() { local s=$(($(left) - $1)); [ "$s" -lt 30 ] && s=30; echo "$s"; }
+
+pytest_args=(-q -p no:warnings)
+python3 -c "import xdist" 2>/dev/null && pytest_args+=(-n 8)
+python3 -c "import pytest_timeout" 2>/dev/null && pytest_args+=(--timeout 300)  # a hung kernel fails its test only
+
 for stage in "$@"; do
   case "$stage" in
-    build) run build python3 -m pip install --no-build-isolation --no-deps -e . ;;
-    test) run test python3 -m pytest -q -p no:warnings tests/test_cuda.py tests/test_gpu_pipeline.py ;;
-    breakdown) run breakdown python3 -m gpuph.bench.breakdown ;;
+    build) run build 60 python3 -m pip install --no-build-isolation --no-deps -e . ;;
+    test) run test 60 python3 -m pytest "${pytest_args[@]}" tests/test_cuda.py tests/test_gpu_pipeline.py ;;
+    test-all) run test-all 120 python3 -m pytest "${pytest_args[@]}" tests ;;
+    breakdown) run breakdown 60 python3 -m gpuph.bench.breakdown ;;
     union-find)
       # One thread per run is hopeless on one large grid: serial only where the batch gives it runs side by side.
-      run union-find-batches python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 64x32^3 \
+      run union-find-batches 60 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 64x32^3 \
         --union-find serial host relaxed --out "bench/results/union-find-$(date +%F)-batches"
-      run union-find-large python3 -m gpuph.bench.breakdown --cases 1x1024x1024 1x128^3 --union-find host relaxed \
+      run union-find-large 60 python3 -m gpuph.bench.breakdown --cases 1x1024x1024 1x128^3 --union-find host relaxed \
         --out "bench/results/union-find-$(date +%F)-large"
       # The pinned order of small images' rows by the sorts instead of by rank (A/B with the batches above).
-      run order-by-sorts python3 -m gpuph.bench.breakdown --cases 256x28x28 64x64x64 --ranked-order-limit 0 \
+      run order-by-sorts 30 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x64x64 --ranked-order-limit 0 \
         --out "bench/results/union-find-$(date +%F)-order-by-sorts" ;;
-    suite) run suite python3 -m gpuph.bench --no-progress ;;
-    gan) run gan python3 bench/gan_throughput.py ;;
-    points) run points python3 bench/bench_point_cloud.py ;;
-    *) echo "unknown stage $stage (build, test, breakdown, union-find, suite, gan, points)"; status=2 ;;
+    suite) run suite 180 python3 -m gpuph.bench --no-progress --budget 3 --cap 5 --time-limit "$(bench_limit 120)" ;;
+    gan) run gan 120 python3 bench/gan_throughput.py --budget 10 --time-limit "$(bench_limit 60)" ;;
+    points) run points 60 python3 bench/bench_point_cloud.py --budget 5 --time-limit "$(bench_limit 40)" ;;
+    *) echo "unknown stage $stage (build, test, test-all, breakdown, union-find, suite, gan, points)" | tee -a "$SUMMARY"
+       status=2 ;;
   esac
 done
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.csv" 2>/dev/null || true
-# What the benchmarks wrote under bench/results/ this time, copied to $OUT (only $OUT comes back from the machine).
-find bench/results -type f -newer "$OUT/.start" -print0 2>/dev/null | while IFS= read -r -d '' f; do
-  mkdir -p "$OUT/$(dirname "$f")" && cp "$f" "$OUT/$f"
-done
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$LOGS/gpu.csv" 2>/dev/null || true
+python3 -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())" \
+  >"$LOGS/torch.txt" 2>&1 || true
+# Everything written since the start (logs, new result files) in one archive: the only way it all comes back.
+find "$LOGS" bench/results -type f -newer "$LOGS/.start" -print0 2>/dev/null \
+  | tar --null -T - -czf "$OUT/gpu-session.tar.gz" 2>/dev/null
+echo "packed $(tar -tzf "$OUT/gpu-session.tar.gz" 2>/dev/null | wc -l) files into gpu-session.tar.gz" \
+  "($(du -h "$OUT/gpu-session.tar.gz" | cut -f1)); $((SECONDS)) s in all" | tee -a "$SUMMARY"
 exit $status

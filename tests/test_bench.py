@@ -175,6 +175,33 @@ def test_slow_warmup_is_the_only_measurement(tmp_path):
     assert row["repeats"] == 1 and "one call only" in row["note"]
 
 
+def test_time_limit_stops_the_other_libraries_but_not_gpuph(tmp_path, monkeypatch):
+    # An 80 ms sleeper and a 0.1 s limit: the first input's cells run, then the limit passes; later inputs keep their
+    # gpuph rows but not the sleeper's. The files were written after each input (incomplete), and at the end.
+    from gpuph.bench import report
+
+    written = []
+    real = report.write_json
+    monkeypatch.setattr(report, "write_json", lambda path, obj: written.append(obj["meta"]["complete"])
+                        or real(path, obj))
+    cases = [parse_case(c) for c in ("1x6x6", "2x6x6", "3x6x6")]
+    cfg = tiny_config(tmp_path, cases=cases, libraries=("gpuph",), fields=("noise",), modes=("forward",),
+                      budget=Budget(max_repeats=1, min_repeats=1, budget_s=0.01, cap_s=5.0), time_limit_s=0.1)
+    res = run_suite(cfg, extra_runners=[_sleeper(0.08 / 36)])
+    by = {(r["library"], r["case"]): r for r in res.rows}
+    assert by[("sleeper", "1x6x6")]["median_ms"] >= 80
+    for case in ("2x6x6", "3x6x6"):
+        assert by[("sleeper", case)]["median_ms"] is None
+        assert by[("sleeper", case)]["note"].startswith("not run: the run's time limit of 0.1 s")
+        assert by[("gpuph-cpu", case)]["median_ms"] is not None
+    assert written == [False, False, False, True]
+    meta = json.loads((tmp_path / "results.json").read_text())["meta"]
+    assert meta["complete"] is True and meta["time_limit_s"] == 0.1
+    assert "time limit (0.1 s) was reached" in (tmp_path / "results.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["--time-limit", "0", "--out", str(tmp_path)])
+
+
 def test_gpu_only_case_is_left_out_without_a_gpu(tmp_path):
     cfg = tiny_config(tmp_path, cases=[parse_case("4x5x5"), parse_case("1x129^3")], libraries=("gpuph",),
                       fields=("noise",), modes=("forward",))

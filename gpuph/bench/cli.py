@@ -42,6 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cap", type=float,
                    help="seconds: a library predicted to need more for one call is skipped on that case, and one "
                    "whose warm-up took more is not repeated (default 10; --quick 2)")
+    p.add_argument("--time-limit", type=float, metavar="S",
+                   help="after S seconds only gpuph's own cells still start (the other libraries' remaining cells are "
+                   "listed as not run); the result files are rewritten after every input, so a run killed from "
+                   "outside keeps what it measured")
     p.add_argument("--threads", type=int, help="torch intra-op threads (gpuph on the CPU); default: torch's")
     p.add_argument("--no-cuda", action="store_true", help="run gpuph on the CPU only, even when a GPU is present")
     p.add_argument("--no-plots", action="store_true")
@@ -54,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             QUICK_CASES if args.quick else DEFAULT_CASES)
     except ValueError as exc:
         p.error(str(exc))
+    if args.time_limit is not None and args.time_limit <= 0:
+        p.error("--time-limit must be positive")
     for name in ("repeats", "min_repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -82,6 +88,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None) -> Config
         progress=not args.no_progress,
         plots=not args.no_plots,
         argv=list(sys.argv[1:] if argv is None else argv),
+        time_limit_s=args.time_limit,
     )
 
 

@@ -103,6 +103,11 @@ def write_markdown(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]])
         "length over the batch.",
         "",
     ]
+    if meta.get("complete") is False:
+        out += ["**Incomplete**: written during the run, which had not finished (or was stopped).", ""]
+    if meta.get("time_limit_s") and any(r["note"].startswith("not run: the run's time limit") for r in rows):
+        out += [f"The run's time limit ({meta['time_limit_s']:g} s) was reached: the other libraries' remaining "
+                "cells were not run (gpuph's were).", ""]
     for mode, title in ((FORWARD, "Forward"), (BACKWARD, "Forward + backward (loss: sum of finite lifetimes)")):
         s = summary(rows, mode)
         if s:

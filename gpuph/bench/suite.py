@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -18,7 +19,7 @@ from . import meta as meta_mod
 from .agreement import compare, gpuph_canonical
 from .cases import FIELDS, SEED, Case, make_field, run_order
 from .libraries import COMPUTES, CONSTRUCTIONS, FACTORIES, LIBRARIES, MODES, Runner, Unavailable, gpuph_runner
-from .timing import Budget, measure
+from .timing import Budget, Deadline, measure
 
 # Rough noise-field rates on a 2-core VM (µs per pixel of the batch; DESIGN.md section 4), used to predict a call's
 # time only when no smaller case of the same grid dimension was measured in this run.
@@ -52,6 +53,7 @@ class Config:
     progress: bool = True
     plots: bool = True
     argv: list[str] | None = None
+    time_limit_s: float | None = None  # after this many seconds only gpuph's cells start (the others: "not run")
 
     def __post_init__(self):
         for name, values, allowed in (("libraries", self.libraries, LIBRARIES), ("fields", self.fields, FIELDS),
@@ -147,6 +149,7 @@ class _Run:
         self.history: list[dict] = []
         self.refs: dict[str, list[np.ndarray] | None] = {}
         self.failures: list[str] = []
+        self.deadline = Deadline(cfg.time_limit_s)
 
     def reference(self, x: np.ndarray, case: Case, construction: str) -> list[np.ndarray] | None:
         """gpuph's diagrams of ``x`` (untimed; on the CPU, or on the GPU for GPU-only cases), cached per input."""
@@ -286,24 +289,33 @@ def run_suite(cfg: Config, extra_runners: list[Runner] | None = None) -> Results
         "superlevel": True,
     })
 
+    meta["time_limit_s"] = cfg.time_limit_s
+
+    def write(rows: list[dict[str, Any]], complete: bool) -> list[Path]:
+        add_ratios(rows)
+        meta["complete"] = complete
+        return [report.write_json(out_dir / "results.json", {"meta": meta, "rows": rows}),
+                report.write_markdown(out_dir / "results.md", meta, rows)]
+
     state = _Run(cfg, cuda, out_dir)
     # The imports leave ~10^6 objects: frozen, a collection only walks what the run allocates (a full one took 0.4 s
     # on a loaded machine). No collection runs inside a timed call (see timing.py).
     gc.freeze()
     try:
-        rows = _run_cells(state, cases, runners)
+        # The files are rewritten after every input (meta.complete false until the end): a run killed from outside
+        # keeps what it measured.
+        rows = _run_cells(state, cases, runners, checkpoint=lambda rows: write(rows, complete=False))
     finally:
         gc.unfreeze()
 
-    add_ratios(rows)
-    files = [report.write_json(out_dir / "results.json", {"meta": meta, "rows": rows})]
-    files.append(report.write_markdown(out_dir / "results.md", meta, rows))
+    files = write(rows, complete=True)
     if cfg.plots:
         files += plots.plot_times(out_dir, rows, meta)
     return Results(meta, rows, out_dir, files, state.failures)
 
 
-def _run_cells(state: _Run, cases: list[Case], runners: list[Runner]) -> list[dict[str, Any]]:
+def _run_cells(state: _Run, cases: list[Case], runners: list[Runner],
+               checkpoint: Callable[[list[dict[str, Any]]], object]) -> list[dict[str, Any]]:
     cfg = state.cfg
     groups = [(case, f, [r for r in runners if case.ndim in r.ndims]) for case in cases for f in cfg.fields]
     rows: list[dict[str, Any]] = []
@@ -321,8 +333,12 @@ def _run_cells(state: _Run, cases: list[Case], runners: list[Runner]) -> list[di
                 skips[id(r)] = f"skipped: no other library runs {r.construction} {r.mode} on this input"
         for r in group:
             bar.set_description(f"{case} {f}: {r.label} [{r.device}]")
+            # Past the time limit only gpuph's own rows still run (every case keeps them; they are quick).
+            if not skips[id(r)] and not r.library.startswith("gpuph-") and state.deadline.passed():
+                skips[id(r)] = state.deadline.note
             rows.append(state.cell(r, case, f, x, skips[id(r)]))
             bar.update(1)
+        checkpoint(rows)
     bar.close()
     return rows
 

@@ -13,6 +13,24 @@ from typing import Any
 import torch
 
 
+class Deadline:
+    """A run's time limit: once ``limit_s`` seconds have passed since it was made, the run starts no new rows (or only
+    those it cannot do without) and writes what it has. For machines lent by the call, where a command past its limit
+    is killed and loses whatever it had not written. ``None``: no limit."""
+
+    def __init__(self, limit_s: float | None = None):
+        if limit_s is not None and limit_s <= 0:
+            raise ValueError("the time limit must be positive")
+        self.limit_s, self.start = limit_s, time.monotonic()
+
+    def passed(self) -> bool:
+        return self.limit_s is not None and time.monotonic() - self.start > self.limit_s
+
+    @property
+    def note(self) -> str:
+        return f"not run: the run's time limit of {self.limit_s:g} s was reached"
+
+
 @dataclass
 class Budget:
     """How long to time one cell (one library, case, field and mode).

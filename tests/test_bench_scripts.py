@@ -1,0 +1,94 @@
+"""The GAN-throughput and point-cloud benchmark scripts (bench/): a tiny run of each, the order of their rows (gpuph's
+first, the CPU libraries' contrast after), their time limit, and the result files they rewrite after every row."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load(name: str):
+    """bench/<name>.py as a module (the scripts import bench/common.py as ``common``)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+class LimitAfter:
+    """A stand-in for gpuph.bench.timing.Deadline whose limit passes at the (calls + 1)-th check."""
+
+    calls = 0
+
+    def __init__(self, limit_s):
+        self.limit_s, self.checks = limit_s, 0
+
+    def passed(self) -> bool:
+        self.checks += 1
+        return self.checks > self.calls
+
+    @property
+    def note(self) -> str:
+        return f"not run: the run's time limit of {self.limit_s:g} s was reached"
+
+
+def watch_writes(monkeypatch, module, name: str) -> list[bool]:
+    """The ``complete`` flag of every results.json the module writes through ``name``."""
+    flags = []
+    real = getattr(module, name)
+
+    def spy(path, obj):
+        flags.append(obj["meta"]["complete"])
+        return real(path, obj)
+
+    monkeypatch.setattr(module, name, spy)
+    return flags
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_gan_throughput_runs_ours_first_and_stops_at_the_time_limit(tmp_path, monkeypatch):
+    pytest.importorskip("cripser")
+    gan = load("gan_throughput")
+    monkeypatch.setattr(gan, "Deadline", type("Limit", (LimitAfter,), {"calls": 2}))
+    flags = watch_writes(monkeypatch, gan, "write_json")
+    args = ["--device", "cpu", "--batches2d", "2", "--no-3d", "--libraries", "cripser", "gpuph", "--repeats", "1",
+            "--warmup", "1", "--budget", "0.01", "--time-limit", "60", "--out", str(tmp_path)]
+    assert gan.main(args) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = {r["library"]: r for r in result["rows"]}
+    assert [r["library"] for r in result["rows"]] == ["none", "gpuph", "cripser"]
+    assert rows["none"]["median_ms"] > 0 and rows["gpuph"]["median_ms"] > 0
+    assert "overhead_pct" in rows["gpuph"] and rows["gpuph"]["layer_ms"] > 0
+    assert rows["cripser"]["skipped"] == "not run: the run's time limit of 60 s was reached"
+    assert flags == [False, False, True] and result["meta"]["complete"] is True
+    with pytest.raises(SystemExit):
+        gan.main(["--time-limit", "-1"])
+
+
+def test_point_cloud_bench_runs_ours_first_and_stops_at_the_time_limit(tmp_path, monkeypatch):
+    pytest.importorskip("ripser")
+    pc = load("bench_point_cloud")
+    monkeypatch.setattr(pc, "Deadline", type("Limit", (LimitAfter,), {"calls": 3}))
+    flags = watch_writes(monkeypatch, pc, "write_json")
+    args = ["--cases", "rips-100", "alpha-1000", "--libraries", "ripser", "gpuph", "--repeats", "1",
+            "--min-repeats", "1", "--budget", "0.01", "--device", "cpu", "--time-limit", "30", "--out", str(tmp_path)]
+    assert pc.main(args) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    order = [(r["case"], r["library"]) for r in result["rows"]]
+    assert order == [("rips-100", "gpuph"), ("alpha-1000", "gpuph"), ("rips-100", "ripser"),
+                     ("alpha-1000", "ripser")]
+    ran = [r for r in result["rows"] if "median_ms" in r]
+    assert len(ran) == 3 and ran[2]["library"] == "ripser" and ran[2]["agrees_with_gpuph"] is True
+    assert result["rows"][3]["skipped"] == "not run: the run's time limit of 30 s was reached"
+    assert flags == [False, False, False, True] and result["meta"]["complete"] is True
+    assert "Incomplete" not in (tmp_path / "results.md").read_text()

@@ -144,12 +144,11 @@ def _base_row(runner: Runner, case: Case, field_name: str) -> dict[str, Any]:
 class _Run:
     """State of one suite run: the references of the current input, the timing history for the cap."""
 
-    def __init__(self, cfg: Config, cuda: bool, out_dir: Path):
-        self.cfg, self.cuda, self.out_dir = cfg, cuda, out_dir
+    def __init__(self, cfg: Config, cuda: bool, out_dir: Path, deadline: Deadline):
+        self.cfg, self.cuda, self.out_dir, self.deadline = cfg, cuda, out_dir, deadline
         self.history: list[dict] = []
         self.refs: dict[str, list[np.ndarray] | None] = {}
         self.failures: list[str] = []
-        self.deadline = Deadline(cfg.time_limit_s)
 
     def reference(self, x: np.ndarray, case: Case, construction: str) -> list[np.ndarray] | None:
         """gpuph's diagrams of ``x`` (untimed; on the CPU, or on the GPU for GPU-only cases), cached per input."""
@@ -257,6 +256,7 @@ def run_suite(cfg: Config, extra_runners: list[Runner] | None = None) -> Results
     """
     from . import plots, report
 
+    deadline = Deadline(cfg.time_limit_s)  # from the start: the imports of the libraries count
     cuda = torch.cuda.is_available() if cfg.cuda is None else cfg.cuda
     if cuda and not torch.cuda.is_available():
         raise ValueError("cuda=True but torch.cuda.is_available() is False")
@@ -287,9 +287,8 @@ def run_suite(cfg: Config, extra_runners: list[Runner] | None = None) -> Results
         "computes": {k: v for k, v in COMPUTES.items() if k in cfg.libraries},
         "skipped": skipped,
         "superlevel": True,
+        "time_limit_s": cfg.time_limit_s,
     })
-
-    meta["time_limit_s"] = cfg.time_limit_s
 
     def write(rows: list[dict[str, Any]], complete: bool) -> list[Path]:
         add_ratios(rows)
@@ -297,7 +296,7 @@ def run_suite(cfg: Config, extra_runners: list[Runner] | None = None) -> Results
         return [report.write_json(out_dir / "results.json", {"meta": meta, "rows": rows}),
                 report.write_markdown(out_dir / "results.md", meta, rows)]
 
-    state = _Run(cfg, cuda, out_dir)
+    state = _Run(cfg, cuda, out_dir, deadline)
     # The imports leave ~10^6 objects: frozen, a collection only walks what the run allocates (a full one took 0.4 s
     # on a loaded machine). No collection runs inside a timed call (see timing.py).
     gc.freeze()

@@ -28,7 +28,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gpuph, installed or not
 
 from gpuph.bench.meta import REPO, collect, device_tag, usable_cores, version  # noqa: E402
-from gpuph.bench.report import fmt_ms, write_json  # noqa: E402
+from gpuph.bench.report import INCOMPLETE, fmt_ms, write_json  # noqa: E402
 from gpuph.bench.report import table as markdown_table  # noqa: E402
 from gpuph.bench.timing import Budget, Deadline, measure  # noqa: E402
 from gpuph.delaunay import delaunay_edges  # noqa: E402
@@ -192,7 +192,7 @@ def write_results(out: Path, rows: list[dict], args, complete: bool) -> str:
           "TopologyLayer was not importable here; the issue's reference numbers for it on this machine: RipsLayer "
           "about 5 s for 100 points with H1, AlphaLayer about 13 ms.", ""]
     if not complete:
-        md[2:2] = ["**Incomplete**: written during the run, which had not finished (or was stopped).", ""]
+        md[2:2] = [INCOMPLETE, ""]
     text = "\n".join(md)
     (out / "results.md").write_text(text)
     return text

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 import gpuph  # noqa: E402
 from gpuph.apps import gan as gan2d  # noqa: E402
 from gpuph.bench.meta import REPO, collect, device_tag  # noqa: E402
-from gpuph.bench.report import fmt_ms, write_json  # noqa: E402
+from gpuph.bench.report import INCOMPLETE, fmt_ms, write_json  # noqa: E402
 from gpuph.bench.report import table as markdown_table  # noqa: E402
 from gpuph.bench.timing import Deadline  # noqa: E402
 
@@ -380,7 +380,7 @@ def markdown(rows, goals, meta, device) -> str:
         "",
     ]
     if not meta.get("complete", True):
-        lines += ["**Incomplete**: written during the run, which had not finished (or was stopped).", ""]
+        lines += [INCOMPLETE, ""]
     if goals:
         lines.append("Goals of issue 6 (on an H100): " + "; ".join(
             f"{g['model']} batch {g['batch']}: {g['overhead_pct']:+.1f}% (loss alone {g['layer_pct']}%; goal <= "

@@ -9,6 +9,9 @@ from typing import Any
 
 from .libraries import BACKWARD, FORWARD
 
+# Said near the top of a results.md written while its run was still going (meta.complete false).
+INCOMPLETE = "**Incomplete**: written during the run, which had not finished (or was stopped)."
+
 
 def write_json(path: Path, obj: Any) -> Path:
     def clean(v):  # JSON has no inf/nan
@@ -104,7 +107,7 @@ def write_markdown(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]])
         "",
     ]
     if meta.get("complete") is False:
-        out += ["**Incomplete**: written during the run, which had not finished (or was stopped).", ""]
+        out += [INCOMPLETE, ""]
     if meta.get("time_limit_s") and any(r["note"].startswith("not run: the run's time limit") for r in rows):
         out += [f"The run's time limit ({meta['time_limit_s']:g} s) was reached: the other libraries' remaining "
                 "cells were not run (gpuph's were).", ""]

@@ -259,6 +259,30 @@ def test_one_synchronisation_per_call(construction):
     assert _synchronisations(step) == 1
 
 
+def test_out_of_memory_is_a_clear_error_and_the_device_recovers():
+    """A call that the allocator cannot serve raises torch.OutOfMemoryError naming the call and what to do (never a
+    crash, a hang or a wrong answer), and leaves nothing behind: the next call works and memory is given back."""
+    x = torch.rand(1, 160, 160, 160, device="cuda")
+    small = torch.rand(4, 9, 9, 9, device="cuda")
+    gpuph.cubical_persistence(small)  # warm-up: whatever a first call sets up stays out of the count below
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_allocated()
+    total = torch.cuda.get_device_properties(x.device).total_memory
+    # 64 MiB more than the input: far less than the 4M-voxel pipeline needs
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (before + 64 * 2**20) / total))
+    try:
+        with pytest.raises(torch.OutOfMemoryError, match="gpuph: out of memory on cuda") as info:
+            gpuph.cubical_persistence(x)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    assert "1 grids of 160x160x160 float32" in str(info.value) and "leave out H1" in str(info.value)
+    del info  # its traceback holds the frames' tensors
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() == before
+    assert_same(gpuph.cubical_persistence(small), gpuph.cubical_persistence(small.cpu()))
+
+
 def test_nan_and_empty_on_gpu():
     x = torch.rand(3, 5, 5, device="cuda")
     x[1, 2, 2] = math.nan

@@ -2,7 +2,7 @@
 # The checks and benchmarks a session with a lent GPU runs first (CUDA tests, then the GPU benchmarks), in stages.
 # Run from the repository root on the GPU machine, one device call per line (each call may run 600 s):
 #
-#   bash bench/gpu_session.sh build test breakdown union-find   # ~6-8 min: CUDA tests, then where the time goes
+#   bash bench/gpu_session.sh build test breakdown union-find sanitize   # CUDA tests, where the time goes, memcheck
 #   bash bench/gpu_session.sh build suite                       # python -m gpuph.bench, GPU and CPU libraries
 #   bash bench/gpu_session.sh build gan points                  # GAN throughput, point clouds
 #
@@ -12,7 +12,8 @@
 # Stages: build (pip install -e ., with the CUDA kernels), test (tests/test_cuda.py and tests/test_gpu_pipeline.py),
 # test-all (the whole suite), breakdown (python -m gpuph.bench.breakdown: 3D cases, kernel by kernel), union-find
 # (the breakdown with each union-find mode, and of small images ordered by the sorts instead of by rank: the A/Bs
-# that set the auto policies), suite, gan, points.
+# that set the auto policies), sanitize (compute-sanitizer memcheck over the CUDA tests' small cases; skipped when
+# the call has no time left for it), suite, gan, points.
 #
 # Time: the whole invocation stays within GPU_SESSION_LIMIT seconds (default 560; a device call is killed at 600 and
 # then returns only what is under $OUT). Each stage runs under `timeout` with the time left; the benchmarks get a
@@ -79,6 +80,11 @@ for stage in "$@"; do
     test) run test 60 python3 -m pytest "${pytest_args[@]}" tests/test_cuda.py tests/test_gpu_pipeline.py ;;
     test-all) run test-all 120 python3 -m pytest "${pytest_args[@]}" tests ;;
     breakdown) run breakdown 60 python3 -m gpuph.bench.breakdown ;;
+    sanitize)
+      # compute-sanitizer's memcheck (out-of-bounds and misaligned accesses, leaks of device memory) on the CUDA tests'
+      # small inputs: every kernel of the pipeline runs under it (slow: one process, small cases only).
+      run sanitize 90 compute-sanitizer --tool memcheck --error-exitcode 1 --print-limit 20 \
+        python3 -m pytest -q -p no:warnings -x tests/test_cuda.py -k "equals_cpu or h1_of_3d or nan_and_empty" ;;
     union-find)
       # One thread per run is hopeless on one large grid: serial only where the batch gives it runs side by side.
       run union-find-batches 60 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 64x32^3 \
@@ -91,7 +97,8 @@ for stage in "$@"; do
     suite) run suite 180 python3 -m gpuph.bench --no-progress --budget 3 --cap 5 --time-limit "$(bench_limit 120)" ;;
     gan) run gan 120 python3 bench/gan_throughput.py --budget 10 --time-limit "$(bench_limit 60)" ;;
     points) run points 60 python3 bench/bench_point_cloud.py --budget 5 --time-limit "$(bench_limit 40)" ;;
-    *) echo "unknown stage $stage (build, test, test-all, breakdown, union-find, suite, gan, points)" | tee -a "$SUMMARY"
+    *) echo "unknown stage $stage (build, test, test-all, breakdown, union-find, sanitize, suite, gan, points)" \
+         | tee -a "$SUMMARY"
        status=2 ;;
   esac
 done

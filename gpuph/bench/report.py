@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .libraries import BACKWARD, FORWARD
+from .timing import Deadline
 
 # Said near the top of a results.md written while its run was still going (meta.complete false).
 INCOMPLETE = "**Incomplete**: written during the run, which had not finished (or was stopped)."
@@ -108,7 +109,7 @@ def write_markdown(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]])
     ]
     if meta.get("complete") is False:
         out += [INCOMPLETE, ""]
-    if meta.get("time_limit_s") and any(r["note"].startswith("not run: the run's time limit") for r in rows):
+    if meta.get("time_limit_s") and any(r["note"].startswith(Deadline.PREFIX) for r in rows):
         out += [f"The run's time limit ({meta['time_limit_s']:g} s) was reached: the other libraries' remaining "
                 "cells were not run (gpuph's were).", ""]
     for mode, title in ((FORWARD, "Forward"), (BACKWARD, "Forward + backward (loss: sum of finite lifetimes)")):

@@ -26,9 +26,11 @@ class Deadline:
     def passed(self) -> bool:
         return self.limit_s is not None and time.monotonic() - self.start > self.limit_s
 
+    PREFIX = "not run: the run's time limit"  # how the notes of the rows it stopped begin
+
     @property
     def note(self) -> str:
-        return f"not run: the run's time limit of {self.limit_s:g} s was reached"
+        return f"{self.PREFIX} of {self.limit_s:g} s was reached"
 
 
 @dataclass

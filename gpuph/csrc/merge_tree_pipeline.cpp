@@ -45,8 +45,8 @@ uint64_t* as_u64(const at::Tensor& t) {
   return t.defined() ? reinterpret_cast<uint64_t*>(t.data_ptr<int64_t>()) : nullptr;
 }
 
-// Rounds that ran of those a flag array (int32, one a round: whether it changed anything) allowed: the first, and each
-// after one that changed something.
+// Rounds that ran of those a flag array (int32, one a round: whether it changed anything; copied to the host unless
+// there already) allowed: the first, and each after one that changed something.
 int rounds_run(const at::Tensor& flags) {
   const at::Tensor c = flags.cpu();
   const int32_t* f = c.data_ptr<int32_t>();
@@ -311,8 +311,9 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
                          counts.data_ptr<int32_t>(), stream),
           "union-find");
     if (stats) {
-      stats->iterations = rounds_run(changed);
-      stats->converged = changed[iterations - 1].item<int32_t>() == 0;
+      const at::Tensor c = changed.cpu();  // one copy for both
+      stats->iterations = rounds_run(c);
+      stats->converged = c.data_ptr<int32_t>()[iterations - 1] == 0;
     }
   } else {
     pairs = at::empty({B, 2, cap, 2}, i32);

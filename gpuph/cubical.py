@@ -43,10 +43,11 @@ def _out_of_memory_context(work: Tensor, sd: int, construction: str, mask: int):
     except torch.OutOfMemoryError as exc:
         dims = [k for k in range(sd) if mask >> k & 1]
         grid = "x".join(str(s) for s in work.shape[1:])
-        hint = "split the batch into slices (each call gives its own Diagrams)"
+        # The op already ran a batch that did not fit in slices of images, down to one: that one did not fit.
+        hint = "one grid alone does not fit (batches that do not fit run in slices of grids by themselves)"
         if sd == 3 and 1 in dims:
             hint += (
-                ", or leave out H1 (dims=(0, 2)): H1 of 3D grids takes the most memory, for its residual reduction"
+                "; leave out H1 (dims=(0, 2)): H1 of 3D grids takes the most memory, for its residual reduction"
                 " (most with construction='freudenthal' or on noise)"
             )
         dtype = str(work.dtype).removeprefix("torch.")
@@ -104,8 +105,10 @@ def cubical_persistence(
         TypeError: unsupported input type or dtype (integer, bool, complex).
         ValueError: NaN in ``x``, ``spatial_dims`` outside ``1..3`` or larger than ``x.dim()``, unknown
             ``construction``, ``dims`` out of range, an empty grid, or a grid past the index limits.
-        torch.OutOfMemoryError: the GPU's memory does not suffice; the message names the call and what to try
-            (smaller batches; for 3D grids, leaving out H1, which takes the most).
+        torch.OutOfMemoryError: the GPU's memory does not hold the work of even one grid; the message names the
+            call and what to try (for 3D grids, leaving out H1, which takes the most). A batch whose work does not
+            fit as a whole runs in slices of consecutive grids instead (halved at each failed attempt), with the
+            same result and one device-to-host synchronisation per slice.
 
     Example::
 

@@ -98,7 +98,7 @@ inline bool same_chain(const Chain& x, const Chain& y) {
 }
 
 inline void enumerate_chains(int D, int k, int used, Chain cur, Chain* out, int* n) {
-  if (cur.k == k) {
+  if (cur.k == k || cur.k >= kMaxDim) {  // (the second only tells the compiler m[] has room: k <= D <= kMaxDim)
     out[(*n)++] = cur;
     return;
   }
@@ -219,6 +219,7 @@ inline void build_freudenthal(ComplexTable& tab) {
   const int D = tab.D;
   static thread_local Chain chains[kMaxDim + 1][64];
   int nchains[kMaxDim + 1];
+  if (D < 1 || D > kMaxDim) return;  // callers pass 1..kMaxDim; stated so the compiler sees the bounds
   for (int k = 0; k <= D; ++k) {
     nchains[k] = 0;
     enumerate_chains(D, k, 0, Chain{0, {0, 0, 0}}, chains[k], &nchains[k]);

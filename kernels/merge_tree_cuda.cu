@@ -52,9 +52,10 @@ __global__ void flag_kernel(MTPlan g, const K* __restrict__ key, const int32_t* 
   GPUPH_GRID_LOOP(t, B * g.P) { steps::flag_cell(g, key, ptr0, ptr1, flag, t); }
 }
 
+// cand_key and first_key may be one buffer (H1 of 3D sorts every pixel: all flags set, both stores the same).
 template <typename K>
 __global__ void sort_keys_kernel(MTPlan g, const K* __restrict__ key, const uint8_t* __restrict__ flag, int64_t B,
-                                 int64_t* __restrict__ cand_key, int64_t* __restrict__ first_key) {
+                                 int64_t* cand_key, int64_t* first_key) {
   GPUPH_GRID_LOOP(t, B * g.P) { steps::sort_keys_cell(g, key, flag, cand_key, first_key, t); }
 }
 

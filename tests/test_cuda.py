@@ -283,6 +283,41 @@ def test_out_of_memory_is_a_clear_error_and_the_device_recovers():
     assert_same(gpuph.cubical_persistence(small), gpuph.cubical_persistence(small.cpu()))
 
 
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_a_batch_that_does_not_fit_runs_in_slices_on_gpu(construction):
+    """A batch whose work does not fit in the memory left (capped with the per-process memory fraction at about two
+    images' peak) runs in slices of images: the same diagrams as the CPU path's, and as the GPU's in one piece; also
+    with the test-only simulated limit (slices of at most 3 of 8 images)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(16, 40, 40, 40, generator=g).cuda()
+    cpu = gpuph.cubical_persistence(x[:4].cpu(), construction=construction)
+    whole = gpuph.cubical_persistence(x[:4], construction=construction)
+    assert_same(whole, cpu)
+    ops = torch.ops.gpuph
+    old = ops._slice_memory_limit(3)
+    try:
+        assert_same(gpuph.cubical_persistence(x[:8], construction=construction),
+                    gpuph.cubical_persistence(x[:8].cpu(), construction=construction))
+    finally:
+        ops._slice_memory_limit(old)
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    gpuph.cubical_persistence(x[:1], construction=construction)
+    one = torch.cuda.max_memory_allocated() - before
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(x.device).total_memory
+    ooms = torch.cuda.memory_stats()["num_ooms"]
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (torch.cuda.memory_reserved() + 2 * one) / total))
+    try:
+        sliced = gpuph.cubical_persistence(x, construction=construction)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    assert torch.cuda.memory_stats()["num_ooms"] > ooms  # the whole batch did not fit: slices ran
+    assert_same(sliced, gpuph.cubical_persistence(x.cpu(), construction=construction))
+
+
 def test_nan_and_empty_on_gpu():
     x = torch.rand(3, 5, 5, device="cuda")
     x[1, 2, 2] = math.nan

@@ -273,6 +273,32 @@ def test_pipeline_orders_short_runs_by_ranking_and_long_ones_by_sorts(constructi
         ops._ranked_order_limit(-1)
 
 
+@pytest.mark.usefixtures("launchers")
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_a_batch_that_does_not_fit_runs_in_slices(construction):
+    """Where the device's memory does not hold the whole batch (simulated: a slice of more than `limit` images raises
+    the allocator's OutOfMemoryError), the slice is halved and the images done are kept, down to one image: the rows
+    equal the whole batch's, image indices included (uneven slices, a constant image); a NaN is named by its index in
+    the whole batch; one image that does not fit raises the error."""
+    g = torch.Generator().manual_seed(11)
+    for shape, mask in (((7, 9, 8), 3), ((5, 6, 5, 7), 7), ((6, 30), 1)):
+        sd = len(shape) - 1
+        x = torch.rand(shape, generator=g, dtype=torch.float64)
+        x[2] = 0.5
+        for limit in (1, 2, 3):
+            with setting(ops._slice_memory_limit, limit):
+                both(x, sd, construction, True, mask)
+                both(x.float(), sd, construction, False, mask)
+    x = torch.rand(7, 6, 6, generator=g)
+    x[5, 3, 3] = x[6, 0, 0] = math.nan
+    with setting(ops._slice_memory_limit, 2), pytest.raises(ValueError, match="first in batch element 5\\)"):
+        ops._cubical_pairs_pipeline(x, 2, CODES[construction], True, 3)
+    with setting(ops._slice_memory_limit, 0), pytest.raises(torch.OutOfMemoryError, match="simulated out of memory"):
+        ops._cubical_pairs_pipeline(x[:1], 2, CODES[construction], True, 3)
+    with pytest.raises(ValueError, match="-1 \\(off\\)"):
+        ops._slice_memory_limit(-2)
+
+
 def test_union_find_settings_are_checked():
     with pytest.raises(ValueError, match="mode is 0, 1, 2 or 3"):
         ops._union_find_mode(4)

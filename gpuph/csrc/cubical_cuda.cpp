@@ -3,7 +3,8 @@
 // Every grid (1D, 2D, 3D; V, T, freudenthal) and dimension runs through the device pipeline (cubical_pipeline.h):
 // the merge trees of kernels/merge_tree_cuda.cu for H0 and the top dimension, the per-cell passes of
 // kernels/middle_cuda.cu for H1 of 3D, whose few non-apparent columns are reduced on the host. Everything is
-// allocated through torch's caching allocator on the input's device and current stream.
+// allocated through torch's caching allocator on the input's device and current stream; a batch that does not fit
+// in the device's memory runs in slices of images.
 //
 // Only generic ATen / c10 headers are used (no CUDA headers), so CI compile-checks this file without a CUDA torch.
 #ifdef GPUPH_WITH_CUDA
@@ -26,7 +27,7 @@ at::Tensor cubical_pairs_cuda(const at::Tensor& x, int64_t spatial_dims, int64_t
   if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
   void* stream = at::accelerator::getCurrentStream(xc.device().index()).native_handle();
   static const PipelineLaunchers launchers{cuda::merge_tree_launchers(), cuda::middle_launchers()};
-  return cubical_pipeline(launchers, xc, g, superlevel, dims_mask, stream);
+  return cubical_pipeline_in_slices(launchers, xc, g, superlevel, dims_mask, stream);
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims,
   const GridPlan g = check_cubical_args(x, spatial_dims, construction);
   const at::Tensor xc = x.contiguous();
   if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
-  return cubical_pipeline(cpu_launchers(), xc, g, superlevel, dims_mask, nullptr);
+  return cubical_pipeline_in_slices(cpu_launchers(), xc, g, superlevel, dims_mask, nullptr);
 }
 
 // [the union-find mode it ran (merge_tree_pipeline.h), merging pixels, iterations of the relaxed elder rule, whether
@@ -100,7 +100,7 @@ at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool
 }  // namespace
 
 at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
-                            int64_t dims_mask, void* stream, MiddleStats* stats) {
+                            int64_t dims_mask, void* stream, MiddleStats* stats, int64_t first_image) {
   const bool middle = g.D == 3 && ((dims_mask >> 1) & 1);
   const int64_t tree_mask = middle ? dims_mask & ~int64_t(2) : dims_mask;
   const bool tree = (tree_mask & 1) || (g.D >= 2 && ((tree_mask >> (g.D - 1)) & 1)) || !middle;
@@ -133,7 +133,7 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
     host = at::cat(sizes).cpu();
   }
   const int64_t* h = host.data_ptr<int64_t>();
-  if (h[0] != INT32_MAX) fail_on_nan(h[0]);
+  if (h[0] != INT32_MAX) fail_on_nan(first_image + h[0]);
   std::vector<at::Tensor> parts;
   if (tree) {
     RECORD_FUNCTION("gpuph::tree_rows", std::vector<c10::IValue>());
@@ -141,12 +141,48 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
     const bool ordered = !middle && ranked_order_fits(h[1], h[2]);
     parts.push_back(merge_tree_finish(launch.merge_tree, trees, h[1], g, xc, ordered, stream));
     if (ordered) return parts[0];
+    trees = TreeLaunch{};  // spent: H1's residual reduction may take its memory
   }
   if (middle)
     parts.push_back(middle_finish(launch.middle, mids, xc, g, h[tree ? 3 : 1], h[tree ? 4 : 2], stream, stats));
   RECORD_FUNCTION("gpuph::pinned_order", std::vector<c10::IValue>());
   const at::Tensor rows = parts.size() == 1 ? parts[0] : at::cat(parts);
   return pinned_order(rows, xc.view({-1}), g.N);
+}
+
+namespace {
+// Testing aid (set_slice_memory_limit): slices of more images raise the allocator's out-of-memory error; -1: off.
+std::atomic<int64_t> slice_memory_limit{-1};
+}  // namespace
+
+int64_t set_slice_memory_limit(int64_t images) {
+  TORCH_CHECK_VALUE(images >= -1, "gpuph: the simulated slice limit is -1 (off) or a number of images");
+  return slice_memory_limit.exchange(images);
+}
+
+at::Tensor cubical_pipeline_in_slices(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
+                                      bool superlevel, int64_t dims_mask, void* stream) {
+  const int64_t B = xc.size(0);
+  std::vector<at::Tensor> parts;
+  int64_t slice = B, done = 0;
+  while (done < B) {
+    const int64_t n = std::min(slice, B - done);
+    try {
+      const int64_t limit = slice_memory_limit.load(std::memory_order_relaxed);
+      TORCH_CHECK_WITH(OutOfMemoryError, limit < 0 || n <= limit, "gpuph: simulated out of memory (", n,
+                       " images; the test-only limit is ", limit, ")");
+      at::Tensor rows = cubical_pipeline(launch, xc.narrow(0, done, n), g, superlevel, dims_mask, stream, nullptr, done);
+      if (done > 0) rows.select(1, 0).add_(done);
+      parts.push_back(std::move(rows));
+      done += n;
+    } catch (const c10::OutOfMemoryError&) {
+      // What the failed slice allocated is back in the allocator's cache (on this stream, so reusing it is ordered
+      // after the kernels that were queued); the allocator frees cached blocks itself before it gives up again.
+      if (n == 1) throw;
+      slice = (n + 1) / 2;
+    }
+  }
+  return parts.size() == 1 ? parts[0] : at::cat(parts);
 }
 
 }  // namespace gpuph
@@ -166,6 +202,7 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_relaxed_iterations(int iterations) -> int", &gpuph::set_relaxed_iterations);
   m.def("_host_kernels(int which) -> int", &gpuph::set_host_kernels);
   m.def("_ranked_order_limit(int longest) -> int", &gpuph::set_ranked_order_limit);
+  m.def("_slice_memory_limit(int images) -> int", &gpuph::set_slice_memory_limit);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {

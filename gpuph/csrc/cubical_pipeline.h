@@ -16,9 +16,20 @@ struct PipelineLaunchers {
 };
 
 // Rows (image, dim, birth pixel, death pixel) int64 (N, 4) in the pinned order, like cubical_pairs. xc: contiguous
-// float32/float64 (B, *grid), B >= 1; g: its plan. Raises ValueError on NaN. stats: the counts of H1 of 3D, filled
-// if not null (the test-only stats op).
+// float32/float64 (B, *grid), B >= 1; g: its plan. Raises ValueError on NaN (naming the image as first_image + its
+// index in xc). stats: the counts of H1 of 3D, filled if not null (the test-only stats op).
 at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
-                            int64_t dims_mask, void* stream, MiddleStats* stats = nullptr);
+                            int64_t dims_mask, void* stream, MiddleStats* stats = nullptr, int64_t first_image = 0);
+
+// cubical_pipeline over the whole batch or, where the device's memory does not hold that, over slices of
+// consecutive images: at each out-of-memory error the slice is halved, and the images done are kept, down to one
+// image, whose error is raised. The rows are the same either way; each slice adds one synchronisation, and a
+// failed attempt costs the work it did before running out.
+at::Tensor cubical_pipeline_in_slices(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
+                                      bool superlevel, int64_t dims_mask, void* stream);
+
+// Testing aid: slices of more than `images` images raise the out-of-memory error as if the device's memory did not
+// hold them (-1: off, the default); returns the previous setting.
+int64_t set_slice_memory_limit(int64_t images);
 
 }  // namespace gpuph

@@ -40,6 +40,13 @@ std::atomic<int> union_find_mode{kAutoUnionFind};
 std::atomic<int64_t> ranked_order_limit{kRankedOrderLongest};
 std::atomic<int> relaxed_iterations{kRelaxedIterations};
 
+// The (B, 2, cap, 2) int32 pair buffer of the union-find in the memory of `spent`, a contiguous int64 block of two
+// slots of B x P cells that no later kernel reads: 16 B P bytes hold it, since cap = N + 1 < P.
+at::Tensor pairs_view(const at::Tensor& spent, int64_t B, int64_t cap) {
+  TORCH_INTERNAL_ASSERT(spent.is_contiguous() && spent.scalar_type() == at::kLong && B * 2 * cap <= spent.numel());
+  return spent.view(-1).view(at::kInt).narrow(0, 0, B * 2 * cap * 2).view({B, 2, cap, 2});
+}
+
 // An int64 tensor's memory as uint64 (the links, claims and order keys, which compare unsigned); null if undefined.
 uint64_t* as_u64(const at::Tensor& t) {
   return t.defined() ? reinterpret_cast<uint64_t*>(t.data_ptr<int64_t>()) : nullptr;
@@ -255,7 +262,10 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
                       moved.data_ptr<int32_t>(), stream),
         "basins");
 
-  at::Tensor cand_key = at::empty({B, g.P}, i64), first_key = at::empty({B, g.P}, i64);
+  // cand_key and first_key, one block: spent after the sort and the argmin, it then holds the serial union-find's
+  // pairs, or the relaxed one's links (so the pairs need no memory of their own).
+  const at::Tensor sort_keys = at::empty({2, B, g.P}, i64);
+  const at::Tensor cand_key = sort_keys[0], first_key = sort_keys[1];
   check(launch.sort_keys(g, keys.data_ptr(), f64, flag.data_ptr<uint8_t>(), B, cand_key.data_ptr<int64_t>(),
                          first_key.data_ptr<int64_t>(), stream),
         "sort keys");
@@ -297,16 +307,17 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     pairs = pairs_h.narrow(2, 0, cap).contiguous().to(xc.device());
     counts = counts_h.to(xc.device());
   } else if (mode == kRelaxedUnionFind) {
-    pairs = at::empty({B, 2, cap, 2}, i32);
+    // The links take the spent sort keys' memory, the pairs the claims' once they are spent (neither the emit nor
+    // the fallback kernel reads a claim), so the union-find holds 32 bytes a cell and leaves the pairs' 16.
+    const at::Tensor best = at::empty({2, B, g.P}, i64);
+    pairs = pairs_view(best, B, cap);
     counts = at::empty({B * 2}, i32);
-    // The sort keys are spent: phase 0's links and claims take their memory.
-    const at::Tensor link1 = emit1 ? at::empty({B, g.P}, i64) : at::Tensor();
-    const at::Tensor best1 = emit1 ? at::empty({B, g.P}, i64) : at::Tensor();
+    const at::Tensor link1 = emit1 ? first_key : at::Tensor(), best1 = emit1 ? best[1] : at::Tensor();
     const int iterations = relaxed_iterations.load(std::memory_order_relaxed);
     const at::Tensor changed = at::empty({iterations}, i32);
     check(launch.relaxed(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
                          flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),
-                         first.data_ptr<int64_t>(), B, cap, as_u64(cand_key), as_u64(first_key), as_u64(link1),
+                         first.data_ptr<int64_t>(), B, cap, as_u64(cand_key), as_u64(best[0]), as_u64(link1),
                          as_u64(best1), changed.data_ptr<int32_t>(), iterations, pairs.data_ptr<int32_t>(),
                          counts.data_ptr<int32_t>(), stream),
           "union-find");
@@ -316,7 +327,7 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
       stats->converged = c.data_ptr<int32_t>()[iterations - 1] == 0;
     }
   } else {
-    pairs = at::empty({B, 2, cap, 2}, i32);
+    pairs = pairs_view(sort_keys, B, cap);
     counts = at::empty({B * 2}, i32);
     check(launch.elder(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
                        flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),

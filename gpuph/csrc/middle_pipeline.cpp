@@ -396,28 +396,35 @@ at::Tensor middle_finish(const MidLaunchers& mid, MiddleLaunch& l, const at::Ten
   const int64_t B = xc.size(0), N = g.N, per1 = g.P * m.ntypes[1], per2 = g.P * m.ntypes[2];
   const auto kk = opts.dtype(wide ? at::kLong : at::kInt);
   const int64_t none = wide ? int64_t(mid::no_column<int64_t>()) : int64_t(mid::no_column<int32_t>());
-  const at::Tensor &vkey = l.vkey, &order = l.order, &ekey = l.ekey, &col_key = l.col_key, &status = l.status;
+  const at::Tensor &vkey = l.vkey, &order = l.order, &ekey = l.ekey;
   at::Tensor& row_oldest = l.row_oldest;
-  const at::Tensor &birth = l.birth, &death = l.death, &residual = l.residual, &apparent = l.apparent;
   if (stats) {
-    stats->columns = col_key.ne(none).sum().item<int64_t>();
-    stats->apparent = napp + status.eq(mid::kApparentZero).sum().item<int64_t>();
+    stats->columns = l.col_key.ne(none).sum().item<int64_t>();
+    stats->apparent = napp + l.status.eq(mid::kApparentZero).sum().item<int64_t>();
     stats->residual = nres;
   }
 
+  // The per-cell buffers are let go as soon as they are spent (here and below), so that the residual reduction's
+  // storage may take their memory: on large batches they are most of the device memory a call holds.
   at::Tensor rows;
   {
     GPUPH_STAGE("gpuph::h1::apparent_rows");
-    const at::Tensor app = at::nonzero_static(apparent, napp).view(-1);  // sized: no second synchronisation
-    rows = at::stack({app.div(per2, "floor"), at::ones_like(app), birth.index_select(0, app).to(at::kLong),
-                      death.index_select(0, app).to(at::kLong)},
+    const at::Tensor app = at::nonzero_static(l.apparent, napp).view(-1);  // sized: no second synchronisation
+    rows = at::stack({app.div(per2, "floor"), at::ones_like(app), l.birth.index_select(0, app).to(at::kLong),
+                      l.death.index_select(0, app).to(at::kLong)},
                      1);
   }
+  l.apparent.reset();
+  l.birth.reset();
+  l.death.reset();
+  l.status.reset();
   if (nres == 0) return rows;
 
   // The residual columns, numbered in (image, key) order, reduced on the device in rounds (middle_steps.cuh).
-  at::Tensor res = at::nonzero_static(residual, nres).view(-1);
-  at::Tensor res_key = col_key.index_select(0, res);
+  at::Tensor res = at::nonzero_static(l.residual, nres).view(-1);
+  at::Tensor res_key = l.col_key.index_select(0, res);
+  l.residual.reset();
+  l.col_key.reset();
   {
     // Keys are below 2^37 and images below 2^26 (checked above): one int64 sort key.
     const at::Tensor perm = std::get<1>(at::sort(res.div(per2, "floor") * (int64_t(1) << 37) + res_key.to(at::kLong),

@@ -88,7 +88,7 @@ for stage in "$@"; do
     union-find)
       # One thread per run is hopeless on one large grid: serial only where the batch gives it runs side by side.
       run union-find-batches 60 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 64x32^3 \
-        --union-find serial host relaxed --out "bench/results/union-find-$(date +%F)-batches"
+        --union-find serial serial-ring host relaxed --out "bench/results/union-find-$(date +%F)-batches"
       run union-find-large 60 python3 -m gpuph.bench.breakdown --cases 1x1024x1024 1x128^3 --union-find host relaxed \
         --out "bench/results/union-find-$(date +%F)-large"
       # The pinned order of small images' rows by the sorts instead of by rank (A/B with the batches above).

@@ -158,6 +158,43 @@ GPUPH_HD const uint8_t* ring_comp(const RingTables& t, Ring r) {
   return r == Ring::axis4 ? t.comp4 : r == Ring::all8 ? t.comp8 : t.comp6;
 }
 
+// 2D merges, per ring mask: one ring cell in each component of the earlier ring cells that counts, a graph
+// neighbour of the pixel (4-connectivity: a 4-neighbour). Earlier neighbours in one ring component are connected
+// through earlier pixels, so one find per component suffices (the CPU engine's merge_phase and elder_merge_ring).
+struct RingReps {
+  uint8_t count[256];
+  uint8_t pos[256][4];
+};
+
+inline RingReps make_ring_reps(Ring ring) {
+  RingReps t{};
+  for (int m = 0; m < 256; ++m) {
+    int label[8];
+    ring_components(unsigned(m), ring, label);  // the components that make_ring_tables counts
+    for (int c = 0; c < 8; ++c) {  // c: a component's label; its first cell of the phase's neighbourhood represents it
+      for (int j = 0; j < 8; ++j)
+        if (label[j] == c && ((unsigned(ring) >> j) & 1)) {
+          t.pos[m][t.count[m]++] = uint8_t(j);
+          break;
+        }
+    }
+  }
+  return t;
+}
+
+// The RingReps of both phases of a 2D grid, by value (2.5 KB: kernels take them as a __grid_constant__ parameter).
+struct PhaseReps {
+  RingReps phase[2];
+};
+
+// Those of a grid whose phases use the ring cells ring0 and ring1, each ring's built once.
+inline PhaseReps phase_reps(Ring ring0, Ring ring1) {
+  static const RingReps axis4 = make_ring_reps(Ring::axis4), all8 = make_ring_reps(Ring::all8),
+                        hex6 = make_ring_reps(Ring::freudenthal6);
+  auto of = [&](Ring r) -> const RingReps& { return r == Ring::axis4 ? axis4 : r == Ring::all8 ? all8 : hex6; };
+  return PhaseReps{{of(ring0), of(ring1)}};
+}
+
 // Forward ring mask of pixel v: bit j set if ring cell j is earlier in the forward order (the border never is).
 // The reverse mask is its complement: keys are distinct and the border comes first in the reverse order.
 template <typename K>
@@ -273,6 +310,39 @@ GPUPH_HD void elder_merge(const K* key, I* uf, const Order* order, int64_t n, co
           emit(int64_t(v), int64_t(young));
         else
           emit(int64_t(young), int64_t(v));
+      }
+    }
+  }
+}
+
+// elder_merge for 2D grids with one find per component of the candidate's earlier ring cells (reps: the phase's
+// RingReps; ring: the 8-ring as padded-index deltas) instead of two per earlier neighbour. The candidate itself
+// already hangs, through its steepest pointer, under one of those components. The same pairs as elder_merge (not
+// in the same order: the rows are ordered afterwards).
+template <typename K, typename I, typename Order, typename Emit>
+GPUPH_HD void elder_merge_ring(const K* key, I* uf, const Order* order, int64_t n, const int64_t* ring,
+                               const RingReps& reps, bool reverse, int bit, const uint8_t* flag, Emit&& emit) {
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t v = int64_t(order[reverse ? n - 1 - t : t]);
+    if (!((flag[v] >> bit) & 1)) continue;
+    const K kv = key[v];
+    unsigned m = 0;  // the phase's ring mask: earlier ring cells (in reverse: later forward, the border included)
+    for (int j = 0; j < 8; ++j) m |= unsigned(earlier(key[v + ring[j]], kv, reverse)) << j;
+    const int c = reps.count[m];
+    if (c < 2) continue;  // one component: nothing merges
+    I a = uf_find(uf, I(v + ring[reps.pos[m][0]]));
+    for (int i = 1; i < c; ++i) {
+      const I b = uf_find(uf, I(v + ring[reps.pos[m][i]]));
+      if (a == b) continue;
+      const bool a_older = earlier(key[a], key[b], reverse);
+      const I young = a_older ? b : a;
+      a = a_older ? a : b;
+      uf[young] = a;
+      if (key[young].value_bits() != kv.value_bits()) {
+        if (reverse)
+          emit(v, int64_t(young));
+        else
+          emit(int64_t(young), v);
       }
     }
   }

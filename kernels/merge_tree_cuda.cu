@@ -59,12 +59,16 @@ __global__ void sort_keys_kernel(MTPlan g, const K* __restrict__ key, const uint
   GPUPH_GRID_LOOP(t, B * g.P) { steps::sort_keys_cell(g, key, flag, cand_key, first_key, t); }
 }
 
+// reps: read in place from the parameter space (__grid_constant__: no per-thread copy), where ring is set.
 template <typename K>
-__global__ void elder_kernel(MTPlan g, const K* __restrict__ keys, int32_t* ptr0, int32_t* ptr1,
-                             const uint8_t* __restrict__ flags, const int64_t* __restrict__ orders,
-                             const int64_t* __restrict__ ncand, const int64_t* __restrict__ first, int64_t B,
-                             int64_t cap, int32_t* __restrict__ pairs, int32_t* __restrict__ counts) {
-  GPUPH_GRID_LOOP(t, B * 2) { steps::elder_run(g, keys, ptr0, ptr1, flags, orders, ncand, first, cap, pairs, counts, t); }
+__global__ void elder_kernel(MTPlan g, const __grid_constant__ PhaseReps reps, bool ring, const K* __restrict__ keys,
+                             int32_t* ptr0, int32_t* ptr1, const uint8_t* __restrict__ flags,
+                             const int64_t* __restrict__ orders, const int64_t* __restrict__ ncand,
+                             const int64_t* __restrict__ first, int64_t B, int64_t cap, int32_t* __restrict__ pairs,
+                             int32_t* __restrict__ counts) {
+  GPUPH_GRID_LOOP(t, B * 2) {
+    steps::elder_run(g, ring ? &reps : nullptr, keys, ptr0, ptr1, flags, orders, ncand, first, cap, pairs, counts, t);
+  }
 }
 
 // The relaxed elder rule (steps::relaxed_claim): iteration `it` runs unless the previous one changed nothing.
@@ -119,7 +123,9 @@ __global__ void fallback_kernel(MTPlan g, const K* __restrict__ keys, int32_t* p
                                 int64_t cap, int32_t* __restrict__ pairs, int32_t* __restrict__ counts,
                                 const int32_t* __restrict__ changed, int iterations) {
   if (changed[iterations - 1] == 0) return;
-  GPUPH_GRID_LOOP(t, B * 2) { steps::elder_run(g, keys, ptr0, ptr1, flags, orders, ncand, first, cap, pairs, counts, t); }
+  GPUPH_GRID_LOOP(t, B * 2) {
+    steps::elder_run(g, nullptr, keys, ptr0, ptr1, flags, orders, ncand, first, cap, pairs, counts, t);
+  }
 }
 
 // One block per run (image and phase); its threads copy that run's rows, in place or (life not null) to their ranks
@@ -234,16 +240,18 @@ int elder_threads(int64_t runs) {
 
 const char* elder(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0, int32_t* ptr1, const uint8_t* flag,
                   const int64_t* order, const int64_t* ncand, const int64_t* first, int64_t B, int64_t cap,
-                  int32_t* pairs, int32_t* counts, void* stream) {
+                  int32_t* pairs, int32_t* counts, bool ring, void* stream) {
   const MTPlan g = make_mt_plan(plan);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const int threads = elder_threads(B * 2);
+  ring = ring && g.D == 2;
+  const PhaseReps reps = ring ? phase_reps(g.ring_cells[0], g.ring_cells[1]) : PhaseReps{};
   if (f64)
-    GPUPH_LAUNCH(blocks_for(B * 2, threads), threads, s, elder_kernel<Key64>)(g, static_cast<const Key64*>(key), ptr0,
-        ptr1, flag, order, ncand, first, B, cap, pairs, counts);
+    GPUPH_LAUNCH(blocks_for(B * 2, threads), threads, s, elder_kernel<Key64>)(g, reps, ring,
+        static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, pairs, counts);
   else
-    GPUPH_LAUNCH(blocks_for(B * 2, threads), threads, s, elder_kernel<Key32>)(g, static_cast<const Key32*>(key), ptr0,
-        ptr1, flag, order, ncand, first, B, cap, pairs, counts);
+    GPUPH_LAUNCH(blocks_for(B * 2, threads), threads, s, elder_kernel<Key32>)(g, reps, ring,
+        static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, B, cap, pairs, counts);
   return last_error();
 }
 

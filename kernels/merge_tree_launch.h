@@ -26,9 +26,10 @@ struct MTLaunchers {
                            int64_t* cand_key, int64_t* first_key, void* stream);
   // Elder-rule union-find per image and phase (ptr0 / ptr1 null: phase skipped). order: (B, P) cells sorted by
   // cand_key; ncand, first: (B,). Writes (birth, death) unpadded pairs into pairs (B, 2, cap, 2), counts (B, 2).
+  // ring: 2D grids take one find per component of a candidate's earlier ring cells (steps::elder_run).
   const char* (*elder)(const GridPlan& g, const void* keys, bool f64, int32_t* ptr0, int32_t* ptr1,
                        const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
-                       int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, void* stream);
+                       int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, bool ring, void* stream);
   // The same pairs and counts as `elder`, by the relaxed elder rule (steps::relaxed_claim): up to `iterations` (>= 1)
   // iterations over every merging pixel at once, stopping early once one changes nothing, then, if the last still
   // changed a link, `elder` itself. link0 / best0, link1 / best1 (link1 / best1 null when ptr1 is): (B, P) scratch

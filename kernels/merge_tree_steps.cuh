@@ -103,12 +103,13 @@ GPUPH_HD void sort_keys_cell(const MTPlan& g, const K* key, const uint8_t* flag,
   cand_key[t] = flag[t] ? k : INT64_MAX;
 }
 
-// Elder-rule union-find of image t / 2 in phase t % 2 (ptr[phase] null: not needed). Writes at most cap (birth,
-// death) unpadded pairs to pairs + t * cap * 2 and their number to counts[t]; returns false if cap was too small.
+// Elder-rule union-find of image t / 2 in phase t % 2 (ptr[phase] null: not needed); reps not null: 2D grids take
+// one find per ring component (elder_merge_ring). Writes at most cap (birth, death) unpadded pairs to
+// pairs + t * cap * 2 and their number to counts[t]; returns false if cap was too small.
 template <typename K>
-GPUPH_HD bool elder_run(const MTPlan& g, const K* keys, int32_t* ptr0, int32_t* ptr1, const uint8_t* flags,
-                        const int64_t* orders, const int64_t* ncand, const int64_t* first, int64_t cap, int32_t* pairs,
-                        int32_t* counts, int64_t t) {
+GPUPH_HD bool elder_run(const MTPlan& g, const PhaseReps* reps, const K* keys, int32_t* ptr0, int32_t* ptr1,
+                        const uint8_t* flags, const int64_t* orders, const int64_t* ncand, const int64_t* first,
+                        int64_t cap, int32_t* pairs, int32_t* counts, int64_t t) {
   const int64_t b = t / 2;
   const int phase = int(t % 2);
   int32_t* uf = phase == 0 ? ptr0 : ptr1;
@@ -126,8 +127,12 @@ GPUPH_HD bool elder_run(const MTPlan& g, const K* keys, int32_t* ptr0, int32_t* 
     }
     ++n;
   };
-  elder_merge(keys + b * g.P, uf, orders + b * g.P, ncand[b], g.nb[phase], g.nnb[phase], phase == 1, phase,
-              flags + b * g.P, emit);
+  if (reps && g.D == 2)
+    elder_merge_ring(keys + b * g.P, uf, orders + b * g.P, ncand[b], g.ring, reps->phase[phase], phase == 1, phase,
+                     flags + b * g.P, emit);
+  else
+    elder_merge(keys + b * g.P, uf, orders + b * g.P, ncand[b], g.nb[phase], g.nnb[phase], phase == 1, phase,
+                flags + b * g.P, emit);
   if (phase == 0) emit(first[b], -1);
   counts[t] = int32_t(n < cap ? n : cap);
   return n <= cap;

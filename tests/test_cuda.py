@@ -132,8 +132,8 @@ def test_large_batch_and_determinism():
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_cuda_union_find_modes_equal_cpu(construction):
     """Every way the device runs the elder-rule union-find (one thread per image and phase, the host, the relaxed
-    elder rule, and its sequential fallback when it does not converge) gives the CPU path's rows, bit for bit and
-    run to run."""
+    elder rule, its sequential fallback when it does not converge, and one thread per image and phase with a find
+    per ring component) gives the CPU path's rows, bit for bit and run to run."""
     ops = torch.ops.gpuph
     code = {"V": 0, "T": 1, "freudenthal": 2}[construction]
     g = torch.Generator().manual_seed(7)
@@ -150,7 +150,7 @@ def test_cuda_union_find_modes_equal_cpu(construction):
         for x, sd, mask in cases:
             for superlevel in (True, False):
                 want = ops.cubical_pairs(x, sd, code, superlevel, mask)
-                for mode, iterations in ((1, 32), (2, 32), (3, 32), (3, 1), (3, 4096)):
+                for mode, iterations in ((1, 32), (2, 32), (3, 32), (3, 1), (3, 4096), (4, 32)):
                     ops._union_find_mode(mode)
                     ops._relaxed_iterations(iterations)
                     runs = [ops.cubical_pairs(x.cuda(), sd, code, superlevel, mask).cpu() for _ in range(2)]

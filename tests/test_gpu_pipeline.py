@@ -92,10 +92,11 @@ def families(shape, seed: int):
     "shape",
     [(3, 7, 9), (2, 1, 13), (2, 13, 1), (1, 1, 1), (2, 2, 2), (4, 17), (2, 4, 5, 3), (1, 1, 1, 6), (2, 2, 2, 2)],
 )
-@pytest.mark.parametrize("mode", [0, 3], ids=["auto", "relaxed"])
+@pytest.mark.parametrize("mode", [0, 3, 4], ids=["auto", "relaxed", "serial-ring"])
 def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, shape, mode):
     # These grids are small: by default one thread per image and phase runs the union-find; also the relaxed elder
-    # rule on them (1-pixel grids, single rows and columns, plateaus, +-inf, checkerboards).
+    # rule on them, and the serial one with a find per ring component (1-pixel grids, single rows and columns,
+    # plateaus, +-inf, checkerboards).
     sd = len(shape) - 1
     masks = {1: (1,), 2: (1, 2, 3), 3: (1, 2, 4, 5, 7)}[sd]
     with union_find(mode):
@@ -116,10 +117,11 @@ def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, 
     st.booleans(),
     st.integers(0, 2**31 - 1),
     st.sampled_from([0, 2, 3, 5, 50]),
-    st.sampled_from([0, 3]),
+    st.sampled_from([0, 3, 4]),
 )
 def test_pipeline_equals_cpu_engine_random(b, grid, construction, superlevel, seed, levels, mode):
-    # mode 3: the relaxed elder rule, which these small grids do not get by default.
+    # mode 3: the relaxed elder rule, which these small grids do not get by default; 4: the serial one with a find
+    # per ring component.
     g = torch.Generator().manual_seed(seed)
     x = torch.rand((b, *grid), generator=g)
     if levels:
@@ -150,10 +152,11 @@ def test_pipeline_equals_cpu_engine_3d(b, grid, construction, superlevel, seed, 
 @pytest.mark.parametrize(
     ("shape", "masks"), [((1, 257, 263), (1, 2, 3)), ((3, 256, 257), (3,)), ((2, 41, 40, 42), (1, 4, 5))]
 )
-@pytest.mark.parametrize("mode", [0, 2], ids=["auto", "host"])
+@pytest.mark.parametrize("mode", [0, 2, 4], ids=["auto", "host", "serial-ring"])
 def test_pipeline_large_grids(construction, shape, masks, mode):
     # Grids of 2^12 pixels and more: by default the relaxed elder rule (every merging pixel at once); on request the
-    # host's union-find, which sends back only the pairs it wrote (a narrower output buffer than the device's).
+    # host's union-find, which sends back only the pairs it wrote (a narrower output buffer than the device's), or
+    # the serial one with a find per ring component (long runs).
     g = torch.Generator().manual_seed(sum(shape))
     noise = torch.rand(shape, generator=g)
     with union_find(mode):
@@ -300,8 +303,8 @@ def test_a_batch_that_does_not_fit_runs_in_slices(construction):
 
 
 def test_union_find_settings_are_checked():
-    with pytest.raises(ValueError, match="mode is 0, 1, 2 or 3"):
-        ops._union_find_mode(4)
+    with pytest.raises(ValueError, match="mode is 0, 1, 2, 3 or 4"):
+        ops._union_find_mode(5)
     with pytest.raises(ValueError, match="iterations are 1 to 4096"):
         ops._relaxed_iterations(0)
 

@@ -16,7 +16,8 @@ For each case and field: the median time of one call after warm-up (CUDA events 
 
 ``--union-find`` runs each case with each named way of running the elder-rule union-find of H0 and the top
 dimension (``auto``, ``serial``: one GPU thread per image and phase, ``host``: on the CPU from copies, ``relaxed``:
-every merging pixel at once; merge_tree_pipeline.h), to compare them.
+every merging pixel at once, ``serial-ring``: as ``serial``, 2D grids with one find per ring component;
+merge_tree_pipeline.h), to compare them.
 
 On the GPU also the memory one call allocates at its peak (``peak_mib``: torch's caching allocator, the input not
 counted).
@@ -49,7 +50,7 @@ from .timing import _cpu_call_ms, _cuda_call_ms
 
 DEFAULT_CASES = ("64x32^3", "1x128^3", "1x256^3")
 CONSTRUCTION_CODES = {"V": 0, "T": 1, "freudenthal": 2}
-UNION_FIND_MODES = {"auto": 0, "serial": 1, "host": 2, "relaxed": 3}
+UNION_FIND_MODES = {"auto": 0, "serial": 1, "host": 2, "relaxed": 3, "serial-ring": 4}
 # Kernels and copies below this share of the profiled device time are summed into one "other" entry.
 MIN_SHARE = 0.01
 

@@ -20,6 +20,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __grid_constant__
 
 struct dim3 {
   unsigned int x = 1, y = 1, z = 1;

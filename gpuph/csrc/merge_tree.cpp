@@ -126,30 +126,6 @@ void run_1d(const GridPlan& g, const K* key, MergeTreeWorkspace& ws, std::vector
   out[0].push_back({0, first, -1});
 }
 
-// 2D merges, per forward ring mask (kernels/merge_tree.cuh, RingTables): one ring cell in each component of the
-// earlier ring cells that counts, a graph neighbour of the pixel (4-connectivity: a 4-neighbour). Earlier
-// neighbours in one ring component are connected through earlier pixels, so one find per component suffices.
-struct RingReps {
-  uint8_t count[256];
-  uint8_t pos[256][4];
-};
-
-RingReps make_ring_reps(Ring ring) {
-  RingReps t{};
-  for (int m = 0; m < 256; ++m) {
-    int label[8];
-    ring_components(unsigned(m), ring, label);  // the components that make_ring_tables counts
-    for (int c = 0; c < 8; ++c) {  // c: a component's label; its first cell of the phase's neighbourhood represents it
-      for (int j = 0; j < 8; ++j)
-        if (label[j] == c && ((unsigned(ring) >> j) & 1)) {
-          t.pos[m][t.count[m]++] = uint8_t(j);
-          break;
-        }
-    }
-  }
-  return t;
-}
-
 // The candidates of one phase in its processing order: their order items (the Key32 key, whose low 32 bits are the
 // pixel, or the pixel) and the phase's ring mask of each (the reverse mask for phase 1).
 struct PhaseList {

@@ -132,17 +132,19 @@ const char* cpu_sort_keys(const GridPlan& plan, const void* key, bool f64, const
 
 const char* cpu_elder(const GridPlan& plan, const void* key, bool f64, int32_t* ptr0, int32_t* ptr1,
                       const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
-                      int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, void*) {
+                      int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, bool ring, void*) {
   const MTPlan g = make_mt_plan(plan);
+  const PhaseReps reps = ring && g.D == 2 ? phase_reps(g.ring_cells[0], g.ring_cells[1]) : PhaseReps{};
+  const PhaseReps* r = ring && g.D == 2 ? &reps : nullptr;
   std::atomic<bool> ok{true};
   // Runs (image, phase) write disjoint outputs and union-find arrays: side by side.
   at::parallel_for(0, B * 2, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const bool fits =
-          f64 ? steps::elder_run(g, static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, cap, pairs,
-                                 counts, t)
-              : steps::elder_run(g, static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, cap, pairs,
-                                 counts, t);
+          f64 ? steps::elder_run(g, r, static_cast<const Key64*>(key), ptr0, ptr1, flag, order, ncand, first, cap,
+                                 pairs, counts, t)
+              : steps::elder_run(g, r, static_cast<const Key32*>(key), ptr0, ptr1, flag, order, ncand, first, cap,
+                                 pairs, counts, t);
       if (!fits) ok = false;
     }
   });
@@ -199,7 +201,8 @@ const char* cpu_relaxed(const GridPlan& plan, const void* key, bool f64, int32_t
                               best0, link1, best1, changed, iterations, pairs, counts);
   // Not converged: the sequential union-find of every run, as the fallback kernel.
   return converged ? nullptr
-                   : cpu_elder(plan, key, f64, ptr0, ptr1, flag, order, ncand, first, B, cap, pairs, counts, nullptr);
+                   : cpu_elder(plan, key, f64, ptr0, ptr1, flag, order, ncand, first, B, cap, pairs, counts, false,
+                                         nullptr);
 }
 
 const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
@@ -301,7 +304,7 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
               g, keys_h.data_ptr(), f64, emit0 ? ptr0_h.data_ptr<int32_t>() : nullptr,
               emit1 ? ptr1_h.data_ptr<int32_t>() : nullptr, flag_h.data_ptr<uint8_t>(), order_h.data_ptr<int64_t>(),
               ncand_h.data_ptr<int64_t>(), first_h.data_ptr<int64_t>(), B, cap, pairs_h.data_ptr<int32_t>(),
-              counts_h.data_ptr<int32_t>(), nullptr),
+              counts_h.data_ptr<int32_t>(), false, nullptr),
           "union-find");
     cap = std::max<int64_t>(1, counts_h.max().item<int64_t>());
     pairs = pairs_h.narrow(2, 0, cap).contiguous().to(xc.device());
@@ -332,7 +335,7 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     check(launch.elder(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
                        flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),
                        first.data_ptr<int64_t>(), B, cap, pairs.data_ptr<int32_t>(), counts.data_ptr<int32_t>(),
-                       stream),
+                       mode == kSerialRingUnionFind, stream),
           "union-find");
   }
 
@@ -343,7 +346,8 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
 }
 
 int64_t set_union_find_mode(int64_t mode) {
-  TORCH_CHECK_VALUE(mode >= kAutoUnionFind && mode <= kRelaxedUnionFind, "gpuph: union-find mode is 0, 1, 2 or 3");
+  TORCH_CHECK_VALUE(mode >= kAutoUnionFind && mode <= kSerialRingUnionFind,
+                    "gpuph: union-find mode is 0, 1, 2, 3 or 4");
   return union_find_mode.exchange(int(mode));
 }
 

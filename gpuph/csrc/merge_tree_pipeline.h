@@ -26,8 +26,17 @@ struct TreeLaunch {
 //   kAutoUnionFind: by grid size (merge_tree_pipeline.cpp);
 //   kSerialUnionFind: one device thread per image and phase walks the merging pixels in order (steps::elder_run);
 //   kHostUnionFind: the same on the host, on copies;
-//   kRelaxedUnionFind: the relaxed elder rule, every merging pixel at once (steps::relaxed_claim).
-enum UnionFindMode : int { kAutoUnionFind = 0, kSerialUnionFind = 1, kHostUnionFind = 2, kRelaxedUnionFind = 3 };
+//   kRelaxedUnionFind: the relaxed elder rule, every merging pixel at once (steps::relaxed_claim);
+//   kSerialRingUnionFind: as kSerialUnionFind, 2D grids with one find per component of a candidate's earlier ring
+//     cells (elder_merge_ring, as the CPU engine) instead of two per earlier neighbour: the CPU emulation found it
+//     faster on batches of small images; a GPU session must compare it before the auto mode takes it.
+enum UnionFindMode : int {
+  kAutoUnionFind = 0,
+  kSerialUnionFind = 1,
+  kHostUnionFind = 2,
+  kRelaxedUnionFind = 3,
+  kSerialRingUnionFind = 4
+};
 // Sets the mode (every later call, process-wide) and returns the previous one.
 int64_t set_union_find_mode(int64_t mode);
 // Sets the relaxed elder rule's iteration cap (testing aid: 1 forces its sequential fallback) and returns the previous.

@@ -201,8 +201,8 @@ const char* cpu_relaxed(const GridPlan& plan, const void* key, bool f64, int32_t
                               best0, link1, best1, changed, iterations, pairs, counts);
   // Not converged: the sequential union-find of every run, as the fallback kernel.
   return converged ? nullptr
-                   : cpu_elder(plan, key, f64, ptr0, ptr1, flag, order, ncand, first, B, cap, pairs, counts, false,
-                                         nullptr);
+                   : cpu_elder(plan, key, f64, ptr0, ptr1, flag, order, ncand, first, B, cap, pairs, counts,
+                               /*ring=*/false, nullptr);
 }
 
 const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
@@ -304,7 +304,7 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
               g, keys_h.data_ptr(), f64, emit0 ? ptr0_h.data_ptr<int32_t>() : nullptr,
               emit1 ? ptr1_h.data_ptr<int32_t>() : nullptr, flag_h.data_ptr<uint8_t>(), order_h.data_ptr<int64_t>(),
               ncand_h.data_ptr<int64_t>(), first_h.data_ptr<int64_t>(), B, cap, pairs_h.data_ptr<int32_t>(),
-              counts_h.data_ptr<int32_t>(), false, nullptr),
+              counts_h.data_ptr<int32_t>(), /*ring=*/false, nullptr),
           "union-find");
     cap = std::max<int64_t>(1, counts_h.max().item<int64_t>());
     pairs = pairs_h.narrow(2, 0, cap).contiguous().to(xc.device());

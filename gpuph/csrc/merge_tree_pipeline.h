@@ -28,8 +28,8 @@ struct TreeLaunch {
 //   kHostUnionFind: the same on the host, on copies;
 //   kRelaxedUnionFind: the relaxed elder rule, every merging pixel at once (steps::relaxed_claim);
 //   kSerialRingUnionFind: as kSerialUnionFind, 2D grids with one find per component of a candidate's earlier ring
-//     cells (elder_merge_ring, as the CPU engine) instead of two per earlier neighbour: the CPU emulation found it
-//     faster on batches of small images; a GPU session must compare it before the auto mode takes it.
+//     cells (elder_merge_ring, as the CPU engine) instead of two per earlier neighbour: fewer finds, but a table
+//     lookup per candidate; the auto mode does not take it before a GPU session has compared the two.
 enum UnionFindMode : int {
   kAutoUnionFind = 0,
   kSerialUnionFind = 1,

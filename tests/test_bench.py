@@ -17,6 +17,7 @@ from gpuph.bench.cases import make_field, run_order
 from gpuph.bench.cli import main
 from gpuph.bench.libraries import BACKWARD, FORWARD, Runner
 from gpuph.bench.suite import add_ratios
+from gpuph.bench.timing import Deadline
 
 ROW_FIELDS = {
     "library": str, "device": str, "case": str, "field": str, "mode": str, "median_ms": (float, type(None)),
@@ -175,11 +176,30 @@ def test_slow_warmup_is_the_only_measurement(tmp_path):
     assert row["repeats"] == 1 and "one call only" in row["note"]
 
 
-def test_time_limit_stops_the_other_libraries_but_not_gpuph(tmp_path, monkeypatch):
-    # An 80 ms sleeper and a 0.1 s limit: the first input's cells run, then the limit passes; later inputs keep their
-    # gpuph rows but not the sleeper's. The files were written after each input (incomplete), and at the end.
-    from gpuph.bench import report
+def test_deadline_passes_after_its_limit():
+    assert not Deadline(600).passed() and not Deadline(None).passed()
+    d = Deadline(0.01)
+    time.sleep(0.02)
+    assert d.passed() and d.note == "not run: the run's time limit of 0.01 s was reached"
+    with pytest.raises(ValueError, match="positive"):
+        Deadline(0)
 
+
+class _PassesAtSecondCheck(Deadline):
+    """The run's deadline, passing at its second check whatever the clock says (the test below must not depend on
+    how fast the machine runs gpuph's cells)."""
+
+    def passed(self) -> bool:
+        self.checks = getattr(self, "checks", 0) + 1
+        return self.checks > 1
+
+
+def test_time_limit_stops_the_other_libraries_but_not_gpuph(tmp_path, monkeypatch):
+    # The limit passes after the first input's sleeper cell (first check): later inputs keep their gpuph rows but not
+    # the sleeper's. The files were written after each input (incomplete), and at the end.
+    from gpuph.bench import report, suite
+
+    monkeypatch.setattr(suite, "Deadline", _PassesAtSecondCheck)
     written = []
     real = report.write_json
     monkeypatch.setattr(report, "write_json", lambda path, obj: written.append(obj["meta"]["complete"])

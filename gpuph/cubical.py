@@ -108,7 +108,7 @@ def cubical_persistence(
         torch.OutOfMemoryError: the GPU's memory does not hold the work of even one grid; the message names the
             call and what to try (for 3D grids, leaving out H1, which takes the most). A batch whose work does not
             fit as a whole runs in slices of consecutive grids instead (halved at each failed attempt), with the
-            same result and one device-to-host synchronisation per slice.
+            same result; each slice makes its own device-to-host synchronisations.
 
     Example::
 

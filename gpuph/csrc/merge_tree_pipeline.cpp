@@ -134,8 +134,9 @@ const char* cpu_elder(const GridPlan& plan, const void* key, bool f64, int32_t* 
                       const uint8_t* flag, const int64_t* order, const int64_t* ncand, const int64_t* first,
                       int64_t B, int64_t cap, int32_t* pairs, int32_t* counts, bool ring, void*) {
   const MTPlan g = make_mt_plan(plan);
-  const PhaseReps reps = ring && g.D == 2 ? phase_reps(g.ring_cells[0], g.ring_cells[1]) : PhaseReps{};
-  const PhaseReps* r = ring && g.D == 2 ? &reps : nullptr;
+  ring = ring && g.D == 2;
+  const PhaseReps reps = ring ? phase_reps(g.ring_cells[0], g.ring_cells[1]) : PhaseReps{};
+  const PhaseReps* r = ring ? &reps : nullptr;
   std::atomic<bool> ok{true};
   // Runs (image, phase) write disjoint outputs and union-find arrays: side by side.
   at::parallel_for(0, B * 2, 1, [&](int64_t begin, int64_t end) {

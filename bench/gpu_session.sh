@@ -4,7 +4,7 @@
 #
 #   bash bench/gpu_session.sh build test breakdown union-find sanitize   # CUDA tests, where the time goes, memcheck
 #   bash bench/gpu_session.sh build suite                       # python -m gpuph.bench, GPU and CPU libraries
-#   bash bench/gpu_session.sh build gan points                  # GAN throughput, point clouds
+#   bash bench/gpu_session.sh build gan points large-volume     # GAN throughput, point clouds, one 1024^3 volume
 #
 # A session's device time is 30 minutes in all, machine starts included, so the three calls above are the plan; a
 # warm machine keeps the build (the second `build` is then a no-op), a fresh one rebuilds (about a minute).
@@ -12,8 +12,9 @@
 # Stages: build (pip install -e ., with the CUDA kernels), test (tests/test_cuda.py and tests/test_gpu_pipeline.py),
 # test-all (the whole suite), breakdown (python -m gpuph.bench.breakdown: 3D cases, kernel by kernel), union-find
 # (the breakdown with each union-find mode, and of small images ordered by the sorts instead of by rank: the A/Bs
-# that set the auto policies), sanitize (compute-sanitizer memcheck over the CUDA tests' small cases; skipped when
-# the call has no time left for it), suite, gan, points.
+# that set the auto policies, and of the candidates' sort: torch's or the radix sort over double buffers), sanitize
+# (compute-sanitizer memcheck over the CUDA tests' small cases; skipped when the call has no time left for it),
+# suite, gan, points, large-volume (one 1024^3 volume, H0 and H2: time and peak memory).
 #
 # Time: the whole invocation stays within GPU_SESSION_LIMIT seconds (default 560; a device call is killed at 600 and
 # then returns only what is under $OUT). Each stage runs under `timeout` with the time left; the benchmarks get a
@@ -93,11 +94,23 @@ for stage in "$@"; do
         --out "bench/results/union-find-$(date +%F)-large"
       # The pinned order of small images' rows by the sorts instead of by rank (A/B with the batches above).
       run order-by-sorts 30 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x64x64 --ranked-order-limit 0 \
-        --out "bench/results/union-find-$(date +%F)-order-by-sorts" ;;
+        --out "bench/results/union-find-$(date +%F)-order-by-sorts"
+      # The candidates sorted by the radix sort over double buffers instead of torch's sort on cases that take
+      # torch's by default (A/B with the runs above), and 1x256^3 the other way round (against the breakdown stage).
+      run buffer-sort 30 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 1x1024x1024 64x32^3 1x128^3 \
+        --buffer-sort-cells 0 --out "bench/results/union-find-$(date +%F)-buffer-sort"
+      run torch-sort 30 python3 -m gpuph.bench.breakdown --cases 1x256^3 --buffer-sort-cells 4611686018427387904 \
+        --out "bench/results/union-find-$(date +%F)-torch-sort" ;;
+    large-volume)
+      # The largest input the CUDA issue names: one 1024^3 volume, H0 and H2 (H1 of 3D at this size needs more memory
+      # than an H100 has), its time and peak memory.
+      run large-volume 90 python3 -m gpuph.bench.breakdown --cases 1x1024^3 --fields noise --dims 0,2 --repeats 1 \
+        --out "bench/results/large-volume-$(date +%F)" ;;
     suite) run suite 180 python3 -m gpuph.bench --no-progress --budget 3 --cap 5 --time-limit "$(bench_limit 120)" ;;
     gan) run gan 120 python3 bench/gan_throughput.py --budget 10 --time-limit "$(bench_limit 60)" ;;
     points) run points 60 python3 bench/bench_point_cloud.py --budget 5 --time-limit "$(bench_limit 40)" ;;
-    *) echo "unknown stage $stage (build, test, test-all, breakdown, union-find, sanitize, suite, gan, points)" \
+    *) echo "unknown stage $stage (build, test, test-all, breakdown, union-find, sanitize, suite, gan, points," \
+         "large-volume)" \
          | tee -a "$SUMMARY"
        status=2 ;;
   esac

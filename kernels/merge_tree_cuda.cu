@@ -1,12 +1,15 @@
 // CUDA kernels of the merge-tree pipeline for batches of V / T / freudenthal grids (1D, 2D; 3D for H0 and H2): the
 // per-element steps of kernels/merge_tree_steps.cuh (the bodies the CPU driver and the CPU emulation of this pipeline
 // also run), one thread per padded cell of the whole batch, then one thread per image and phase for the elder-rule
-// union-find over the few merging pixels. Plain CUDA, no torch headers: the driver
-// (gpuph/csrc/merge_tree_pipeline.cpp) allocates and sorts through torch and passes its stream.
+// union-find over the few merging pixels. Plain CUDA (and cub's radix sort), no torch headers: the driver
+// (gpuph/csrc/merge_tree_pipeline.cpp) allocates, sorts small batches through torch, and passes its stream.
 #include <algorithm>
 #include <atomic>
 
 #include "cuda_launch.cuh"
+#ifndef GPUPH_CUDA_ON_HOST
+#include <cub/device/device_radix_sort.cuh>
+#endif
 
 #include "merge_tree_launch.h"
 #include "merge_tree_steps.cuh"
@@ -312,9 +315,27 @@ const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* off
   return last_error();
 }
 
+// cub's radix sort over the caller's double buffers: its scratch is small (no copy of the keys or values).
+const char* sort_pairs(int64_t* const* keys, int64_t* const* values, int* cur, int64_t n, int end_bit, void* temp,
+                       size_t* temp_bytes, void* stream) {
+#ifdef GPUPH_CUDA_ON_HOST
+  (void)stream;
+  return sort_pairs_on_host(keys, values, cur, n, end_bit, temp, temp_bytes, /*flip=*/false);
+#else
+  cub::DoubleBuffer<int64_t> k(keys[*cur], keys[1 - *cur]), v(values[*cur], values[1 - *cur]);
+  const cudaError_t err = cub::DeviceRadixSort::SortPairs(temp, *temp_bytes, k, v, n, 0, end_bit,
+                                                          static_cast<cudaStream_t>(stream));
+  if (err != cudaSuccess) return cudaGetErrorString(err);
+  if (temp != nullptr && v.selector != 0) *cur = 1 - *cur;  // selector 1: the buffers passed as the alternates
+  return last_error();
+#endif
+}
+
 }  // namespace
 
-MTLaunchers merge_tree_launchers() { return MTLaunchers{keys, basins, sort_keys, elder, relaxed, rows}; }
+MTLaunchers merge_tree_launchers() {
+  return MTLaunchers{keys, basins, sort_keys, sort_pairs, elder, relaxed, rows};
+}
 
 }  // namespace GPUPH_KERNELS
 }  // namespace gpuph

@@ -4,6 +4,7 @@
 // loops). Plain C++ types only: the driver compiles without CUDA headers, and the kernels without torch headers.
 // `stream` is a cudaStream_t (ignored on the CPU). Every launcher returns nullptr or an error string.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "grid_plan.cuh"
@@ -24,6 +25,12 @@ struct MTLaunchers {
   // Sort keys of every padded cell: cand_key for flagged pixels, first_key for all pixels (INT64_MAX otherwise).
   const char* (*sort_keys)(const GridPlan& g, const void* keys, bool f64, const uint8_t* flag, int64_t B,
                            int64_t* cand_key, int64_t* first_key, void* stream);
+  // Stable ascending sort of n (key, value) int64 pairs by the key bits [0, end_bit) (64: the keys as signed
+  // integers; fewer: non-negative keys), over double buffers as cub::DeviceRadixSort's: keys[*cur] and values[*cur]
+  // hold the input, the other two are scratch, all four may be overwritten, and on return *cur names the two that
+  // hold the sorted pairs. temp: device scratch of *temp_bytes bytes; null: only sets *temp_bytes.
+  const char* (*sort_pairs)(int64_t* const* keys, int64_t* const* values, int* cur, int64_t n, int end_bit,
+                            void* temp, size_t* temp_bytes, void* stream);
   // Elder-rule union-find per image and phase (ptr0 / ptr1 null: phase skipped). order: (B, P) cells sorted by
   // cand_key; ncand, first: (B,). Writes (birth, death) unpadded pairs into pairs (B, 2, cap, 2), counts (B, 2).
   // ring: 2D grids take one find per component of a candidate's earlier ring cells (steps::elder_run).

@@ -353,8 +353,20 @@ def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):
     assert row["ranked_order_limit"] == 0
     assert {e["name"] for e in row["entries"]} >= {"gpuph::tree_rows", "gpuph::pinned_order"}
     assert torch.ops.gpuph._ranked_order_limit(default_limit) == default_limit  # restored
-    with pytest.raises(SystemExit):
-        breakdown(["--emulate", "--ranked-order-limit", "-1"])
+    # The A/B of the candidates' sort: the double-buffer radix sort forced; then the built-in size restored.
+    out = tmp_path / "buffers"
+    default_cells = torch.ops.gpuph._buffer_sort_cells(0)
+    torch.ops.gpuph._buffer_sort_cells(default_cells)
+    assert breakdown(["--emulate", "--cases", "3x30x30", "--fields", "noise", "--repeats", "1", "--out", str(out),
+                      "--buffer-sort-cells", "0"]) == 0
+    (row,) = json.loads((out / "breakdown.json").read_text())["rows"]
+    assert row["buffer_sort_cells"] == 0 and row["ranked_order_limit"] is None
+    stages = {e["name"]: e for e in row["entries"] if e["kind"] == "stage"}
+    assert stages["gpuph::merge_trees::candidates"]["calls_per_call"] == 1
+    assert torch.ops.gpuph._buffer_sort_cells(default_cells) == default_cells  # restored
+    for flag in ("--ranked-order-limit", "--buffer-sort-cells"):
+        with pytest.raises(SystemExit):
+            breakdown(["--emulate", flag, "-1"])
     if not torch.cuda.is_available():
         assert breakdown(["--cases", "1x8^3", "--out", str(tmp_path / "none")]) == 2
         assert not (tmp_path / "none").exists()

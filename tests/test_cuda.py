@@ -130,10 +130,11 @@ def test_large_batch_and_determinism():
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
-def test_cuda_union_find_modes_equal_cpu(construction):
+def test_cuda_union_find_modes_and_candidate_sorts_equal_cpu(construction):
     """Every way the device runs the elder-rule union-find (one thread per image and phase, the host, the relaxed
     elder rule, its sequential fallback when it does not converge, and one thread per image and phase with a find
-    per ring component) gives the CPU path's rows, bit for bit and run to run."""
+    per ring component), after either sort of the candidates (torch's, and cub's radix sort over double buffers,
+    by key then by image, that large batches take), gives the CPU path's rows, bit for bit and run to run."""
     ops = torch.ops.gpuph
     code = {"V": 0, "T": 1, "freudenthal": 2}[construction]
     g = torch.Generator().manual_seed(7)
@@ -142,23 +143,28 @@ def test_cuda_union_find_modes_equal_cpu(construction):
         ((torch.rand(2, 150, 90, generator=g) * 4).floor(), 2, 3),
         (torch.from_numpy(np.stack([smooth_field((96, 80), seed=s, sigma=3) for s in range(4)])).float(), 2, 3),
         (torch.rand(2, 20, 22, 18, generator=g), 3, 5),
+        (torch.rand(3, 14, 12, 13, generator=g, dtype=torch.float64), 3, 5),
+        (torch.rand(40, 12, 12, generator=g), 2, 3),
         (torch.cumsum(torch.randn(3, 6000, generator=g, dtype=torch.float64), 1), 1, 1),
         (staircase(200), 1, 1),
     ]
-    old_mode, old_iterations = ops._union_find_mode(0), ops._relaxed_iterations(32)
+    old = ops._union_find_mode(0), ops._relaxed_iterations(32), ops._buffer_sort_cells(0)
     try:
         for x, sd, mask in cases:
             for superlevel in (True, False):
                 want = ops.cubical_pairs(x, sd, code, superlevel, mask)
                 for mode, iterations in ((1, 32), (2, 32), (3, 32), (3, 1), (3, 4096), (4, 32)):
-                    ops._union_find_mode(mode)
-                    ops._relaxed_iterations(iterations)
-                    runs = [ops.cubical_pairs(x.cuda(), sd, code, superlevel, mask).cpu() for _ in range(2)]
-                    for got in runs:
-                        assert torch.equal(got, want), (tuple(x.shape), superlevel, mode, iterations)
+                    for cells in (2**62, 0):
+                        ops._union_find_mode(mode)
+                        ops._relaxed_iterations(iterations)
+                        ops._buffer_sort_cells(cells)
+                        runs = [ops.cubical_pairs(x.cuda(), sd, code, superlevel, mask).cpu() for _ in range(2)]
+                        for got in runs:
+                            assert torch.equal(got, want), (tuple(x.shape), superlevel, mode, iterations, cells)
     finally:
-        ops._union_find_mode(old_mode)
-        ops._relaxed_iterations(old_iterations)
+        ops._union_find_mode(old[0])
+        ops._relaxed_iterations(old[1])
+        ops._buffer_sort_cells(old[2])
 
 
 def test_large_image_and_half_types():
@@ -216,7 +222,8 @@ def test_one_synchronisation_per_call(construction):
     """One device-to-host copy per call sizes the output (the merge trees and H1 of 3D read theirs together); H1 of
     3D adds one per batch of residual rounds, and one batch finishes these grids; a few large grids, whose
     union-find runs on the host (on request: the relaxed elder rule runs them on the device by default), one for
-    the copies it reads. Building the Diagrams adds none."""
+    the copies it reads. The candidates' sort of large batches adds none, and neither does building the
+    Diagrams."""
     ops = torch.ops.gpuph
     code = {"V": 0, "T": 1, "freudenthal": 2}[construction]
     g = torch.Generator().manual_seed(4)
@@ -242,6 +249,15 @@ def test_one_synchronisation_per_call(construction):
         assert _synchronisations(host) >= 2
     finally:
         ops._union_find_mode(old)
+    # The candidates' sort of large batches (cub's over double buffers; forced here) adds none.
+    old = ops._buffer_sort_cells(0)
+    try:
+        for x, sd, mask, _ in cases[:4]:  # merge trees only
+            call = functools.partial(ops.cubical_pairs, x.cuda(), sd, code, True, mask)
+            call()
+            assert _synchronisations(call) == 1, (tuple(x.shape), mask)
+    finally:
+        ops._buffer_sort_cells(old)
     api = functools.partial(gpuph.cubical_persistence, torch.rand(16, 28, 28, device="cuda"), construction=construction)
     api()
     assert _synchronisations(api) == 1

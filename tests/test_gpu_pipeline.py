@@ -118,15 +118,16 @@ def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, 
     st.integers(0, 2**31 - 1),
     st.sampled_from([0, 2, 3, 5, 50]),
     st.sampled_from([0, 3, 4]),
+    st.booleans(),
 )
-def test_pipeline_equals_cpu_engine_random(b, grid, construction, superlevel, seed, levels, mode):
+def test_pipeline_equals_cpu_engine_random(b, grid, construction, superlevel, seed, levels, mode, buffers):
     # mode 3: the relaxed elder rule, which these small grids do not get by default; 4: the serial one with a find
-    # per ring component.
+    # per ring component; buffers: the candidates sorted by the double-buffer radix sort, as large batches are.
     g = torch.Generator().manual_seed(seed)
     x = torch.rand((b, *grid), generator=g)
     if levels:
         x = (x * levels).floor()
-    with union_find(mode):
+    with union_find(mode), setting(ops._buffer_sort_cells, 0 if buffers else 2**62):
         both(x, len(grid), construction, superlevel, (1 << len(grid)) - 1)
 
 
@@ -300,6 +301,35 @@ def test_a_batch_that_does_not_fit_runs_in_slices(construction):
         ops._cubical_pairs_pipeline(x[:1], 2, CODES[construction], True, 3)
     with pytest.raises(ValueError, match="-1 \\(off\\)"):
         ops._slice_memory_limit(-2)
+
+
+@pytest.mark.usefixtures("launchers")
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+@pytest.mark.parametrize("mode", [0, 1, 2, 3], ids=["auto", "serial", "host", "relaxed"])
+def test_double_buffer_sort_of_the_candidates_equals_torchs(construction, mode):
+    """Large batches sort their candidates by a radix sort over double buffers (the spent sort keys, two value
+    buffers; by key, then stably by image), small ones by torch's sort; forced here with a threshold of 0 cells: the
+    same rows on 1D/2D/3D batches whose images share values (quantised, +-inf, constant, checkerboard), float32 and
+    float64, in every union-find mode. The sorted pairs land in either pair of buffers (the emulation's in the other
+    pair, the kernel files' in the same one, as cub may do either). The choice shows in torch's sorts: one, or
+    none."""
+    with union_find(mode):
+        for shape in ((3, 7, 9), (1, 40, 33), (4, 17), (2, 4, 5, 3), (5, 9, 8, 7)):
+            sd = len(shape) - 1
+            mask = (1 << sd) - 1 if sd < 3 else 5
+            for name, x in families(shape, seed=sum(shape) + 1):
+                for cells in (0, 2**62):
+                    try:
+                        with setting(ops._buffer_sort_cells, cells):
+                            both(x, sd, construction, True, mask)
+                            both(x.float(), sd, construction, False, mask)
+                            sorts = sorts_in(ops._cubical_pairs_pipeline, x, sd, CODES[construction], False, mask)
+                    except AssertionError as exc:
+                        raise AssertionError(f"{name} {shape} cells={cells}") from exc
+                    # (the rows of these short runs are ordered by rank, without a sort)
+                    assert sorts == (1 if cells else 0), (name, shape, cells, sorts)
+    with pytest.raises(ValueError, match="is >= 0 cells"):
+        ops._buffer_sort_cells(-1)
 
 
 def test_union_find_settings_are_checked():

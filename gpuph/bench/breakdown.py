@@ -6,18 +6,19 @@ For each case and field: the median time of one call after warm-up (CUDA events 
 - every CUDA kernel (device time, by kernel name; the sorts and element-wise ops of torch included),
 - every memory copy between host and device,
 - every stage of gpuph's device pipeline: the host-side ranges named ``gpuph::...`` (``gpuph::keys``,
-  ``gpuph::merge_trees`` with its ``union_find`` (with ``--union-find host``: the copies and the host's
-  union-find), H1 of 3D's ``gpuph::h1::ranks`` and ``cells``, then ``gpuph::sync``, the call's one copy
-  that sizes the outputs, then ``gpuph::tree_rows``, ``gpuph::h1::apparent_rows``, ``residual_rounds`` (its
+  ``gpuph::merge_trees`` with its ``candidates`` (their sort) and ``union_find`` (with ``--union-find host``: the
+  copies and the host's union-find), H1 of 3D's ``gpuph::h1::ranks`` and ``cells``, then ``gpuph::sync``, the call's
+  one copy that sizes the outputs, then ``gpuph::tree_rows``, ``gpuph::h1::apparent_rows``, ``residual_rounds`` (its
   batches of rounds, one copy each), ``residual_rows``, and where the host finishes the residual reduction
-  ``to_host``, ``residual_reduction``, ``to_device``; ``gpuph::pinned_order``, absent where the merge trees'
-  rows came out ordered by rank). On the GPU a stage's host time
-  includes its waits on the device.
+  ``to_host``, ``residual_reduction``, ``to_device``; ``gpuph::pinned_order``, absent where the merge trees' rows came
+  out ordered by rank). On the GPU a stage's host time includes its waits on the device.
 
 ``--union-find`` runs each case with each named way of running the elder-rule union-find of H0 and the top
 dimension (``auto``, ``serial``: one GPU thread per image and phase, ``host``: on the CPU from copies, ``relaxed``:
 every merging pixel at once, ``serial-ring``: as ``serial``, 2D grids with one find per ring component;
-merge_tree_pipeline.h), to compare them.
+merge_tree_pipeline.h), to compare them. ``--ranked-order-limit`` and ``--buffer-sort-cells`` set the two
+choices of the pipeline that are made by size (how the merge trees' rows are put in order, and from how many padded
+cells a batch sorts its candidates by the radix sort over double buffers instead of torch's), for their A/Bs.
 
 On the GPU also the memory one call allocates at its peak (``peak_mib``: torch's caching allocator, the input not
 counted).
@@ -37,7 +38,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,27 +58,41 @@ UNION_FIND_MODES = {"auto": 0, "serial": 1, "host": 2, "relaxed": 3, "serial-rin
 MIN_SHARE = 0.01
 
 
+@contextlib.contextmanager
+def _setting(op: Callable[[int], int], value: int) -> Iterator[None]:
+    """One of the pipeline's settings (``op(value)`` returns the previous one), restored after."""
+    old = op(value)
+    try:
+        yield
+    finally:
+        op(old)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m gpuph.bench.breakdown", description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), help="batch x grid, e.g. 64x32^3 1x128^3")
     p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS))
     p.add_argument("--construction", choices=list(CONSTRUCTION_CODES), default="V")
-    p.add_argument("--dims", default="all", help="'all' or one homology dimension (e.g. 1: H1 alone)")
+    p.add_argument("--dims", default="all", help="'all' or homology dimensions (e.g. 1: H1 alone; 0,2: H0 and H2)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls, then as many profiled calls")
     p.add_argument("--union-find", nargs="+", choices=list(UNION_FIND_MODES), default=["auto"],
                    help="how the merge trees' union-find runs; several: each case with each")
     p.add_argument("--ranked-order-limit", type=int, default=None,
                    help="longest run whose merge-tree rows are ordered by rank (0: always by the sorts; default: "
                         "the built-in limit); for an A/B of the two ways to the pinned order")
+    p.add_argument("--buffer-sort-cells", type=int, default=None,
+                   help="padded cells of a batch from which the candidates are sorted by the radix sort over double "
+                        "buffers instead of torch's (0: always; default: the built-in size)")
     p.add_argument("--emulate", action="store_true", help="the device pipeline's CPU emulation (no GPU needed)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
-    if args.dims != "all" and not args.dims.isdigit():
-        p.error("--dims: 'all' or a homology dimension")
-    if args.ranked_order_limit is not None and args.ranked_order_limit < 0:
-        p.error("--ranked-order-limit must be at least 0")
+    if args.dims != "all" and not all(d.isdigit() for d in args.dims.split(",")):
+        p.error("--dims: 'all' or homology dimensions, e.g. 1 or 0,2")
+    for name in ("ranked_order_limit", "buffer_sort_cells"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be at least 0")
     return args
 
 
@@ -136,8 +153,8 @@ def _run_case(case: Case, field: str, args: argparse.Namespace, cuda: bool) -> d
     if cuda:
         x = x.cuda()
     sd = case.ndim
-    dims = None if args.dims == "all" else int(args.dims)
-    mask = (1 << sd) - 1 if dims is None else 1 << dims
+    dims = None if args.dims == "all" else tuple(int(d) for d in args.dims.split(","))
+    mask = (1 << sd) - 1 if dims is None else sum(1 << d for d in set(dims))
     if args.emulate:
         code = CONSTRUCTION_CODES[args.construction]
 
@@ -206,17 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or _meta.default_out_dir(cuda).with_name(_meta.default_out_dir(cuda).name + "-breakdown")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    limit = args.ranked_order_limit
-    old_limit = torch.ops.gpuph._ranked_order_limit(limit) if limit is not None else None
-    try:
+    chosen = {"ranked_order_limit": args.ranked_order_limit, "buffer_sort_cells": args.buffer_sort_cells}
+    with contextlib.ExitStack() as restore:
+        for name, value in chosen.items():
+            if value is not None:
+                restore.enter_context(_setting(getattr(torch.ops.gpuph, f"_{name}"), value))
         for case in cases:
             for field in args.fields:
                 for union_find in args.union_find:
-                    rows.append({**run_case(case, field, args, cuda, union_find), "ranked_order_limit": limit})
+                    rows.append({**run_case(case, field, args, cuda, union_find), **chosen})
                     print(f"{case.name} {field} union-find {union_find}: {rows[-1]['median_ms']:.4g} ms")
-    finally:
-        if old_limit is not None:
-            torch.ops.gpuph._ranked_order_limit(old_limit)
     write_json(out / "breakdown.json", {"meta": m, "rows": rows})
     write_markdown(out / "breakdown.md", m, rows)
     print(f"wrote {out / 'breakdown.json'} and {out / 'breakdown.md'}")

@@ -203,6 +203,7 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_host_kernels(int which) -> int", &gpuph::set_host_kernels);
   m.def("_ranked_order_limit(int longest) -> int", &gpuph::set_ranked_order_limit);
   m.def("_slice_memory_limit(int images) -> int", &gpuph::set_slice_memory_limit);
+  m.def("_buffer_sort_cells(int cells) -> int", &gpuph::set_buffer_sort_cells);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {

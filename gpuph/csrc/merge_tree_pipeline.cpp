@@ -36,7 +36,15 @@ constexpr int kRelaxedIterations = 32;
 constexpr int64_t kRankedOrderLongest = 1024;
 constexpr int64_t kRankedOrderWork = int64_t(1) << 26;
 
+// Batches of at least kBufferSortCells padded cells sort their candidates by cub's radix sort over double buffers
+// (candidate_order), the two halves of the spent sort keys and two value buffers: 16 bytes a cell on top of what is
+// held. torch's sort takes about 40 (its outputs, its indices, cub's alternate buffers), which would be the merge
+// trees' peak: by the allocation sizes, about 83 GB instead of 66 (the relaxed union-find's) for one 1024^3 volume,
+// which an 80 GB GPU then holds, and no slice of a batch can help a single image. Not timed on a GPU yet.
+constexpr int64_t kBufferSortCells = int64_t(1) << 24;
+
 std::atomic<int> union_find_mode{kAutoUnionFind};
+std::atomic<int64_t> buffer_sort_cells{kBufferSortCells};
 std::atomic<int64_t> ranked_order_limit{kRankedOrderLongest};
 std::atomic<int> relaxed_iterations{kRelaxedIterations};
 
@@ -230,10 +238,63 @@ const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t*
   return nullptr;
 }
 
+const char* cpu_sort_pairs(int64_t* const* keys, int64_t* const* values, int* cur, int64_t n, int end_bit, void* temp,
+                           size_t* temp_bytes, void*) {
+  // The sorted pairs in the other buffers: the kernel files compiled for the host leave them in the same ones, so
+  // the tests see both of cub's outcomes.
+  return sort_pairs_on_host(keys, values, cur, n, end_bit, temp, temp_bytes, /*flip=*/true);
+}
+
+// launch.sort_pairs over the double buffers keys (two int64 blocks of n = B * P) and values; returns where the
+// sorted pairs are.
+int sort_pairs(const MTLaunchers& launch, int64_t* const* keys, int64_t* const* values, int cur, int64_t n,
+               int end_bit, const at::TensorOptions& opts, void* stream) {
+  size_t bytes = 0;
+  check(launch.sort_pairs(keys, values, &cur, n, end_bit, nullptr, &bytes, stream), "sort (scratch size)");
+  const at::Tensor temp = at::empty({int64_t(std::max<size_t>(bytes, 1))}, opts.dtype(at::kByte));
+  check(launch.sort_pairs(keys, values, &cur, n, end_bit, temp.data_ptr(), &bytes, stream), "sort");
+  return cur;
+}
+
+// Image by image, every padded cell in (cand_key, index) order, as a (B, P) int64 tensor of image-local padded
+// indices: the merging pixels come first (ncand of them, all the union-find reads), the others (INT64_MAX) after.
+// sort_keys: (2, B, P) int64, cand_key then first_key; both are spent afterwards (first_key's argmin is taken before).
+at::Tensor candidate_order(const MTLaunchers& launch, const at::Tensor& sort_keys, void* stream) {
+  const at::Tensor cand_key = sort_keys[0];
+  const int64_t B = cand_key.size(0), P = cand_key.size(1), n = B * P;
+  // Stable: equal values keep padded-index order, which is flat-index order, so candidates come in (value, index)
+  // order (Key64's sort key holds the value only).
+  if (n < buffer_sort_cells.load(std::memory_order_relaxed))
+    return std::get<1>(at::sort(cand_key, /*stable=*/true, /*dim=*/1, false)).contiguous();
+  // The keys' double buffer is the two halves of sort_keys; the values, the cells' flat indices in the batch, take
+  // two more buffers, one of which is let go at the end. Radix sorts are stable.
+  const at::TensorOptions opts = cand_key.options();
+  at::Tensor values[2] = {at::arange(n, opts), at::empty({n}, opts)};
+  int64_t* const kb[2] = {sort_keys[0].data_ptr<int64_t>(), sort_keys[1].data_ptr<int64_t>()};
+  int64_t* const vb[2] = {values[0].data_ptr<int64_t>(), values[1].data_ptr<int64_t>()};
+  int cur = sort_pairs(launch, kb, vb, 0, n, 64, opts, stream);
+  if (B > 1) {
+    // Then stably by image, on the image number's bits only (one or two radix passes): key order within an image.
+    at::Tensor image = sort_keys[cur].view(-1);
+    at::div_out(image, values[cur], at::scalar_tensor(P, at::kLong), "floor");
+    int bits = 1;
+    while (bits < 63 && (int64_t(1) << bits) < B) ++bits;
+    cur = sort_pairs(launch, kb, vb, cur, n, bits, opts, stream);
+  }
+  at::Tensor order = values[cur].view({B, P});
+  if (B > 1) order.sub_(at::arange(B, opts).mul_(P).unsqueeze(1));  // flat index -> the image's own
+  return order;
+}
+
 }  // namespace
 
+int64_t set_buffer_sort_cells(int64_t cells) {
+  TORCH_CHECK_VALUE(cells >= 0, "gpuph: the double-buffer sort's batch size is >= 0 cells");
+  return buffer_sort_cells.exchange(cells);
+}
+
 MTLaunchers cpu_merge_tree_launchers() {
-  return MTLaunchers{cpu_keys, cpu_basins, cpu_sort_keys, cpu_elder, cpu_relaxed, cpu_rows};
+  return MTLaunchers{cpu_keys, cpu_basins, cpu_sort_keys, cpu_sort_pairs, cpu_elder, cpu_relaxed, cpu_rows};
 }
 
 at::Tensor cell_keys(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
@@ -273,11 +334,13 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   check(launch.sort_keys(g, keys.data_ptr(), f64, flag.data_ptr<uint8_t>(), B, cand_key.data_ptr<int64_t>(),
                          first_key.data_ptr<int64_t>(), stream),
         "sort keys");
-  // Stable: equal values keep padded-index order, which is flat-index order, so candidates come in (value, index)
-  // order; argmin returns the first of equal minima.
-  const at::Tensor order = std::get<1>(at::sort(cand_key, /*stable=*/true, /*dim=*/1, false)).contiguous();
-  const at::Tensor ncand = flag.view({B, g.P}).ne(0).sum(1, /*keepdim=*/false, at::kLong);
-  const at::Tensor first = first_key.argmin(1).contiguous();
+  const at::Tensor first = first_key.argmin(1).contiguous();  // the first of equal minima; first_key is then spent
+  at::Tensor ncand, order;
+  {
+    RECORD_FUNCTION("gpuph::merge_trees::candidates", std::vector<c10::IValue>());
+    ncand = flag.view({B, g.P}).ne(0).sum(1, /*keepdim=*/false, at::kLong);
+    order = candidate_order(launch, sort_keys, stream);
+  }
 
   // Its own stage in profiles (gpuph.bench.breakdown): on the host path, the copies and the host's union-find.
   RECORD_FUNCTION("gpuph::merge_trees::union_find", std::vector<c10::IValue>());

@@ -68,6 +68,10 @@ bool ranked_order_fits(int64_t total, int64_t longest);
 // previous limit.
 int64_t set_ranked_order_limit(int64_t longest);
 
+// Sets the batch size (padded cells) from which the candidates are sorted by the double-buffer radix sort (testing
+// aid: 0 always; merge_tree_pipeline.cpp) instead of torch's, and returns the previous one.
+int64_t set_buffer_sort_cells(int64_t cells);
+
 // The CPU emulation of the CUDA launchers: the same per-element steps in loops.
 MTLaunchers cpu_merge_tree_launchers();
 

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <numeric>
@@ -67,6 +68,42 @@ void atomic_min(T* slot, T v) {
 template <typename T>
 T fetch_add(T* slot, T n) {
   return __atomic_fetch_add(slot, n, __ATOMIC_RELAXED);
+}
+
+// The host's stand-in for cub::DeviceRadixSort::SortPairs over double buffers (MTLaunchers::sort_pairs): stable,
+// ascending by the key bits [0, end_bit) (64: signed keys). With `flip` the sorted pairs land in the other two
+// buffers and the input ones are scribbled over (cub may leave them either way), else in the input ones; *cur names
+// them. Needs no scratch: with temp null it only asks for a few bytes, so that the caller's allocation runs.
+inline const char* sort_pairs_on_host(int64_t* const* keys, int64_t* const* values, int* cur, int64_t n, int end_bit,
+                                      void* temp, size_t* temp_bytes, bool flip) {
+  if (temp == nullptr) {
+    *temp_bytes = 16;
+    return nullptr;
+  }
+  if (end_bit < 1 || end_bit > 64) return "sort bits out of range";
+  const int64_t* k = keys[*cur];
+  const int64_t* v = values[*cur];
+  const uint64_t mask = end_bit == 64 ? ~uint64_t(0) : (uint64_t(1) << end_bit) - 1;
+  auto before = [&](int64_t a, int64_t b) {
+    return end_bit == 64 ? k[a] < k[b] : (uint64_t(k[a]) & mask) < (uint64_t(k[b]) & mask);
+  };
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), int64_t(0));
+  std::stable_sort(idx.begin(), idx.end(), before);
+  std::vector<int64_t> ks(static_cast<size_t>(n)), vs(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    ks[size_t(i)] = k[idx[size_t(i)]];
+    vs[size_t(i)] = v[idx[size_t(i)]];
+  }
+  const int out = flip ? 1 - *cur : *cur;
+  if (flip) {
+    std::fill(keys[*cur], keys[*cur] + n, int64_t(-7));
+    std::fill(values[*cur], values[*cur] + n, int64_t(-7));
+  }
+  std::copy(ks.begin(), ks.end(), keys[out]);
+  std::copy(vs.begin(), vs.end(), values[out]);
+  *cur = out;
+  return nullptr;
 }
 
 // Contiguous host copies of ts with one synchronisation: all but the last are queued without waiting (torch gives

@@ -12,7 +12,10 @@ the op's torch.compile support (fake implementation)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -330,6 +333,37 @@ def test_double_buffer_sort_of_the_candidates_equals_torchs(construction, mode):
                     assert sorts == (1 if cells else 0), (name, shape, cells, sorts)
     with pytest.raises(ValueError, match="is >= 0 cells"):
         ops._buffer_sort_cells(-1)
+
+
+def peak_bytes(fn) -> int:
+    """The most memory torch's CPU allocator held for fn() at once, beyond what it held before (the profiler's
+    running total of allocations)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        events = json.loads(path.read_text())["traceEvents"]
+    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]" and "Total Allocated" in
+              e.get("args", {})]
+    assert totals, "the profiler recorded no allocation"
+    return max(totals)
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+@pytest.mark.parametrize(("mode", "per_cell"), [(3, 57), (1, 49)], ids=["relaxed", "serial"])
+def test_merge_trees_peak_memory_per_padded_cell(construction, mode, per_cell):
+    """The device pipeline allocates its tensors through torch on either device (the launchers allocate none; cub's
+    scratch aside), so its peak is measured here on the CPU emulation: for H0 and H2 of one float32 volume with the
+    double-buffer candidate sort, 57 bytes a padded cell in the relaxed union-find (cell keys 8, both phases'
+    pointers 8, flags 1, the spent sort keys holding the links 16, the candidates' order 8, the claims holding the
+    pairs 16) and 49 in the serial one (the sort's two value buffers where the claims would be). The README's
+    estimate for a 1024^3 volume rests on these figures; a per-cell buffer kept alive too long fails the test."""
+    x = torch.rand(1, 40, 40, 40, generator=torch.Generator().manual_seed(5))
+    cells = 42**3
+    with setting(ops._buffer_sort_cells, 0), union_find(mode):
+        peak = peak_bytes(lambda: ops._cubical_pairs_pipeline(x, 3, CODES[construction], True, 5))
+    assert per_cell * cells * 0.9 <= peak <= (per_cell + 0.05) * cells, peak / cells
 
 
 def test_union_find_settings_are_checked():

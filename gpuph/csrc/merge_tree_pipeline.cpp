@@ -39,8 +39,9 @@ constexpr int64_t kRankedOrderWork = int64_t(1) << 26;
 // Batches of at least kBufferSortCells padded cells sort their candidates by cub's radix sort over double buffers
 // (candidate_order), the two halves of the spent sort keys and two value buffers: 16 bytes a cell on top of what is
 // held. torch's sort takes about 40 (its outputs, its indices, cub's alternate buffers), which would be the merge
-// trees' peak: by the allocation sizes, about 83 GB instead of 66 (the relaxed union-find's) for one 1024^3 volume,
-// which an 80 GB GPU then holds, and no slice of a batch can help a single image. Not timed on a GPU yet.
+// trees' peak: about 83 GB for one 1024^3 volume instead of 66 (the relaxed union-find's 57 bytes a cell, which
+// tests/test_gpu_pipeline.py measures, and the input), which an 80 GB GPU then holds; no slice of a batch can help a
+// single image. Not timed on a GPU yet.
 constexpr int64_t kBufferSortCells = int64_t(1) << 24;
 
 std::atomic<int> union_find_mode{kAutoUnionFind};

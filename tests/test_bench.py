@@ -343,27 +343,21 @@ def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):
     assert torch.ops.gpuph._union_find_mode(0) == 0  # restored
     for r in rows:  # small 2D images: their rows ordered by rank, no pinned_order stage
         assert "gpuph::pinned_order" not in {e["name"] for e in r["entries"]}
-    # The A/B of the two ways to the pinned order: the sorts forced, then the limit restored.
-    out = tmp_path / "sorts"
-    default_limit = torch.ops.gpuph._ranked_order_limit(1024)
-    torch.ops.gpuph._ranked_order_limit(default_limit)
-    assert breakdown(["--emulate", "--cases", "1x70x70", "--fields", "noise", "--repeats", "1", "--out", str(out),
-                      "--ranked-order-limit", "0"]) == 0
-    (row,) = json.loads((out / "breakdown.json").read_text())["rows"]
-    assert row["ranked_order_limit"] == 0
-    assert {e["name"] for e in row["entries"]} >= {"gpuph::tree_rows", "gpuph::pinned_order"}
-    assert torch.ops.gpuph._ranked_order_limit(default_limit) == default_limit  # restored
-    # The A/B of the candidates' sort: the double-buffer radix sort forced; then the built-in size restored.
-    out = tmp_path / "buffers"
-    default_cells = torch.ops.gpuph._buffer_sort_cells(0)
-    torch.ops.gpuph._buffer_sort_cells(default_cells)
-    assert breakdown(["--emulate", "--cases", "3x30x30", "--fields", "noise", "--repeats", "1", "--out", str(out),
-                      "--buffer-sort-cells", "0"]) == 0
-    (row,) = json.loads((out / "breakdown.json").read_text())["rows"]
-    assert row["buffer_sort_cells"] == 0 and row["ranked_order_limit"] is None
-    stages = {e["name"]: e for e in row["entries"] if e["kind"] == "stage"}
-    assert stages["gpuph::merge_trees::candidates"]["calls_per_call"] == 1
-    assert torch.ops.gpuph._buffer_sort_cells(default_cells) == default_cells  # restored
+    # The A/Bs of the choices made by size, each forced (the pinned order by the sorts; the candidates by the
+    # double-buffer radix sort), then the built-in value restored; the row records it and the other stays null.
+    for name, stages in (("ranked_order_limit", {"gpuph::tree_rows", "gpuph::pinned_order"}),
+                         ("buffer_sort_cells", {"gpuph::merge_trees::candidates"})):
+        op = getattr(torch.ops.gpuph, f"_{name}")
+        default = op(0)
+        op(default)
+        out = tmp_path / name
+        assert breakdown(["--emulate", "--cases", "3x30x30", "--fields", "noise", "--repeats", "1", "--out", str(out),
+                          f"--{name.replace('_', '-')}", "0"]) == 0
+        (row,) = json.loads((out / "breakdown.json").read_text())["rows"]
+        other = "buffer_sort_cells" if name == "ranked_order_limit" else "ranked_order_limit"
+        assert row[name] == 0 and row[other] is None
+        assert {e["name"] for e in row["entries"] if e["kind"] == "stage"} >= stages
+        assert op(default) == default  # restored
     for flag in ("--ranked-order-limit", "--buffer-sort-cells"):
         with pytest.raises(SystemExit):
             breakdown(["--emulate", flag, "-1"])

@@ -4,7 +4,7 @@
 #
 #   bash bench/gpu_session.sh build test breakdown union-find sanitize   # CUDA tests, where the time goes, memcheck
 #   bash bench/gpu_session.sh build suite                       # python -m gpuph.bench, GPU and CPU libraries
-#   bash bench/gpu_session.sh build gan points large-volume     # GAN throughput, point clouds, one 1024^3 volume
+#   bash bench/gpu_session.sh build large-volume gan points     # one 1024^3 volume, GAN throughput, point clouds
 #
 # A session's device time is 30 minutes in all, machine starts included, so the three calls above are the plan; a
 # warm machine keeps the build (the second `build` is then a no-op), a fresh one rebuilds (about a minute).

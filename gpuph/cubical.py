@@ -22,7 +22,7 @@ MAX_PADDED_PIXELS = 2**31 - 2
 
 def _as_tensor(x) -> Tensor:
     if isinstance(x, Tensor):
-        return x
+        return _check_storage(x)
     if isinstance(x, np.ndarray):
         if x.dtype.kind not in "f":
             raise TypeError(_dtype_message(str(x.dtype)))
@@ -33,6 +33,24 @@ def _as_tensor(x) -> Tensor:
     if hasattr(x, "__dlpack__"):  # CuPy, JAX, ...: zero-copy
         return torch.from_dlpack(x)
     raise TypeError(f"gpuph: expected a torch tensor or a numpy/DLPack array, got {type(x).__name__}")
+
+
+def _check_storage(x: Tensor) -> Tensor:
+    """x itself if it is a dense tensor with values; a clear error for the kinds torch's own ops would fail on deep
+    inside (sparse and nested layouts, meta tensors)."""
+    if x.is_nested:
+        raise TypeError(
+            "gpuph: nested (ragged) tensors are not supported; pass a list of tensors to the point-cloud functions, "
+            "or pad the grids to one shape"
+        )
+    if x.layout != torch.strided:
+        raise TypeError(f"gpuph: {x.layout} tensors are not supported; pass a dense tensor (x.to_dense())")
+    if x.is_meta:
+        raise ValueError(
+            "gpuph: meta tensors have no values, and a persistence diagram depends on them (the number of pairs "
+            "too); under torch.compile, fake tensors take the op's fake implementation instead"
+        )
+    return x
 
 
 @contextlib.contextmanager
@@ -102,9 +120,10 @@ def cubical_persistence(
     makes critical pixels, and so gradients, deterministic.
 
     Raises:
-        TypeError: unsupported input type or dtype (integer, bool, complex).
-        ValueError: NaN in ``x``, ``spatial_dims`` outside ``1..3`` or larger than ``x.dim()``, unknown
-            ``construction``, ``dims`` out of range, an empty grid, or a grid past the index limits.
+        TypeError: unsupported input type, dtype (integer, bool, complex) or layout (sparse, nested).
+        ValueError: NaN in ``x``, a meta tensor (no values), ``spatial_dims`` outside ``1..3`` or larger than
+            ``x.dim()``, unknown ``construction``, ``dims`` out of range, an empty grid, or a grid past the index
+            limits.
         torch.OutOfMemoryError: the GPU's memory does not hold the work of even one grid; the message names the
             call and what to try (for 3D grids, leaving out H1, which takes the most). A batch whose work does not
             fit as a whole runs in slices of consecutive grids instead (halved at each failed attempt), with the

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ._common import gather_pairs
 from ._ext import ops
-from .cubical import FLOAT_DTYPES, _as_tensor, _dtype_message
+from .cubical import FLOAT_DTYPES, _as_tensor, _check_storage, _dtype_message
 from .diagrams import Diagrams
 
 __all__ = ["ClosedComplex", "LowerStarDiagrams", "lower_star_persistence", "prepare_complex"]
@@ -79,7 +79,7 @@ class ClosedComplex:
 def _int_block(a, what: str) -> Tensor:
     """One (m, k) block of simplices as an int64 CPU tensor."""
     if isinstance(a, Tensor):
-        t = a.detach()
+        t = _check_storage(a).detach()
     else:
         arr = np.asarray(a)
         if arr.dtype == object:
@@ -271,7 +271,7 @@ def lower_star_persistence(
     gradients, are deterministic.
 
     Raises:
-        TypeError: values not floating point (or not an array), simplices not integer.
+        TypeError: values not floating point (or not an array), simplices not integer, a sparse or nested tensor.
         ValueError: NaN in ``values``, ``values`` without a vertex axis, ``maxdim < 0``, a :class:`ClosedComplex`
             for a different number of vertices or truncated below ``maxdim + 1``, or bad simplices (see
             :func:`prepare_complex`).

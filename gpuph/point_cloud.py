@@ -172,9 +172,10 @@ def rips_persistence(points, *, dims: int | Iterable[int] = (0, 1), max_edge_len
     Memory: ``O(B N^2)`` for the distance matrices (at most 46340 points per cloud).
 
     Raises:
-        TypeError: a non-float dtype, a bad ``dims`` or ``max_edge_length`` type.
-        ValueError: NaN or infinite coordinates, a wrong shape (fewer than 2 axes, a list entry that is not 2-D,
-            clouds of different ``D``), ``D = 0``, ``dims`` outside ``{0, 1}``, a negative or NaN threshold.
+        TypeError: a non-float dtype, a sparse or nested tensor, a bad ``dims`` or ``max_edge_length`` type.
+        ValueError: NaN or infinite coordinates, a meta tensor, a wrong shape (fewer than 2 axes, a list entry that
+            is not 2-D, clouds of different ``D``), ``D = 0``, ``dims`` outside ``{0, 1}``, a negative or NaN
+            threshold.
 
     Example::
 

@@ -113,6 +113,56 @@ def test_unsupported_input_type():
         gpuph.cubical_persistence([[1.0, 2.0], [3.0, 4.0]])
 
 
+def _sparse_coo(x):
+    return x.to_sparse()
+
+
+def _sparse_csr(x):
+    return x.to_sparse_csr(dense_dim=x.dim() - 2)
+
+
+def _nested(x):
+    return torch.nested.nested_tensor(list(x))
+
+
+LAYOUTS = {"sparse_coo": _sparse_coo, "sparse_csr": _sparse_csr, "nested": _nested}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch's notes that sparse CSR and nested tensors are in beta
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_non_dense_layouts_are_named_errors(layout):
+    """Sparse and nested tensors get a TypeError that names the layout (torch's reshape or contiguous would fail deep
+    inside with an unrelated message), from the cubical and the point-cloud functions, alone or in a list."""
+    make, name = LAYOUTS[layout], layout
+    grids = torch.rand(3, 5, 5)
+    with pytest.raises(TypeError, match=name):
+        gpuph.cubical_persistence(make(grids), spatial_dims=2)
+    clouds = torch.rand(2, 6, 2)
+    with pytest.raises(TypeError, match=name):
+        gpuph.rips_persistence(make(clouds))
+    with pytest.raises(TypeError, match=name):
+        gpuph.weak_alpha_persistence(make(clouds))
+    if layout != "nested":
+        with pytest.raises(TypeError, match=name):
+            gpuph.rips_persistence([clouds[0], make(clouds[1])])
+    if layout == "sparse_coo":
+        with pytest.raises(TypeError, match=name):
+            gpuph.lower_star_persistence(make(torch.rand(4)), [[0, 1], [1, 2], [2, 3]])
+        with pytest.raises(TypeError, match=name):
+            gpuph.lower_star_persistence(torch.rand(4), make(torch.tensor([[0, 1], [1, 2], [2, 3]])))
+
+
+def test_meta_tensors_are_a_value_error():
+    """A meta tensor has a shape but no values; the diagram (its size too) depends on the values."""
+    for fn, x in [
+        (gpuph.cubical_persistence, torch.empty(2, 4, 4, device="meta")),
+        (gpuph.rips_persistence, torch.empty(5, 2, device="meta")),
+        (gpuph.weak_alpha_persistence, torch.empty(5, 2, device="meta")),
+    ]:
+        with pytest.raises(ValueError, match="meta tensors have no values"):
+            fn(x)
+
+
 # ---------------------------------------------------------------------------------------------- no mutation
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)

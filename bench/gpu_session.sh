@@ -100,7 +100,13 @@ for stage in "$@"; do
       run buffer-sort 30 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 1x1024x1024 64x32^3 1x128^3 \
         --buffer-sort-cells 0 --out "bench/results/union-find-$(date +%F)-buffer-sort"
       run torch-sort 30 python3 -m gpuph.bench.breakdown --cases 1x256^3 --buffer-sort-cells 4611686018427387904 \
-        --out "bench/results/union-find-$(date +%F)-torch-sort" ;;
+        --out "bench/results/union-find-$(date +%F)-torch-sort"
+      # The relaxed rule's cap on an input that needs more iterations than its first value (chirp: 62 on 1024^2):
+      # pinned at 32, every call runs the sequential fallback; learned (the warm-up calls teach it), none does.
+      run relaxed-cap-pinned 30 python3 -m gpuph.bench.breakdown --cases 1x1024x1024 --fields chirp \
+        --union-find relaxed --relaxed-iterations 32 --repeats 3 --out "bench/results/union-find-$(date +%F)-chirp-32"
+      run relaxed-cap-learned 30 python3 -m gpuph.bench.breakdown --cases 1x1024x1024 --fields chirp \
+        --union-find relaxed --repeats 3 --out "bench/results/union-find-$(date +%F)-chirp-learned" ;;
     large-volume)
       # The largest input the CUDA issue names: one 1024^3 volume, H0 and H2 (H1 of 3D at this size needs more memory
       # than an H100 has), its time and peak memory. At most 180 s, so that the stages after it keep their time (were

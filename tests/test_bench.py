@@ -315,6 +315,26 @@ def test_cuda_timing_path_with_fake_events(monkeypatch):
     assert all(t >= 2.0 for t in m.times_ms)
 
 
+def test_breakdown_chirp_field_needs_many_relaxed_iterations():
+    """The breakdown's chirp field is the input for the relaxed union-find's cap: the same image in every slot, and
+    far more relaxed iterations than noise of its size needs (over 32, the first value of the learned cap)."""
+    from gpuph.bench.breakdown import make_breakdown_field
+    from gpuph.bench.cases import parse_case
+
+    case = parse_case("2x512x512")
+    chirp, noise = (torch.from_numpy(make_breakdown_field(case, f)) for f in ("chirp", "noise"))
+    assert chirp.dtype == torch.float32 and chirp.shape == (2, 512, 512) and torch.equal(chirp[0], chirp[1])
+    ops = torch.ops.gpuph
+    mode, cap = ops._union_find_mode(3), ops._relaxed_iterations(4096)
+    try:
+        fields = {"chirp": chirp, "noise": noise}
+        iterations = {f: ops._merge_tree_stats(x[:1], 2, 0, True, 3)[2] for f, x in fields.items()}
+    finally:
+        ops._union_find_mode(mode)
+        ops._relaxed_iterations(cap)
+    assert iterations["chirp"] > 32 > 2 * iterations["noise"], iterations
+
+
 def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):
     """The kernel-level breakdown (gpuph.bench.breakdown) on the device pipeline's CPU emulation: every stage of the
     merge trees and of H1 of 3D is found and timed, and the files are written; without a GPU or --emulate it says
@@ -345,22 +365,25 @@ def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):
         assert "gpuph::pinned_order" not in {e["name"] for e in r["entries"]}
     # The A/Bs of the choices made by size, each forced (the pinned order by the sorts; the candidates by the
     # double-buffer radix sort), then the built-in value restored; the row records it and the other stays null.
-    for name, stages in (("ranked_order_limit", {"gpuph::tree_rows", "gpuph::pinned_order"}),
-                         ("buffer_sort_cells", {"gpuph::merge_trees::candidates"})):
+    # The pinned relaxed cap likewise (1: the sequential fallback of every call).
+    settings = {"ranked_order_limit": (0, {"gpuph::tree_rows", "gpuph::pinned_order"}),
+                "buffer_sort_cells": (0, {"gpuph::merge_trees::candidates"}),
+                "relaxed_iterations": (1, {"gpuph::merge_trees::union_find"})}
+    for name, (value, stages) in settings.items():
         op = getattr(torch.ops.gpuph, f"_{name}")
-        default = op(0)
+        default = op(value)
         op(default)
         out = tmp_path / name
         assert breakdown(["--emulate", "--cases", "3x30x30", "--fields", "noise", "--repeats", "1", "--out", str(out),
-                          f"--{name.replace('_', '-')}", "0"]) == 0
+                          "--union-find", "relaxed", f"--{name.replace('_', '-')}", str(value)]) == 0
         (row,) = json.loads((out / "breakdown.json").read_text())["rows"]
-        other = "buffer_sort_cells" if name == "ranked_order_limit" else "ranked_order_limit"
-        assert row[name] == 0 and row[other] is None
+        assert row[name] == value and all(row[other] is None for other in settings if other != name)
         assert {e["name"] for e in row["entries"] if e["kind"] == "stage"} >= stages
         assert op(default) == default  # restored
-    for flag in ("--ranked-order-limit", "--buffer-sort-cells"):
+    for flag, bad in (("--ranked-order-limit", "-1"), ("--buffer-sort-cells", "-1"), ("--relaxed-iterations", "-1"),
+                      ("--relaxed-iterations", "4097"), ("--fields", "ramp")):
         with pytest.raises(SystemExit):
-            breakdown(["--emulate", flag, "-1"])
+            breakdown(["--emulate", flag, bad])
     if not torch.cuda.is_available():
         assert breakdown(["--cases", "1x8^3", "--out", str(tmp_path / "none")]) == 2
         assert not (tmp_path / "none").exists()

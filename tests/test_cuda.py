@@ -167,6 +167,29 @@ def test_cuda_union_find_modes_and_candidate_sorts_equal_cpu(construction):
         ops._buffer_sort_cells(old[2])
 
 
+@pytest.mark.skipif(not has_cuda_kernels(), reason="built without CUDA kernels")
+def test_cuda_relaxed_cap_is_learned():
+    """As on the emulation (tests/test_gpu_pipeline.py): a call whose relaxed rule does not converge under the cap
+    (chirp, about 62 iterations on 1024^2, under 32) gives exact rows by the sequential fallback and quadruples the
+    cap, read from the call's one copy; the next call converges under it, and the cap then follows what it needed."""
+    from gpuph.bench.breakdown import make_breakdown_field
+    from gpuph.bench.cases import parse_case
+
+    ops = torch.ops.gpuph
+    x = torch.from_numpy(make_breakdown_field(parse_case("1x1024x1024"), "chirp"))
+    want = ops.cubical_pairs(x, 2, 0, True, 3)
+    old = ops._union_find_mode(3), ops._relaxed_iterations(0), ops._relaxed_cap(32)
+    try:
+        assert torch.equal(ops.cubical_pairs(x.cuda(), 2, 0, True, 3).cpu(), want)
+        assert ops._relaxed_cap() == 128
+        assert torch.equal(ops.cubical_pairs(x.cuda(), 2, 0, True, 3).cpu(), want)
+        assert 96 <= ops._relaxed_cap() < 512  # converged: twice what it needed plus 8, or 3/4 of 128
+    finally:
+        ops._union_find_mode(old[0])
+        ops._relaxed_iterations(old[1])
+        ops._relaxed_cap(old[2])
+
+
 def test_large_image_and_half_types():
     x = torch.rand(1, 512, 512, device="cuda")
     assert_same(gpuph.cubical_persistence(x), gpuph.cubical_persistence(x.cpu()))

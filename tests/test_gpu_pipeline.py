@@ -52,11 +52,11 @@ def setting(op, value: int):
 
 
 @contextlib.contextmanager
-def union_find(mode: int, iterations: int | None = None):
+def union_find(mode: int, iterations: int = 32):
     """Runs the pipeline's union-find in `mode` (1: one thread per image and phase, 2: the host, 3: the relaxed
-    elder rule; merge_tree_pipeline.h), with at most `iterations` relaxed iterations if given."""
-    cap = setting(ops._relaxed_iterations, iterations) if iterations is not None else contextlib.nullcontext()
-    with setting(ops._union_find_mode, mode), cap:
+    elder rule; merge_tree_pipeline.h), with at most `iterations` relaxed iterations (pinned: by default the learned
+    cap's first value, whatever calls before taught it; 0: the learned cap)."""
+    with setting(ops._union_find_mode, mode), setting(ops._relaxed_iterations, iterations):
         yield
 
 
@@ -194,6 +194,36 @@ def test_relaxed_union_find_converges_in_few_iterations_on_noise_and_smooth_fiel
     with union_find(3, iterations=200):
         s = union_find_stats(staircase(40), 1, construction, False, 1)
     assert s["converged"] == 1 and s["iterations"] >= 35, s
+
+
+@pytest.mark.usefixtures("launchers")
+@pytest.mark.parametrize("superlevel", [False, True])
+def test_relaxed_cap_is_learned_from_the_calls_before(superlevel):
+    """A call whose relaxed rule does not converge (a staircase of 40 minima, about one iteration each, under a cap of
+    32) still gives exact rows, by the sequential fallback, and quadruples the next call's cap, under which it
+    converges; calls that converge shrink the cap towards twice the iterations they moved a link in, plus 8, by at
+    most a quarter a call and never below 16; a pinned cap teaches nothing."""
+    x = staircase(40) if not superlevel else -staircase(40)
+    walk = torch.cumsum(torch.randn(2, 3000, generator=torch.Generator().manual_seed(3), dtype=torch.float64), 1)
+
+    def call(y):
+        got = ops._cubical_pairs_pipeline(y, 1, CODES["V"], superlevel, 1)
+        assert torch.equal(got, ops.cubical_pairs(y, 1, CODES["V"], superlevel, 1))
+        return ops._relaxed_cap()
+
+    with union_find(3, iterations=0), setting(ops._relaxed_cap, 32):
+        assert union_find_stats(x, 1, "V", superlevel, 1)["converged"] == 0  # the stats teach nothing either
+        assert call(x) == 128
+        s = union_find_stats(x, 1, "V", superlevel, 1)  # under the learned cap
+        assert s["converged"] == 1 and 35 <= s["iterations"] < 128, s
+        moved = s["iterations"] - 1  # the last iteration run moved nothing
+        assert call(x) == max(2 * moved + 8, 96)
+        walk_moved = union_find_stats(walk, 1, "V", superlevel, 1)["iterations"] - 1
+        caps = [call(walk) for _ in range(12)]
+        assert all(b == max(2 * walk_moved + 8, a - a // 4, 16) for a, b in zip(caps, caps[1:])), caps
+        assert caps[-1] == max(2 * walk_moved + 8, 16) < 32, caps
+    with union_find(3, iterations=5), setting(ops._relaxed_cap, 32):
+        assert call(x) == 32 and call(walk) == 32
 
 
 @pytest.mark.usefixtures("launchers")
@@ -369,8 +399,12 @@ def test_merge_trees_peak_memory_per_padded_cell(construction, mode, per_cell):
 def test_union_find_settings_are_checked():
     with pytest.raises(ValueError, match="mode is 0, 1, 2, 3 or 4"):
         ops._union_find_mode(5)
-    with pytest.raises(ValueError, match="iterations are 1 to 4096"):
-        ops._relaxed_iterations(0)
+    for bad in (-1, 4097):
+        with pytest.raises(ValueError, match="iterations are 1 to 4096, or 0"):
+            ops._relaxed_iterations(bad)
+    for bad in (0, -2, 4097):
+        with pytest.raises(ValueError, match="learned relaxed cap is 1 to 4096"):
+            ops._relaxed_cap(bad)
 
 
 @pytest.mark.usefixtures("launchers")

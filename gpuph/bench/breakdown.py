@@ -19,6 +19,11 @@ every merging pixel at once, ``serial-ring``: as ``serial``, 2D grids with one f
 merge_tree_pipeline.h), to compare them. ``--ranked-order-limit`` and ``--buffer-sort-cells`` set the two
 choices of the pipeline that are made by size (how the merge trees' rows are put in order, and from how many padded
 cells a batch sorts its candidates by the radix sort over double buffers instead of torch's), for their A/Bs.
+``--relaxed-iterations N`` pins the relaxed union-find's iteration cap (0: the cap learned from the calls before,
+the default), and the field ``chirp`` (sum over the axes of a sin(a / 2), a the coordinate: oscillations whose
+amplitude grows, 62 relaxed iterations on 1024^2, where noise needs 11) is an input on which the cap matters: with
+``--union-find relaxed --fields chirp``, ``--relaxed-iterations 32`` times the sequential fallback of every call,
+and the default the learned cap, which the warm-up calls teach.
 
 On the GPU also the memory one call allocates at its peak (``peak_mib``: torch's caching allocator, the input not
 counted).
@@ -44,6 +49,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from . import meta as _meta
@@ -56,6 +62,17 @@ CONSTRUCTION_CODES = {"V": 0, "T": 1, "freudenthal": 2}
 UNION_FIND_MODES = {"auto": 0, "serial": 1, "host": 2, "relaxed": 3, "serial-ring": 4}
 # Kernels and copies below this share of the profiled device time are summed into one "other" entry.
 MIN_SHARE = 0.01
+BREAKDOWN_FIELDS = (*FIELDS, "chirp")
+
+
+def make_breakdown_field(case: Case, field: str):
+    """The suite's fields (cases.make_field), and ``chirp``: float32 ``(B, *grid)``, every image the sum over the axes
+    of ``a * sin(a / 2)`` (``a`` the coordinate along the axis)."""
+    if field != "chirp":
+        return make_field(case, field)
+    axes = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in case.grid], indexing="ij")
+    image = sum(a * np.sin(a / 2) for a in axes).astype(np.float32)
+    return np.ascontiguousarray(np.broadcast_to(image, (case.batch, *case.grid)))
 
 
 @contextlib.contextmanager
@@ -71,7 +88,8 @@ def _setting(op: Callable[[int], int], value: int) -> Iterator[None]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m gpuph.bench.breakdown", description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), help="batch x grid, e.g. 64x32^3 1x128^3")
-    p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS))
+    p.add_argument("--fields", nargs="+", choices=BREAKDOWN_FIELDS, default=list(FIELDS),
+                   help=f"default: {' '.join(FIELDS)}; chirp: oscillations of growing amplitude (above)")
     p.add_argument("--construction", choices=list(CONSTRUCTION_CODES), default="V")
     p.add_argument("--dims", default="all", help="'all' or homology dimensions (e.g. 1: H1 alone; 0,2: H0 and H2)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls, then as many profiled calls")
@@ -83,6 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--buffer-sort-cells", type=int, default=None,
                    help="padded cells of a batch from which the candidates are sorted by the radix sort over double "
                         "buffers instead of torch's (0: always; default: the built-in size)")
+    p.add_argument("--relaxed-iterations", type=int, default=None,
+                   help="pins the relaxed union-find's iteration cap, 1 to 4096 (0 or default: the cap learned from "
+                        "the calls before)")
     p.add_argument("--emulate", action="store_true", help="the device pipeline's CPU emulation (no GPU needed)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -93,6 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("ranked_order_limit", "buffer_sort_cells"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be at least 0")
+    if args.relaxed_iterations is not None and not 0 <= args.relaxed_iterations <= 4096:
+        p.error("--relaxed-iterations must be 0 to 4096")
     return args
 
 
@@ -149,7 +172,7 @@ def run_case(case: Case, field: str, args: argparse.Namespace, cuda: bool, union
 def _run_case(case: Case, field: str, args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
     import gpuph
 
-    x = torch.from_numpy(make_field(case, field))
+    x = torch.from_numpy(make_breakdown_field(case, field))
     if cuda:
         x = x.cuda()
     sd = case.ndim
@@ -223,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or _meta.default_out_dir(cuda).with_name(_meta.default_out_dir(cuda).name + "-breakdown")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    chosen = {"ranked_order_limit": args.ranked_order_limit, "buffer_sort_cells": args.buffer_sort_cells}
+    chosen = {"ranked_order_limit": args.ranked_order_limit, "buffer_sort_cells": args.buffer_sort_cells,
+              "relaxed_iterations": args.relaxed_iterations}
     with contextlib.ExitStack() as restore:
         for name, value in chosen.items():
             if value is not None:

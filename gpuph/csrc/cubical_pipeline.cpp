@@ -126,6 +126,9 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
     mids = middle_launch(launch.merge_tree, launch.middle, xc, g, keys, stream);  // stages gpuph::h1::...
     sizes.push_back(mids.sizes);
   }
+  int64_t moved_at = 0;  // an element offset in the copy
+  for (const at::Tensor& t : sizes) moved_at += t.numel();
+  if (trees.relaxed_moved.defined()) sizes.push_back(trees.relaxed_moved);
   keys.reset();
   at::Tensor host;
   {
@@ -134,6 +137,7 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
   }
   const int64_t* h = host.data_ptr<int64_t>();
   if (h[0] != INT32_MAX) fail_on_nan(first_image + h[0]);
+  if (trees.relaxed_moved.defined()) note_relaxed_iterations(trees, h[moved_at]);
   std::vector<at::Tensor> parts;
   if (tree) {
     RECORD_FUNCTION("gpuph::tree_rows", std::vector<c10::IValue>());
@@ -200,6 +204,7 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_emulation_order(int order) -> int", &gpuph::set_emulation_order);
   m.def("_union_find_mode(int mode) -> int", &gpuph::set_union_find_mode);
   m.def("_relaxed_iterations(int iterations) -> int", &gpuph::set_relaxed_iterations);
+  m.def("_relaxed_cap(int cap=-1) -> int", &gpuph::set_relaxed_cap);
   m.def("_host_kernels(int which) -> int", &gpuph::set_host_kernels);
   m.def("_ranked_order_limit(int longest) -> int", &gpuph::set_ranked_order_limit);
   m.def("_slice_memory_limit(int images) -> int", &gpuph::set_slice_memory_limit);

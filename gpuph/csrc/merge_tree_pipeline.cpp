@@ -23,10 +23,18 @@ namespace {
 // elder rule, every merging pixel at once. Neither bound is timed on a GPU yet: a GPU session must compare the modes
 // (set_union_find_mode) and set it.
 constexpr int64_t kRelaxedMinPixels = int64_t(1) << 12;
-// Iterations of the relaxed elder rule before it gives up and runs the sequential union-find: the CPU emulation
-// needs 6-13 on noise and smooth fields up to 1024^2 and 128^3 and on random walks; each one after convergence
-// still costs two launches that return at once.
+// Iterations of the relaxed elder rule before it gives up and runs the sequential union-find (one thread a run: on a
+// large grid, far slower than more iterations). The CPU emulation needs 6-13 on noise and smooth fields up to 1024^2
+// and 128^3 and on random walks, but 40 on 512^2 of x sin(x / 2) + y sin(y / 2) and one per minimum on a staircase;
+// each one after convergence still costs two launches that return at once. So the cap is learned from the calls
+// before (note_relaxed_iterations, from the one copy each call makes anyway): kRelaxedIterations at first, four
+// times larger after a call that did not converge, up to kMostRelaxedIterations, and after one that did, twice the
+// iterations it needed and kRelaxedSlack more, shrinking by at most a quarter a call, so that inputs that alternate
+// between easy and hard keep a cap the hard ones converge under.
 constexpr int kRelaxedIterations = 32;
+constexpr int kFewestRelaxedIterations = 16;
+constexpr int kMostRelaxedIterations = 4096;
+constexpr int kRelaxedSlack = 8;
 
 // The rows of the merge trees are put in the pinned order by ranking each among its run's (steps::ranked_row_copy,
 // one launch) where the runs are short: at most kRankedOrderLongest rows in the longest, and kRankedOrderWork
@@ -47,7 +55,8 @@ constexpr int64_t kBufferSortCells = int64_t(1) << 24;
 std::atomic<int> union_find_mode{kAutoUnionFind};
 std::atomic<int64_t> buffer_sort_cells{kBufferSortCells};
 std::atomic<int64_t> ranked_order_limit{kRankedOrderLongest};
-std::atomic<int> relaxed_iterations{kRelaxedIterations};
+std::atomic<int> relaxed_iterations{0};  // pinned by set_relaxed_iterations; 0: the learned cap
+std::atomic<int> relaxed_cap{kRelaxedIterations};
 
 // The (B, 2, cap, 2) int32 pair buffer of the union-find in the memory of `spent`, a contiguous int64 block of two
 // slots of B x P cells that no later kernel reads: 16 B P bytes hold it, since cap = N + 1 < P.
@@ -356,7 +365,8 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     stats->jump_rounds = int(moved.size(0));
     stats->jump_rounds_run = rounds_run(moved);
   }
-  at::Tensor pairs, counts;
+  at::Tensor pairs, counts, relaxed_moved;
+  int learn_cap = 0;
   if (mode == kHostUnionFind) {
     // The sequential union-find on the host (torch's threads, one per run) on copies of what it reads; only the
     // pairs it wrote go back.
@@ -381,7 +391,8 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     pairs = pairs_view(best, B, cap);
     counts = at::empty({B * 2}, i32);
     const at::Tensor link1 = emit1 ? first_key : at::Tensor(), best1 = emit1 ? best[1] : at::Tensor();
-    const int iterations = relaxed_iterations.load(std::memory_order_relaxed);
+    const int pinned = relaxed_iterations.load(std::memory_order_relaxed);
+    const int iterations = pinned > 0 ? pinned : relaxed_cap.load(std::memory_order_relaxed);
     const at::Tensor changed = at::empty({iterations}, i32);
     check(launch.relaxed(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
                          flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),
@@ -394,6 +405,9 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
       stats->iterations = rounds_run(c);
       stats->converged = c.data_ptr<int32_t>()[iterations - 1] == 0;
     }
+    // Iterations that moved a link (a prefix of them ran): fewer than the cap if converged.
+    relaxed_moved = changed.sum(0, /*keepdim=*/false, at::kLong).view({1});
+    learn_cap = pinned > 0 ? 0 : iterations;
   } else {
     pairs = pairs_view(sort_keys, B, cap);
     counts = at::empty({B * 2}, i32);
@@ -407,7 +421,15 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   const at::Tensor counts64 = counts.to(at::kLong);
   const at::Tensor ends = counts64.cumsum(0);
   return TreeLaunch{pairs, counts, (ends - counts64).contiguous(), ends.narrow(0, B * 2 - 1, 1),
-                    counts64.max().view({1}), cap};
+                    counts64.max().view({1}), cap, relaxed_moved, learn_cap};
+}
+
+void note_relaxed_iterations(const TreeLaunch& t, int64_t moved) {
+  if (t.relaxed_cap <= 0) return;
+  const int64_t cap = t.relaxed_cap;
+  const int64_t next = moved >= cap ? cap * 4 : std::max(2 * moved + kRelaxedSlack, cap - cap / 4);
+  relaxed_cap.store(int(std::clamp<int64_t>(next, kFewestRelaxedIterations, kMostRelaxedIterations)),
+                    std::memory_order_relaxed);
 }
 
 int64_t set_union_find_mode(int64_t mode) {
@@ -417,8 +439,15 @@ int64_t set_union_find_mode(int64_t mode) {
 }
 
 int64_t set_relaxed_iterations(int64_t iterations) {
-  TORCH_CHECK_VALUE(iterations >= 1 && iterations <= 4096, "gpuph: relaxed iterations are 1 to 4096");
+  TORCH_CHECK_VALUE(iterations >= 0 && iterations <= kMostRelaxedIterations,
+                    "gpuph: relaxed iterations are 1 to 4096, or 0 for the learned cap");
   return relaxed_iterations.exchange(int(iterations));
+}
+
+int64_t set_relaxed_cap(int64_t cap) {
+  TORCH_CHECK_VALUE(cap == -1 || (cap >= 1 && cap <= kMostRelaxedIterations),
+                    "gpuph: the learned relaxed cap is 1 to 4096 (-1: only read it)");
+  return cap == -1 ? relaxed_cap.load() : relaxed_cap.exchange(int(cap));
 }
 
 bool ranked_order_fits(int64_t total, int64_t longest) {

@@ -21,7 +21,14 @@ struct TreeLaunch {
   at::Tensor pairs, counts, offsets, total;
   at::Tensor longest;  // (1,) int64 on the device: the rows of the longest run (image, phase)
   int64_t cap = 0;
+  // The relaxed elder rule's: (1,) int64 on the device, the iterations that moved a link, and the learned cap it ran
+  // under; undefined and 0 where it did not run or its cap was pinned (nothing to learn).
+  at::Tensor relaxed_moved;
+  int relaxed_cap = 0;
 };
+// Learns the relaxed elder rule's next cap (merge_tree_pipeline.cpp) from t.relaxed_moved as read by the caller's
+// one device-to-host copy; nothing if t.relaxed_cap is 0.
+void note_relaxed_iterations(const TreeLaunch& t, int64_t moved);
 // How the elder-rule union-find runs (merge_tree_launch; a testing and benchmarking aid, set_union_find_mode):
 //   kAutoUnionFind: by grid size (merge_tree_pipeline.cpp);
 //   kSerialUnionFind: one device thread per image and phase walks the merging pixels in order (steps::elder_run);
@@ -39,8 +46,11 @@ enum UnionFindMode : int {
 };
 // Sets the mode (every later call, process-wide) and returns the previous one.
 int64_t set_union_find_mode(int64_t mode);
-// Sets the relaxed elder rule's iteration cap (testing aid: 1 forces its sequential fallback) and returns the previous.
+// Pins the relaxed elder rule's iteration cap (testing aid: 1 forces its sequential fallback; 0 returns to the cap
+// learned from the calls before) and returns the previous setting.
 int64_t set_relaxed_iterations(int64_t iterations);
+// Sets the learned cap (testing aid; -1 only reads it) and returns the previous one.
+int64_t set_relaxed_cap(int64_t cap);
 
 // What merge_tree_launch did, when asked (it then reads the device: tests and the CPU emulation only).
 struct UnionFindStats {

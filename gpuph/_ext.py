@@ -33,3 +33,23 @@ def _filtration_end_index_fake(values, superlevel):
 @torch.library.register_fake("gpuph::_gather_index")
 def _gather_index_fake(rows, n):
     return rows.new_empty((rows.shape[0], 2)), rows.new_empty((rows.shape[0], 2), dtype=torch.bool)
+
+
+# torch.vmap cannot batch these ops: each image's diagram has its own number of pairs. gpuph batches by itself, and
+# the gradient of a sum of per-image losses is every image's own gradient (a loss of image b reads only image b's
+# pairs), which is what per-sample gradients through vmap(grad(...)) would give.
+VMAP_MESSAGE = (
+    "gpuph: torch.vmap over persistence is not supported: each image's diagram has its own number of pairs. gpuph "
+    "is batched already: pass the whole batch (its leading axes are batch axes; a list of clouds for point clouds) "
+    "and use Diagrams.batch or a loss with reduction='none'; for per-sample gradients, backpropagate the sum of the "
+    "per-image losses: each image's gradient depends on its own diagram only"
+)
+
+
+def _no_vmap(info, in_dims, *args):
+    raise RuntimeError(VMAP_MESSAGE)
+
+
+if hasattr(torch.library, "register_vmap"):
+    for _op in ("gpuph::cubical_pairs", "gpuph::rips_pairs", "gpuph::flag_pairs", "gpuph::lower_star_pairs"):
+        torch.library.register_vmap(_op, _no_vmap)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ._common import dims_mask, gather_pairs
-from ._ext import has_cuda_kernels, ops
+from ._ext import VMAP_MESSAGE, has_cuda_kernels, ops
 from .diagrams import Diagrams
 
 CONSTRUCTIONS = {"V": 0, "T": 1, "freudenthal": 2}
@@ -50,7 +50,24 @@ def _check_storage(x: Tensor) -> Tensor:
             "gpuph: meta tensors have no values, and a persistence diagram depends on them (the number of pairs "
             "too); under torch.compile, fake tensors take the op's fake implementation instead"
         )
+    if _batched_by_vmap(x):  # else the first data-dependent check would fail with torch's generic message
+        raise RuntimeError(VMAP_MESSAGE)
     return x
+
+
+def _batched_by_vmap(x: Tensor) -> bool:
+    """Whether torch.vmap batches x at some level of functorch's wrappers (grad's wrappers are fine)."""
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is None or torch.compiler.is_compiling():
+        return False
+    try:
+        while functorch.is_functorch_wrapped_tensor(x):
+            if functorch.is_batchedtensor(x):
+                return True
+            x = functorch.get_unwrapped(x)
+    except (AttributeError, RuntimeError):  # private API: should it change, the op's vmap rule still says why
+        return False
+    return False
 
 
 @contextlib.contextmanager
@@ -128,6 +145,8 @@ def cubical_persistence(
             call and what to try (for 3D grids, leaving out H1, which takes the most). A batch whose work does not
             fit as a whole runs in slices of consecutive grids instead (halved at each failed attempt), with the
             same result; each slice makes its own device-to-host synchronisations.
+        RuntimeError: ``x`` batched by ``torch.vmap`` (diagrams differ in size; the input's leading axes are batch
+            axes already, and ``torch.func.grad`` works).
 
     Example::
 

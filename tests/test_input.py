@@ -152,6 +152,36 @@ def test_non_dense_layouts_are_named_errors(layout):
             gpuph.lower_star_persistence(torch.rand(4), make(torch.tensor([[0, 1], [1, 2], [2, 3]])))
 
 
+def test_vmap_is_a_clear_error_and_the_advice_it_gives_holds():
+    """torch.vmap cannot batch diagrams of different sizes: every entry point, and the op itself, raise an error that
+    says so and what to do instead; torch.func.grad works (as autograd); a tensor vmap does not batch may still be
+    used inside vmap; and the advice holds: the gradient of the sum of per-image losses is each image's own."""
+    x = torch.rand(3, 7, 7, dtype=torch.float64)
+
+    def loss(t):
+        return gpuph.cubical_persistence(t).finite().lifetimes().pow(2).sum()
+
+    clouds = torch.rand(3, 9, 2)
+    for fn, arg in [
+        (loss, x),
+        (torch.func.grad(loss), x),
+        (lambda p: gpuph.rips_persistence(p).pairs.sum(), clouds),
+        (lambda p: gpuph.weak_alpha_persistence(p).pairs.sum(), clouds),
+        (lambda v: gpuph.lower_star_persistence(v, [[0, 1], [1, 2]]).pairs.sum(), torch.rand(3, 3)),
+        (lambda t: torch.ops.gpuph.cubical_pairs(t, 2, 0, True, 3).sum(), x),  # the op's own vmap rule
+    ]:
+        with pytest.raises(RuntimeError, match="vmap over persistence is not supported"):
+            torch.vmap(fn)(arg)
+    leaf = x.clone().requires_grad_()
+    loss(leaf).backward()
+    assert torch.equal(torch.func.grad(loss)(x), leaf.grad)
+    fixed = x[0]
+    assert torch.allclose(torch.vmap(lambda s: s * loss(fixed))(torch.arange(3.0, dtype=x.dtype)),
+                          torch.arange(3.0, dtype=x.dtype) * loss(fixed))
+    per_image = torch.stack([torch.func.grad(loss)(x[b : b + 1])[0] for b in range(3)])
+    assert torch.equal(per_image, leaf.grad)
+
+
 def test_meta_tensors_are_a_value_error():
     """A meta tensor has a shape but no values; the diagram (its size too) depends on the values."""
     for fn, x in [

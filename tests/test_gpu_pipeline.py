@@ -122,15 +122,21 @@ def test_pipeline_equals_cpu_engine_on_input_families(construction, superlevel, 
     st.sampled_from([0, 2, 3, 5, 50]),
     st.sampled_from([0, 3, 4]),
     st.booleans(),
+    st.sampled_from([0, 1, 2, 32]),
+    st.integers(1, 40),
 )
-def test_pipeline_equals_cpu_engine_random(b, grid, construction, superlevel, seed, levels, mode, buffers):
+def test_pipeline_equals_cpu_engine_random(b, grid, construction, superlevel, seed, levels, mode, buffers, pinned,
+                                           learned):
     # mode 3: the relaxed elder rule, which these small grids do not get by default; 4: the serial one with a find
-    # per ring component; buffers: the candidates sorted by the double-buffer radix sort, as large batches are.
+    # per ring component; buffers: the candidates sorted by the double-buffer radix sort, as large batches are;
+    # pinned: the relaxed rule's cap (0: the learned one, set to `learned`; 1 and 2 mostly run its fallback).
     g = torch.Generator().manual_seed(seed)
     x = torch.rand((b, *grid), generator=g)
     if levels:
         x = (x * levels).floor()
-    with union_find(mode), setting(ops._buffer_sort_cells, 0 if buffers else 2**62):
+    with union_find(mode, pinned), setting(ops._relaxed_cap, learned), setting(
+        ops._buffer_sort_cells, 0 if buffers else 2**62
+    ):
         both(x, len(grid), construction, superlevel, (1 << len(grid)) - 1)
 
 

@@ -36,8 +36,8 @@ def _as_tensor(x) -> Tensor:
 
 
 def _check_storage(x: Tensor) -> Tensor:
-    """x itself if it is a dense tensor with values; a clear error for the kinds torch's own ops would fail on deep
-    inside (sparse and nested layouts, meta tensors)."""
+    """x itself if it is a dense tensor with values that torch.vmap does not batch; a clear error for the kinds
+    torch's own ops would fail on deep inside (sparse and nested layouts, meta tensors, vmap's batched tensors)."""
     if x.is_nested:
         raise TypeError(
             "gpuph: nested (ragged) tensors are not supported; pass a list of tensors to the point-cloud functions, "

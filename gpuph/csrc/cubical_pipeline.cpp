@@ -126,9 +126,12 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
     mids = middle_launch(launch.merge_tree, launch.middle, xc, g, keys, stream);  // stages gpuph::h1::...
     sizes.push_back(mids.sizes);
   }
-  int64_t moved_at = 0;  // an element offset in the copy
-  for (const at::Tensor& t : sizes) moved_at += t.numel();
-  if (trees.relaxed_moved.defined()) sizes.push_back(trees.relaxed_moved);
+  int64_t moved_at = -1;  // where the relaxed union-find's count lies in the copy (elements), if it is to learn
+  if (trees.relaxed_moved.defined()) {
+    moved_at = 0;
+    for (const at::Tensor& t : sizes) moved_at += t.numel();
+    sizes.push_back(trees.relaxed_moved);
+  }
   keys.reset();
   at::Tensor host;
   {
@@ -137,7 +140,7 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
   }
   const int64_t* h = host.data_ptr<int64_t>();
   if (h[0] != INT32_MAX) fail_on_nan(first_image + h[0]);
-  if (trees.relaxed_moved.defined()) note_relaxed_iterations(trees, h[moved_at]);
+  if (moved_at >= 0) note_relaxed_iterations(trees, h[moved_at]);
   std::vector<at::Tensor> parts;
   if (tree) {
     RECORD_FUNCTION("gpuph::tree_rows", std::vector<c10::IValue>());

@@ -405,9 +405,11 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
       stats->iterations = rounds_run(c);
       stats->converged = c.data_ptr<int32_t>()[iterations - 1] == 0;
     }
-    // Iterations that moved a link (a prefix of them ran): fewer than the cap if converged.
-    relaxed_moved = changed.sum(0, /*keepdim=*/false, at::kLong).view({1});
-    learn_cap = pinned > 0 ? 0 : iterations;
+    if (pinned == 0) {  // a pinned cap teaches nothing: no reduction, nothing in the copy
+      // Iterations that moved a link (a prefix of them ran): fewer than the cap if converged.
+      relaxed_moved = changed.sum(0, /*keepdim=*/false, at::kLong).view({1});
+      learn_cap = iterations;
+    }
   } else {
     pairs = pairs_view(sort_keys, B, cap);
     counts = at::empty({B * 2}, i32);

@@ -232,6 +232,41 @@ def test_relaxed_cap_is_learned_from_the_calls_before(superlevel):
         assert call(x) == 32 and call(walk) == 32
 
 
+@pytest.mark.parametrize("superlevel", [False, True])
+def test_relaxed_cap_has_a_floor_that_grows_with_the_grid(superlevel):
+    """A call on C padded cells runs at least C / (cells per iteration) relaxed iterations whatever was learned, so a
+    huge grid's first call converges where the learned cap alone would run the sequential fallback; unconverged, the
+    next cap is four times the one it ran under, floor included; converged, the learned cap shrinks from its own
+    value, not from the floor, so small grids after a huge one keep it; a pinned cap has no floor."""
+    sign = -1 if superlevel else 1
+    x, longer = sign * staircase(40), sign * staircase(80)  # 83 and 163 padded cells; about 41 and 81 iterations
+    walk = torch.cumsum(torch.randn(2, 3000, generator=torch.Generator().manual_seed(4), dtype=torch.float64), 1)
+
+    def call(y):
+        got = ops._cubical_pairs_pipeline(y, 1, CODES["V"], superlevel, 1)
+        assert torch.equal(got, ops.cubical_pairs(y, 1, CODES["V"], superlevel, 1))
+        return ops._relaxed_cap()
+
+    with union_find(3, iterations=0), setting(ops._relaxed_cap, 32):
+        assert union_find_stats(x, 1, "V", superlevel, 1)["converged"] == 0  # no floor to speak of by default
+        with setting(ops._relaxed_cells_per_iteration, 1):  # a floor of 83
+            s = union_find_stats(x, 1, "V", superlevel, 1)
+            assert s["converged"] == 1 and 35 <= s["iterations"] <= 83, s
+            assert call(x) == max(2 * (s["iterations"] - 1) + 8, 24)
+        ops._relaxed_cap(32)
+        with setting(ops._relaxed_cells_per_iteration, 4):  # a floor of 40, short of the longer staircase
+            assert union_find_stats(longer, 1, "V", superlevel, 1)["converged"] == 0
+            assert call(longer) == 160
+        ops._relaxed_cap(32)
+        with setting(ops._relaxed_cells_per_iteration, 50):  # a floor of 120 on the walks, which need a few
+            s = union_find_stats(walk, 1, "V", superlevel, 1)
+            assert s["converged"] == 1 and s["iterations"] < 24, s
+            assert call(walk) == max(2 * (s["iterations"] - 1) + 8, 24)
+    with union_find(3, iterations=5), setting(ops._relaxed_cells_per_iteration, 1):
+        s = union_find_stats(x, 1, "V", superlevel, 1)
+        assert s["converged"] == 0 and s["iterations"] == 5, s
+
+
 @pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_relaxed_union_find_falls_back_to_the_sequential_one(construction):
@@ -411,6 +446,9 @@ def test_union_find_settings_are_checked():
     for bad in (0, -2, 4097):
         with pytest.raises(ValueError, match="learned relaxed cap is 1 to 4096"):
             ops._relaxed_cap(bad)
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="cells per iteration are at least 1"):
+            ops._relaxed_cells_per_iteration(bad)
 
 
 @pytest.mark.usefixtures("launchers")

@@ -208,6 +208,7 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_union_find_mode(int mode) -> int", &gpuph::set_union_find_mode);
   m.def("_relaxed_iterations(int iterations) -> int", &gpuph::set_relaxed_iterations);
   m.def("_relaxed_cap(int cap=-1) -> int", &gpuph::set_relaxed_cap);
+  m.def("_relaxed_cells_per_iteration(int cells=-1) -> int", &gpuph::set_relaxed_cells_per_iteration);
   m.def("_host_kernels(int which) -> int", &gpuph::set_host_kernels);
   m.def("_ranked_order_limit(int longest) -> int", &gpuph::set_ranked_order_limit);
   m.def("_slice_memory_limit(int images) -> int", &gpuph::set_slice_memory_limit);

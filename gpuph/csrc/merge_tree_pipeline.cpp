@@ -35,6 +35,14 @@ constexpr int kRelaxedIterations = 32;
 constexpr int kFewestRelaxedIterations = 16;
 constexpr int kMostRelaxedIterations = 4096;
 constexpr int kRelaxedSlack = 8;
+// Whatever it learned, a call on C padded cells (the whole batch) runs at least C / kRelaxedCellsPerIteration
+// iterations (at most kMostRelaxedIterations): the two launches of an iteration past convergence return at once
+// (a few microseconds), about what one working iteration's apply pass over 2^20 cells (16 bytes each) takes at an
+// H100's bandwidth, so on a huge grid those extra launches cost about one working iteration more, while a first
+// call that needs more than the learned cap would run the sequential fallback on one thread a run over all of its
+// merging pixels (for one 1024^3 volume, seconds). Not timed on a GPU yet. The floor does not teach the learned cap
+// (note_relaxed_iterations), so the small grids that follow a huge one keep their own.
+constexpr int64_t kRelaxedCellsPerIteration = int64_t(1) << 20;
 
 // The rows of the merge trees are put in the pinned order by ranking each among its run's (steps::ranked_row_copy,
 // one launch) where the runs are short: at most kRankedOrderLongest rows in the longest, and kRankedOrderWork
@@ -57,6 +65,13 @@ std::atomic<int64_t> buffer_sort_cells{kBufferSortCells};
 std::atomic<int64_t> ranked_order_limit{kRankedOrderLongest};
 std::atomic<int> relaxed_iterations{0};  // pinned by set_relaxed_iterations; 0: the learned cap
 std::atomic<int> relaxed_cap{kRelaxedIterations};
+std::atomic<int64_t> relaxed_cells_per_iteration{kRelaxedCellsPerIteration};
+
+// The fewest relaxed iterations a call on `cells` padded cells runs (kRelaxedCellsPerIteration).
+int relaxed_floor(int64_t cells) {
+  return int(std::min<int64_t>(cells / relaxed_cells_per_iteration.load(std::memory_order_relaxed),
+                               kMostRelaxedIterations));
+}
 
 // The (B, 2, cap, 2) int32 pair buffer of the union-find in the memory of `spent`, a contiguous int64 block of two
 // slots of B x P cells that no later kernel reads: 16 B P bytes hold it, since cap = N + 1 < P.
@@ -366,7 +381,7 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     stats->jump_rounds_run = rounds_run(moved);
   }
   at::Tensor pairs, counts, relaxed_moved;
-  int learn_cap = 0;
+  int learn_cap = 0, learned_before = 0;
   if (mode == kHostUnionFind) {
     // The sequential union-find on the host (torch's threads, one per run) on copies of what it reads; only the
     // pairs it wrote go back.
@@ -392,7 +407,8 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     counts = at::empty({B * 2}, i32);
     const at::Tensor link1 = emit1 ? first_key : at::Tensor(), best1 = emit1 ? best[1] : at::Tensor();
     const int pinned = relaxed_iterations.load(std::memory_order_relaxed);
-    const int iterations = pinned > 0 ? pinned : relaxed_cap.load(std::memory_order_relaxed);
+    const int learned = relaxed_cap.load(std::memory_order_relaxed);
+    const int iterations = pinned > 0 ? pinned : std::max(learned, relaxed_floor(B * g.P));
     const at::Tensor changed = at::empty({iterations}, i32);
     check(launch.relaxed(g, keys.data_ptr(), f64, emit0 ? ptr0.data_ptr<int32_t>() : nullptr, p1,
                          flag.data_ptr<uint8_t>(), order.data_ptr<int64_t>(), ncand.data_ptr<int64_t>(),
@@ -409,6 +425,7 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
       // Iterations that moved a link (a prefix of them ran): fewer than the cap if converged.
       relaxed_moved = changed.sum(0, /*keepdim=*/false, at::kLong).view({1});
       learn_cap = iterations;
+      learned_before = learned;
     }
   } else {
     pairs = pairs_view(sort_keys, B, cap);
@@ -423,13 +440,14 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   const at::Tensor counts64 = counts.to(at::kLong);
   const at::Tensor ends = counts64.cumsum(0);
   return TreeLaunch{pairs, counts, (ends - counts64).contiguous(), ends.narrow(0, B * 2 - 1, 1),
-                    counts64.max().view({1}), cap, relaxed_moved, learn_cap};
+                    counts64.max().view({1}), cap, relaxed_moved, learn_cap, learned_before};
 }
 
 void note_relaxed_iterations(const TreeLaunch& t, int64_t moved) {
   if (t.relaxed_cap <= 0) return;
-  const int64_t cap = t.relaxed_cap;
-  const int64_t next = moved >= cap ? cap * 4 : std::max(2 * moved + kRelaxedSlack, cap - cap / 4);
+  // Not converged: four times the cap it ran under (the floor included); converged: shrinks from what was learned.
+  const int64_t cap = t.relaxed_cap, learned = t.relaxed_learned;
+  const int64_t next = moved >= cap ? cap * 4 : std::max(2 * moved + kRelaxedSlack, learned - learned / 4);
   relaxed_cap.store(int(std::clamp<int64_t>(next, kFewestRelaxedIterations, kMostRelaxedIterations)),
                     std::memory_order_relaxed);
 }
@@ -450,6 +468,11 @@ int64_t set_relaxed_cap(int64_t cap) {
   TORCH_CHECK_VALUE(cap == -1 || (cap >= 1 && cap <= kMostRelaxedIterations),
                     "gpuph: the learned relaxed cap is 1 to 4096 (-1: only read it)");
   return cap == -1 ? relaxed_cap.load() : relaxed_cap.exchange(int(cap));
+}
+
+int64_t set_relaxed_cells_per_iteration(int64_t cells) {
+  TORCH_CHECK_VALUE(cells == -1 || cells >= 1, "gpuph: relaxed cells per iteration are at least 1 (-1: only read)");
+  return cells == -1 ? relaxed_cells_per_iteration.load() : relaxed_cells_per_iteration.exchange(cells);
 }
 
 bool ranked_order_fits(int64_t total, int64_t longest) {

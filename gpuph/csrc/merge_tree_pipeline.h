@@ -25,6 +25,7 @@ struct TreeLaunch {
   // under; undefined and 0 where it did not run or its cap was pinned (nothing to learn).
   at::Tensor relaxed_moved;
   int relaxed_cap = 0;
+  int relaxed_learned = 0;  // the learned cap it started from (relaxed_cap also has the grid size's floor)
 };
 // Learns the relaxed elder rule's next cap (merge_tree_pipeline.cpp) from t.relaxed_moved as read by the caller's
 // one device-to-host copy; nothing if t.relaxed_cap is 0.
@@ -51,6 +52,9 @@ int64_t set_union_find_mode(int64_t mode);
 int64_t set_relaxed_iterations(int64_t iterations);
 // Sets the learned cap (testing aid; -1 only reads it) and returns the previous one.
 int64_t set_relaxed_cap(int64_t cap);
+// Sets the padded cells a call needs for each relaxed iteration its cap is raised to, whatever was learned (testing
+// aid; -1 only reads it), and returns the previous value.
+int64_t set_relaxed_cells_per_iteration(int64_t cells);
 
 // What merge_tree_launch did, when asked (it then reads the device: tests and the CPU emulation only).
 struct UnionFindStats {

@@ -36,33 +36,39 @@ from gpuph.point_cloud import rips_persistence, weak_alpha_persistence  # noqa: 
 
 RESULTS = REPO / "bench" / "results"
 SEED = 20240611
-# name -> (filtration, number of points)
-CASES = {"rips-100": ("rips", 100), "rips-500": ("rips", 500), "rips-2000": ("rips", 2000),
-         "alpha-1000": ("alpha", 1000), "alpha-10000": ("alpha", 10000)}
+# name -> (filtration, number of points, their dimension D, the highest homology dimension computed)
+CASES = {"rips-100": ("rips", 100, 2, 1), "rips-500": ("rips", 500, 2, 1), "rips-2000": ("rips", 2000, 2, 1),
+         "alpha-1000": ("alpha", 1000, 2, 1), "alpha-10000": ("alpha", 10000, 2, 1),
+         "rips-h2-100": ("rips", 100, 3, 2), "rips-h2-200": ("rips", 200, 3, 2)}
 LIBRARIES = ("gpuph", "gpuph-fwd+bwd", "ripser", "gudhi", "giotto-ph")
 # GUDHI's RipsComplex stores every simplex (n^3 / 6 triangles): past this it needs minutes and gigabytes.
 GUDHI_RIPS_MAX_POINTS = 500
+GUDHI_RIPS_H2_MAX_POINTS = 100  # with H2, every tetrahedron too (n^4 / 24)
 
 
-def cloud(n: int) -> np.ndarray:
-    return np.random.default_rng(SEED + n).random((n, 2))
+def gudhi_rips_limit(maxdim: int) -> int:
+    return GUDHI_RIPS_MAX_POINTS if maxdim < 2 else GUDHI_RIPS_H2_MAX_POINTS
 
 
-def by_dim(items) -> dict[int, np.ndarray]:
-    out = {0: [], 1: []}
+def cloud(n: int, d: int = 2) -> np.ndarray:
+    return np.random.default_rng(SEED + n).random((n, d))
+
+
+def by_dim(items, maxdim: int = 1) -> dict[int, np.ndarray]:
+    out = {k: [] for k in range(maxdim + 1)}
     for k, b, d in items:
         if k in out and d > b:
             out[k].append((b, d))
     return {k: np.array(sorted(v), dtype=np.float64).reshape(-1, 2) for k, v in out.items()}
 
 
-def from_dgms(dgms) -> dict[int, np.ndarray]:
-    return by_dim([(k, b, d) for k in (0, 1) for b, d in np.asarray(dgms[k], dtype=np.float64)])
+def from_dgms(dgms, maxdim: int = 1) -> dict[int, np.ndarray]:
+    return by_dim([(k, b, d) for k in range(maxdim + 1) for b, d in np.asarray(dgms[k], dtype=np.float64)], maxdim)
 
 
-def from_gpuph(dgm) -> dict[int, np.ndarray]:
+def from_gpuph(dgm, maxdim: int = 1) -> dict[int, np.ndarray]:
     p = dgm.pairs.detach().cpu().double().numpy()
-    return by_dim([(int(k), b, d) for k, (b, d) in zip(dgm.dim.tolist(), p)])
+    return by_dim([(int(k), b, d) for k, (b, d) in zip(dgm.dim.tolist(), p)], maxdim)
 
 
 def agree(a: dict, b: dict) -> tuple[bool, str]:
@@ -70,9 +76,9 @@ def agree(a: dict, b: dict) -> tuple[bool, str]:
     rounding: a matching, since sorting two diagrams whose values differ by rounding can pair the wrong rows."""
     import gudhi
 
-    for k in (0, 1):
-        if a[k].shape != b[k].shape:
-            return False, f"PD{k}: {len(a[k])} pairs vs {len(b[k])}"
+    for k in sorted(a.keys() | b.keys()):
+        if k not in a or k not in b or a[k].shape != b[k].shape:
+            return False, f"PD{k}: {len(a.get(k, []))} pairs vs {len(b.get(k, []))}"
         if np.isinf(a[k][:, 1]).sum() != np.isinf(b[k][:, 1]).sum():
             return False, f"PD{k}: different numbers of essential classes"
         fin = a[k][np.isfinite(a[k][:, 1])]
@@ -92,46 +98,47 @@ def sparse_graph(x: np.ndarray):
     return sparse.coo_matrix((w, (e[:, 0], e[:, 1])), shape=(len(x), len(x)))
 
 
-def make_call(lib: str, kind: str, x: np.ndarray, device: str) -> Callable[[], dict] | None:
-    """A function computing H0 + H1 with ``lib`` and returning the diagrams, or None when not applicable."""
+def make_call(lib: str, kind: str, x: np.ndarray, device: str, maxdim: int = 1) -> Callable[[], dict] | None:
+    """A function computing H0 .. H`maxdim` with ``lib`` and returning the diagrams, or None when not applicable."""
+    dims = tuple(range(maxdim + 1))
     if lib in ("gpuph", "gpuph-fwd+bwd"):
         fn = rips_persistence if kind == "rips" else weak_alpha_persistence
         t = torch.tensor(x, dtype=torch.float32, device=device)
 
         def run():
             p = t.detach().requires_grad_(lib != "gpuph")
-            dgm = fn(p)
+            dgm = fn(p, dims=dims)
             if lib != "gpuph":
                 dgm.finite().lifetimes().sum().backward()
             if device != "cpu":
                 torch.cuda.synchronize()
-            return from_gpuph(dgm)
+            return from_gpuph(dgm, maxdim)
 
         return run
     if lib == "ripser":
         import ripser
 
         if kind == "rips":
-            return lambda: from_dgms(ripser.ripser(x, maxdim=1)["dgms"])
-        return lambda: from_dgms(ripser.ripser(sparse_graph(x), distance_matrix=True, maxdim=1)["dgms"])
+            return lambda: from_dgms(ripser.ripser(x, maxdim=maxdim)["dgms"], maxdim)
+        return lambda: from_dgms(ripser.ripser(sparse_graph(x), distance_matrix=True, maxdim=maxdim)["dgms"], maxdim)
     if lib == "giotto-ph":
         import gph
 
         if kind == "rips":
-            return lambda: from_dgms(gph.ripser_parallel(x, maxdim=1, n_threads=usable_cores())["dgms"])
-        return lambda: from_dgms(gph.ripser_parallel(sparse_graph(x), metric="precomputed", maxdim=1,
-                                                     n_threads=usable_cores())["dgms"])
+            return lambda: from_dgms(gph.ripser_parallel(x, maxdim=maxdim, n_threads=usable_cores())["dgms"], maxdim)
+        return lambda: from_dgms(gph.ripser_parallel(sparse_graph(x), metric="precomputed", maxdim=maxdim,
+                                                     n_threads=usable_cores())["dgms"], maxdim)
     if lib == "gudhi":
         import gudhi
 
         if kind == "rips":
-            if len(x) > GUDHI_RIPS_MAX_POINTS:
+            if len(x) > gudhi_rips_limit(maxdim):
                 return None
 
             def run():
-                st = gudhi.RipsComplex(points=x).create_simplex_tree(max_dimension=2)
+                st = gudhi.RipsComplex(points=x).create_simplex_tree(max_dimension=maxdim + 1)
                 pers = st.persistence(homology_coeff_field=2, min_persistence=0)
-                return by_dim([(k, b, d) for k, (b, d) in pers])
+                return by_dim([(k, b, d) for k, (b, d) in pers], maxdim)
 
             return run
 
@@ -141,9 +148,9 @@ def make_call(lib: str, kind: str, x: np.ndarray, device: str) -> Callable[[], d
             st = gudhi.SimplexTree()
             st.insert_batch(np.arange(len(x))[None, :], np.zeros(len(x)))
             st.insert_batch(e.T, w)
-            st.expansion(2)
+            st.expansion(maxdim + 1)
             pers = st.persistence(homology_coeff_field=2, min_persistence=0)
-            return by_dim([(k, b, d) for k, (b, d) in pers])
+            return by_dim([(k, b, d) for k, (b, d) in pers], maxdim)
 
         return run_flag
     raise ValueError(lib)
@@ -160,12 +167,13 @@ def write_results(out: Path, rows: list[dict], args, complete: bool) -> str:
     meta = collect(args.device == "cuda")
     meta["versions"]["ripser"] = version("ripser")
     meta.update({"args": {k: str(v) for k, v in vars(args).items()}, "seed": SEED,
-                 "cases": {k: {"filtration": f, "points": n, "cloud": "uniform in [0, 1]^2"}
-                           for k, (f, n) in CASES.items()}})
+                 "cases": {k: {"filtration": f, "points": n, "cloud": f"uniform in [0, 1]^{d}",
+                               "homology": f"H0-H{top}"} for k, (f, n, d, top) in CASES.items()}})
     meta["complete"] = complete
     write_json(out / "results.json", {"meta": meta, "rows": rows})
 
-    header = ["case", "library", "device", "median", "min", "repeats", "pairs (H0/H1)", "gpuph CPU / lib", "agrees"]
+    header = ["case", "library", "device", "median", "min", "repeats", "pairs (H0/H1[/H2])", "gpuph CPU / lib",
+              "agrees"]
     table = []
     for r in rows:
         if "skipped" in r or "error" in r:
@@ -174,7 +182,7 @@ def write_results(out: Path, rows: list[dict], args, complete: bool) -> str:
             continue
         ratio = r.get("gpuph_ratio")
         table.append([r["case"], r["library"], r["device"], fmt_ms(r["median_ms"]), fmt_ms(r["min_ms"]),
-                      str(r["repeats"]), f"{r['pairs']['H0']}/{r['pairs']['H1']}",
+                      str(r["repeats"]), "/".join(str(v) for v in r["pairs"].values()),
                       "-" if ratio is None or r["library"].startswith("gpuph") else f"{ratio:.3g}",
                       {True: "yes", False: r.get("mismatch", "no"), None: "-"}[r["agrees_with_gpuph"]]])
     v = meta["versions"]
@@ -184,7 +192,8 @@ def write_results(out: Path, rows: list[dict], args, complete: bool) -> str:
           + f", torch {v['torch']} ({meta['torch_threads']} threads), gpuph {v['gpuph']}, ripser {v['ripser']}, "
           f"gudhi {v['gudhi']}, giotto-ph {v['giotto-ph']}, scipy {v['scipy']}; load average at the end "
           f"{', '.join(f'{v:.1f}' for v in meta['load_average'] or [])}.", "",
-          "Times in ms (medians) for H0 + H1 of one cloud of uniform points in the unit square, diagrams included "
+          "Times in ms (medians) for H0 + H1 (rips-h2: H0 + H1 + H2, in the unit cube) of one cloud of uniform points "
+          "in the unit square, diagrams included "
           "(gpuph: distances, Delaunay graph and critical edges too). `gpuph CPU / lib` below 1: gpuph is faster. "
           "Weak Alpha for ripser / giotto-ph / GUDHI: the flag complex of the same Delaunay graph (as a sparse "
           "distance matrix / a SimplexTree with expansion(2)), graph construction included.", "",
@@ -228,7 +237,7 @@ def main(argv=None) -> int:
     reference: dict[str, dict] = {}
     deadline = Deadline(args.time_limit)
     for case, lib, dev in tqdm(jobs, desc="point-cloud bench"):
-        kind, n = CASES[case]
+        kind, n, d, top = CASES[case]
         row = {"case": case, "filtration": kind, "points": n, "library": lib, "device": dev}
         if rows:  # the files after every row (incomplete until the end): a run killed from outside keeps them
             write_results(out, rows, args, complete=False)
@@ -236,11 +245,11 @@ def main(argv=None) -> int:
             row["skipped"] = deadline.note
             rows.append(row)
             continue
-        x = cloud(n)
+        x = cloud(n, d)
         try:
-            call = make_call(lib, kind, x, dev)
+            call = make_call(lib, kind, x, dev, top)
             if call is None:
-                row["skipped"] = f"more than {GUDHI_RIPS_MAX_POINTS} points: the full complex does not fit"
+                row["skipped"] = f"more than {gudhi_rips_limit(top)} points: the full complex does not fit"
                 rows.append(row)
                 continue
             # CPU clock: the gpuph CUDA calls synchronise themselves (their diagrams come back to the host). A

@@ -2,12 +2,13 @@
 
 from . import barcode_features, delaunay, distances, losses, lower_star, nn, point_cloud
 from .cubical import cubical_persistence
-from .diagrams import Diagrams
+from .diagrams import ComplexDiagrams, Diagrams
 from .lower_star import lower_star_persistence
 from .point_cloud import rips_persistence, weak_alpha_persistence
 
 __version__ = "0.1.0"
 __all__ = [
+    "ComplexDiagrams",
     "Diagrams",
     "barcode_features",
     "cubical_persistence",

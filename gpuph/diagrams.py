@@ -211,3 +211,16 @@ class Diagrams:
             f"Diagrams(batch_size={self.batch_size}, spatial_shape={tuple(self.spatial_shape)}, {kind}, "
             f"construction={self.construction!r}, pairs: {per_dim}, dtype={self.pairs.dtype}, device={self.device})"
         )
+
+
+@dataclass(repr=False)
+class ComplexDiagrams(Diagrams):
+    """:class:`Diagrams` of a filtered simplicial complex rather than a grid (point clouds, lower-star filtrations):
+    ``ndim``, the number of homology dimensions (``counts()``, ``to_numpy()``), is ``maxdim + 1``, ``maxdim`` the
+    highest homology dimension computed, not ``len(spatial_shape)``."""
+
+    maxdim: int = 0
+
+    @property
+    def ndim(self) -> int:
+        return self.maxdim + 1

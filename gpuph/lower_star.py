@@ -15,7 +15,7 @@ from torch import Tensor
 from ._common import gather_pairs
 from ._ext import ops
 from .cubical import FLOAT_DTYPES, _as_tensor, _check_storage, _dtype_message
-from .diagrams import Diagrams
+from .diagrams import ComplexDiagrams
 
 __all__ = ["ClosedComplex", "LowerStarDiagrams", "lower_star_persistence", "prepare_complex"]
 
@@ -24,7 +24,7 @@ _KEY_BITS = 63
 
 
 @dataclass(repr=False)
-class LowerStarDiagrams(Diagrams):
+class LowerStarDiagrams(ComplexDiagrams):
     """:class:`~gpuph.Diagrams` of a lower-star filtration on a simplicial complex.
 
     The fields mean what they mean for grids, with vertices for pixels: ``spatial_shape == (n_vertices,)``,
@@ -33,12 +33,6 @@ class LowerStarDiagrams(Diagrams):
     is the highest homology dimension computed, so ``ndim`` (the number of homology dimensions: ``counts()``,
     ``to_numpy()``) is ``maxdim + 1``.
     """
-
-    maxdim: int = 0
-
-    @property
-    def ndim(self) -> int:
-        return self.maxdim + 1
 
 
 @dataclass(frozen=True, repr=False)

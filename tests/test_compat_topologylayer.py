@@ -387,3 +387,14 @@ def test_alpha_layer_topologylayer_example():
     assert issub is True
     assert remove_infinite_bars(remove_zero_bars(dgms[0]), issub).tolist() == [[0.0, 2.0]] * 3
     assert torch.allclose(remove_zero_bars(dgms[1]), torch.tensor([[2.0, math.sqrt(8)]]))
+
+
+def test_rips_layer_maxdim_2_of_an_octahedron():
+    """TopologyLayer's RipsLayer takes maxdim=2: the octahedron's 12 sides (length sqrt 2) close a sphere, which its
+    3 diagonals (length 2) fill: one H2 bar [sqrt 2, 2], and no H1 bar; gradients reach the points."""
+    x = torch.cat([torch.eye(3), -torch.eye(3)]).double().requires_grad_(True)
+    dgms, issub = RipsLayer(6, maxdim=2)(x)
+    assert issub is True and len(dgms) == 3 and len(remove_zero_bars(dgms[1])) == 0
+    torch.testing.assert_close(remove_zero_bars(dgms[2]), torch.tensor([[math.sqrt(2), 2.0]], dtype=torch.float64))
+    dgms[2][:, 1].sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0

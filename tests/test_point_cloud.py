@@ -19,25 +19,25 @@ from gpuph.point_cloud import pairwise_distances, rips_persistence, weak_alpha_p
 
 
 # ---------------------------------------------------------------------------------------------- oracles
-def _by_dim(items) -> dict[int, np.ndarray]:
-    out: dict[int, list] = {0: [], 1: []}
+def _by_dim(items, maxdim: int = 1) -> dict[int, np.ndarray]:
+    out: dict[int, list] = {k: [] for k in range(maxdim + 1)}
     for k, (b, d) in items:
-        if k <= 1 and b != d:  # gpuph drops zero-length pairs
+        if k <= maxdim and b != d:  # gpuph drops zero-length pairs
             out[k].append((b, d))
     return {k: _sorted_pairs(v) for k, v in out.items()}
 
 
-def gudhi_rips(dist: np.ndarray, thr: float = math.inf) -> dict[int, np.ndarray]:
+def gudhi_rips(dist: np.ndarray, thr: float = math.inf, maxdim: int = 1) -> dict[int, np.ndarray]:
     import gudhi
 
     if len(dist) <= 1:  # GUDHI's RipsComplex builds nothing from a 1 x 1 matrix
-        return _by_dim([(0, (0.0, math.inf))] * len(dist))
+        return _by_dim([(0, (0.0, math.inf))] * len(dist), maxdim)
     rc = gudhi.RipsComplex(distance_matrix=dist, max_edge_length=thr)
-    st_ = rc.create_simplex_tree(max_dimension=2)
-    return _by_dim(st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True))
+    st_ = rc.create_simplex_tree(max_dimension=maxdim + 1)
+    return _by_dim(st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True), maxdim)
 
 
-def gudhi_flag(n: int, edges: np.ndarray, lengths: np.ndarray) -> dict[int, np.ndarray]:
+def gudhi_flag(n: int, edges: np.ndarray, lengths: np.ndarray, maxdim: int = 1) -> dict[int, np.ndarray]:
     import gudhi
 
     st_ = gudhi.SimplexTree()
@@ -45,26 +45,27 @@ def gudhi_flag(n: int, edges: np.ndarray, lengths: np.ndarray) -> dict[int, np.n
         st_.insert([v], 0.0)
     for (i, j), w in zip(edges.tolist(), lengths.tolist()):
         st_.insert([i, j], w)
-    st_.expansion(2)
-    return _by_dim(st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True))
+    st_.expansion(maxdim + 1)
+    return _by_dim(st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True), maxdim)
 
 
-def ripser_rips(dist: np.ndarray, thr: float = math.inf) -> dict[int, np.ndarray]:
+def ripser_rips(dist: np.ndarray, thr: float = math.inf, maxdim: int = 1) -> dict[int, np.ndarray]:
     import ripser
 
-    dgms = ripser.ripser(dist, distance_matrix=True, maxdim=1, thresh=thr)["dgms"]
-    return _by_dim([(k, (b, d)) for k in (0, 1) for b, d in dgms[k]])
+    dgms = ripser.ripser(dist, distance_matrix=True, maxdim=maxdim, thresh=thr)["dgms"]
+    return _by_dim([(k, (b, d)) for k in range(maxdim + 1) for b, d in dgms[k]], maxdim)
 
 
-def ours(dgm: gpuph.Diagrams, b: int = 0) -> dict[int, np.ndarray]:
+def ours(dgm: gpuph.Diagrams, b: int = 0, maxdim: int = 1) -> dict[int, np.ndarray]:
     pairs = dgm.pairs.detach().cpu().to(torch.float64).numpy()
     sel = dgm.batch.cpu().numpy() == b
     dims = dgm.dim.cpu().numpy()
-    return {k: _sorted_pairs(pairs[sel & (dims == k)]) for k in (0, 1)}
+    return {k: _sorted_pairs(pairs[sel & (dims == k)]) for k in range(maxdim + 1)}
 
 
 def assert_same(a: dict, r: dict, what: str = "", rtol: float = 0.0) -> None:
-    for k in (0, 1):
+    assert a.keys() == r.keys()
+    for k in r:
         x, y = a[k], r[k]
         assert x.shape == y.shape, f"{what}: PD{k} has {len(x)} pairs, oracle {len(y)}\n{x}\n{y}"
         if rtol == 0:
@@ -248,6 +249,100 @@ def test_weak_alpha_h1_of_annulus_matches_rips_loop():
     assert float(lt.max()) > 0.8 and int((lt > 0.5).sum()) == 1
 
 
+# ---------------------------------------------------------------------------------------------- H2
+def _sphere(n: int, seed: int, noise: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((n, 3))
+    return v / np.linalg.norm(v, axis=1, keepdims=True) + noise * rng.standard_normal((n, 3))
+
+
+@given(n=st.integers(0, 22), d=st.integers(1, 4), seed=st.integers(0, 2**31 - 1), quantile=st.sampled_from(
+    [None, 0.3, 0.6]), grid=st.booleans())
+def test_rips_h2_equals_gudhi(n, d, seed, quantile, grid):
+    """H0-H2 with GUDHI's Rips complex of dimension 3, on generic clouds and on clouds snapped to a coarse grid
+    (many equal lengths: the tie-breaking of tetrahedra), with and without a threshold (essential H2 classes)."""
+    x = np.random.default_rng(seed).standard_normal((n, d))
+    if grid:
+        x = np.round(x * 2) / 2
+    D = dist64(x)
+    thr = math.inf if quantile is None or n < 2 else float(np.quantile(D[np.triu_indices(n, 1)], quantile))
+    dgm = rips_persistence(torch.from_numpy(x), dims=(0, 1, 2), max_edge_length=thr)
+    assert_same(ours(dgm, maxdim=2), gudhi_rips(D, thr, maxdim=2), f"n={n} d={d} thr={thr}")
+    t = torch.from_numpy(D)
+    check_critical_edges(dgm, lambda b, i, j: t[i, j])
+    assert dgm.counts().shape == (1, 3) and dgm.ndim == 3
+
+
+@pytest.mark.parametrize("name", ["cube", "sphere", "noisy_sphere", "uniform"])
+def test_rips_h2_equals_ripser(name):
+    """Larger clouds than GUDHI is quick on: the vertices of a cube (all ties), points on a sphere (one long H2
+    class), the same with noise, uniform points in the unit cube; also with H2 alone and with a threshold."""
+    x = {
+        "cube": np.array(np.meshgrid(*[np.arange(3.0)] * 3, indexing="ij")).reshape(3, -1).T,
+        "sphere": _sphere(70, 1),
+        "noisy_sphere": _sphere(80, 2, 0.1),
+        "uniform": np.random.default_rng(3).random((70, 3)),
+    }[name]
+    D = dist64(x)
+    want = ripser_rips(D, maxdim=2)
+    dgm = rips_persistence(torch.from_numpy(x), dims=(0, 1, 2))
+    assert_same(ours(dgm, maxdim=2), want, name, rtol=1e-6)
+    only = rips_persistence(torch.from_numpy(x), dims=2)
+    assert set(only.dim.tolist()) <= {2} and len(only) == len(want[2])
+    torch.testing.assert_close(only.pairs, dgm.in_dim(2).pairs)
+    assert torch.equal(only.death_index, dgm.in_dim(2).death_index)
+    thr = float(np.quantile(D[np.triu_indices(len(x), 1)], 0.4))
+    cut = rips_persistence(torch.from_numpy(x), dims=(0, 1, 2), max_edge_length=thr)
+    assert_same(ours(cut, maxdim=2), ripser_rips(D, thr, maxdim=2), f"{name} thr", rtol=1e-6)
+
+
+def test_rips_h2_of_a_sphere_and_unchanged_h0_h1():
+    """60 points on the unit sphere have one H2 class, living for about half the radius; asking for H2 leaves H0
+    and H1 as they were."""
+    x = torch.from_numpy(_sphere(60, 4))
+    dgm = rips_persistence(x, dims=(0, 1, 2))
+    lt = dgm.in_dim(2).lifetimes()
+    assert len(lt) == 1 and float(lt.max()) > 0.4
+    low = rips_persistence(x)
+    assert low.ndim == 2 and low.counts().shape == (1, 2)
+    for k in (0, 1):
+        a, b = dgm.in_dim(k), low.in_dim(k)
+        assert torch.equal(a.pairs, b.pairs) and torch.equal(a.birth_index, b.birth_index)
+
+
+@given(n=st.integers(4, 40), seed=st.integers(0, 2**31 - 1))
+def test_weak_alpha_h2_equals_gudhi_flag(n, seed):
+    x = np.random.default_rng(seed).standard_normal((n, 3))
+    dgm = weak_alpha_persistence(torch.from_numpy(x), dims=(0, 1, 2))
+    edges = delaunay_edges(x)
+    lengths = edge_lengths(x, edges)
+    assert_same(ours(dgm, maxdim=2), gudhi_flag(n, edges, lengths, maxdim=2), f"n={n}")
+    table = {(int(i), int(j)): v for (i, j), v in zip(edges.tolist(), lengths.tolist())}
+    check_critical_edges(dgm, lambda b, i, j: table[(i, j)])
+
+
+def test_rips_h2_batch_equals_one_by_one():
+    clouds = [torch.from_numpy(_sphere(n, s, 0.05)) for n, s in ((30, 1), (18, 2), (25, 3))]
+    batch = rips_persistence(clouds, dims=(0, 1, 2))
+    assert batch.counts().shape == (3, 3)
+    for b, c in enumerate(clouds):
+        assert_same(ours(batch, b, maxdim=2), ours(rips_persistence(c, dims=(0, 1, 2)), maxdim=2), f"cloud {b}")
+
+
+def test_rips_h2_gradcheck():
+    """A perturbed octahedron: its 12 sides close a sphere (H2 born at the longest side), which the longest
+    diagonal fills."""
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(np.concatenate([np.eye(3), -np.eye(3)]) + 0.05 * rng.standard_normal((6, 3)))
+    x.requires_grad_(True)
+    assert len(rips_persistence(x, dims=2).finite()) == 1
+
+    def f(p):
+        return rips_persistence(p, dims=2).finite().pairs
+
+    assert torch.autograd.gradcheck(f, (x,), eps=1e-7, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------- gradients
 def _generic_cloud(n, d, seed):
     return torch.from_numpy(np.random.default_rng(seed).random((n, d))).requires_grad_(True)
@@ -365,8 +460,8 @@ def test_bad_input(fn):
         fn(torch.rand(10, 0))
     with pytest.raises(TypeError, match="float"):
         fn(torch.ones(10, 2, dtype=torch.int64))
-    with pytest.raises(ValueError, match="0 and 1 only"):
-        fn(good, dims=(0, 2))
+    with pytest.raises(ValueError, match="0, 1 and 2 only"):
+        fn(good, dims=(0, 3))
     with pytest.raises(ValueError, match="share their dimension"):
         fn([torch.rand(4, 2), torch.rand(4, 3)])
     with pytest.raises(ValueError, match=r"\(N_i, D\)"):

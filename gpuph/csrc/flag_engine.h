@@ -1,4 +1,4 @@
-// Persistent homology (H0, H1; Z/2) of a flag complex filtered by edge length: the Vietoris-Rips complex of a
+// Persistent homology (H0, H1, H2; Z/2) of a flag complex filtered by edge length: the Vietoris-Rips complex of a
 // distance matrix (dense) or the flag complex of a graph, e.g. the Delaunay graph for weak Alpha (sparse).
 //
 // Filtration order. Edges are ranked 0..M-1 by (length, code) with code = i * N + j (i < j): a total order. A
@@ -16,6 +16,11 @@
 // are sums of coboundaries of later edges. These pairs are found in one data-parallel pass and kept as one int per
 // edge, so only the few remaining columns are reduced (with a heap and a hash table of pivots, as in Ripser, and
 // the reduction matrix V stored per column).
+// H2: the same reduction one dimension up, the coboundary columns of triangles (in decreasing key) with tetrahedra
+// as rows. A tetrahedron enters with its longest edge R and is keyed, among those with the same longest edge, by its
+// two other vertices p < q: key = (R * n + p) * n + q, so the order refines the filtration by diameter as for
+// triangles. Clearing: the triangles that H1's reduction paired (its pivots, emergent ones included) are no columns.
+// Every column is reduced with the heap (no emergent shortcut): H2 is meant for clouds of a few hundred points.
 #pragma once
 #include <ATen/Parallel.h>
 
@@ -25,6 +30,7 @@
 #include <limits>
 #include <numeric>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace gpuph {
@@ -32,8 +38,8 @@ namespace flag {
 
 constexpr int32_t kNoEdge = std::numeric_limits<int32_t>::max();
 
-// dim 0: birth = vertex, death = edge rank (-1: essential). dim 1: birth = edge rank, death = rank of the longest
-// edge of the killing triangle (-1: essential).
+// dim 0: birth = vertex, death = edge rank (-1: essential). dim 1 / 2: birth = rank of the (longest) edge of the
+// creating edge / triangle, death = rank of the longest edge of the killing triangle / tetrahedron (-1: essential).
 struct FlagPair {
   int32_t dim;
   int32_t birth;
@@ -62,6 +68,8 @@ struct DenseNeighbours {
       if (std::max(Ra[k], Rb[k]) < r) return k;  // kNoEdge is never < r
     return -1;
   }
+  // Rank of the edge (u, w), kNoEdge if it is not in the complex.
+  int32_t rank_of(int32_t u, int32_t w) const { return R[int64_t(u) * n + w]; }
   template <typename Fn>
   void for_common(int32_t a, int32_t b, Fn&& fn) const {
     const int32_t* Ra = R + int64_t(a) * n;
@@ -116,6 +124,12 @@ struct SparseNeighbours {
       for (int64_t p = offset[v] + 1; p < offset[v + 1]; ++p)
         if (nbr[size_t(p)] == nbr[size_t(p - 1)]) return true;
     return false;
+  }
+
+  int32_t rank_of(int32_t u, int32_t w) const {
+    const auto first = nbr.begin() + offset[size_t(u)], last = nbr.begin() + offset[size_t(u) + 1];
+    const auto it = std::lower_bound(first, last, w);
+    return it != last && *it == w ? rank[size_t(it - nbr.begin())] : kNoEdge;
   }
 
   template <typename Fn>
@@ -188,9 +202,75 @@ inline void kruskal(const RankedEdges& e, bool emit_h0, std::vector<uint8_t>& tr
       if (find(v) == v) out.push_back({0, oldest[size_t(v)], -1});
 }
 
-// H1 pairs of nonzero length and the essential H1 classes into out. tree: from kruskal.
+// A column under reduction: a min-heap of row keys in which equal keys cancel in pairs (Z/2).
+class ColumnHeap {
+ public:
+  void clear() { heap_.clear(); }
+  void push(uint64_t key) { heap_.push_back(key); }
+  size_t size() const { return heap_.size(); }
+  // Restores the heap after the keys pushed since size() was `from` (0: all of them).
+  void settle(size_t from) {
+    if (from == 0) {
+      std::make_heap(heap_.begin(), heap_.end(), later_);
+      return;
+    }
+    for (size_t i = from; i < heap_.size(); ++i) std::push_heap(heap_.begin(), heap_.begin() + ptrdiff_t(i) + 1, later_);
+  }
+  // The smallest key left after cancellation, or -1 for a zero column.
+  int64_t pivot() {
+    while (!heap_.empty()) {
+      const uint64_t p = heap_.front();
+      pop();
+      if (!heap_.empty() && heap_.front() == p) {
+        pop();
+        continue;
+      }
+      heap_.push_back(p);
+      std::push_heap(heap_.begin(), heap_.end(), later_);
+      return int64_t(p);
+    }
+    return -1;
+  }
+
+ private:
+  void pop() {
+    std::pop_heap(heap_.begin(), heap_.end(), later_);
+    heap_.pop_back();
+  }
+  std::vector<uint64_t> heap_;
+  std::greater<uint64_t> later_;
+};
+
+// Keeps the entries of v that occur an odd number of times, sorted (a column of V mod 2).
+template <typename T>
+void keep_odd(std::vector<T>& v) {
+  std::sort(v.begin(), v.end());
+  size_t w = 0;
+  for (size_t i = 0; i < v.size();) {
+    size_t j = i;
+    while (j < v.size() && v[j] == v[i]) ++j;
+    if ((j - i) & 1) v[w++] = v[i];
+    i = j;
+  }
+  v.resize(w);
+}
+
+// The triangles H1's reduction paired with an edge (its pivots), which H2's clearing skips: the emergent pairs'
+// (edge r with the triangle key r * n + emergent[r]) and the reduced columns' pivot keys.
+struct H1Pivots {
+  std::vector<int32_t> emergent;
+  std::unordered_set<uint64_t> keys;
+  bool has(uint64_t triangle, uint64_t n) const {
+    const int32_t v = emergent[size_t(triangle / n)];
+    return (v >= 0 && uint64_t(v) == triangle % n) || keys.count(triangle) > 0;
+  }
+};
+
+// H1 pairs of nonzero length and the essential H1 classes into out (when emit). tree: from kruskal. pivots, if
+// given, receives the triangles paired (for H2's clearing).
 template <typename G>
-void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tree, std::vector<FlagPair>& out) {
+void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tree, std::vector<FlagPair>& out,
+               bool emit = true, H1Pivots* pivots = nullptr) {
   const int32_t M = e.size();
   const uint64_t n = uint64_t(e.n);
   // Emergent pairs, data-parallel (serial when already inside a parallel region, i.e. parallel over a batch).
@@ -201,8 +281,7 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
       if (!tree[size_t(r)]) emergent[size_t(r)] = g.first_lower_common(e.a[size_t(r)], e.b[size_t(r)], int32_t(r));
   });
 
-  std::vector<uint64_t> heap;  // min-heap of cofacet keys; equal keys cancel in pairs (Z/2)
-  const std::greater<uint64_t> later;
+  ColumnHeap heap;
   auto add_coboundary = [&](int32_t r) {
     g.for_common(e.a[size_t(r)], e.b[size_t(r)], [&](int32_t k, int32_t ra, int32_t rb) {
       int32_t r1 = r;
@@ -215,24 +294,8 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
         r1 = rb;
         v = e.a[size_t(r)];
       }
-      heap.push_back(uint64_t(r1) * n + uint64_t(v));
+      heap.push(uint64_t(r1) * n + uint64_t(v));
     });
-  };
-  auto pivot = [&]() -> int64_t {
-    while (!heap.empty()) {
-      const uint64_t p = heap.front();
-      std::pop_heap(heap.begin(), heap.end(), later);
-      heap.pop_back();
-      if (!heap.empty() && heap.front() == p) {
-        std::pop_heap(heap.begin(), heap.end(), later);
-        heap.pop_back();
-        continue;
-      }
-      heap.push_back(p);
-      std::push_heap(heap.begin(), heap.end(), later);
-      return int64_t(p);
-    }
-    return -1;
   };
 
   std::unordered_map<uint64_t, int32_t> owner;  // pivot key -> reduced column (index into columns)
@@ -243,11 +306,11 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
     heap.clear();
     v_col.assign(1, r);
     add_coboundary(r);
-    std::make_heap(heap.begin(), heap.end(), later);
+    heap.settle(0);
     while (true) {
-      const int64_t p = pivot();
+      const int64_t p = heap.pivot();
       if (p < 0) {  // a cocycle that nothing kills: an essential class (possible in a truncated complex)
-        out.push_back({1, r, -1});
+        if (emit) out.push_back({1, r, -1});
         break;
       }
       const int32_t r1 = int32_t(uint64_t(p) / n);
@@ -259,18 +322,10 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
       } else {
         auto it = owner.find(uint64_t(p));
         if (it == owner.end()) {
-          std::sort(v_col.begin(), v_col.end());  // keep V mod 2
-          size_t w = 0;
-          for (size_t i = 0; i < v_col.size();) {
-            size_t j = i;
-            while (j < v_col.size() && v_col[j] == v_col[i]) ++j;
-            if ((j - i) & 1) v_col[w++] = v_col[i];
-            i = j;
-          }
-          v_col.resize(w);
+          keep_odd(v_col);
           owner.emplace(uint64_t(p), int32_t(columns.size()));
           columns.push_back(v_col);
-          if (e.len[size_t(r1)] > e.len[size_t(r)]) out.push_back({1, r, r1});
+          if (emit && e.len[size_t(r1)] > e.len[size_t(r)]) out.push_back({1, r, r1});
           break;
         }
         for (int32_t q : columns[size_t(it->second)]) {
@@ -278,16 +333,125 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
           add_coboundary(q);
         }
       }
-      for (size_t i = before; i < heap.size(); ++i) std::push_heap(heap.begin(), heap.begin() + ptrdiff_t(i) + 1, later);
+      heap.settle(before);
+    }
+  }
+  if (pivots) {
+    pivots->keys.reserve(owner.size());
+    for (const auto& kv : owner) pivots->keys.insert(kv.first);
+    pivots->emergent = std::move(emergent);
+  }
+}
+
+// H2 pairs of nonzero length and the essential H2 classes into out; h1: the triangles H1 paired (reduce_h1).
+template <typename G>
+void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector<FlagPair>& out) {
+  const int32_t M = e.size();
+  const uint64_t n = uint64_t(e.n);
+  ColumnHeap heap;
+  // The tetrahedra on triangle t = (longest edge r1 = (a, b), opposite vertex v): a fourth vertex k joined to a, b
+  // and v. Each is keyed by its longest edge R and the other two vertices (p, q).
+  auto for_cofacets = [&](uint64_t t, auto&& fn) {
+    const int32_t r1 = int32_t(t / n), v = int32_t(t % n);
+    const int32_t a = e.a[size_t(r1)], b = e.b[size_t(r1)];
+    g.for_common(a, b, [&](int32_t k, int32_t ra, int32_t rb) {
+      if (k == v) return;
+      const int32_t rv = g.rank_of(v, k);
+      if (rv == kNoEdge) return;
+      int32_t R = r1, p = v, q = k;  // r1 is the longest edge of t: only edges at k can be longer
+      if (ra > R) {
+        R = ra;
+        p = b;
+        q = v;
+      }
+      if (rb > R) {
+        R = rb;
+        p = a;
+        q = v;
+      }
+      if (rv > R) {
+        R = rv;
+        p = a;
+        q = b;
+      }
+      if (p > q) std::swap(p, q);
+      fn((uint64_t(R) * n + uint64_t(p)) * n + uint64_t(q));
+    });
+  };
+  auto add_coboundary = [&](uint64_t t) { for_cofacets(t, [&](uint64_t key) { heap.push(key); }); };
+
+  // Pivot key -> the column that owns it: >= 0, a column that is one triangle's coboundary (that triangle's key);
+  // < 0, -1 - its index into `columns` (V: the triangles whose coboundaries sum to it).
+  std::unordered_map<uint64_t, int64_t> owner;
+  std::vector<std::vector<uint64_t>> columns;
+  std::vector<uint64_t> v_col;
+  std::vector<int32_t> opposite;
+  for (int32_t r1 = M - 1; r1 >= 0; --r1) {
+    // The triangles whose longest edge is r1, by decreasing opposite vertex: the columns in decreasing key.
+    opposite.clear();
+    g.for_common(e.a[size_t(r1)], e.b[size_t(r1)], [&](int32_t k, int32_t ra, int32_t rb) {
+      if (ra < r1 && rb < r1) opposite.push_back(k);
+    });
+    std::sort(opposite.begin(), opposite.end(), std::greater<int32_t>());
+    for (int32_t v : opposite) {
+      const uint64_t t = uint64_t(r1) * n + uint64_t(v);
+      if (h1.has(t, n)) continue;
+      // Emergent pair (most columns): t's earliest cofacet T has t's longest edge and t is its youngest facet (t's
+      // opposite vertex v is the larger of T's two others). No column reduced before t (younger triangles, and sums
+      // of their coboundaries) has T, so T is t's pivot at once, and the pair has length zero.
+      uint64_t first = ~uint64_t(0);
+      for_cofacets(t, [&](uint64_t key) { first = std::min(first, key); });
+      if (first != ~uint64_t(0) && int32_t(first / n / n) == r1 && int32_t(first % n) == v) {
+        owner.emplace(first, int64_t(t));
+        continue;
+      }
+      heap.clear();
+      v_col.assign(1, t);
+      add_coboundary(t);
+      heap.settle(0);
+      while (true) {
+        const int64_t p = heap.pivot();
+        if (p < 0) {  // nothing kills it: an essential class (possible in a truncated complex)
+          out.push_back({2, r1, -1});
+          break;
+        }
+        const size_t before = heap.size();
+        auto it = owner.find(uint64_t(p));
+        if (it == owner.end()) {
+          keep_odd(v_col);
+          if (v_col.size() == 1) {
+            owner.emplace(uint64_t(p), int64_t(v_col[0]));
+          } else {
+            owner.emplace(uint64_t(p), -1 - int64_t(columns.size()));
+            columns.push_back(v_col);
+          }
+          const int32_t R = int32_t(uint64_t(p) / n / n);
+          if (e.len[size_t(R)] > e.len[size_t(r1)]) out.push_back({2, r1, R});
+          break;
+        }
+        if (it->second >= 0) {
+          v_col.push_back(uint64_t(it->second));
+          add_coboundary(uint64_t(it->second));
+        } else {
+          for (uint64_t q : columns[size_t(-1 - it->second)]) {
+            v_col.push_back(q);
+            add_coboundary(q);
+          }
+        }
+        heap.settle(before);
+      }
     }
   }
 }
 
 template <typename G>
-void flag_persistence(const RankedEdges& e, const G& g, bool h0, bool h1, std::vector<FlagPair>& out) {
+void flag_persistence(const RankedEdges& e, const G& g, bool h0, bool h1, bool h2, std::vector<FlagPair>& out) {
   std::vector<uint8_t> tree;
   kruskal(e, h0, tree, out);
-  if (h1) reduce_h1(e, g, tree, out);
+  if (!h1 && !h2) return;
+  H1Pivots pivots;
+  reduce_h1(e, g, tree, out, h1, h2 ? &pivots : nullptr);
+  if (h2) reduce_h2(e, g, pivots, out);
 }
 
 }  // namespace flag

@@ -1,4 +1,4 @@
-// torch ops for point-cloud filtrations (H0 and H1 of flag complexes filtered by edge length; flag_engine.h):
+// torch ops for point-cloud filtrations (H0, H1 and H2 of flag complexes filtered by edge length; flag_engine.h):
 //
 // rips_pairs(dist, sizes, threshold, dims_mask) -> int64 (K, 4)
 //   dist: contiguous float32/float64 (B, N, N) distance matrices; image b uses its leading sizes[b] x sizes[b] block.
@@ -83,7 +83,8 @@ using KeyOf = std::conditional_t<std::is_same<F, float>::value, uint32_t, uint64
 
 // Vietoris-Rips of the leading n x n block of one N x N distance matrix.
 template <typename F>
-void rips_image(const F* D, int64_t N, int32_t n, double threshold, bool h0, bool h1, std::vector<FlagRow>& rows) {
+void rips_image(const F* D, int64_t N, int32_t n, double threshold, bool h0, bool h1, bool h2,
+                std::vector<FlagRow>& rows) {
   // Past the enclosing radius (min_i max_j d(i, j)) the complex is a cone, so nothing is born or dies later:
   // truncating there changes no diagram and drops most edges (as Ripser does).
   double cut = threshold;
@@ -131,23 +132,22 @@ void rips_image(const F* D, int64_t N, int32_t n, double threshold, bool h0, boo
     e.len[r] = double(len);
   }
   std::vector<FlagPair> pairs;
-  std::vector<uint8_t> tree;
-  flag::kruskal(e, h0, tree, pairs);
-  if (h1) {
-    std::vector<int32_t> R(size_t(n) * size_t(n), flag::kNoEdge);
+  std::vector<int32_t> R;
+  if (h1 || h2) {
+    R.assign(size_t(n) * size_t(n), flag::kNoEdge);
     for (size_t r = 0; r < M; ++r) {
       R[size_t(e.a[r]) * n + e.b[r]] = int32_t(r);
       R[size_t(e.b[r]) * n + e.a[r]] = int32_t(r);
     }
-    flag::reduce_h1(e, flag::DenseNeighbours{n, R.data()}, tree, pairs);
   }
+  flag::flag_persistence(e, flag::DenseNeighbours{n, R.data()}, h0, h1, h2, pairs);
   make_rows(e, code, code, N, pairs, rows);
 }
 
 // Flag complex of one image's graph: edges[s..t) (local vertices), lengths likewise.
 template <typename F>
 void graph_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, int64_t N, int32_t n, bool h0, bool h1,
-                 std::vector<FlagRow>& rows) {
+                 bool h2, std::vector<FlagRow>& rows) {
   using U = KeyOf<F>;
   struct Item {
     U key;
@@ -180,7 +180,7 @@ void graph_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, i
   g.build(e);
   TORCH_CHECK_VALUE(!g.has_repeated_edge(), "gpuph: a graph lists the same edge twice");
   std::vector<FlagPair> pairs;
-  flag::flag_persistence(e, g, h0, h1, pairs);
+  flag::flag_persistence(e, g, h0, h1, h2, pairs);
   make_rows(e, code, pos, N, pairs, rows);
 }
 
@@ -206,8 +206,8 @@ torch::Tensor pack(const std::vector<std::vector<FlagRow>>& rows, bool positions
 }
 
 void check_dims_mask(int64_t dims_mask) {
-  TORCH_CHECK_VALUE(dims_mask >= 0 && dims_mask <= 3, "gpuph: point-cloud persistence computes H0 and H1 only "
-                    "(dims_mask must be within 0b11), got ", dims_mask);
+  TORCH_CHECK_VALUE(dims_mask >= 0 && dims_mask <= 7, "gpuph: point-cloud persistence computes H0, H1 and H2 "
+                    "only (dims_mask must be within 0b111), got ", dims_mask);
 }
 
 std::vector<int64_t> read_sizes(const torch::Tensor& sizes, int64_t B, int64_t N) {
@@ -232,14 +232,14 @@ torch::Tensor rips_pairs_cpu(const torch::Tensor& dist, const torch::Tensor& siz
                     kMaxDensePoints, " points per cloud, got ", N);
   const std::vector<int64_t> n = read_sizes(sizes, B, N);
   const torch::Tensor dc = dist.contiguous();
-  const bool h0 = dims_mask & 1, h1 = dims_mask & 2;
+  const bool h0 = dims_mask & 1, h1 = dims_mask & 2, h2 = dims_mask & 4;
   std::vector<std::vector<FlagRow>> rows(static_cast<size_t>(B));
   // Over the clouds of the batch; a single cloud instead splits its emergent-pair pass over the threads.
   AT_DISPATCH_FLOATING_TYPES(dc.scalar_type(), "rips_pairs", [&] {
     const scalar_t* d = dc.data_ptr<scalar_t>();
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b)
-        rips_image(d + b * N * N, N, int32_t(n[size_t(b)]), threshold, h0, h1, rows[size_t(b)]);
+        rips_image(d + b * N * N, N, int32_t(n[size_t(b)]), threshold, h0, h1, h2, rows[size_t(b)]);
     });
   });
   return pack(rows, false);
@@ -263,14 +263,14 @@ torch::Tensor flag_pairs_cpu(const torch::Tensor& edges, const torch::Tensor& le
   const int64_t* off = oc.data_ptr<int64_t>();
   TORCH_CHECK_VALUE(off[0] == 0 && off[B] == edges.size(0), "gpuph: offsets must run from 0 to E");
   for (int64_t b = 0; b < B; ++b) TORCH_CHECK_VALUE(off[b] <= off[b + 1], "gpuph: offsets must not decrease");
-  const bool h0 = dims_mask & 1, h1 = dims_mask & 2;
+  const bool h0 = dims_mask & 1, h1 = dims_mask & 2, h2 = dims_mask & 4;
   std::vector<std::vector<FlagRow>> rows(static_cast<size_t>(B));
   AT_DISPATCH_FLOATING_TYPES(lc.scalar_type(), "flag_pairs", [&] {
     const scalar_t* len = lc.data_ptr<scalar_t>();
     const int64_t* e = ec.data_ptr<int64_t>();
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b)
-        graph_image(e, len, off[b], off[b + 1], N, int32_t(n[size_t(b)]), h0, h1, rows[size_t(b)]);
+        graph_image(e, len, off[b], off[b + 1], N, int32_t(n[size_t(b)]), h0, h1, h2, rows[size_t(b)]);
     });
   });
   return pack(rows, true);

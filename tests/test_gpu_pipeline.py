@@ -202,6 +202,13 @@ def test_relaxed_union_find_converges_in_few_iterations_on_noise_and_smooth_fiel
     assert s["converged"] == 1 and s["iterations"] >= 35, s
 
 
+def call_and_read_cap(y: torch.Tensor, superlevel: bool) -> int:
+    """H0 of the 1D signals y (V) by the pipeline, checked against the CPU engine; then the learned relaxed cap."""
+    got = ops._cubical_pairs_pipeline(y, 1, CODES["V"], superlevel, 1)
+    assert torch.equal(got, ops.cubical_pairs(y, 1, CODES["V"], superlevel, 1))
+    return ops._relaxed_cap()
+
+
 @pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("superlevel", [False, True])
 def test_relaxed_cap_is_learned_from_the_calls_before(superlevel):
@@ -213,9 +220,7 @@ def test_relaxed_cap_is_learned_from_the_calls_before(superlevel):
     walk = torch.cumsum(torch.randn(2, 3000, generator=torch.Generator().manual_seed(3), dtype=torch.float64), 1)
 
     def call(y):
-        got = ops._cubical_pairs_pipeline(y, 1, CODES["V"], superlevel, 1)
-        assert torch.equal(got, ops.cubical_pairs(y, 1, CODES["V"], superlevel, 1))
-        return ops._relaxed_cap()
+        return call_and_read_cap(y, superlevel)
 
     with union_find(3, iterations=0), setting(ops._relaxed_cap, 32):
         assert union_find_stats(x, 1, "V", superlevel, 1)["converged"] == 0  # the stats teach nothing either
@@ -243,9 +248,7 @@ def test_relaxed_cap_has_a_floor_that_grows_with_the_grid(superlevel):
     walk = torch.cumsum(torch.randn(2, 3000, generator=torch.Generator().manual_seed(4), dtype=torch.float64), 1)
 
     def call(y):
-        got = ops._cubical_pairs_pipeline(y, 1, CODES["V"], superlevel, 1)
-        assert torch.equal(got, ops.cubical_pairs(y, 1, CODES["V"], superlevel, 1))
-        return ops._relaxed_cap()
+        return call_and_read_cap(y, superlevel)
 
     with union_find(3, iterations=0), setting(ops._relaxed_cap, 32):
         assert union_find_stats(x, 1, "V", superlevel, 1)["converged"] == 0  # no floor to speak of by default

@@ -20,7 +20,8 @@
 // as rows. A tetrahedron enters with its longest edge R and is keyed, among those with the same longest edge, by its
 // two other vertices p < q: key = (R * n + p) * n + q, so the order refines the filtration by diameter as for
 // triangles. Clearing: the triangles that H1's reduction paired (its pivots, emergent ones included) are no columns.
-// Every column is reduced with the heap (no emergent shortcut): H2 is meant for clouds of a few hundred points.
+// Emergent pairs are taken without the heap; the other columns are reduced with it, and every emergent pivot is kept
+// in the pivot table (Ripser finds apparent pairs on the fly instead): H2 is meant for clouds of a few hundred points.
 #pragma once
 #include <ATen/Parallel.h>
 
@@ -30,7 +31,6 @@
 #include <limits>
 #include <numeric>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace gpuph {
@@ -259,7 +259,7 @@ void keep_odd(std::vector<T>& v) {
 // (edge r with the triangle key r * n + emergent[r]) and the reduced columns' pivot keys.
 struct H1Pivots {
   std::vector<int32_t> emergent;
-  std::unordered_set<uint64_t> keys;
+  std::unordered_map<uint64_t, int32_t> keys;  // the reduction's pivot table, moved out of it
   bool has(uint64_t triangle, uint64_t n) const {
     const int32_t v = emergent[size_t(triangle / n)];
     return (v >= 0 && uint64_t(v) == triangle % n) || keys.count(triangle) > 0;
@@ -337,8 +337,7 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
     }
   }
   if (pivots) {
-    pivots->keys.reserve(owner.size());
-    for (const auto& kv : owner) pivots->keys.insert(kv.first);
+    pivots->keys = std::move(owner);
     pivots->emergent = std::move(emergent);
   }
 }
@@ -399,15 +398,17 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
       // Emergent pair (most columns): t's earliest cofacet T has t's longest edge and t is its youngest facet (t's
       // opposite vertex v is the larger of T's two others). No column reduced before t (younger triangles, and sums
       // of their coboundaries) has T, so T is t's pivot at once, and the pair has length zero.
+      heap.clear();
       uint64_t first = ~uint64_t(0);
-      for_cofacets(t, [&](uint64_t key) { first = std::min(first, key); });
+      for_cofacets(t, [&](uint64_t key) {
+        heap.push(key);
+        first = std::min(first, key);
+      });
       if (first != ~uint64_t(0) && int32_t(first / n / n) == r1 && int32_t(first % n) == v) {
         owner.emplace(first, int64_t(t));
         continue;
       }
-      heap.clear();
       v_col.assign(1, t);
-      add_coboundary(t);
       heap.settle(0);
       while (true) {
         const int64_t p = heap.pivot();

@@ -39,7 +39,8 @@ SEED = 20240611
 # name -> (filtration, number of points, their dimension D, the highest homology dimension computed)
 CASES = {"rips-100": ("rips", 100, 2, 1), "rips-500": ("rips", 500, 2, 1), "rips-2000": ("rips", 2000, 2, 1),
          "alpha-1000": ("alpha", 1000, 2, 1), "alpha-10000": ("alpha", 10000, 2, 1),
-         "rips-h2-100": ("rips", 100, 3, 2), "rips-h2-200": ("rips", 200, 3, 2)}
+         "rips-h2-100": ("rips", 100, 3, 2), "rips-h2-200": ("rips", 200, 3, 2),
+         "rips-h2-400": ("rips", 400, 3, 2)}
 LIBRARIES = ("gpuph", "gpuph-fwd+bwd", "ripser", "gudhi", "giotto-ph")
 # GUDHI's RipsComplex stores every simplex (n^3 / 6 triangles): past this it needs minutes and gigabytes.
 GUDHI_RIPS_MAX_POINTS = 500

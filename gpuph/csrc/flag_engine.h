@@ -20,12 +20,14 @@
 // as rows. A tetrahedron enters with its longest edge R and is keyed, among those with the same longest edge, by its
 // two other vertices p < q: key = (R * n + p) * n + q, so the order refines the filtration by diameter as for
 // triangles. Clearing: the triangles that H1's reduction paired (its pivots, emergent ones included) are no columns.
-// Emergent pairs are taken without the heap; the other columns are reduced with it, and every emergent pivot is kept
-// in the pivot table (Ripser finds apparent pairs on the fly instead): H2 is meant for clouds of a few hundred points.
+// Apparent pairs (almost every triangle) are found by a scan that stops at the first qualifying vertex and are never
+// stored: a reduction that meets a tetrahedron as its pivot recomputes whether its youngest facet owns it (as Ripser
+// does). Only the other columns are reduced, with the heap and a pivot table.
 #pragma once
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -37,6 +39,7 @@ namespace gpuph {
 namespace flag {
 
 constexpr int32_t kNoEdge = std::numeric_limits<int32_t>::max();
+constexpr int64_t kNoOwner = std::numeric_limits<int64_t>::min();
 
 // dim 0: birth = vertex, death = edge rank (-1: essential). dim 1 / 2: birth = rank of the (longest) edge of the
 // creating edge / triangle, death = rank of the longest edge of the killing triangle / tetrahedron (-1: essential).
@@ -60,16 +63,32 @@ struct DenseNeighbours {
   int32_t n;
   const int32_t* R;
 
-  // Smallest vertex k joined to both a and b by edges earlier than rank r, or -1.
-  int32_t first_lower_common(int32_t a, int32_t b, int32_t r) const {
+  // Smallest common neighbour k < limit of a and b with pred(k, rank(a, k), rank(b, k)), or -1.
+  template <typename Pred>
+  int32_t find_common(int32_t a, int32_t b, int32_t limit, Pred&& pred) const {
     const int32_t* Ra = R + int64_t(a) * n;
     const int32_t* Rb = R + int64_t(b) * n;
-    for (int32_t k = 0; k < n; ++k)
-      if (std::max(Ra[k], Rb[k]) < r) return k;  // kNoEdge is never < r
+    const int32_t end = std::min(limit, n);
+    for (int32_t k = 0; k < end; ++k) {
+      const int32_t ra = Ra[k], rb = Rb[k];
+      if (ra != kNoEdge && rb != kNoEdge && pred(k, ra, rb)) return k;
+    }
     return -1;
   }
   // Rank of the edge (u, w), kNoEdge if it is not in the complex.
   int32_t rank_of(int32_t u, int32_t w) const { return R[int64_t(u) * n + w]; }
+  // The vertices k joined to both a and b by edges earlier than rank r, ascending, into out (replaced).
+  void lower_common(int32_t a, int32_t b, int32_t r, std::vector<int32_t>& out) const {
+    const int32_t* Ra = R + int64_t(a) * n;
+    const int32_t* Rb = R + int64_t(b) * n;
+    out.resize(size_t(n));
+    size_t m = 0;
+    for (int32_t k = 0; k < n; ++k) {  // branch-free: about half the vertices qualify, unpredictably
+      out[m] = k;
+      m += size_t(std::max(Ra[k], Rb[k]) < r);  // kNoEdge is never < r
+    }
+    out.resize(m);
+  }
   template <typename Fn>
   void for_common(int32_t a, int32_t b, Fn&& fn) const {
     const int32_t* Ra = R + int64_t(a) * n;
@@ -150,10 +169,12 @@ struct SparseNeighbours {
     }
     return false;
   }
-  int32_t first_lower_common(int32_t a, int32_t b, int32_t r) const {
+  template <typename Pred>
+  int32_t find_common(int32_t a, int32_t b, int32_t limit, Pred&& pred) const {
     int32_t found = -1;
     merge(a, b, [&](int32_t k, int32_t ra, int32_t rb) {
-      if (std::max(ra, rb) >= r) return false;
+      if (k >= limit) return true;
+      if (!pred(k, ra, rb)) return false;
       found = k;
       return true;
     });
@@ -166,7 +187,20 @@ struct SparseNeighbours {
       return false;
     });
   }
+  void lower_common(int32_t a, int32_t b, int32_t r, std::vector<int32_t>& out) const {
+    out.clear();
+    for_common(a, b, [&](int32_t k, int32_t ra, int32_t rb) {
+      if (ra < r && rb < r) out.push_back(k);
+    });
+  }
 };
+
+// Smallest vertex k joined to both a and b by edges earlier than rank r, or -1.
+template <typename G>
+int32_t first_lower_common(const G& g, int32_t a, int32_t b, int32_t r) {
+  return g.find_common(a, b, std::numeric_limits<int32_t>::max(),
+                       [r](int32_t, int32_t ra, int32_t rb) { return ra < r && rb < r; });
+}
 
 // H0 pairs of nonzero length and the essential classes into out (when emit_h0); marks the spanning-forest edges.
 inline void kruskal(const RankedEdges& e, bool emit_h0, std::vector<uint8_t>& tree, std::vector<FlagPair>& out) {
@@ -260,9 +294,17 @@ void keep_odd(std::vector<T>& v) {
 struct H1Pivots {
   std::vector<int32_t> emergent;
   std::unordered_map<uint64_t, int32_t> keys;  // the reduction's pivot table, moved out of it
+  std::vector<uint8_t> keyed;                  // per edge r: whether some key has longest edge r (spares lookups)
+  void take(std::vector<int32_t>&& em, std::unordered_map<uint64_t, int32_t>&& table, uint64_t n) {
+    emergent = std::move(em);
+    keys = std::move(table);
+    keyed.assign(emergent.size(), 0);
+    for (const auto& kv : keys) keyed[size_t(kv.first / n)] = 1;
+  }
   bool has(uint64_t triangle, uint64_t n) const {
-    const int32_t v = emergent[size_t(triangle / n)];
-    return (v >= 0 && uint64_t(v) == triangle % n) || keys.count(triangle) > 0;
+    const size_t r = size_t(triangle / n);
+    const int32_t v = emergent[r];
+    return (v >= 0 && uint64_t(v) == triangle % n) || (keyed[r] && keys.count(triangle) > 0);
   }
 };
 
@@ -278,7 +320,7 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
   std::vector<int32_t> emergent(size_t(M), -1);
   at::parallel_for(0, M, int64_t(1) << 15, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r)
-      if (!tree[size_t(r)]) emergent[size_t(r)] = g.first_lower_common(e.a[size_t(r)], e.b[size_t(r)], int32_t(r));
+      if (!tree[size_t(r)]) emergent[size_t(r)] = first_lower_common(g, e.a[size_t(r)], e.b[size_t(r)], int32_t(r));
   });
 
   ColumnHeap heap;
@@ -336,10 +378,7 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
       heap.settle(before);
     }
   }
-  if (pivots) {
-    pivots->keys = std::move(owner);
-    pivots->emergent = std::move(emergent);
-  }
+  if (pivots) pivots->take(std::move(emergent), std::move(owner), n);
 }
 
 // H2 pairs of nonzero length and the essential H2 classes into out; h1: the triangles H1 paired (reduce_h1).
@@ -378,37 +417,45 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
     });
   };
   auto add_coboundary = [&](uint64_t t) { for_cofacets(t, [&](uint64_t key) { heap.push(key); }); };
+  // Apparent pairs (most triangles): t = (r1, v) and its earliest cofacet T, when T has t's longest edge and t is
+  // T's youngest facet. T's other two vertices are then v and a k < v (with k > v, t is not the youngest), and the
+  // smallest such k gives the earliest T; so this stops at the first k < v whose three edges to a, b, v are earlier
+  // than r1. Returns that k, or -1 (t is no apparent pair). No column reduced before t (younger triangles, and sums
+  // of their coboundaries) has T, so T is t's pivot at once; the pair has length zero.
+  auto apparent_vertex = [&](int32_t r1, int32_t v, int32_t limit) {
+    return g.find_common(e.a[size_t(r1)], e.b[size_t(r1)], limit, [&](int32_t k, int32_t ra, int32_t rb) {
+      return ra < r1 && rb < r1 && g.rank_of(v, k) < r1;  // kNoEdge is never < r1
+    });
+  };
 
-  // Pivot key -> the column that owns it: >= 0, a column that is one triangle's coboundary (that triangle's key);
-  // < 0, -1 - its index into `columns` (V: the triangles whose coboundaries sum to it).
+  // Pivot key -> the reduced column that owns it: >= 0, a column that is one triangle's coboundary (that
+  // triangle's key); < 0, -1 - its index into `columns` (V: the triangles whose coboundaries sum to it). Apparent
+  // pairs are not stored: the owner of T = (R, p, q) is the triangle (R, q) when its apparent vertex is p, i.e. no
+  // k < p qualifies (as Ripser looks up apparent pairs on the fly). That triangle is never one H1 cleared: an
+  // apparent pair is a persistence pair, and no simplex is in two.
   std::unordered_map<uint64_t, int64_t> owner;
+  auto owner_of = [&](uint64_t T) -> int64_t {  // the column that owns pivot T (as in `owner`), or kNoOwner
+    const auto it = owner.find(T);
+    if (it != owner.end()) return it->second;
+    const uint64_t Rp = T / n;
+    const int32_t R = int32_t(Rp / n), p = int32_t(Rp % n), q = int32_t(T % n);
+    const uint64_t t = uint64_t(R) * n + uint64_t(q);
+    if (apparent_vertex(R, q, p) < 0) return int64_t(t);
+    return kNoOwner;
+  };
   std::vector<std::vector<uint64_t>> columns;
   std::vector<uint64_t> v_col;
   std::vector<int32_t> opposite;
   for (int32_t r1 = M - 1; r1 >= 0; --r1) {
     // The triangles whose longest edge is r1, by decreasing opposite vertex: the columns in decreasing key.
-    opposite.clear();
-    g.for_common(e.a[size_t(r1)], e.b[size_t(r1)], [&](int32_t k, int32_t ra, int32_t rb) {
-      if (ra < r1 && rb < r1) opposite.push_back(k);
-    });
-    std::sort(opposite.begin(), opposite.end(), std::greater<int32_t>());
-    for (int32_t v : opposite) {
+    g.lower_common(e.a[size_t(r1)], e.b[size_t(r1)], r1, opposite);
+    for (auto it = opposite.rbegin(); it != opposite.rend(); ++it) {
+      const int32_t v = *it;
       const uint64_t t = uint64_t(r1) * n + uint64_t(v);
-      if (h1.has(t, n)) continue;
-      // Emergent pair (most columns): t's earliest cofacet T has t's longest edge and t is its youngest facet (t's
-      // opposite vertex v is the larger of T's two others). No column reduced before t (younger triangles, and sums
-      // of their coboundaries) has T, so T is t's pivot at once, and the pair has length zero.
+      if (h1.has(t, n) || apparent_vertex(r1, v, v) >= 0) continue;
       heap.clear();
-      uint64_t first = ~uint64_t(0);
-      for_cofacets(t, [&](uint64_t key) {
-        heap.push(key);
-        first = std::min(first, key);
-      });
-      if (first != ~uint64_t(0) && int32_t(first / n / n) == r1 && int32_t(first % n) == v) {
-        owner.emplace(first, int64_t(t));
-        continue;
-      }
       v_col.assign(1, t);
+      add_coboundary(t);
       heap.settle(0);
       while (true) {
         const int64_t p = heap.pivot();
@@ -417,8 +464,8 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
           break;
         }
         const size_t before = heap.size();
-        auto it = owner.find(uint64_t(p));
-        if (it == owner.end()) {
+        const int64_t o = owner_of(uint64_t(p));
+        if (o == kNoOwner) {
           keep_odd(v_col);
           if (v_col.size() == 1) {
             owner.emplace(uint64_t(p), int64_t(v_col[0]));
@@ -430,11 +477,11 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
           if (e.len[size_t(R)] > e.len[size_t(r1)]) out.push_back({2, r1, R});
           break;
         }
-        if (it->second >= 0) {
-          v_col.push_back(uint64_t(it->second));
-          add_coboundary(uint64_t(it->second));
+        if (o >= 0) {
+          v_col.push_back(uint64_t(o));
+          add_coboundary(uint64_t(o));
         } else {
-          for (uint64_t q : columns[size_t(-1 - it->second)]) {
+          for (uint64_t q : columns[size_t(-1 - o)]) {
             v_col.push_back(q);
             add_coboundary(q);
           }

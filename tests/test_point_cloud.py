@@ -471,3 +471,19 @@ def test_bad_input(fn):
             fn(good, max_edge_length=-1.0)
         with pytest.raises(ValueError, match="max_edge_length"):
             fn(good, max_edge_length=float("nan"))
+
+
+def test_flag_pairs_refuses_h2_past_its_keys():
+    """The flag engine keys a tetrahedron in 64 bits ((R * n + p) * n + q): a graph whose edges x vertices^2 pass
+    2^64 gets a clear error for H2 (before anything of size n is allocated), and H0 / H1 of a small one still work."""
+    from gpuph._ext import ops
+
+    edges = torch.tensor([[0, 1], [1, 2], [0, 2], [2, 3], [3, 4]])
+    lengths = torch.arange(1.0, 6.0)
+    offsets = torch.tensor([0, 5])
+    n = 2**31 - 1  # 5 * n^2 > 2^64
+    with pytest.raises(ValueError, match="64-bit tetrahedron keys"):
+        ops.flag_pairs(edges, lengths, offsets, torch.tensor([n]), n, 0b100)
+    rows = ops.flag_pairs(edges, lengths, offsets, torch.tensor([5]), 5, 0b111)
+    assert rows.shape[1] == 6 and set(rows[:, 1].tolist()) == {0}  # the triangle fills its cycle at once
+    assert len(rows) == 5  # H0: 4 deaths and 1 essential class

@@ -165,8 +165,14 @@ void graph_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, i
     TORCH_CHECK_VALUE(!std::isnan(double(len)), "gpuph: edge ", p, " has a NaN length");
     items.push_back({orderable_key<U>(len, false), i * N + j, p});
   }
-  std::sort(items.begin(), items.end());
   const size_t M = items.size();
+  // Ranks are int32 (kNoEdge is no rank); H2 keys a tetrahedron as (R * n + p) * n + q in 64 bits.
+  TORCH_CHECK_VALUE(M < size_t(flag::kNoEdge), "gpuph: a graph has ", M, " edges; at most ", flag::kNoEdge - 1,
+                    " per graph are supported");
+  TORCH_CHECK_VALUE(!h2 || n == 0 || uint64_t(M) <= std::numeric_limits<uint64_t>::max() / uint64_t(n) / uint64_t(n),
+                    "gpuph: H2 of a graph with ", n, " vertices and ", M, " edges is past the 64-bit tetrahedron "
+                    "keys (edges x vertices^2 must stay below 2^64): split the graph or leave H2 out");
+  std::sort(items.begin(), items.end());
   RankedEdges e(n, M);
   std::vector<int64_t> code(M), pos(M);
   for (size_t r = 0; r < M; ++r) {

@@ -63,16 +63,15 @@ struct DenseNeighbours {
   int32_t n;
   const int32_t* R;
 
-  // Smallest common neighbour k < limit of a and b with pred(k, rank(a, k), rank(b, k)), or -1.
+  // Smallest common neighbour k < limit of a and b with pred(k, rank(a, k), rank(b, k)), or -1. pred also sees
+  // the vertices that are no common neighbours, with a rank kNoEdge (never below any rank it compares with).
   template <typename Pred>
   int32_t find_common(int32_t a, int32_t b, int32_t limit, Pred&& pred) const {
     const int32_t* Ra = R + int64_t(a) * n;
     const int32_t* Rb = R + int64_t(b) * n;
     const int32_t end = std::min(limit, n);
-    for (int32_t k = 0; k < end; ++k) {
-      const int32_t ra = Ra[k], rb = Rb[k];
-      if (ra != kNoEdge && rb != kNoEdge && pred(k, ra, rb)) return k;
-    }
+    for (int32_t k = 0; k < end; ++k)
+      if (pred(k, Ra[k], Rb[k])) return k;
     return -1;
   }
   // Rank of the edge (u, w), kNoEdge if it is not in the complex.
@@ -199,7 +198,7 @@ struct SparseNeighbours {
 template <typename G>
 int32_t first_lower_common(const G& g, int32_t a, int32_t b, int32_t r) {
   return g.find_common(a, b, std::numeric_limits<int32_t>::max(),
-                       [r](int32_t, int32_t ra, int32_t rb) { return ra < r && rb < r; });
+                       [r](int32_t, int32_t ra, int32_t rb) { return std::max(ra, rb) < r; });
 }
 
 // H0 pairs of nonzero length and the essential classes into out (when emit_h0); marks the spanning-forest edges.

@@ -3,6 +3,7 @@ conventions (critical pixels, order), neighbourhoods for extremum counts, and in
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import itertools
 
@@ -32,6 +33,17 @@ def two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def setting(op, value: int):
+    """Runs the block with one of the extension's test-only settings (``op(value)`` returns the previous value),
+    restored after."""
+    old = op(value)
+    try:
+        yield
+    finally:
+        op(old)
 
 
 # ---------------------------------------------------------------------------------------------- conversion

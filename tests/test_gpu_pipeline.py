@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_diagrams, load_mnist, smooth_field, staircase
+from conftest import assert_same_diagrams, load_mnist, setting, smooth_field, staircase
 from hypothesis import given
 from hypothesis import strategies as st
 from reference import _sorted_pairs, gudhi_freudenthal
@@ -38,17 +38,6 @@ def both(x: torch.Tensor, sd: int, construction: str, superlevel: bool, mask: in
     got = ops._cubical_pairs_pipeline(x, sd, CODES[construction], superlevel, mask)
     assert got.dtype == torch.int64 and got.shape == want.shape, (got.shape, want.shape)
     assert torch.equal(got, want)
-
-
-@contextlib.contextmanager
-def setting(op, value: int):
-    """Runs the block with one of the pipeline's test-only settings (``op(value)`` returns the previous value),
-    restored after."""
-    old = op(value)
-    try:
-        yield
-    finally:
-        op(old)
 
 
 @contextlib.contextmanager

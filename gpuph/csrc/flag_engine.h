@@ -28,11 +28,13 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -98,6 +100,44 @@ struct DenseNeighbours {
       if (ra != kNoEdge && rb != kNoEdge) fn(k, ra, rb);
     }
   }
+};
+
+// At most this many vertices for LowerSets (n^2 / 8 bytes: 8 MiB a thread); past it H2's column search scans the
+// rank matrix instead. A setting only so that tests can take the scans (the op _flag_bitset_vertices).
+inline std::atomic<int32_t> lower_sets_max_vertices{8192};
+
+// The sets {k : rank(u, k) < T} of all vertices u of a dense complex as bitsets, for a threshold T that moves down
+// one edge at a time: common lower neighbours by word-wise ANDs, 64 vertices at once.
+class LowerSets {
+ public:
+
+  LowerSets(const DenseNeighbours& g, int32_t T) : words_(size_t(g.n + 63) / 64), bits_(size_t(g.n) * words_, 0) {
+    for (int32_t u = 0; u < g.n; ++u) {
+      const int32_t* Ru = g.R + int64_t(u) * g.n;
+      uint64_t* row = &bits_[size_t(u) * words_];
+      for (int32_t k = 0; k < g.n; ++k) row[size_t(k) >> 6] |= uint64_t(Ru[k] < T) << (k & 63);
+    }
+  }
+  size_t words() const { return words_; }
+  const uint64_t* row(int32_t u) const { return &bits_[size_t(u) * words_]; }
+  // Lowers T past the edge (a, b) of rank T - 1.
+  void drop(int32_t a, int32_t b) {
+    bits_[size_t(a) * words_ + (size_t(b) >> 6)] &= ~(uint64_t(1) << (b & 63));
+    bits_[size_t(b) * words_ + (size_t(a) >> 6)] &= ~(uint64_t(1) << (a & 63));
+  }
+  // Whether the sets w and u share a vertex below v (w: a row of words() words).
+  bool meet_below(const uint64_t* w, int32_t u, int32_t v) const {
+    const uint64_t* x = row(u);
+    const size_t full = size_t(v) >> 6;
+    for (size_t i = 0; i < full; ++i)
+      if (w[i] & x[i]) return true;
+    const uint64_t mask = (uint64_t(1) << (v & 63)) - 1;
+    return (v & 63) && (w[full] & x[full] & mask);
+  }
+
+ private:
+  size_t words_;
+  std::vector<uint64_t> bits_;
 };
 
 // Neighbourhoods from adjacency lists sorted by neighbour (CSR): common neighbours by merging two lists.
@@ -453,6 +493,31 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
   // A small complex is done before a parallel region would even start.
   const int64_t grain = int64_t(M) * e.n < (int64_t(1) << 18) ? chunks : 1;
   at::parallel_for(0, chunks, grain, [&](int64_t begin, int64_t end) {
+    if constexpr (std::is_same<G, DenseNeighbours>::value) {
+      if (e.n <= lower_sets_max_vertices.load(std::memory_order_relaxed)) {
+        // The same search on bitsets, walking this thread's edges down from the top.
+        LowerSets lower(g, int32_t(std::min<int64_t>(M, end * chunk)));
+        std::vector<uint64_t> w(lower.words());
+        for (int64_t c = end - 1; c >= begin; --c) {
+          const int32_t lo = int32_t(c * chunk), hi = int32_t(std::min<int64_t>(M, (c + 1) * chunk));
+          for (int32_t r1 = hi - 1; r1 >= lo; --r1) {
+            const int32_t a = e.a[size_t(r1)], b = e.b[size_t(r1)];
+            lower.drop(a, b);
+            const uint64_t *xa = lower.row(a), *xb = lower.row(b);
+            for (size_t i = 0; i < w.size(); ++i) w[i] = xa[i] & xb[i];
+            for (size_t i = w.size(); i-- > 0;)
+              for (uint64_t bits = w[i]; bits;) {
+                const int32_t hb = 63 - __builtin_clzll(bits);
+                bits &= ~(uint64_t(1) << hb);
+                const int32_t v = int32_t(i * 64) + hb;
+                const uint64_t t = uint64_t(r1) * n + uint64_t(v);
+                if (!h1.has(t, n) && !lower.meet_below(w.data(), v, v)) found[size_t(c)].push_back(t);
+              }
+          }
+        }
+        return;
+      }
+    }
     std::vector<int32_t> opposite;
     for (int64_t c = begin; c < end; ++c) {
       const int32_t lo = int32_t(c * chunk), hi = int32_t(std::min<int64_t>(M, (c + 1) * chunk));

@@ -282,12 +282,20 @@ torch::Tensor flag_pairs_cpu(const torch::Tensor& edges, const torch::Tensor& le
   return pack(rows, true);
 }
 
+// Test-only: the most vertices for which H2's column search uses bitsets (-1: only read); returns the old value.
+int64_t set_flag_bitset_vertices(int64_t n) {
+  TORCH_CHECK_VALUE(n >= -1 && n <= kMaxDensePoints, "gpuph: the bitset limit is 0 to ", kMaxDensePoints,
+                    " vertices (-1: only read it)");
+  return n == -1 ? flag::lower_sets_max_vertices.load() : flag::lower_sets_max_vertices.exchange(int32_t(n));
+}
+
 }  // namespace
 }  // namespace gpuph
 
 TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("rips_pairs(Tensor dist, Tensor sizes, float threshold, int dims_mask) -> Tensor");
   m.def("flag_pairs(Tensor edges, Tensor lengths, Tensor offsets, Tensor sizes, int n, int dims_mask) -> Tensor");
+  m.def("_flag_bitset_vertices(int n=-1) -> int", &gpuph::set_flag_bitset_vertices);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {

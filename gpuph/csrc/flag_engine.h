@@ -487,7 +487,8 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
   // parallel region, i.e. parallel over a batch) in chunks of edges, each chunk's in decreasing key; the chunks are
   // then reduced from the last, so the columns come in decreasing key. Few remain (under 1% of the triangles of
   // uniform clouds).
-  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, e.n));  // edges
+  // Edges a chunk: about 2^16 vertex visits, and at most 4096 chunks (each holds a vector).
+  const int64_t chunk = std::max<int64_t>({1, (int64_t(1) << 16) / std::max<int64_t>(1, e.n), int64_t(M) / 4096});
   const int64_t chunks = (int64_t(M) + chunk - 1) / chunk;
   std::vector<std::vector<uint64_t>> found(static_cast<size_t>(chunks));
   // A small complex is done before a parallel region would even start.

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <type_traits>
 #include <unordered_map>
@@ -133,6 +134,14 @@ class LowerSets {
       if (w[i] & x[i]) return true;
     const uint64_t mask = (uint64_t(1) << (v & 63)) - 1;
     return (v & 63) && (w[full] & x[full] & mask);
+  }
+  // The smallest vertex above v in both w and u's set, or -1.
+  int32_t first_above(const uint64_t* w, int32_t u, int32_t v) const {
+    const uint64_t* x = row(u);
+    size_t i = size_t(v + 1) >> 6;
+    uint64_t bits = i < words_ ? w[i] & x[i] & (~uint64_t(0) << ((v + 1) & 63)) : 0;
+    while (!bits && ++i < words_) bits = w[i] & x[i];
+    return bits ? int32_t(i * 64) + __builtin_ctzll(bits) : -1;
   }
 
  private:
@@ -533,10 +542,40 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
     }
   });
 
+  // Dense complexes: the earliest cofacet of almost every column t = (r1, v) has t's longest edge r1, i.e. is
+  // T = (r1, v, k) with k the smallest vertex above v joined to a, b and v by edges earlier than r1 (none is below v,
+  // or t would be apparent). Bitsets lowered with the columns find it without visiting every vertex. T is then
+  // nobody's pivot, and t emergent, unless (r1, k) is an apparent pair with T: the only facet of T reduced before t
+  // is (r1, k) (the others have no edge r1, or an opposite vertex below v), and v qualifies for it, so (r1, k) is
+  // apparent, with T or with an earlier (r1, j, k); in that case no column sums it in, since that pivot is a cofacet
+  // of no other triangle reduced before t. So the pivot table need not be asked.
+  std::unique_ptr<LowerSets> lowered;
+  int32_t lowered_to = M;
+  std::vector<uint64_t> w;
+  if constexpr (std::is_same<G, DenseNeighbours>::value) {
+    if (e.n <= lower_sets_max_vertices.load(std::memory_order_relaxed) && !found.empty()) {
+      lowered = std::make_unique<LowerSets>(g, M);
+      w.resize(lowered->words());
+    }
+  }
+  auto emergent_by_bitsets = [&](uint64_t t) {
+    const int32_t r1 = int32_t(t / n), v = int32_t(t % n), a = e.a[size_t(r1)], b = e.b[size_t(r1)];
+    for (; lowered_to > r1; --lowered_to) lowered->drop(e.a[size_t(lowered_to - 1)], e.b[size_t(lowered_to - 1)]);
+    const uint64_t *xa = lowered->row(a), *xb = lowered->row(b);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = xa[i] & xb[i];
+    const int32_t k = lowered->first_above(w.data(), v, v);
+    if (k < 0) return false;
+    const uint64_t T = (uint64_t(r1) * n + uint64_t(v)) * n + uint64_t(k);
+    if (!lowered->meet_below(w.data(), k, v)) return false;  // (r1, k)'s apparent vertex is v: T is its pivot
+    owner.emplace(T, int64_t(t));  // a pair of length zero
+    return true;
+  };
+
   std::vector<std::vector<uint64_t>> columns;
   std::vector<uint64_t> v_col;
   for (int64_t c = chunks - 1; c >= 0; --c) {
     for (const uint64_t t : found[size_t(c)]) {
+      if (lowered && emergent_by_bitsets(t)) continue;
       const int32_t r1 = int32_t(t / n);
       auto pair_with = [&](uint64_t T) {
         const int32_t R = int32_t(T / n / n);

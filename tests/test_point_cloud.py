@@ -333,7 +333,7 @@ def test_rips_h2_batch_equals_one_by_one():
 def test_h2_on_several_threads_equals_one_thread_and_the_oracle(filtration):
     """Clouds large enough that H2's column search runs in parallel chunks of edges: the same rows, critical edges
     included, on one thread and on several, and the oracle's diagrams (ripser; GUDHI's flag complex). Rips also
-    without the bitsets of its column search (the scans that take over past 8192 points)."""
+    without the bitsets (the scans that take over past 8192 points)."""
     n = 130 if filtration == "rips" else 400
     x = torch.from_numpy(np.random.default_rng(7).random((n, 3)))
     fn = rips_persistence if filtration == "rips" else weak_alpha_persistence

@@ -103,15 +103,15 @@ struct DenseNeighbours {
   }
 };
 
-// At most this many vertices for LowerSets (n^2 / 8 bytes: 8 MiB a thread); past it H2's column search scans the
-// rank matrix instead. A setting only so that tests can take the scans (the op _flag_bitset_vertices).
+// At most this many vertices for LowerSets (n^2 / 8 bytes: 8 MiB a thread); past it H2 scans the rank matrix
+// instead (column search and emergent test). A setting only so that tests can take the scans (the op
+// _flag_bitset_vertices).
 inline std::atomic<int32_t> lower_sets_max_vertices{8192};
 
 // The sets {k : rank(u, k) < T} of all vertices u of a dense complex as bitsets, for a threshold T that moves down
 // one edge at a time: common lower neighbours by word-wise ANDs, 64 vertices at once.
 class LowerSets {
  public:
-
   LowerSets(const DenseNeighbours& g, int32_t T) : words_(size_t(g.n + 63) / 64), bits_(size_t(g.n) * words_, 0) {
     for (int32_t u = 0; u < g.n; ++u) {
       const int32_t* Ru = g.R + int64_t(u) * g.n;
@@ -121,6 +121,11 @@ class LowerSets {
   }
   size_t words() const { return words_; }
   const uint64_t* row(int32_t u) const { return &bits_[size_t(u) * words_]; }
+  // The intersection of a's and b's sets into w (words() words).
+  void common(int32_t a, int32_t b, uint64_t* w) const {
+    const uint64_t *xa = row(a), *xb = row(b);
+    for (size_t i = 0; i < words_; ++i) w[i] = xa[i] & xb[i];
+  }
   // Lowers T past the edge (a, b) of rank T - 1.
   void drop(int32_t a, int32_t b) {
     bits_[size_t(a) * words_ + (size_t(b) >> 6)] &= ~(uint64_t(1) << (b & 63));
@@ -513,8 +518,7 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
           for (int32_t r1 = hi - 1; r1 >= lo; --r1) {
             const int32_t a = e.a[size_t(r1)], b = e.b[size_t(r1)];
             lower.drop(a, b);
-            const uint64_t *xa = lower.row(a), *xb = lower.row(b);
-            for (size_t i = 0; i < w.size(); ++i) w[i] = xa[i] & xb[i];
+            lower.common(a, b, w.data());
             for (size_t i = w.size(); i-- > 0;)
               for (uint64_t bits = w[i]; bits;) {
                 const int32_t hb = 63 - __builtin_clzll(bits);
@@ -553,7 +557,8 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
   int32_t lowered_to = M;
   std::vector<uint64_t> w;
   if constexpr (std::is_same<G, DenseNeighbours>::value) {
-    if (e.n <= lower_sets_max_vertices.load(std::memory_order_relaxed) && !found.empty()) {
+    const bool any = std::any_of(found.begin(), found.end(), [](const auto& f) { return !f.empty(); });
+    if (any && e.n <= lower_sets_max_vertices.load(std::memory_order_relaxed)) {
       lowered = std::make_unique<LowerSets>(g, M);
       w.resize(lowered->words());
     }
@@ -561,8 +566,7 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
   auto emergent_by_bitsets = [&](uint64_t t) {
     const int32_t r1 = int32_t(t / n), v = int32_t(t % n), a = e.a[size_t(r1)], b = e.b[size_t(r1)];
     for (; lowered_to > r1; --lowered_to) lowered->drop(e.a[size_t(lowered_to - 1)], e.b[size_t(lowered_to - 1)]);
-    const uint64_t *xa = lowered->row(a), *xb = lowered->row(b);
-    for (size_t i = 0; i < w.size(); ++i) w[i] = xa[i] & xb[i];
+    lowered->common(a, b, w.data());
     const int32_t k = lowered->first_above(w.data(), v, v);
     if (k < 0) return false;
     const uint64_t T = (uint64_t(r1) * n + uint64_t(v)) * n + uint64_t(k);

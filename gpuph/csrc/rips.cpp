@@ -282,7 +282,7 @@ torch::Tensor flag_pairs_cpu(const torch::Tensor& edges, const torch::Tensor& le
   return pack(rows, true);
 }
 
-// Test-only: the most vertices for which H2's column search uses bitsets (-1: only read); returns the old value.
+// Test-only: the most vertices for which H2 uses bitsets (-1: only read); returns the old value.
 int64_t set_flag_bitset_vertices(int64_t n) {
   TORCH_CHECK_VALUE(n >= -1 && n <= kMaxDensePoints, "gpuph: the bitset limit is 0 to ", kMaxDensePoints,
                     " vertices (-1: only read it)");

@@ -16,6 +16,7 @@ from conftest import (
     check_critical_pixels,
     check_order,
     load_mnist,
+    setting,
     smooth_field,
     staircase,
 )
@@ -178,8 +179,7 @@ def test_cuda_relaxed_cap_is_learned():
     ops = torch.ops.gpuph
     x = torch.from_numpy(make_breakdown_field(parse_case("1x1024x1024"), "chirp"))
     want = ops.cubical_pairs(x, 2, 0, True, 3)
-    old = ops._union_find_mode(3), ops._relaxed_iterations(0), ops._relaxed_cap(32), ops._relaxed_cells_per_iteration()
-    try:
+    with setting(ops._union_find_mode, 3), setting(ops._relaxed_iterations, 0), setting(ops._relaxed_cap, 32):
         assert torch.equal(ops.cubical_pairs(x.cuda(), 2, 0, True, 3).cpu(), want)
         assert ops._relaxed_cap() == 128
         assert torch.equal(ops.cubical_pairs(x.cuda(), 2, 0, True, 3).cpu(), want)
@@ -187,14 +187,9 @@ def test_cuda_relaxed_cap_is_learned():
         # A grid-size floor of 128 iterations: the first call converges under it (learned cap 32), so the cap then
         # is twice what it needed plus 8 (at most 262), not four times the floor.
         ops._relaxed_cap(32)
-        ops._relaxed_cells_per_iteration(2**13)
-        assert torch.equal(ops.cubical_pairs(x.cuda(), 2, 0, True, 3).cpu(), want)
+        with setting(ops._relaxed_cells_per_iteration, 2**13):
+            assert torch.equal(ops.cubical_pairs(x.cuda(), 2, 0, True, 3).cpu(), want)
         assert 72 <= ops._relaxed_cap() <= 262
-    finally:
-        ops._union_find_mode(old[0])
-        ops._relaxed_iterations(old[1])
-        ops._relaxed_cap(old[2])
-        ops._relaxed_cells_per_iteration(old[3])
 
 
 def test_large_image_and_half_types():

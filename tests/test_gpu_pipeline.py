@@ -12,6 +12,7 @@ the op's torch.compile support (fake implementation)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import tempfile
@@ -208,8 +209,7 @@ def test_relaxed_cap_is_learned_from_the_calls_before(superlevel):
     x = staircase(40) if not superlevel else -staircase(40)
     walk = torch.cumsum(torch.randn(2, 3000, generator=torch.Generator().manual_seed(3), dtype=torch.float64), 1)
 
-    def call(y):
-        return call_and_read_cap(y, superlevel)
+    call = functools.partial(call_and_read_cap, superlevel=superlevel)
 
     with union_find(3, iterations=0), setting(ops._relaxed_cap, 32):
         assert union_find_stats(x, 1, "V", superlevel, 1)["converged"] == 0  # the stats teach nothing either
@@ -236,8 +236,7 @@ def test_relaxed_cap_has_a_floor_that_grows_with_the_grid(superlevel):
     x, longer = sign * staircase(40), sign * staircase(80)  # 83 and 163 padded cells; about 41 and 81 iterations
     walk = torch.cumsum(torch.randn(2, 3000, generator=torch.Generator().manual_seed(4), dtype=torch.float64), 1)
 
-    def call(y):
-        return call_and_read_cap(y, superlevel)
+    call = functools.partial(call_and_read_cap, superlevel=superlevel)
 
     with union_find(3, iterations=0), setting(ops._relaxed_cap, 32):
         assert union_find_stats(x, 1, "V", superlevel, 1)["converged"] == 0  # no floor to speak of by default

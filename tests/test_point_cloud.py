@@ -518,3 +518,6 @@ def test_flag_pairs_refuses_h2_past_its_keys():
     rows = ops.flag_pairs(edges, lengths, offsets, torch.tensor([5]), 5, 0b111)
     assert rows.shape[1] == 6 and set(rows[:, 1].tolist()) == {0}  # the triangle fills its cycle at once
     assert len(rows) == 5  # H0: 4 deaths and 1 essential class
+    for bad in (-2, 46341):
+        with pytest.raises(ValueError, match="bitset limit"):
+            ops._flag_bitset_vertices(bad)

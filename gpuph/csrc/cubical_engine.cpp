@@ -500,19 +500,52 @@ void xor_sorted(std::vector<E>& work, const E* a, const E* a_end, std::vector<E>
 // The reduction of H1 is helped by a second thread from this many columns on.
 constexpr int64_t kHelpedMinColumns = 64;
 
-// Sorted compressed boundary of 2-cell (anchor, ty) into col, as entries (key << kEntryShift | edge id).
+// Compressed boundary of 2-cell (anchor, ty) into col, as entries (key << kEntryShift | edge id), ascending if sorted.
+// rows (or null): the pivot table, whose entries of these edges are prefetched along with their keys: the reduction
+// reads one of them next (the pivot after an addition), and both reads miss the cache on large grids.
 template <typename K>
-void sorted_boundary(const SquareTables& t, const K* ekey, int64_t anchor, int ty,
-                     std::vector<typename MiddleBuffers<K>::Entry>& col) {
+void boundary_entries(const SquareTables& t, const K* ekey, int64_t anchor, int ty,
+                      std::vector<typename MiddleBuffers<K>::Entry>& col, bool sorted, const K* rows) {
   using E = typename MiddleBuffers<K>::Entry;
   const SquareType& q = t.sq[ty];
   col.clear();
   for (int b = 0; b < q.nbnd; ++b) {
     const int64_t eid = anchor * t.nt1 + q.bnd_id[b];
+    if (rows) __builtin_prefetch(rows + eid);
     const K ek = ekey[eid];
-    if (ek >= 0) col.push_back(E(ek) << MiddleBuffers<K>::kEntryShift | E(eid));
+    if (ek < 0) continue;
+    E e = E(ek) << MiddleBuffers<K>::kEntryShift | E(eid);
+    col.push_back(e);
+    if (!sorted) continue;
+    // Insertion sort: at most four entries.
+    size_t j = col.size() - 1;
+    for (; j > 0 && col[j - 1] > e; --j) col[j] = col[j - 1];
+    col[j] = e;
   }
-  std::sort(col.begin(), col.end());
+}
+
+// work += b, where b (any order) is the boundary of the column whose pivot is work's pivot: the pivot cancels and
+// each other entry of b (at most three) is toggled in by a binary search, cheaper than merging a long work column
+// with a short one. An entry of b above the pivot, or a b without it, means an inconsistent pivot table: fail, as
+// the reduction would not end.
+template <typename E>
+void add_short(std::vector<E>& work, const E* b, const E* b_end) {
+  const E low = work.back();
+  work.pop_back();
+  bool cancelled = false;
+  for (; b != b_end; ++b) {
+    if (*b == low) {
+      cancelled = true;
+      continue;
+    }
+    TORCH_CHECK(*b < low, "gpuph: internal error: a column addition did not lower the pivot (inconsistent columns)");
+    const auto it = std::lower_bound(work.begin(), work.end(), *b);
+    if (it != work.end() && *it == *b)
+      work.erase(it);
+    else
+      work.insert(it, *b);
+  }
+  TORCH_CHECK(cancelled, "gpuph: internal error: a column addition did not lower the pivot (inconsistent columns)");
 }
 
 // Pass 3 of the H1 reduction (middle_by_reduction; also the host half of the device pipeline): the standard
@@ -530,7 +563,10 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
   constexpr E kEidMask = (E(1) << kShift) - 1;
   constexpr K kHalf = K(1) << (8 * sizeof(K) - 2);
   const FlatStar& st = t.st;
-  auto boundary = [&](int64_t anchor, int ty, std::vector<E>& col) { sorted_boundary(t, ekey, anchor, ty, col); };
+  // Column starts are sorted; the apparent columns added to them need not be (add_short).
+  auto boundary = [&](int64_t anchor, int ty, std::vector<E>& col, bool sorted) {
+    boundary_entries(t, ekey, anchor, ty, col, sorted, static_cast<const K*>(row_oldest));
+  };
 
   // With a second thread, a helper runs ahead from the youngest columns backwards, block by block: it adds the
   // apparent columns to a column while its pivot is apparent, which are exactly the first steps the reduction takes
@@ -550,11 +586,11 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
   auto load_entry = [&](int64_t eid) { return __atomic_load_n(row_oldest + eid, __ATOMIC_RELAXED); };
   auto column_of = [&](K key, std::vector<E>& col) {
     const int code = int(key & 63);
-    boundary(order[key >> 6] + st.anchor[code], st.type[code], col);
+    boundary(order[key >> 6] + st.anchor[code], st.type[code], col, true);
   };
 
   auto helper = [&] {
-    std::vector<E> work, merged, regen;
+    std::vector<E> work, regen;
     for (int64_t b = nblocks - 1; b >= 0; --b) {
       int untouched = 0;
       if (b <= reduction_block.load(std::memory_order_acquire) + 1 || !state[b].compare_exchange_strong(untouched, 1))
@@ -568,8 +604,8 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
           const K x = load_entry(int64_t(work.back() & kEidMask));
           if (x >= 0 || x < -kHalf) break;  // not apparent: the reduction goes on from here
           const int64_t cell = -1 - int64_t(x);
-          boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen);
-          xor_sorted(work, regen.data(), regen.data() + regen.size(), merged);
+          boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen, false);
+          add_short(work, regen.data(), regen.data() + regen.size());
         }
         part.start.push_back(int64_t(part.entries.size()));
         part.entries.insert(part.entries.end(), work.begin(), work.end());
@@ -619,17 +655,17 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
         const E low = work.back();
         const int64_t eid = int64_t(low & kEidMask);
         const K x = load_entry(eid);
-        const E* a;
-        const E* a_end;
         if (x < -kHalf) {  // a stored column
           const size_t j = size_t(-kHalf - 1 - x);
-          a = pool.data() + col_start[j];
-          a_end = pool.data() + col_start[j + 1];
+          xor_sorted(work, pool.data() + col_start[j], pool.data() + col_start[j + 1], merged);
+          // Both columns end at the pivot, which cancels: the pivot only ever falls. A column with another pivot (an
+          // inconsistent pivot table) would not cancel it and loop forever; fail instead.
+          TORCH_CHECK(work.empty() || work.back() < low,
+                      "gpuph: internal error: a column addition did not lower the pivot (inconsistent columns)");
         } else if (x < 0) {  // an apparent column: its boundary, regenerated
           const int64_t cell = -1 - int64_t(x);
-          boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen);
-          a = regen.data();
-          a_end = a + regen.size();
+          boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen, false);
+          add_short(work, regen.data(), regen.data() + regen.size());
         } else {  // no column has this pivot yet: store this one
           __atomic_store_n(row_oldest + eid, K(-kHalf - 1 - K(col_start.size())), __ATOMIC_RELAXED);
           col_start.push_back(int64_t(pool.size()));
@@ -639,11 +675,6 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
           if (emit && vcls[br] != vcls[r]) out.push_back({1, order[br], order[r]});
           break;
         }
-        xor_sorted(work, a, a_end, merged);
-        // Both columns end at the pivot, which cancels: the pivot only ever falls. A column with another pivot (an
-        // inconsistent pivot table) would not cancel it and loop forever; fail instead.
-        TORCH_CHECK(work.empty() || work.back() < low,
-                    "gpuph: internal error: a column addition did not lower the pivot (inconsistent columns)");
       }
     }
   };

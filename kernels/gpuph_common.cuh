@@ -39,4 +39,25 @@ GPUPH_HD U orderable_key(F v, bool superlevel) {
   return superlevel ? ~u : u;
 }
 
+// One load or store of a slot that other threads of the same kernel write (or read) meanwhile, where either value is
+// valid: the compiler must not split, repeat or merge the access, which it may do to a plain (racy) one, e.g. load a
+// 64-bit link twice and mix the fields of two values. Device: a volatile access (one ld/st.volatile, not cached in
+// L1); host (the CPU emulation of the kernels): a relaxed atomic, a plain move on x86.
+template <typename T>
+GPUPH_HD T racy_load(const T* p) {
+#if defined(__CUDA_ARCH__)
+  return *static_cast<const volatile T*>(p);
+#else
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+#endif
+}
+template <typename T>
+GPUPH_HD void racy_store(T* p, T v) {
+#if defined(__CUDA_ARCH__)
+  *static_cast<volatile T*>(p) = v;
+#else
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+#endif
+}
+
 }  // namespace gpuph

@@ -58,10 +58,10 @@ GPUPH_HD void steepest_cell(const MTPlan& g, const K* key, int32_t* ptr, int pha
 // skipped (the kernels' `moved` flags), which on noise and smooth fields leaves most of them.
 GPUPH_HD bool jump_cell(int64_t P, int32_t* ptr, int64_t t) {
   const int32_t* img = ptr + (t / P) * P;
-  const int32_t p = ptr[t];
-  const int32_t q = img[p];
+  const int32_t p = ptr[t];  // only this thread writes it
+  const int32_t q = racy_load(img + p);
   if (q == p) return false;
-  ptr[t] = q;
+  racy_store(ptr + t, q);
   return true;
 }
 
@@ -216,10 +216,11 @@ GPUPH_HD bool relaxed_apply(uint64_t* link, uint64_t* best, int64_t P, int64_t t
     if (moved) l = c;
   }
   if (l == kNoLink) return false;
-  const uint64_t up = link[(t / P) * P + link_parent(l)];
+  // One load: its rank and its parent must come from one value.
+  const uint64_t up = racy_load(link + (t / P) * P + link_parent(l));
   const bool jump = link_rank(up) <= link_rank(l);
   if (jump) l = (l & ~uint64_t(0xffffffffu)) | uint32_t(link_parent(up));
-  if (moved || jump) link[t] = l;
+  if (moved || jump) racy_store(link + t, l);
   return moved;
 }
 

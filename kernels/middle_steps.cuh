@@ -284,11 +284,11 @@ GPUPH_HD void apparent_cell(const MiddlePlan& m, const K* col_key, const uint8_t
   const MidCellType& q = m.type[2][f.ty];
   const int j = col_pivot[t];
   const int64_t eid = b * m.P * m.ntypes[1] + id_of(m, 1, shifted(f, q.bnd[j], q.bnd_type[j]));
-  if (row_oldest[eid] != key) {
+  if (racy_load(row_oldest + eid) != key) {
     status[t] = kResidual;
     return;
   }
-  row_oldest[eid] = K(-1 - ((flat_of(m, f.c) << kCellTypeBits) | f.ty));
+  racy_store(row_oldest + eid, K(-1 - ((flat_of(m, f.c) << kCellTypeBits) | f.ty)));
   const int64_t br = int64_t(ekey[eid]) >> 6, dr = int64_t(key) >> 6;
   const int32_t* ord = order + b * m.N;
   const int64_t* vk = vkey + b * m.N;

@@ -2,6 +2,7 @@
 // loop their CPU emulations run the per-element steps in, and copies to the host.
 #pragma once
 #include <ATen/ATen.h>
+#include <ATen/DeviceAccelerator.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 namespace gpuph {
@@ -106,15 +108,26 @@ inline const char* sort_pairs_on_host(int64_t* const* keys, int64_t* const* valu
   return nullptr;
 }
 
-// Contiguous host copies of ts with one synchronisation: all but the last are queued without waiting (torch gives
-// a non-blocking copy to the host pinned memory), and the last, a blocking copy on the same stream, waits for them.
-// Host tensors are returned as they are (contiguous), undefined ones (nothing to copy) as undefined.
+// Contiguous host copies of ts with one synchronisation: every device copy is queued without waiting (torch gives
+// a non-blocking copy to the host pinned memory), then the current stream of their device is synchronised once. (A
+// blocking last copy would not do: torch skips the copy, and so the wait, of an empty tensor.) Host tensors are
+// returned as they are (contiguous), undefined ones (nothing to copy) as undefined.
 inline std::vector<at::Tensor> to_host(const std::vector<at::Tensor>& ts) {
   std::vector<at::Tensor> out;
   out.reserve(ts.size());
-  for (size_t i = 0; i < ts.size(); ++i)
-    out.push_back(ts[i].defined() ? ts[i].contiguous().to(at::kCPU, /*non_blocking=*/i + 1 < ts.size())
-                                  : at::Tensor());
+  std::optional<c10::Device> device;
+  for (const at::Tensor& t : ts) {
+    if (!t.defined()) {
+      out.emplace_back();
+      continue;
+    }
+    if (!t.is_cpu()) {
+      TORCH_CHECK(!device || *device == t.device(), "gpuph: internal error: to_host of tensors on two devices");
+      device = t.device();
+    }
+    out.push_back(t.contiguous().to(at::kCPU, /*non_blocking=*/true));
+  }
+  if (device) at::accelerator::getCurrentStream(device->index()).synchronize();
   return out;
 }
 

@@ -29,7 +29,8 @@ def _distinct_points_edges(q: np.ndarray) -> np.ndarray:
     m, d = q.shape
     if m < 2:
         return np.zeros((0, 2), np.int64)
-    centered = q - q.mean(0)
+    unit = q / np.abs(q).max()  # scaled before centring: the mean of huge coordinates would overflow
+    centered = unit - unit.mean(0)
     _, s, vt = np.linalg.svd(centered, full_matrices=False)
     rank = int(np.sum(s > RANK_TOL * s[0]))
     if rank == 1:  # collinear: consecutive points along the line
@@ -37,11 +38,18 @@ def _distinct_points_edges(q: np.ndarray) -> np.ndarray:
         return np.stack([order[:-1], order[1:]], 1).astype(np.int64)
     if m <= rank + 1:  # the vertices of one simplex
         return _complete(m)
-    coords = q if rank == d else centered @ vt[:rank].T
+    # Qhull gets the cloud centred and scaled to unit size (the triangulation does not change): its tolerances
+    # are relative to the coordinates' magnitude, and on raw ones far from the origin, or huge, it fails or crashes.
+    coords = centered if rank == d else centered @ vt[:rank].T
+    coords = coords / np.abs(coords).max()
     try:
         tri = Delaunay(coords)
     except QhullError:  # nearly degenerate input: let Qhull joggle it (a triangulation of a nearby cloud)
-        tri = Delaunay(coords, qhull_options="QJ")
+        try:
+            tri = Delaunay(coords, qhull_options="QJ")
+        except QhullError as err:
+            raise ValueError(f"gpuph: scipy's Delaunay triangulation (Qhull) failed on a cloud of {m} distinct "
+                             f"points: {err}") from err
     edges = [_simplex_edges(tri.simplices.astype(np.int64))]
     # Points Qhull merged into others (within its precision) are no vertices: join each to its nearest vertex.
     used = np.zeros(m, dtype=bool)
@@ -51,10 +59,13 @@ def _distinct_points_edges(q: np.ndarray) -> np.ndarray:
         cop = cop[~used[cop[:, 0]]]
         edges.append(cop[:, [0, 2]])
         used[cop[:, 0]] = True
-    for i in np.nonzero(~used)[0]:  # not reported at all (should not happen): nearest point
-        dist = np.linalg.norm(q - q[i], axis=1)
-        dist[i] = np.inf
-        edges.append(np.array([[i, int(np.argmin(dist))]], np.int64))
+    # Points not reported at all (Qhull can drop near-coincident points): each is joined to its nearest point
+    # already in the graph, which keeps the graph connected (its nearest point overall may be another such point).
+    for i in np.nonzero(~used)[0]:
+        graph = np.nonzero(used)[0]
+        j = int(graph[np.argmin(np.linalg.norm(coords[graph] - coords[i], axis=1))])
+        edges.append(np.array([[i, j]], np.int64))
+        used[i] = True
     return np.concatenate(edges, 0)
 
 
@@ -72,13 +83,20 @@ def delaunay_edges(points) -> np.ndarray:
     - a cloud in a lower-dimensional affine subspace (singular values below ``1e-9`` of the largest): triangulated
       in that subspace; collinear points are joined to their neighbours along the line; ``k + 1`` affinely
       independent points form one simplex (all edges);
-    - points that Qhull merges with others (closer than its precision) are joined to the vertex it names.
+    - points that Qhull merges with others (closer than its precision) are joined to the vertex it names, or, if
+      it names none, to their nearest point in the graph.
+
+    Qhull runs on the cloud centred and scaled to unit size, so that clouds far from the origin or of any
+    magnitude triangulate alike.
 
     Args:
         points: ``(N, D)`` array-like of finite coordinates.
 
     Returns:
         ``(E, 2)`` int64 numpy array.
+
+    Raises:
+        ValueError: ``points`` is not 2-dimensional, or Qhull fails even on joggled input.
     """
     p = np.asarray(points, dtype=np.float64)
     if p.ndim != 2:

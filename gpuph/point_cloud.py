@@ -117,10 +117,26 @@ def pairwise_distances(x: Tensor) -> Tensor:
     """``(B, N, N)`` Euclidean distances ``sqrt(sum_d (x_i - x_j)^2)`` of ``(B, N, D)`` points, differentiable
     (zero distances, e.g. of repeated points, get a zero gradient, not NaN). The formula of
     ``torch.cdist(..., compute_mode="donot_use_mm_for_euclid_dist")``: exact differences, no ``|x|^2 - 2 x.y``
-    expansion, so that equal points are at distance exactly 0 and the matrix is exactly symmetric."""
+    expansion, so that equal points are at distance exactly 0 and the matrix is exactly symmetric. Each cloud is
+    scaled by a power of two first (exact: the same bits as without it), so that no square overflows or underflows
+    for clouds of any magnitude."""
     if x.shape[0] == 0 or x.shape[1] == 0:
         return x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
-    return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+    scale = _unit_scale(x)[:, None, None]
+    y = x / scale
+    return torch.cdist(y, y, compute_mode="donot_use_mm_for_euclid_dist") * scale
+
+
+def _unit_scale(x: Tensor) -> Tensor:
+    """``(B,)`` powers of two, one per cloud of ``x`` ``(B, N, D)`` (``N >= 1``), that bring its largest
+    ``|coordinate|`` into ``[1, 2)``. Dividing by a power of two is exact, and so is every step of a Euclidean
+    distance after it (differences, squares, their sum, the square root, the product back): distances come out
+    bitwise as without it, except that the squares no longer overflow (float32 coordinates past about 1e19) or
+    underflow (float32 clouds smaller than about 1e-19), which would give ``inf`` or 0 for finite, nonzero
+    distances."""
+    amax = x.detach().abs().amax(dim=(1, 2)).double()
+    exponent = torch.frexp(amax).exponent - 1  # amax = m 2^e, m in [0.5, 1); 0 -> e = 0
+    return torch.pow(2.0, exponent.double()).to(x.dtype)
 
 
 def rips_persistence(
@@ -272,8 +288,11 @@ def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Com
     E = int(edges.shape[0])
     edge_batch = torch.repeat_interleave(torch.arange(B), torch.tensor(counts, dtype=torch.int64))
     ends = (edge_batch[:, None] * N + edges).to(x.device)
-    flat = x.reshape(B * N, D)
-    lengths = torch.linalg.vector_norm(flat[ends[:, 0]] - flat[ends[:, 1]], dim=-1)
+    # As in pairwise_distances: each cloud scaled by a power of two, so that no difference or square overflows
+    # or underflows.
+    scale = _unit_scale(x) if B and N else x.new_ones(B)
+    flat = (x / scale[:, None, None]).reshape(B * N, D)
+    lengths = torch.linalg.vector_norm(flat[ends[:, 0]] - flat[ends[:, 1]], dim=-1) * scale[edge_batch.to(x.device)]
     rows = ops.flag_pairs(edges, lengths.detach().to("cpu").contiguous(), offsets, _sizes_tensor(sizes), N, mask)
     rows = rows.to(x.device)
     # Position E of the padded lengths holds 0: the value of vertex births (and a harmless target for -1).

@@ -249,6 +249,75 @@ def test_weak_alpha_h1_of_annulus_matches_rips_loop():
     assert float(lt.max()) > 0.8 and int((lt > 0.5).sum()) == 1
 
 
+# ---------------------------------------------------------------------------------------------- magnitudes
+@pytest.mark.parametrize("exponent", [266, 465, -500])  # about 1e80, 1e140, 1e-150
+def test_weak_alpha_of_a_scaled_cloud_is_the_scaled_diagram(exponent):
+    """Scaling by a power of two changes no bit of the Delaunay graph (Qhull gets the cloud at unit size; on raw
+    coordinates it failed from about 1e60 and crashed from about 1e120) nor of the lengths relative to the scale."""
+    x = np.random.default_rng(4).standard_normal((25, 3))
+    y = np.ldexp(x, exponent)
+    assert np.array_equal(delaunay_edges(y), delaunay_edges(x))
+    a, b = weak_alpha_persistence(torch.from_numpy(x)), weak_alpha_persistence(torch.from_numpy(y))
+    assert torch.equal(torch.ldexp(a.pairs, torch.tensor(exponent)), b.pairs)
+    assert torch.equal(a.birth_index, b.birth_index) and torch.equal(a.death_index, b.death_index)
+
+
+def _components(n: int, edges: np.ndarray) -> int:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[0]
+
+
+def test_weak_alpha_of_tight_clusters_far_from_the_origin():
+    """Distinct points within 1e-14 of each other: Qhull must see them centred (it failed on the raw coordinates),
+    and points it drops are joined to the graph (they were joined to each other, splitting it)."""
+    far = np.array([[1.0000000000000075, 0.9999999999999984], [0.9999999999999957, 0.9999999999999994],
+                    [0.9999999999999909, 0.9999999999999962], [1.000000000000008, 1.000000000000002]])
+    dropped = np.array([[1.0000000000000064, 1.12e-14], [1.000000000000011, 1.0000000000000124],
+                        [0.9999999999999959, -9.9e-15], [9.8e-15, 1.0000000000000142],
+                        [1.0000000000000007, 1.58e-14], [0.9999999999999873, 1.0000000000000016],
+                        [-2e-16, 0.999999999999993], [1.36e-14, -6e-16], [1.11e-14, -1.16e-14],
+                        [1.0000000000000056, 5.6e-15]])
+    rng = np.random.default_rng(9)
+    corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    clusters = [corners[rng.integers(0, 4, 12)] + rng.standard_normal((12, 2)) * 1e-14 for _ in range(300)]
+    for x in [far, dropped, *clusters]:
+        edges = delaunay_edges(x)
+        assert _components(len(x), edges) == 1
+        dgm = weak_alpha_persistence(torch.from_numpy(x))
+        assert len(dgm.essential()) == 1
+        assert_same(ours(dgm), gudhi_flag(len(x), edges, edge_lengths(x, edges)), "cluster")
+
+
+@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 1e20), (torch.float32, 1e-30), (torch.float64, 1e160),
+                                          (torch.float64, 1e-200)])
+def test_clouds_of_any_magnitude(fn, dtype, scale):
+    """Distances whose squares overflow or underflow the dtype are still right: finite pairs have finite,
+    nonzero values, none is lost (they were inf, or dropped as zero-length)."""
+    x = torch.from_numpy(np.random.default_rng(6).random((15, 2))).to(dtype) * scale
+    dgm = fn(x)
+    ref = fn(x.double() / scale)
+    assert dgm.pairs.dtype == dtype and len(dgm) == len(ref)
+    assert torch.equal(dgm.dim, ref.dim) and torch.equal(dgm.death_index, ref.death_index)
+    finite = dgm.death_index >= 0
+    assert torch.isfinite(dgm.pairs[finite]).all() and (dgm.pairs[finite, 1] > 0).all()
+    torch.testing.assert_close(dgm.pairs.double() / scale, ref.pairs, rtol=1e-6, atol=0)
+    assert math.isfinite(float(dgm.filtration_end[0]))
+
+
+def test_pairwise_distances_scaling_changes_no_bit():
+    """The power-of-two scaling that keeps squares in range gives torch.cdist's bits on ordinary clouds."""
+    rng = np.random.default_rng(8)
+    for dtype in (torch.float32, torch.float64):
+        for scale in (1e-3, 0.7, 1.0, 3.0, 1e4):
+            x = torch.from_numpy(rng.standard_normal((3, 20, 3)) * scale).to(dtype)
+            ref = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+            assert torch.equal(pairwise_distances(x), ref)
+
+
 # ---------------------------------------------------------------------------------------------- H2
 def _sphere(n: int, seed: int, noise: float = 0.0) -> np.ndarray:
     rng = np.random.default_rng(seed)

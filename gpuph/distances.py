@@ -211,6 +211,11 @@ def _finite_costs(
     return total
 
 
+# The sums of p-th powers (and their root) are taken in float64 whatever the diagrams' dtype: in float32 they overflow
+# for moderate values and orders (a lifetime of 200 with p = 20), giving inf for a finite distance.
+_SUM_DTYPE = torch.float64
+
+
 def _safe_root(total: Tensor, p: float) -> Tensor:
     """``total ** (1/p)`` with gradient 0 (not NaN) at 0 (identical diagrams)."""
     positive = total > 0
@@ -330,15 +335,15 @@ def wasserstein_distance(
     dtype = torch.promote_types(a.pairs.dtype, b.pairs.dtype)
     device = a.pairs.device
     B = a.batch_size
-    total = torch.zeros(B, dtype=dtype, device=device)
+    total = torch.zeros(B, dtype=_SUM_DTYPE, device=device)
 
     diff, img, mismatch = _essential_diffs(sa, sb)
-    total = total.index_add(0, img, diff.to(dtype).pow(p))
+    total = total.index_add(0, img, diff.to(_SUM_DTYPE).pow(p))
 
     grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
     images = torch.arange(B)
-    total = total + _finite_costs(sa, sb, images, images, p, internal_p, dtype, grad)
-    out = _safe_root(total, p)
+    total = total + _finite_costs(sa, sb, images, images, p, internal_p, _SUM_DTYPE, grad)
+    out = _safe_root(total, p).to(dtype)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 
 
@@ -448,12 +453,12 @@ def pairwise_wasserstein(
     Ba, Bb = a.batch_size, b.batch_size
     grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
 
-    essential, mismatch = _pairwise_essential(sa, sb, p, dtype)
+    essential, mismatch = _pairwise_essential(sa, sb, p, _SUM_DTYPE)
 
     ia = torch.from_numpy(np.repeat(np.arange(Ba, dtype=np.int64), Bb))
     ib = torch.from_numpy(np.tile(np.arange(Bb, dtype=np.int64), Ba))
-    total = essential + _finite_costs(sa, sb, ia, ib, p, internal_p, dtype, grad).view(Ba, Bb)
-    out = _safe_root(total, p)
+    total = essential + _finite_costs(sa, sb, ia, ib, p, internal_p, _SUM_DTYPE, grad).view(Ba, Bb)
+    out = _safe_root(total, p).to(dtype)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 
 

@@ -341,6 +341,20 @@ def test_dtype_and_device(device):
     assert wasserstein_distance(a, a, 0).dtype == torch.float32
 
 
+@pytest.mark.parametrize("p, lifetime", [(20, 200.0), (10, 2e4), (40, 20.0)])
+def test_float32_large_orders_do_not_overflow(p, lifetime):
+    """The sums of p-th powers are taken in float64: in float32 they overflowed to inf (and a NaN gradient)."""
+    X, Y = [(0.0, lifetime), (1.0, 3.0)], [(0.0, lifetime / 20)]
+    a = make_diagrams([{0: np.array(X)}], superlevel=False, dtype=torch.float32, requires_grad=True)
+    b = make_diagrams([{0: np.array(Y)}], superlevel=False, dtype=torch.float32)
+    ref = gudhi_w(X, Y, False, p, INF)
+    for out in (wasserstein_distance(a, b, 0, p=p), pairwise_wasserstein(a, b, 0, p=p).view(-1)):
+        assert out.dtype == torch.float32
+        np.testing.assert_allclose(out.detach().numpy(), [ref], rtol=1e-6)
+    wasserstein_distance(a, b, 0, p=p).sum().backward()
+    assert torch.isfinite(a.pairs.grad).all() and a.pairs.grad.abs().sum() > 0
+
+
 # ---------------------------------------------------------------------------------------------- errors
 def test_errors():
     a = gpuph.cubical_persistence(torch.rand(2, 5, 5))

@@ -137,7 +137,8 @@ def cubical_persistence(
     makes critical pixels, and so gradients, deterministic.
 
     Raises:
-        TypeError: unsupported input type, dtype (integer, bool, complex) or layout (sparse, nested).
+        TypeError: unsupported input type, dtype (integer, bool, complex) or layout (sparse, nested); a
+            ``superlevel`` that is not a bool.
         ValueError: NaN in ``x``, a meta tensor (no values), ``spatial_dims`` outside ``1..3`` or larger than
             ``x.dim()``, unknown ``construction``, ``dims`` out of range, an empty grid, or a grid past the index
             limits.
@@ -159,6 +160,8 @@ def cubical_persistence(
         raise TypeError(_dtype_message(str(x.dtype)))
     if construction not in CONSTRUCTIONS:
         raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
+    if not isinstance(superlevel, (bool, np.bool_)):  # a string such as "no" would silently count as True
+        raise TypeError(f"gpuph: superlevel must be a bool, got {superlevel!r}")
     sd = x.dim() - 1 if spatial_dims is None else spatial_dims
     if isinstance(sd, bool) or not isinstance(sd, (int, np.integer)) or not 1 <= sd <= 3:
         hint = ""

@@ -246,6 +246,14 @@ def test_dims_argument_types(dims):
     assert torch.equal(dgm.pairs, full.pairs[keep])
 
 
+@pytest.mark.parametrize("superlevel", ["no", None, 0, 1.0, torch.tensor(True)])
+def test_superlevel_must_be_a_bool(superlevel):
+    with pytest.raises(TypeError, match="superlevel must be a bool"):
+        gpuph.cubical_persistence(torch.rand(2, 5, 6), superlevel=superlevel)
+    dgm = gpuph.cubical_persistence(torch.rand(2, 5, 6), superlevel=np.bool_(False))
+    assert not dgm.superlevel
+
+
 def test_infinite_values_are_valid():
     x = torch.tensor([[[float("inf"), 0.0, -float("inf")], [1.0, float("inf"), 2.0]]])
     for construction in CONSTRUCTIONS:

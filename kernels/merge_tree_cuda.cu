@@ -184,9 +184,9 @@ int multiprocessors() {
 }
 
 // Blocks for kernels launched round after round until a flag says they may stop (pointer jumping, the relaxed
-// union-find): as many as run at once (8 of 256 threads a multiprocessor), each thread striding over several cells,
-// so that the rounds after the last useful one cost a launch of few blocks that return at once, not one of a block
-// per 256 cells.
+// union-find): 8 of 256 threads a multiprocessor (the most that can run at once; kernels using more registers fit
+// 4-6, and run these in two waves), each thread striding over several cells, so that the rounds after the last
+// useful one cost a launch of few blocks that return at once, not one of a block per 256 cells.
 int resident_blocks(int64_t cells) { return std::min(blocks_for(cells), 8 * multiprocessors()); }
 
 template <typename K>

@@ -21,6 +21,8 @@ def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
     """
     if dims is None:
         return (1 << num_dims) - 1
+    if isinstance(dims, Tensor):  # a 0-d tensor iterates with torch's own error; take its values
+        dims = dims.tolist()
     if isinstance(dims, (int, np.integer)) and not isinstance(dims, bool):
         dims = [int(dims)]
     if not isinstance(dims, Iterable):

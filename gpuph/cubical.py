@@ -24,7 +24,7 @@ def _as_tensor(x) -> Tensor:
     if isinstance(x, Tensor):
         return _check_storage(x)
     if isinstance(x, np.ndarray):
-        if x.dtype.kind not in "f":
+        if x.dtype.kind not in "f" or x.dtype.itemsize > 8:  # longdouble: no torch dtype
             raise TypeError(_dtype_message(str(x.dtype)))
         # torch shares memory only with native-endian, writeable arrays without negative strides; copy the others.
         if not x.flags.writeable or not x.dtype.isnative or any(st < 0 for st in x.strides):

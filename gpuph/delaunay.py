@@ -16,6 +16,13 @@ def _complete(m: int) -> np.ndarray:
     return np.stack([i, j], 1).astype(np.int64)
 
 
+def _unit_size(q: np.ndarray) -> np.ndarray:
+    """q scaled by the power of two that brings its largest ``|coordinate|`` into ``[0.5, 1)``: exact, so that
+    distinct points stay distinct (a division by the maximum itself rounds, and can merge points an ulp apart)."""
+    top = np.abs(q).max()
+    return q if top == 0 else np.ldexp(q, -np.frexp(top)[1])
+
+
 def _simplex_edges(simplices: np.ndarray) -> np.ndarray:
     k = simplices.shape[1]
     cols = [simplices[:, [a, b]] for a in range(k) for b in range(a + 1, k)]
@@ -29,19 +36,21 @@ def _distinct_points_edges(q: np.ndarray) -> np.ndarray:
     m, d = q.shape
     if m < 2:
         return np.zeros((0, 2), np.int64)
-    unit = q / np.abs(q).max()  # scaled before centring: the mean of huge coordinates would overflow
-    centered = unit - unit.mean(0)
+    centered = _unit_size(q)  # before centring: the mean of huge coordinates would overflow
+    centered = centered - centered.mean(0)
     _, s, vt = np.linalg.svd(centered, full_matrices=False)
+    if s[0] == 0:  # distinct, but centring rounded them together: a chain in lexicographic order
+        order = np.lexsort(q.T[::-1])
+        return np.stack([order[:-1], order[1:]], 1).astype(np.int64)
     rank = int(np.sum(s > RANK_TOL * s[0]))
     if rank == 1:  # collinear: consecutive points along the line
         order = np.argsort(centered @ vt[0], kind="stable")
         return np.stack([order[:-1], order[1:]], 1).astype(np.int64)
     if m <= rank + 1:  # the vertices of one simplex
         return _complete(m)
-    # Qhull gets the cloud centred and scaled to unit size (the triangulation does not change): its tolerances
-    # are relative to the coordinates' magnitude, and on raw ones far from the origin, or huge, it fails or crashes.
-    coords = centered if rank == d else centered @ vt[:rank].T
-    coords = coords / np.abs(coords).max()
+    # Qhull gets the cloud centred and scaled to unit size: its tolerances are relative to the coordinates'
+    # magnitude, and on raw ones far from the origin, or huge, it fails or crashes.
+    coords = _unit_size(centered if rank == d else centered @ vt[:rank].T)
     try:
         tri = Delaunay(coords)
     except QhullError:  # nearly degenerate input: let Qhull joggle it (a triangulation of a nearby cloud)

@@ -133,10 +133,13 @@ def _unit_scale(x: Tensor) -> Tensor:
     distance after it (differences, squares, their sum, the square root, the product back): distances come out
     bitwise as without it, except that the squares no longer overflow (float32 coordinates past about 1e19) or
     underflow (float32 clouds smaller than about 1e-19), which would give ``inf`` or 0 for finite, nonzero
-    distances."""
-    amax = x.detach().abs().amax(dim=(1, 2)).double()
+    distances. (Within one cloud spanning more than the dtype's range, e.g. float32 coordinates of 1e30 and 1e-10,
+    the smallest coordinates become subnormal and lose bits: distances far below the cloud's size are not kept.)"""
+    amax = x.detach().abs().amax(dim=(1, 2))
     exponent = torch.frexp(amax).exponent - 1  # amax = m 2^e, m in [0.5, 1); 0 -> e = 0
-    return torch.pow(2.0, exponent.double()).to(x.dtype)
+    # A normal scale, even for subnormal clouds: a subnormal one has no finite reciprocal, which a division may use.
+    exponent = exponent.clamp(min=int(np.log2(torch.finfo(x.dtype).smallest_normal)))
+    return torch.ldexp(torch.ones_like(amax), exponent)
 
 
 def rips_persistence(

@@ -292,8 +292,8 @@ def test_weak_alpha_of_tight_clusters_far_from_the_origin():
 
 
 @pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
-@pytest.mark.parametrize("dtype, scale", [(torch.float32, 1e20), (torch.float32, 1e-30), (torch.float64, 1e160),
-                                          (torch.float64, 1e-200)])
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 1e20), (torch.float32, 1e-30), (torch.float32, 1e-41),
+                                          (torch.float64, 1e160), (torch.float64, 1e-200), (torch.float64, 1e-310)])
 def test_clouds_of_any_magnitude(fn, dtype, scale):
     """Distances whose squares overflow or underflow the dtype are still right: finite pairs have finite,
     nonzero values, none is lost (they were inf, or dropped as zero-length)."""
@@ -304,8 +304,43 @@ def test_clouds_of_any_magnitude(fn, dtype, scale):
     assert torch.equal(dgm.dim, ref.dim) and torch.equal(dgm.death_index, ref.death_index)
     finite = dgm.death_index >= 0
     assert torch.isfinite(dgm.pairs[finite]).all() and (dgm.pairs[finite, 1] > 0).all()
-    torch.testing.assert_close(dgm.pairs.double() / scale, ref.pairs, rtol=1e-6, atol=0)
+    # Subnormal results (the 1e-41 and 1e-310 clouds) are exact only to the dtype's smallest step.
+    step = torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps
+    torch.testing.assert_close(dgm.pairs.double(), ref.pairs * scale, rtol=1e-6, atol=2 * step)
     assert math.isfinite(float(dgm.filtration_end[0]))
+
+
+def test_clouds_of_different_magnitudes_in_one_list():
+    """Each cloud of a list (padded into one batch) has its own scale: a huge cloud beside a tiny one."""
+    rng = np.random.default_rng(12)
+    clouds = [torch.from_numpy(rng.random((n, 2)) * s).float() for n, s in ((9, 1e25), (5, 1e-25), (0, 1.0),
+                                                                            (7, 1.0))]
+    for fn in (rips_persistence, weak_alpha_persistence):
+        together = fn(clouds)
+        for b, c in enumerate(clouds):
+            alone = fn(c)
+            sel = together.batch == b
+            assert torch.equal(together.pairs[sel], alone.pairs)
+            assert torch.isfinite(alone.pairs[alone.death_index >= 0]).all()
+
+
+@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("scale", [1e150, 1e-150])
+def test_gradcheck_through_the_scaling(fn, scale):
+    x = (torch.from_numpy(np.random.default_rng(13).random((8, 2))) * scale).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: fn(x).pairs[fn(x).death_index >= 0] / scale, (x,),
+                                   eps=1e-6 * scale, atol=1e-5)
+
+
+def test_delaunay_of_points_an_ulp_apart():
+    """Scaling Qhull's input by the largest coordinate itself rounds and could merge points an ulp apart (then
+    fail); a power of two keeps them apart."""
+    q = np.array([[1.9504637, 3.39949353], [np.nextafter(1.9504637, 2), 3.39949353]])
+    assert delaunay_edges(q).tolist() == [[0, 1]]
+    one = np.nextafter(1.0, 2)
+    q = np.array([[1.0, 1.0], [one, 1.0], [1.0, one], [np.nextafter(1.0, 0), 1.0]])
+    assert _components(4, delaunay_edges(q)) == 1
+    assert len(weak_alpha_persistence(torch.from_numpy(q)).essential()) == 1
 
 
 def test_pairwise_distances_scaling_changes_no_bit():

@@ -211,9 +211,11 @@ def _finite_costs(
     return total
 
 
-# The sums of p-th powers (and their root) are taken in float64 whatever the diagrams' dtype: in float32 they overflow
-# for moderate values and orders (a lifetime of 200 with p = 20), giving inf for a finite distance.
-_SUM_DTYPE = torch.float64
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of the sums of p-th powers (and their root): float64 whatever the diagrams' dtype, since in float32
+    they overflow for moderate values and orders (a lifetime of 200 with p = 20), giving inf for a finite distance;
+    float32 on Apple's MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _safe_root(total: Tensor, p: float) -> Tensor:
@@ -335,14 +337,15 @@ def wasserstein_distance(
     dtype = torch.promote_types(a.pairs.dtype, b.pairs.dtype)
     device = a.pairs.device
     B = a.batch_size
-    total = torch.zeros(B, dtype=_SUM_DTYPE, device=device)
+    acc = _sum_dtype(device)
+    total = torch.zeros(B, dtype=acc, device=device)
 
     diff, img, mismatch = _essential_diffs(sa, sb)
-    total = total.index_add(0, img, diff.to(_SUM_DTYPE).pow(p))
+    total = total.index_add(0, img, diff.to(acc).pow(p))
 
     grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
     images = torch.arange(B)
-    total = total + _finite_costs(sa, sb, images, images, p, internal_p, _SUM_DTYPE, grad)
+    total = total + _finite_costs(sa, sb, images, images, p, internal_p, acc, grad)
     out = _safe_root(total, p).to(dtype)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 
@@ -453,11 +456,12 @@ def pairwise_wasserstein(
     Ba, Bb = a.batch_size, b.batch_size
     grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
 
-    essential, mismatch = _pairwise_essential(sa, sb, p, _SUM_DTYPE)
+    acc = _sum_dtype(a.pairs.device)
+    essential, mismatch = _pairwise_essential(sa, sb, p, acc)
 
     ia = torch.from_numpy(np.repeat(np.arange(Ba, dtype=np.int64), Bb))
     ib = torch.from_numpy(np.tile(np.arange(Bb, dtype=np.int64), Ba))
-    total = essential + _finite_costs(sa, sb, ia, ib, p, internal_p, _SUM_DTYPE, grad).view(Ba, Bb)
+    total = essential + _finite_costs(sa, sb, ia, ib, p, internal_p, acc, grad).view(Ba, Bb)
     out = _safe_root(total, p).to(dtype)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 

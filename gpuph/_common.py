@@ -12,6 +12,17 @@ from torch import Tensor
 from ._ext import ops
 
 
+def check_flag(value, name: str) -> bool:
+    """``value`` if it is a bool (Python's or numpy's), as a Python bool.
+
+    Raises:
+        TypeError: any other value (a string such as ``"no"`` would silently count as True).
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"gpuph: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
 def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
     """Bit mask of the homology dimensions in ``dims`` (an int or ints in ``0..num_dims-1``; None: all).
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._common import dims_mask, gather_pairs
+from ._common import check_flag, dims_mask, gather_pairs
 from ._ext import VMAP_MESSAGE, has_cuda_kernels, ops
 from .diagrams import Diagrams
 
@@ -160,8 +160,7 @@ def cubical_persistence(
         raise TypeError(_dtype_message(str(x.dtype)))
     if construction not in CONSTRUCTIONS:
         raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
-    if not isinstance(superlevel, (bool, np.bool_)):  # a string such as "no" would silently count as True
-        raise TypeError(f"gpuph: superlevel must be a bool, got {superlevel!r}")
+    superlevel = check_flag(superlevel, "superlevel")
     sd = x.dim() - 1 if spatial_dims is None else spatial_dims
     if isinstance(sd, bool) or not isinstance(sd, (int, np.integer)) or not 1 <= sd <= 3:
         hint = ""
@@ -191,17 +190,17 @@ def cubical_persistence(
     end_index = None
     if work.is_cuda and has_cuda_kernels():
         with _out_of_memory_context(work, sd, construction, mask):
-            rows = ops.cubical_pairs(work.contiguous(), sd, code, bool(superlevel), mask)
+            rows = ops.cubical_pairs(work.contiguous(), sd, code, superlevel, mask)
     elif work.device.type == "cpu":
         work = work.contiguous()
-        rows = ops.cubical_pairs(work, sd, code, bool(superlevel), mask)
+        rows = ops.cubical_pairs(work, sd, code, superlevel, mask)
         if B > 0:  # each image's last filtration value: one vectorised pass instead of argmin
-            end_index = ops._filtration_end_index(work.view(B, N), bool(superlevel))
+            end_index = ops._filtration_end_index(work.view(B, N), superlevel)
     else:
         # Devices without kernels in this build compute on the CPU; only the integer rows travel back.
-        rows = ops.cubical_pairs(work.cpu().contiguous(), sd, code, bool(superlevel), mask).to(x.device)
+        rows = ops.cubical_pairs(work.cpu().contiguous(), sd, code, superlevel, mask).to(x.device)
     # One gather of both columns by linear index (its backward is the scatter-add); essential deaths become -inf/+inf.
-    pairs, end = gather_pairs(xb.reshape(B, N), rows, bool(superlevel), end_index)
+    pairs, end = gather_pairs(xb.reshape(B, N), rows, superlevel, end_index)
     _, k, bi, di = rows.unbind(1)
     return Diagrams(
         pairs=pairs,
@@ -211,7 +210,7 @@ def cubical_persistence(
         death_index=di,
         batch_size=B,
         spatial_shape=spatial,
-        superlevel=bool(superlevel),
+        superlevel=superlevel,
         construction=construction,
         batch_shape=batch_shape,
         filtration_end=end,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._common import gather_pairs
+from ._common import check_flag, gather_pairs
 from ._ext import ops
 from .cubical import FLOAT_DTYPES, _as_tensor, _check_storage, _dtype_message
 from .diagrams import ComplexDiagrams
@@ -265,7 +265,8 @@ def lower_star_persistence(
     gradients, are deterministic.
 
     Raises:
-        TypeError: values not floating point (or not an array), simplices not integer, a sparse or nested tensor.
+        TypeError: values not floating point (or not an array), simplices not integer, a sparse or nested tensor,
+            ``sublevel`` not a bool.
         ValueError: NaN in ``values``, ``values`` without a vertex axis, ``maxdim < 0``, a :class:`ClosedComplex`
             for a different number of vertices or truncated below ``maxdim + 1``, or bad simplices (see
             :func:`prepare_complex`).
@@ -279,6 +280,7 @@ def lower_star_persistence(
     x = _as_tensor(values)
     if x.is_complex() or not x.is_floating_point() or x.dtype not in FLOAT_DTYPES:
         raise TypeError(_dtype_message(str(x.dtype)))
+    sublevel = check_flag(sublevel, "sublevel")
     if isinstance(maxdim, bool) or not isinstance(maxdim, (int, np.integer)) or maxdim < 0:
         raise ValueError(f"gpuph: maxdim must be a non-negative int, got {maxdim!r}")
     maxdim = int(maxdim)

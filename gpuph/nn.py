@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from torch import Tensor, nn
 
+from ._common import check_flag
 from .cubical import CONSTRUCTIONS, cubical_persistence
 from .diagrams import Diagrams
 from .losses import (
@@ -41,7 +42,7 @@ class CubicalPersistence(nn.Module):
         if construction not in CONSTRUCTIONS:
             raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
         self.dims = None if dims is None else (tuple(dims) if isinstance(dims, Iterable) else dims)
-        self.superlevel = superlevel
+        self.superlevel = check_flag(superlevel, "superlevel")
         self.construction = construction
         self.spatial_dims = spatial_dims
 

@@ -260,8 +260,17 @@ def test_bad_dims_types(dims):
 
 @pytest.mark.parametrize("superlevel", ["no", None, 0, 1.0, torch.tensor(True)])
 def test_superlevel_must_be_a_bool(superlevel):
+    from gpuph.compat.topologylayer.nn import LevelSetLayer1D, LevelSetLayer2D
+
     with pytest.raises(TypeError, match="superlevel must be a bool"):
         gpuph.cubical_persistence(torch.rand(2, 5, 6), superlevel=superlevel)
+    with pytest.raises(TypeError, match="superlevel must be a bool"):
+        gpuph.nn.TopologyLoss(dim=0, superlevel=superlevel)
+    with pytest.raises(TypeError, match="sublevel must be a bool"):
+        gpuph.lower_star_persistence(torch.rand(3), torch.tensor([[0, 1], [1, 2]]), sublevel=superlevel)
+    for layer, size in ((LevelSetLayer2D, (4, 4)), (LevelSetLayer1D, 4)):
+        with pytest.raises(TypeError, match="sublevel must be a bool"):
+            layer(size, sublevel=superlevel)
     dgm = gpuph.cubical_persistence(torch.rand(2, 5, 6), superlevel=np.bool_(False))
     assert not dgm.superlevel
 

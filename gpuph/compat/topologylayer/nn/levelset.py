@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor, nn
 
+from ...._common import check_flag
 from ....cubical import cubical_persistence
 from ....diagrams import Diagrams
 from ....lower_star import lower_star_persistence, prepare_complex
@@ -39,7 +40,7 @@ class _LevelSet(nn.Module):
     def __init__(self, maxdim: int, sublevel: bool, alg: str) -> None:
         super().__init__()
         self.maxdim = check_maxdim(maxdim)
-        self.sublevel = bool(sublevel)
+        self.sublevel = check_flag(sublevel, "sublevel")
         self.alg = check_alg(alg)
 
     def _persistence(self, values: Tensor) -> Diagrams:

@@ -578,7 +578,9 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
   const bool helped = !start_cols && parallel && at::get_num_threads() >= 2 && nrest >= kHelpedMinColumns;
   const int64_t block = std::min<int64_t>(256, std::max<int64_t>(8, nrest / 64));
   const int64_t nblocks = helped ? (nrest + block - 1) / block : 0;
-  // Block states: 0 untouched, 1 the helper works on it, 2 its partial columns are ready, 3 the reduction took it.
+  // Block states: 0 untouched, 1 the helper works on it, 2 its partial columns are ready, 3 the reduction took it,
+  // 4 the helper failed on it (an exception): the reduction does it itself, and meets the error on its own thread
+  // if it is one (an exception leaving the helper would have the reduction wait forever).
   std::unique_ptr<std::atomic<int>[]> state(new std::atomic<int>[size_t(nblocks)]);
   for (int64_t b = 0; b < nblocks; ++b) state[b].store(0, std::memory_order_relaxed);
   std::atomic<int64_t> reduction_block{0};
@@ -595,22 +597,27 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
       int untouched = 0;
       if (b <= reduction_block.load(std::memory_order_acquire) + 1 || !state[b].compare_exchange_strong(untouched, 1))
         return;  // the reduction is (nearly) there
-      PartialColumns<E>& part = mb.partial[size_t(b)];
-      part.entries.clear();
-      part.start.clear();
-      for (int64_t i = b * block; i < std::min(nrest, (b + 1) * block); ++i) {
-        column_of(rest[size_t(i)], work);
-        while (!work.empty()) {
-          const K x = load_entry(int64_t(work.back() & kEidMask));
-          if (x >= 0 || x < -kHalf) break;  // not apparent: the reduction goes on from here
-          const int64_t cell = -1 - int64_t(x);
-          boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen, false);
-          add_short(work, regen.data(), regen.data() + regen.size());
+      try {
+        PartialColumns<E>& part = mb.partial[size_t(b)];
+        part.entries.clear();
+        part.start.clear();
+        for (int64_t i = b * block; i < std::min(nrest, (b + 1) * block); ++i) {
+          column_of(rest[size_t(i)], work);
+          while (!work.empty()) {
+            const K x = load_entry(int64_t(work.back() & kEidMask));
+            if (x >= 0 || x < -kHalf) break;  // not apparent: the reduction goes on from here
+            const int64_t cell = -1 - int64_t(x);
+            boundary(cell >> kCellTypeBits, int(cell & ((1 << kCellTypeBits) - 1)), regen, false);
+            add_short(work, regen.data(), regen.data() + regen.size());
+          }
+          part.start.push_back(int64_t(part.entries.size()));
+          part.entries.insert(part.entries.end(), work.begin(), work.end());
         }
         part.start.push_back(int64_t(part.entries.size()));
-        part.entries.insert(part.entries.end(), work.begin(), work.end());
+      } catch (...) {
+        state[b].store(4, std::memory_order_release);
+        return;
       }
-      part.start.push_back(int64_t(part.entries.size()));
       state[b].store(2, std::memory_order_release);
     }
   };
@@ -632,8 +639,9 @@ void reduce_rest(const SquareTables& t, const int32_t* order, const int32_t* vcl
         int untouched = 0;
         part = nullptr;
         if (!state[b].compare_exchange_strong(untouched, 3)) {
-          while (state[b].load(std::memory_order_acquire) != 2) std::this_thread::yield();
-          part = &mb.partial[size_t(b)];
+          int now;
+          while ((now = state[b].load(std::memory_order_acquire)) == 1) std::this_thread::yield();
+          if (now == 2) part = &mb.partial[size_t(b)];
         }
       }
       if (start_cols) {

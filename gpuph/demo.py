@@ -25,6 +25,8 @@ import torch
 
 import gpuph
 
+from .apps import cli_args
+
 SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist_sample.npz")
 
 
@@ -61,22 +63,31 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gpuph", description=__doc__.split("\n\n")[0],
                                 epilog="python -m gpuph --diagrams --help: the persistence-diagram demo's options")
     p.add_argument("--out", default="out/", help="output folder (default: out/)")
-    p.add_argument("--steps", type=int, default=50, help="fine-tuning batch iterations (default: 50, as the paper)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--topo-weight", type=float, default=1.0, help="lambda in BCE + lambda * E (default: 1)")
-    p.add_argument("--n-eval", type=int, default=512, help="generated digits for the metrics (default: 512)")
-    p.add_argument("--wasserstein-samples", type=int, default=512,
+    p.add_argument("--steps", type=cli_args.non_negative_int, default=50,
+                   help="fine-tuning batch iterations (default: 50, as the paper)")
+    p.add_argument("--batch-size", type=cli_args.positive_int, default=64,
+                   help="fine-tuning batch (default: 64; at least 2, for the batch norms)")
+    p.add_argument("--topo-weight", type=cli_args.non_negative_float, default=1.0,
+                   help="lambda in BCE + lambda * E (default: 1)")
+    p.add_argument("--n-eval", type=cli_args.positive_int, default=512,
+                   help="generated digits for the metrics (default: 512; at least 2)")
+    p.add_argument("--wasserstein-samples", type=cli_args.positive_int, default=512,
                    help="of which in MMD/COV-Wass (default: 512; the GUDHI fallback takes about 0.3 ms a pair)")
     p.add_argument("--mnist-dir", default=None, help="MNIST raw idx files (default: $GPUPH_MNIST_DIR or "
                    "../shared/data/mnist; the embedded 64 digits when absent)")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--device", type=cli_args.device, default="cpu", help="torch device (default: cpu)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=cli_args.positive_int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
-    if args.steps < 0 or args.n_eval < 2 or args.batch_size < 1:
-        p.error("--steps must be >= 0, --n-eval >= 2, --batch-size >= 1")
+    if args.n_eval < 2 or args.batch_size < 2:
+        p.error("--n-eval and --batch-size must be >= 2")
+    if args.mnist_dir is not None:
+        from .apps.mnist import find_mnist_dir
+
+        if find_mnist_dir(args.mnist_dir) is None:
+            p.error(f"--mnist-dir {args.mnist_dir}: no MNIST idx files there (t10k-images-idx3-ubyte[.gz])")
 
     from .apps import gan
     from .apps.classifier import load_pretrained_classifier
@@ -84,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     from .apps.gan_report import compare_generators
 
     if args.threads is not None:
-        if args.threads < 1:
-            p.error("--threads must be >= 1")
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     device = torch.device(args.device)
@@ -118,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         {"before": before, "after": g}, reference, args.out, classifier, args.n_eval,
         args.wasserstein_samples, seed=args.seed + 1000,
         notes=[f"{args.n_eval} generated digits (fixed latent vectors) vs {len(reference)} {source}; "
-               f"MMD/COV-Wass on the first {args.wasserstein_samples} of each (Wasserstein backend: {backend}).",
+               f"MMD/COV-Wass on the first {min(args.wasserstein_samples, args.n_eval)} generated and "
+               f"{min(args.wasserstein_samples, len(reference))} reference digits (Wasserstein backend: {backend}).",
                f"after: {args.steps} iterations of BCE(D(G(z)), 1) + {args.topo_weight:g} * E(1,0,2; PD0).",
                f"IS: Inception score with gpuph's MNIST classifier (test accuracy {cinfo.get('test_accuracy')}).",
                *([f"real digits (held out): the next {len(held_out)} MNIST test digits, scored like a generator."]

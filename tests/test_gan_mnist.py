@@ -258,6 +258,25 @@ def test_mean_component_count_and_evaluate_samples():
     assert m["MMD-L2"] == 0 and m["COV-L2"] == 1 and m["MMD-Wass"] == 0 and m["COV-Wass"] == 1
     assert m["components>0.2"] == pytest.approx(np.mean(counts))
     assert 1 <= m["IS"] <= 10
+    # 24 samples make one split, whatever is_splits asks (10 splits of 2 scored at most 2): the single-split score.
+    from gpuph.apps.classifier import predict_proba
+
+    probs = predict_proba(clf, ref)
+    m10 = gan_metrics.evaluate_samples(ref, ref, clf, thresholds=(0.2,), is_splits=10, backend="gudhi")
+    assert m10["IS-splits"] == 1 and m10["IS"] == pytest.approx(gan_metrics.inception_score(probs)[0])
+    assert m10["IS"] > 3  # real digits of several classes
+    with pytest.raises(ValueError, match="wasserstein_samples"):
+        gan_metrics.evaluate_samples(ref, ref, clf, wasserstein_samples=0, backend="gudhi")
+
+
+def test_is_splits_hold_at_least_the_minimum():
+    from gpuph.apps.classifier import load_pretrained_classifier
+
+    clf, _ = load_pretrained_classifier()
+    ref = torch.from_numpy(sample_digits(64).astype(np.float32) / 255.0)[:, None]
+    many = ref.repeat(4, 1, 1, 1)  # 256 samples: 5 splits of 51 (>= IS_MIN_SPLIT), not 10 of 25
+    m = gan_metrics.evaluate_samples(many, ref, clf, thresholds=(), is_splits=10, backend="gudhi")
+    assert m["IS-splits"] == 256 // gan_metrics.IS_MIN_SPLIT == 5
 
 
 # ------------------------------------------------------------------------------------------------------------ files
@@ -284,8 +303,13 @@ def test_checkpoint_round_trip(tmp_path, half):
     gan.save_checkpoint(path, g, None)
     assert gan.load_checkpoint(path)[1] is None
     torch.save({"something": 1}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="checkpoint"):
-        gan.load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for name in ("other.pt", "text.pt", "empty.pt"):
+        with pytest.raises(ValueError, match="checkpoint"):
+            gan.load_checkpoint(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        gan.load_checkpoint(tmp_path / "missing.pt")
 
 
 def test_embedded_models_are_small_and_load():
@@ -365,6 +389,21 @@ def test_cli_ddp_two_gloo_processes(fake_mnist, tmp_path):
     assert len(hist) == 3 and all(np.isfinite(h["topo"]) and np.isfinite(h["d_loss"]) for h in hist)
     g, d, _ = gan.load_checkpoint(out / "topology.pt")
     assert d is not None and all(torch.isfinite(p).all() for p in itertools.chain(g.parameters(), d.parameters()))
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--topo-weight", "-1"], "--topo-weight"), (["--topo-weight", "nan"], "--topo-weight"),
+    (["--device", "foo"], "--device"), (["--batch-size", "1"], "--batch-size"), (["--steps", "-1"], "--steps"),
+    (["--wasserstein-samples", "0"], "--wasserstein-samples"), (["--threads", "0"], "--threads"),
+    (["--mnist-dir", "/nonexistent/mnist"], "--mnist-dir"),
+] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "--device")]))
+def test_demo_argument_errors(argv, option, capsys, tmp_path):
+    from gpuph import demo
+
+    with pytest.raises(SystemExit) as exit_:
+        demo.main([*argv, "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and option in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any work
 
 
 def test_demo_main(tmp_path, fake_mnist, monkeypatch):

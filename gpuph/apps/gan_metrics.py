@@ -205,6 +205,11 @@ def mean_component_count(images_or_dgm, threshold: float = 0.5) -> float:
     return float(torch.bincount(d.batch[keep], minlength=d.batch_size).double().mean())
 
 
+# The smallest split of the Inception score in evaluate_samples: a split of m samples scores at most m, so splits of
+# a few samples measure their size, not the samples (16 samples in 10 splits scored exactly 1).
+IS_MIN_SPLIT = 50
+
+
 def evaluate_samples(
     samples: Tensor,
     reference: Tensor,
@@ -221,14 +226,22 @@ def evaluate_samples(
         classifier: an MNIST classifier for the Inception score (skipped when None).
         thresholds: lifetimes for the component counts.
         wasserstein_samples: use only the first this many samples and references for MMD-Wass/COV-Wass (the
-            per-pair gudhi fallback is slow); default all.
-        is_splits: splits of the Inception score.
+            per-pair gudhi fallback is slow; ``>= 1``); default all.
+        is_splits: the most splits of the Inception score; fewer when a split would hold fewer than
+            ``IS_MIN_SPLIT`` (50) samples (one split below 100 samples).
         backend: of :func:`wasserstein_distance_matrix`; with ``"auto"`` and no backend available, MMD-Wass and
             COV-Wass are left out (with a warning).
 
     Returns:
-        ``{"MMD-L2", "COV-L2", "MMD-Wass", "COV-Wass", "IS", "IS-std", "components>t", ...}``.
+        ``{"MMD-L2", "COV-L2", "MMD-Wass", "COV-Wass", "IS", "IS-std", "IS-splits", "components>t", ...}``.
+
+    Raises:
+        ValueError: ``wasserstein_samples`` or ``is_splits`` below 1.
     """
+    if wasserstein_samples is not None and wasserstein_samples < 1:
+        raise ValueError(f"gpuph: wasserstein_samples must be >= 1 (or None: all), got {wasserstein_samples}")
+    if is_splits < 1:
+        raise ValueError(f"gpuph: is_splits must be >= 1, got {is_splits}")
     samples, reference = samples.detach().cpu(), reference.detach().cpu()
     out: dict[str, float] = {}
     dl2 = l2_distance_matrix(samples, reference)
@@ -248,8 +261,9 @@ def evaluate_samples(
     if classifier is not None:
         from .classifier import predict_proba
 
-        out["IS"], out["IS-std"] = inception_score(predict_proba(classifier, samples).cpu(),
-                                                   splits=min(is_splits, len(samples)))
+        splits = max(1, min(is_splits, len(samples) // IS_MIN_SPLIT))
+        out["IS"], out["IS-std"] = inception_score(predict_proba(classifier, samples).cpu(), splits=splits)
+        out["IS-splits"] = splits
     for t in thresholds:
         out[f"components>{t:g}"] = mean_component_count(dg, t)
     return out

@@ -184,7 +184,9 @@ def compare_generators(
         files.append(path)
     meta = dict(meta or {})
     meta.update({"n_samples": n_samples, "reference_size": len(reference),
-                 "wasserstein_samples": wasserstein_samples or min(n_samples, len(reference)),
+                 # what MMD/COV-Wass used (evaluate_samples takes the first this many of each side)
+                 "wasserstein_samples": min(wasserstein_samples or n_samples, n_samples),
+                 "wasserstein_references": min(wasserstein_samples or len(reference), len(reference)),
                  "wasserstein_backend": wasserstein_backend(), "latent_seed": seed, "thresholds": list(thresholds)})
     files += list(write_metrics(out, rows, meta, notes))
     return {"metrics": rows, "files": [str(f) for f in files], "wasserstein_backend": meta["wasserstein_backend"]}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..apps.cli_args import positive_int
 from .cases import DEFAULT_CASES, FIELDS, QUICK_CASES, SEED, parse_case
 from .libraries import CONSTRUCTIONS, LIBRARIES, MODES
 from .suite import Config, run_suite
@@ -46,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="after S seconds only gpuph's own cells still start (the other libraries' remaining cells are "
                    "listed as not run); the result files are rewritten after every input, so a run killed from "
                    "outside keeps what it measured")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (gpuph on the CPU); default: torch's")
+    p.add_argument("--threads", type=positive_int, help="torch intra-op threads (gpuph on the CPU); default: torch's")
     p.add_argument("--no-cuda", action="store_true", help="run gpuph on the CPU only, even when a GPU is present")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -94,7 +95,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None) -> Config
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     res = run_suite(config_from_args(args, argv))
     print((res.out_dir / "results.md").read_text())

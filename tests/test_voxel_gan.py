@@ -179,3 +179,9 @@ def test_gan_step_and_checkpoint_round_trip(tmp_path):
         assert torch.equal(gen(z), gen2(z))
         x = gen(z)
         assert torch.equal(disc(x), disc2(x))
+    # Other files: a clear ValueError, not a KeyError or an unpickling error.
+    torch.save({"nz": 8}, tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    for name in ("other.pt", "text.pt"):
+        with pytest.raises(ValueError, match="voxel GAN checkpoint"):
+            load_checkpoint(tmp_path / name)

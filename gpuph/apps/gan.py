@@ -28,6 +28,7 @@ import copy
 import json
 import math
 import os
+import pickle
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -452,7 +453,10 @@ def load_checkpoint(
     Raises:
         FileNotFoundError: no such file. ValueError: not a gpuph MNIST GAN checkpoint.
     """
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError) as err:  # not a torch file
+        raise ValueError(f"gpuph: {path} is not a gpuph MNIST GAN checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"gpuph: {path} is not a gpuph MNIST GAN checkpoint (written by save_checkpoint)")
     config = GANConfig(**payload["config"])

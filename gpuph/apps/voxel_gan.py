@@ -22,6 +22,7 @@ overrode the GAN loss and the shapes degenerated into a few slabs.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,10 +90,11 @@ class VoxelGenerator(nn.Module):
         nn.init.constant_(self.net[-1].bias, -3.0)
 
     def forward(self, z: Tensor) -> Tensor:
+        shape = tuple(z.shape)
         if z.dim() == 2:
             z = z[:, :, None, None, None]
         if z.dim() != 5 or z.shape[1] != self.nz or z.shape[2:] != (1, 1, 1):
-            raise ValueError(f"gpuph: expected latents of shape (B, {self.nz}), got {tuple(z.shape)}")
+            raise ValueError(f"gpuph: expected latents of shape (B, {self.nz}), got {shape}")
         return torch.sigmoid(self.net(z))
 
 
@@ -295,8 +297,19 @@ def save_checkpoint(path: str | Path, gen: VoxelGenerator, disc: VoxelDiscrimina
 def load_checkpoint(
     path: str | Path, map_location: torch.device | str | None = "cpu"
 ) -> tuple[VoxelGenerator, VoxelDiscriminator, dict]:
-    """Rebuilds the models saved by :func:`save_checkpoint`; returns ``(gen, disc, extra)``."""
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    """Rebuilds the models saved by :func:`save_checkpoint`; returns ``(gen, disc, extra)``.
+
+    The file is unpickled in full (``extra`` may hold any picklable object): load only files you trust.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a checkpoint written by :func:`save_checkpoint`.
+    """
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError) as err:  # not a torch file
+        raise ValueError(f"gpuph: {path} is not a voxel GAN checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict) or any(k not in state for k in ("nz", "ch_g", "ch_d", "gen", "disc", "extra")):
+        raise ValueError(f"gpuph: {path} is not a voxel GAN checkpoint (written by save_checkpoint)")
     gen = VoxelGenerator(state["nz"], state["ch_g"])
     disc = VoxelDiscriminator(state["ch_d"])
     gen.load_state_dict(state["gen"])

@@ -158,7 +158,7 @@ def cubical_persistence(
     x = _as_tensor(x)
     if x.is_complex() or not x.is_floating_point() or x.dtype not in FLOAT_DTYPES:
         raise TypeError(_dtype_message(str(x.dtype)))
-    if construction not in CONSTRUCTIONS:
+    if not isinstance(construction, str) or construction not in CONSTRUCTIONS:
         raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
     superlevel = check_flag(superlevel, "superlevel")
     sd = x.dim() - 1 if spatial_dims is None else spatial_dims

@@ -39,8 +39,10 @@ class CubicalPersistence(nn.Module):
         spatial_dims: int | None = None,
     ) -> None:
         super().__init__()
-        if construction not in CONSTRUCTIONS:
+        if not isinstance(construction, str) or construction not in CONSTRUCTIONS:
             raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
+        if isinstance(dims, Tensor):
+            dims = dims.tolist()
         self.dims = None if dims is None else (tuple(dims) if isinstance(dims, Iterable) else dims)
         self.superlevel = check_flag(superlevel, "superlevel")
         self.construction = construction

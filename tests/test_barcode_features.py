@@ -172,8 +172,11 @@ def test_empty_batches_and_dimensions():
     assert BarcodePolyFeature(1, 1, 1)(dgm).shape == (0,)
     dgm = gpuph.cubical_persistence(torch.full((3, 5, 5), 2.0))  # only the essential class in each image
     for out in (SumBarcodeLengths(0)(dgm), SumBarcodeLengths(1)(dgm), PartialSumBarcodeLengths(0, 0)(dgm),
-                BarcodePolyFeature(0, 1, 0)(dgm), SumBarcodeLengths(5)(dgm)):
+                BarcodePolyFeature(0, 1, 0)(dgm)):
         assert torch.equal(out, torch.zeros(3, dtype=out.dtype))
+    # A dimension these diagrams cannot have (2D grids: H0 and H1) is an error, as for TopologyLayer's tuples.
+    with pytest.raises(ValueError, match="no diagram of dimension 2"):
+        SumBarcodeLengths(2)(dgm)
     assert torch.equal(TopKBarcodeLengths(0, 2)(dgm), torch.zeros(3, 2))
     # 0**0 * 0**0 = 1 per infinite bar, as torch.pow (and TopologyLayer) define it.
     assert torch.equal(BarcodePolyFeature(0, 0, 0)(dgm), torch.ones(3))

@@ -72,7 +72,17 @@ def test_only_the_needed_dimension_is_computed():
     assert set(dgm.dim.tolist()) <= {1}
 
 
+def test_cubical_persistence_module_takes_what_the_function_takes():
+    x = torch.rand(2, 6, 6)
+    for dims in (torch.tensor(1), torch.tensor([0, 1]), [0], 1):
+        module = gpuph.nn.CubicalPersistence(dims=dims, spatial_dims=2)(x)
+        function = gpuph.cubical_persistence(x, dims=dims, spatial_dims=2)
+        assert torch.equal(module.pairs, function.pairs) and torch.equal(module.dim, function.dim)
+
+
 def test_bad_settings_raise_at_construction():
+    with pytest.raises(ValueError, match="construction"):
+        gpuph.nn.CubicalPersistence(construction=["V"])
     for kwargs in [dict(reduction="max"), dict(i0=0), dict(dim=-1), dict(p=float("inf")), dict(construction="X")]:
         with pytest.raises(ValueError, match="gpuph"):
             gpuph.nn.TopologyLoss(**kwargs)

@@ -4,7 +4,8 @@
    generator embedded in gpuph).
 2. Fine-tune the generator for ``--finetune-steps`` (50) batch iterations with ``BCE(D(G(z)), 1) + topo_weight *
    E(1,0,2; PD0)`` on the superlevel V diagrams of its images; the discriminator keeps training on real digits.
-   A control run (``--control``, on by default) does the same iterations with ``topo_weight = 0``.
+   A control run (on by default; ``--no-control`` skips it) does the same iterations with ``topo_weight = 0``.
+   ``--finetune-steps 0`` skips the fine-tuning: the report then covers the baseline alone.
 3. Report, in ``--out``: before/after grids of the same latent vectors, latent interpolations, a metrics table
    (MMD/COV with L2 and PD0 1-Wasserstein distances, Inception score with gpuph's MNIST classifier, mean number of
    components), checkpoints of every generator, ``summary.json``.
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import gpuph  # noqa: E402
 from gpuph.apps import gan  # noqa: E402
 from gpuph.apps.classifier import load_classifier, load_pretrained_classifier  # noqa: E402
+from gpuph.apps.cli_args import device_or_auto, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402,E501
 from gpuph.apps.gan_report import compare_generators  # noqa: E402
 from gpuph.apps.mnist import find_mnist_dir, load_mnist  # noqa: E402
 
@@ -56,31 +58,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="out/gan_mnist", help="output folder (default: out/gan_mnist)")
     p.add_argument("--mnist-dir", default=None, help="MNIST raw idx files (default: $GPUPH_MNIST_DIR or "
                    "../shared/data/mnist)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", type=device_or_auto, default="auto",
+                   help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("baseline")
     g.add_argument("--baseline", default=None, help="load this checkpoint instead of training")
     g.add_argument("--pretrained", action="store_true", help="start from the small generator embedded in gpuph")
-    g.add_argument("--epochs", type=float, default=None, help="baseline epochs over the 60k digits (preset)")
-    g.add_argument("--steps", type=int, default=None, help="baseline batch iterations (overrides --epochs)")
-    g.add_argument("--batch-size", type=int, default=64, help="global batch size (default: 64)")
-    g.add_argument("--lr", type=float, default=2e-4)
-    g.add_argument("--nz", type=int, default=None)
-    g.add_argument("--ngf", type=int, default=None)
-    g.add_argument("--ndf", type=int, default=None)
-    g.add_argument("--train-images", type=int, default=None, help="use only the first N training digits")
+    g.add_argument("--epochs", type=positive_float, default=None,
+                   help="baseline epochs over the training digits (preset)")
+    g.add_argument("--steps", type=positive_int, default=None, help="baseline batch iterations (overrides --epochs)")
+    g.add_argument("--batch-size", type=positive_int, default=64, help="global batch size (default: 64)")
+    g.add_argument("--lr", type=positive_float, default=2e-4)
+    g.add_argument("--nz", type=positive_int, default=None)
+    g.add_argument("--ngf", type=positive_int, default=None)
+    g.add_argument("--ndf", type=positive_int, default=None)
+    g.add_argument("--train-images", type=positive_int, default=None,
+                   help="use only the first N training digits (at least --batch-size)")
     g.add_argument("--export", default=None, help="also write the baseline as an embedded-model file (float16)")
     f = p.add_argument_group("topology fine-tuning")
-    f.add_argument("--finetune-steps", type=int, default=50)
-    f.add_argument("--topo-weight", type=float, default=1.0, help="lambda in BCE + lambda * E (default: 1)")
-    f.add_argument("--finetune-lr", type=float, default=2e-4)
+    f.add_argument("--finetune-steps", type=non_negative_int, default=50,
+                   help="fine-tuning batch iterations (default: 50; 0: no fine-tuning, report the baseline alone)")
+    f.add_argument("--topo-weight", type=non_negative_float, default=1.0,
+                   help="lambda in BCE + lambda * E (default: 1)")
+    f.add_argument("--finetune-lr", type=positive_float, default=2e-4)
     f.add_argument("--freeze-d", action="store_true", help="do not train the discriminator while fine-tuning")
     f.add_argument("--no-control", dest="control", action="store_false",
                    help="skip the control run (the same fine-tuning with topo_weight = 0)")
     r = p.add_argument_group("report")
-    r.add_argument("--n-eval", type=int, default=None, help="generated digits for the metrics (preset)")
-    r.add_argument("--wasserstein-samples", type=int, default=None, help="samples in MMD/COV-Wass (preset)")
-    r.add_argument("--threshold", type=float, nargs="+", default=[0.5, 0.1],
+    r.add_argument("--n-eval", type=positive_int, default=None, help="generated digits for the metrics (preset)")
+    r.add_argument("--wasserstein-samples", type=positive_int, default=None, help="samples in MMD/COV-Wass (preset)")
+    r.add_argument("--threshold", type=non_negative_float, nargs="+", default=[0.5, 0.1],
                    help="lifetime thresholds for the component counts; the first frames the grid (default: 0.5 0.1)")
     r.add_argument("--classifier", default=None, help="classifier file (default: the embedded one)")
     r.add_argument("--no-report", dest="report", action="store_false", help="train only (no metrics, no figures)")
@@ -92,8 +99,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, k, preset[k])
     if args.baseline and args.pretrained:
         p.error("--baseline and --pretrained are exclusive")
-    if args.batch_size < 1 or args.finetune_steps < 0 or args.n_eval < 1:
-        p.error("--batch-size and --n-eval must be >= 1, --finetune-steps >= 0")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.batch_size % world:
+        p.error(f"--batch-size ({args.batch_size}) must be a multiple of the number of processes ({world})")
+    if args.train_images is not None and args.train_images < args.batch_size:
+        p.error(f"--train-images ({args.train_images}) must be at least --batch-size ({args.batch_size})")
     return args
 
 
@@ -157,7 +167,7 @@ def main(argv=None) -> int:
     else:
         config = gan.GANConfig(args.nz, args.ngf, args.ndf)
         g, d = gan.build_models(config, device)
-        steps = args.steps if args.steps is not None else int(round(args.epochs * len(train_x) / args.batch_size))
+        steps = args.steps if args.steps is not None else max(1, round(args.epochs * len(train_x) / args.batch_size))
         log(rank, f"baseline: training {config} for {steps} batch iterations of {args.batch_size} "
                   f"({steps * args.batch_size / len(train_x):.2f} epochs)")
         t = time.perf_counter()
@@ -179,6 +189,9 @@ def main(argv=None) -> int:
 
     # --- 2. Fine-tuning with the topology loss (and the control run without it, from the same start).
     runs = [("topology", args.topo_weight)] + ([("control", 0.0)] if args.control else [])
+    if args.finetune_steps == 0:
+        runs = []
+        log(rank, "no fine-tuning (--finetune-steps 0): the report covers the baseline alone")
     tuned = {}
     for name, weight in runs:
         gg, dd = gan.clone_for_training(baseline_g, baseline_d, device)
@@ -212,7 +225,8 @@ def main(argv=None) -> int:
         gens = {"baseline": baseline_g}
         if "control" in tuned:
             gens[f"control (+{args.finetune_steps} GAN steps)"] = tuned["control"]
-        gens[f"topology (+{args.finetune_steps} steps with E)"] = tuned["topology"]
+        if "topology" in tuned:
+            gens[f"topology (+{args.finetune_steps} steps with E)"] = tuned["topology"]
         t = time.perf_counter()
         notes = [
             f"{args.n_eval} generated digits (fixed latent vectors) vs the first {args.n_eval} MNIST test digits; "

@@ -1,9 +1,10 @@
 """Topology fine-tuning of a 3D voxel GAN (the TopologyLayer paper's Figure 14, on procedural shapes).
 
 Trains a 3D-GAN-style generator on :mod:`gpuph.apps.voxel_shapes` (chairs, tables, lamps, tori, blobs; each one
-connected solid), fine-tunes it for 20 batch iterations with ``L_GAN + topo_weight * E(1, 0, 2; PD0)`` (superlevel V
-diagrams of the generated grids), and, as a control, for the same 20 iterations with the GAN loss alone. Then it
-counts the connected components of 1000 samples of each generator (same latents) and of 1000 training shapes:
+connected solid), fine-tunes it for ``--ft-iters`` (20) batch iterations with ``L_GAN + topo_weight * E(1, 0, 2;
+PD0)`` (superlevel V diagrams of the generated grids), and, as a control, for the same iterations with the GAN loss
+alone. Then it counts the connected components of ``--eval-n`` (1000) samples of each generator (same latents) and of
+as many training shapes:
 
 - ``pd0``: superlevel PD0 classes (V construction, 6-connectivity) with lifetime above ``--threshold``, the
   essential class included;
@@ -36,6 +37,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gpuph.apps.cli_args import device, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402,E501
 from gpuph.apps.voxel_gan import (  # noqa: E402
     VoxelDiscriminator,
     VoxelGenerator,
@@ -50,36 +52,45 @@ from gpuph.apps.voxel_gan import (  # noqa: E402
 from gpuph.apps.voxel_shapes import VoxelShapes  # noqa: E402
 
 ROWS = ("data", "baseline", "gan_only", "topo")
-LABELS = {"data": "training shapes", "baseline": "baseline", "gan_only": "+20 it. GAN loss only",
-          "topo": "+20 it. GAN + topology loss"}
+
+
+def labels(ft_iters: int) -> dict[str, str]:
+    """The table and legend name of each row, with the number of fine-tuning iterations."""
+    return {"data": "training shapes", "baseline": "baseline", "gan_only": f"+{ft_iters} it. GAN loss only",
+            "topo": f"+{ft_iters} it. GAN + topology loss"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("out/gan_voxels"))
     p.add_argument("--ckpt-dir", type=Path, default=None, help="default: OUT/checkpoints")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-train", type=int, default=2000, help="procedural training shapes")
-    p.add_argument("--nz", type=int, default=64)
-    p.add_argument("--ch", type=int, default=8, help="generator/discriminator width (3D-GAN: 64)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--iters", type=int, default=300, help="baseline GAN iterations")
-    p.add_argument("--lr-g", type=float, default=1e-3)
-    p.add_argument("--lr-d", type=float, default=2e-4)
-    p.add_argument("--d-acc-max", type=float, default=0.8, help="update D only while its batch accuracy is below")
+    p.add_argument("--n-train", type=positive_int, default=2000, help="procedural training shapes (at least --batch)")
+    p.add_argument("--nz", type=positive_int, default=64)
+    p.add_argument("--ch", type=positive_int, default=8, help="generator/discriminator width (3D-GAN: 64)")
+    p.add_argument("--batch", type=positive_int, default=32)
+    p.add_argument("--iters", type=positive_int, default=300, help="baseline GAN iterations")
+    p.add_argument("--lr-g", type=positive_float, default=1e-3)
+    p.add_argument("--lr-d", type=positive_float, default=2e-4)
+    p.add_argument("--d-acc-max", type=non_negative_float, default=0.8,
+                   help="update D only while its batch accuracy is below")
     p.add_argument("--baseline", type=Path, default=None, help="load this baseline checkpoint instead of training")
-    p.add_argument("--ft-iters", type=int, default=20, help="fine-tuning iterations")
-    p.add_argument("--topo-weight", type=float, default=0.01,
+    p.add_argument("--ft-iters", type=non_negative_int, default=20, help="fine-tuning iterations")
+    p.add_argument("--topo-weight", type=non_negative_float, default=0.01,
                    help="weight of E(1,0,2;PD0) (mean over the batch) in the generator's loss")
-    p.add_argument("--eval-n", type=int, default=1000)
+    p.add_argument("--eval-n", type=positive_int, default=1000, help="samples per generator for the tables")
     p.add_argument("--eval-seed", type=int, default=12345)
-    p.add_argument("--threshold", type=float, default=0.5, help="PD0 lifetime threshold for the pd0 count")
+    p.add_argument("--threshold", type=non_negative_float, default=0.5,
+                   help="PD0 lifetime threshold for the pd0 count")
     p.add_argument("--level", type=float, default=0.5, help="occupancy level for the label count")
-    p.add_argument("--pairs", type=int, default=6, help="samples rendered before/after")
+    p.add_argument("--pairs", type=positive_int, default=6, help="samples rendered before/after (at most --eval-n)")
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.n_train < args.batch:
+        p.error(f"--n-train ({args.n_train}) must be at least --batch ({args.batch})")
+    return args
 
 
 @torch.no_grad()
@@ -106,29 +117,30 @@ def stats(v: torch.Tensor, args: argparse.Namespace) -> dict:
     return out
 
 
-def hist_table(rows: dict, key: str, top: int = 6) -> list[str]:
+def hist_table(rows: dict, key: str, names: dict[str, str], top: int = 6) -> list[str]:
     head = "| | " + " | ".join(str(k) for k in range(top)) + f" | >= {top} | mean |"
     lines = [head, "|" + "---|" * (top + 3)]
     for r in ROWS:
         c = np.asarray(rows[r][key])
         frac = [(c == k).mean() for k in range(top)] + [(c >= top).mean()]
-        lines.append(f"| {LABELS[r]} | " + " | ".join(f"{100 * f:.1f}%" for f in frac) + f" | {c.mean():.2f} |")
+        lines.append(f"| {names[r]} | " + " | ".join(f"{100 * f:.1f}%" for f in frac) + f" | {c.mean():.2f} |")
     return lines
 
 
 def write_tables(rows: dict, meta: dict, args: argparse.Namespace) -> None:
+    names = labels(args.ft_iters)
     md = [f"Components of {args.eval_n} samples (same latents for the three generators) and of {args.eval_n} "
           "training shapes; percentages of samples with k components.", "",
           f"**pd0**: superlevel PD0 classes (V construction, 6-connectivity) with lifetime > {args.threshold}, "
           "the essential class included.", ""]
-    md += hist_table(rows, "pd0")
+    md += hist_table(rows, "pd0", names)
     md += ["", f"**label**: 6-connected components of the voxels >= {args.level} (`scipy.ndimage.label`, "
            "cross structuring element); 0 = empty grid.", ""]
-    md += hist_table(rows, "label")
+    md += hist_table(rows, "label", names)
     md += ["", "| | mean E(1,0,2;PD0) | mean occupancy (voxels >= level) | empty grids |", "|---|---|---|---|"]
     for r in ROWS:
         s = rows[r]
-        md.append(f"| {LABELS[r]} | {s['topo_mean']:.3f} | {100 * s['occupancy_mean']:.2f}% | "
+        md.append(f"| {names[r]} | {s['topo_mean']:.3f} | {100 * s['occupancy_mean']:.2f}% | "
                   f"{100 * s['label_frac_empty']:.1f}% |")
     md += ["", "Run: " + ", ".join(f"{k}={v}" for k, v in meta.items() if not isinstance(v, (list, dict)))]
     (args.out / "metrics.md").write_text("\n".join(md) + "\n")
@@ -139,6 +151,7 @@ def write_tables(rows: dict, meta: dict, args: argparse.Namespace) -> None:
 
 
 def plot_hist(rows: dict, args: argparse.Namespace) -> None:
+    names = labels(args.ft_iters)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     top = 8
     for ax, key, title in zip(axes, ("pd0", "label"),
@@ -148,7 +161,7 @@ def plot_hist(rows: dict, args: argparse.Namespace) -> None:
         for i, r in enumerate(ROWS):
             c = np.minimum(np.asarray(rows[r][key]), top)
             frac = np.bincount(c, minlength=top + 1) / len(c)
-            ax.bar(np.arange(top + 1) + (i - 1.5) * width, frac, width, label=LABELS[r])
+            ax.bar(np.arange(top + 1) + (i - 1.5) * width, frac, width, label=names[r])
         ax.set_xticks(range(top + 1), [str(k) for k in range(top)] + [f">={top}"])
         ax.set_xlabel("components")
         ax.set_ylabel("fraction of samples")
@@ -188,7 +201,7 @@ def plot_pairs(before: torch.Tensor, after: torch.Tensor, idx: list[int], args: 
 
 
 def plot_projections(before: torch.Tensor, after: torch.Tensor, idx: list[int], args: argparse.Namespace) -> None:
-    fig, axes = plt.subplots(len(idx), 6, figsize=(9, 1.6 * len(idx)))
+    fig, axes = plt.subplots(len(idx), 6, figsize=(9, 1.6 * len(idx)), squeeze=False)
     for r, i in enumerate(idx):
         for k, (name, v) in enumerate((("before", before), ("after", after))):
             for a in range(3):
@@ -205,6 +218,7 @@ def plot_projections(before: torch.Tensor, after: torch.Tensor, idx: list[int], 
 
 
 def plot_losses(logs: dict, args: argparse.Namespace) -> None:
+    names = labels(args.ft_iters)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     base = logs["baseline"]
     if base:
@@ -214,7 +228,7 @@ def plot_losses(logs: dict, args: argparse.Namespace) -> None:
         axes[0].set_xlabel("iteration")
         axes[0].legend()
     for name in ("gan_only", "topo"):
-        axes[1].plot([x["g_loss"] for x in logs[name]], label=f"{LABELS[name]}: g_loss")
+        axes[1].plot([x["g_loss"] for x in logs[name]], label=f"{names[name]}: g_loss")
     axes[1].plot([x["topo"] for x in logs["topo"]], label="topo: E(1,0,2;PD0) of the batch", ls="--")
     axes[1].set_title("fine-tuning")
     axes[1].set_xlabel("iteration")
@@ -266,7 +280,7 @@ def main(argv=None) -> int:
         models[name] = g
 
     t0 = time.perf_counter()
-    z = sample_latents(args.eval_n, args.nz, args.eval_seed, device)
+    z = sample_latents(args.eval_n, gen.nz, args.eval_seed, device)  # a --baseline has its own nz
     samples = {name: generate(g, z) for name, g in models.items()}
     samples["data"] = VoxelShapes(args.eval_n, seed=args.eval_seed).shapes.float()
     rows = {r: stats(samples[r], args) for r in ROWS}

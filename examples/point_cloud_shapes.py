@@ -1,6 +1,7 @@
 """The TopologyLayer paper's Figure 4: reshape a random 2D point cloud by gradient descent on weak-Alpha losses.
 
-    python examples/point_cloud_shapes.py [--out DIR] [--points 100] [--steps 500] [--lr 0.01] [--seed 0]
+    python examples/point_cloud_shapes.py [--out DIR | --out FILE.png] [--points 100] [--steps 500] [--lr 0.01]
+                                          [--seed 0]
 
 From one cloud of uniform points in the unit square, each panel runs projected gradient descent (Adam) on one loss,
 with the paper's persistence energy E(p, q, i0; PD_k) = sum_{i >= i0} |d_i - b_i|^p ((d_i + b_i) / 2)^q (bars
@@ -14,7 +15,9 @@ ranked by lifetime, longest first, ``gpuph.losses.persistence_energy``) of the w
 
 Keeping the clouds bounded: after every step the points are projected back onto the unit square (clamped to
 [0, 1]^2), as the paper keeps its clouds in a box; the maximising losses would otherwise grow without end by
-scaling the cloud. Writes ``point_cloud_shapes.png`` (six panels: the initial cloud and the five results) to --out.
+scaling the cloud. Writes the figure (six panels: the initial cloud and the five results) as a PNG: to --out itself
+when it ends in ``.png``, otherwise (or when it is an existing folder) to ``point_cloud_shapes.png`` in the folder
+--out (default: ``out``).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from pathlib import Path
 import torch
 
 try:
+    from gpuph.apps.cli_args import positive_float, positive_int
     from gpuph.losses import persistence_energy
     from gpuph.point_cloud import weak_alpha_persistence
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from gpuph.apps.cli_args import positive_float, positive_int
     from gpuph.losses import persistence_energy
     from gpuph.point_cloud import weak_alpha_persistence
 
@@ -111,15 +116,24 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def figure_path(out: Path) -> Path:
+    """Where the figure goes: ``out`` itself when it ends in ``.png`` (and is no existing folder), else
+    ``out/point_cloud_shapes.png``."""
+    return out if out.suffix.lower() == ".png" and not out.is_dir() else out / "point_cloud_shapes.png"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("out"))
-    ap.add_argument("--points", type=int, default=100)
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--out", type=Path, default=Path("out"),
+                    help="the PNG file to write when it ends in .png, otherwise (or when it is an existing folder) "
+                         "the folder to write point_cloud_shapes.png into (default: out)")
+    ap.add_argument("--points", type=positive_int, default=100, help="points in the cloud (default: 100)")
+    ap.add_argument("--steps", type=positive_int, default=500, help="Adam steps per loss (default: 500)")
+    ap.add_argument("--lr", type=positive_float, default=0.01, help="Adam's learning rate (default: 0.01)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    path = figure_path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
     results = {"init": (initial_cloud(args.points, args.seed), [])}
@@ -127,7 +141,6 @@ def main(argv=None) -> int:
         results[key] = optimize(results["init"][0], LOSSES[key][1], args.steps, args.lr, progress=True)
         hist = results[key][1]
         tqdm.write(f"({key}) {LOSSES[key][0]:32s} loss {hist[0]:.4g} -> {hist[-1]:.4g}")
-    path = args.out / "point_cloud_shapes.png"
     plot(results, path)
     print(f"wrote {path}")
     return 0

@@ -7,8 +7,8 @@ gradient sign method (:func:`gpuph.apps.topmodel.targeted_attack`), retargeting 
 other classes.
 
 Outputs in ``--out``: ``metrics.json``, ``metrics.md``, ``grid_<model>.png`` (Figure 15: row = source digit, column =
-target class, each cell the attacked image; red title = attack failed), ``example.png`` (Figure 16: one digit
-attacked on each model, with the perturbations).
+target class, each cell the attacked image; red frame = attack failed; one row per digit class present among the
+test images), ``example.png`` (Figure 16: one digit attacked on each model, with the perturbations).
 
 CPU (small, the default): ``python examples/topmodel_attacks.py --out docs/topmodel``
 GPU (the paper's scale): ``python examples/topmodel_attacks.py --device cuda --n-train 60000 --epochs 10
@@ -31,8 +31,9 @@ from tqdm import tqdm
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gpuph.apps.cli_args import device, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402,E501
 from gpuph.apps.directional import directional_topk  # noqa: E402
-from gpuph.apps.mnist import load_mnist  # noqa: E402
+from gpuph.apps.mnist import find_mnist_dir, load_mnist  # noqa: E402
 from gpuph.apps.topmodel import CNN, MLP, TopModel, accuracy, random_targets, targeted_attack, train_classifier  # noqa: E402,E501
 
 MODELS = ("topmodel", "mlp", "cnn")
@@ -43,20 +44,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("out/topmodel"))
     p.add_argument("--mnist", type=Path, default=None,
                    help="folder of the raw idx files (default: $GPUPH_MNIST_DIR or ../shared/data/mnist)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--n-train", type=int, default=20000)
-    p.add_argument("--n-test", type=int, default=10000)
-    p.add_argument("--epochs", type=int, default=3, help="epochs of the MLP and the CNN")
-    p.add_argument("--top-epochs", type=int, default=30, help="epochs of TopModel's head (on precomputed features)")
-    p.add_argument("--n-attack", type=int, default=200, help="test images to retarget (paper: 1000)")
-    p.add_argument("--step", type=float, default=0.01, help="L-inf size of one attack step")
-    p.add_argument("--steps", type=int, default=100, help="most attack steps")
-    p.add_argument("--k", type=int, default=4, help="bars per direction and dimension in TopModel's features")
-    p.add_argument("--alpha", type=float, default=0.1, help="intensity weight in the sweep filtration")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--n-train", type=positive_int, default=20000, help="training images (at least 2)")
+    p.add_argument("--n-test", type=positive_int, default=10000)
+    p.add_argument("--epochs", type=positive_int, default=3, help="epochs of the MLP and the CNN")
+    p.add_argument("--top-epochs", type=positive_int, default=30,
+                   help="epochs of TopModel's head (on precomputed features)")
+    p.add_argument("--n-attack", type=positive_int, default=200,
+                   help="test images to retarget (paper: 1000; capped at --n-test)")
+    p.add_argument("--step", type=positive_float, default=0.01, help="L-inf size of one attack step")
+    p.add_argument("--steps", type=positive_int, default=100, help="most attack steps")
+    p.add_argument("--k", type=positive_int, default=4, help="bars per direction and dimension in TopModel's features")
+    p.add_argument("--alpha", type=non_negative_float, default=0.1, help="intensity weight in the sweep filtration")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
-    return p.parse_args(argv)
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
+    args = p.parse_args(argv)
+    if args.n_train < 2:
+        p.error("--n-train must be >= 2 (TopModel standardises its features by their spread over the training set)")
+    if find_mnist_dir(args.mnist) is None:
+        p.error(f"--mnist {args.mnist or '(default)'}: no MNIST idx files found; this example needs them")
+    return args
 
 
 def batched_features(model: TopModel, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
@@ -126,17 +134,19 @@ def main(argv=None) -> None:
         })
         print(f"{name}: attack success {metrics[name]['attack_success']:.3f} ({time.time() - t0:.0f} s)")
 
-    grids = {name: attack_grid(model, x_te, y_te, args.step, args.steps) for name, model in models.items()}
+    classes = grid_classes(y_te)
+    grids = {name: attack_grid(model, x_te, y_te, args.step, args.steps, classes) for name, model in models.items()}
     for name, (cells, ok) in grids.items():
-        plot_grid(args.out / f"grid_{name}.png", cells, ok, name)
-        metrics[name]["grid_success"] = float(ok.sum() - 10) / 90  # the diagonal is the unattacked digit
+        plot_grid(args.out / f"grid_{name}.png", cells, ok, name, classes)
+        attacked = torch.arange(10)[None, :] != torch.tensor(classes)[:, None]  # off the diagonal (source = target)
+        metrics[name]["grid_success"] = float(ok[attacked].float().mean())
     plot_example(args.out / "example.png", models, x_te, y_te, args)
     meta = {
         "device": torch.cuda.get_device_name() if dev.type == "cuda" else (platform.processor() or platform.machine()),
         "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "seconds_total": time.time() - t_all,
         "seed": args.seed, "n_train": len(x_tr), "n_test": len(x_te), "epochs": args.epochs,
         "top_epochs": args.top_epochs, "attack_step": args.step, "attack_steps": args.steps, "k": args.k,
-        "alpha": args.alpha, "threshold": args.threshold,
+        "alpha": args.alpha, "threshold": args.threshold, "grid_classes": classes,
     }
     (args.out / "metrics.json").write_text(json.dumps({"meta": meta, "models": metrics}, indent=1))
     write_markdown(args.out / "metrics.md", meta, metrics)
@@ -170,18 +180,26 @@ def attack_in_chunks(model, x, targets, step, steps, chunk: int = 250):
     return tuple(torch.cat(parts) for parts in zip(*outs))
 
 
-def attack_grid(model, x, y, step, steps):
-    """Cells ``(10, 10, 28, 28)``: the first test image of each class (row), attacked towards each class (column)."""
-    src = torch.stack([(y == c).nonzero()[0, 0] for c in range(10)])
+def grid_classes(y: torch.Tensor) -> list[int]:
+    """The digit classes present among the labels ``y`` (all ten unless the test set is small), in order."""
+    return sorted(int(c) for c in torch.unique(y).tolist() if 0 <= c < 10)
+
+
+def attack_grid(model, x, y, step, steps, classes=range(10)):
+    """Cells ``(R, 10, 28, 28)``: the first test image of each class in ``classes`` (R rows; each must be present in
+    ``y``), attacked towards each of the 10 classes (column)."""
+    src = torch.stack([(y == c).nonzero()[0, 0] for c in classes])
+    rows = len(src)
     xs = x[src].repeat_interleave(10, 0)
-    targets = torch.arange(10, device=x.device).repeat(10)
+    targets = torch.arange(10, device=x.device).repeat(rows)
     adv, ok, _ = targeted_attack(model, xs, targets, step, steps)
-    return adv.reshape(10, 10, 28, 28).cpu(), ok.reshape(10, 10).cpu()
+    return adv.reshape(rows, 10, 28, 28).cpu(), ok.reshape(rows, 10).cpu()
 
 
-def plot_grid(path: Path, cells, ok, name: str) -> None:
-    fig, axes = plt.subplots(10, 10, figsize=(8, 8.6))
-    for i in range(10):
+def plot_grid(path: Path, cells, ok, name: str, classes=range(10)) -> None:
+    rows = len(cells)
+    fig, axes = plt.subplots(rows, 10, figsize=(8, 0.8 * rows + 0.6), squeeze=False)
+    for i in range(rows):
         for j in range(10):
             ax = axes[i, j]
             ax.imshow(cells[i, j].numpy(), cmap="gray", vmin=0, vmax=1)
@@ -194,7 +212,7 @@ def plot_grid(path: Path, cells, ok, name: str) -> None:
             if i == 0:
                 ax.set_title(str(j), fontsize=9)
             if j == 0:
-                ax.set_ylabel(str(i), fontsize=9)
+                ax.set_ylabel(str(classes[i]), fontsize=9)
     fig.suptitle(f"{name}: row = digit, column = target class (red frame: attack failed)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -203,7 +221,8 @@ def plot_grid(path: Path, cells, ok, name: str) -> None:
 
 def plot_example(path: Path, models, x, y, args) -> None:
     i = int((y == 7).nonzero()[0, 0]) if bool((y == 7).any()) else 0
-    target = torch.tensor([3], device=x.device)
+    source = int(y[i])
+    target = torch.tensor([3 if source != 3 else 8], device=x.device)
     fig, axes = plt.subplots(2, len(models) + 1, figsize=(3 * (len(models) + 1), 6))
     axes[0, 0].imshow(x[i].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_title(f"original ({int(y[i])})")
@@ -222,7 +241,7 @@ def plot_example(path: Path, models, x, y, args) -> None:
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("targeted attack 7 -> 3 on each model")
+    fig.suptitle(f"targeted attack {source} -> {int(target[0])} on each model")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -236,7 +255,8 @@ def write_markdown(path: Path, meta: dict, metrics: dict) -> None:
              f"Bar counts: the number of bars (up to k = {meta['k']}) of each sweep and dimension in TopModel's "
              "features.", "",
              "| model | test accuracy | attack success | attacked | mean steps (successes) | mean L-inf | mean L2 "
-             "| successes that changed the bar counts | 10x10 grid success |", "|---|---|---|---|---|---|---|---|---|"]
+             f"| successes that changed the bar counts | {len(meta['grid_classes'])}x10 grid success |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, m in metrics.items():
         def fmt(v, spec=".2f"):
             return "-" if v is None else format(v, spec)

@@ -29,6 +29,7 @@ from tqdm import tqdm
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gpuph.apps.cli_args import device, non_negative_int, positive_float, positive_int  # noqa: E402
 from gpuph.apps.regularization import PENALTIES, make_problems, run_experiment  # noqa: E402
 
 KINDS = {"pm1": ("cluster", "beta* in {-1, 0, 1}"), "123": ("cluster", "beta* in {1, 2, 3}"),
@@ -37,20 +38,54 @@ LABELS = {"none": "none (min-norm LS)", "l1": "L1", "l2": "L2", "tv": "TV", "smo
           "top1": "Top1 E(1,0,2)", "top2": "Top2 E(1,0,4)"}
 
 
+def comma_list(choices):
+    """argparse ``type=``: a comma-separated list of values among ``choices`` (the text kept as given)."""
+
+    def convert(text: str) -> str:
+        items = text.split(",")
+        bad = [v for v in items if v not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"invalid choice {bad[0]!r} (comma-separated, among: "
+                                             f"{', '.join(choices)})")
+        return text
+
+    return convert
+
+
+def positive_int_list(text: str) -> str:
+    """argparse ``type=``: a comma-separated list of ints >= 1 (the text kept as given)."""
+    for v in text.split(","):
+        try:
+            positive_int(v)
+        except argparse.ArgumentTypeError:
+            where = f" (in {text!r})" if "," in text else ""
+            raise argparse.ArgumentTypeError(f"{v!r}{where} is not an int >= 1") from None
+    return text
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("out/regression"))
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seeds", type=int, default=3, help="problems per (kind, n): seeds 0..S-1")
-    p.add_argument("--folds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=2000, help="Adam steps per fit")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--n-lambdas", type=int, default=11, help="log grid over [1e-4, 1e1]")
-    p.add_argument("--ns", default="10,30,50,70,90,110,130,150")
-    p.add_argument("--kinds", default=",".join(KINDS))
-    p.add_argument("--penalties", default=",".join(PENALTIES))
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    return p.parse_args(argv)
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="problems per (kind, n): seeds 0..S-1")
+    p.add_argument("--folds", type=positive_int, default=3, help="cross-validation folds (at least 2)")
+    p.add_argument("--steps", type=positive_int, default=2000, help="Adam steps per fit")
+    p.add_argument("--lr", type=positive_float, default=0.05)
+    p.add_argument("--n-lambdas", type=positive_int, default=11, help="log grid over [1e-4, 1e1]")
+    p.add_argument("--ns", type=positive_int_list, default="10,30,50,70,90,110,130,150",
+                   help="sample sizes, comma-separated, each at least --folds")
+    p.add_argument("--kinds", type=comma_list(tuple(KINDS)), default=",".join(KINDS),
+                   help=f"comma-separated, among {', '.join(KINDS)} (default: all)")
+    p.add_argument("--penalties", type=comma_list(PENALTIES), default=",".join(PENALTIES),
+                   help=f"comma-separated, among {', '.join(PENALTIES)} (default: all)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
+    args = p.parse_args(argv)
+    if args.folds < 2:
+        p.error(f"--folds must be >= 2 for cross-validation, got {args.folds}")
+    small = [n for n in args.ns.split(",") if int(n) < args.folds]
+    if small:
+        p.error(f"--ns: every sample size must be at least --folds ({args.folds}), got {small[0]}")
+    return args
 
 
 def main(argv=None) -> None:

@@ -1,0 +1,240 @@
+"""The command lines of examples/: bad values end in argparse's usage error (exit status 2, the option named) rather
+than a traceback from deep in the run, and the edge cases that used to crash (no fine-tuning steps, a test set missing
+some digit classes, a .png --out, few fine-tuning iterations in the voxel tables) now work. Every example runs
+in-process through its ``main(argv)``, on tiny settings."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+SAMPLE = REPO / "gpuph" / "data" / "mnist_sample.npz"
+_MODULES: dict[str, object] = {}
+
+
+def example(name: str):
+    """examples/<name>.py as a module (loaded once)."""
+    if name not in _MODULES:
+        spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except ModuleNotFoundError as e:  # matplotlib or tqdm: optional for the library, needed by the examples
+            pytest.skip(f"examples/{name}.py needs {e.name}")
+        _MODULES[name] = module
+    return _MODULES[name]
+
+
+def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 2051, len(images), 28, 28) + images.astype(np.uint8).tobytes())
+    with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 2049, len(labels)) + labels.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def fake_mnist(tmp_path_factory) -> Path:
+    """A tiny MNIST folder: the 64 embedded test digits (labels ``i % 10``), 4 times over as the training split."""
+    folder = tmp_path_factory.mktemp("mnist")
+    with np.load(SAMPLE) as f:
+        digits = f["images"][:64]
+    labels = np.arange(64) % 10
+    write_idx(folder, "train", np.concatenate([digits] * 4), np.concatenate([labels] * 4))
+    write_idx(folder, "t10k", digits, labels)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------ bad arguments
+BAD = {
+    "gan_mnist": [
+        (["--steps", "-5"], "--steps"),
+        (["--steps", "0"], "--steps"),
+        (["--finetune-steps", "-1"], "--finetune-steps"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--n-eval", "0"], "--n-eval"),
+        (["--wasserstein-samples", "0"], "--wasserstein-samples"),
+        (["--epochs", "-1"], "--epochs"),
+        (["--lr", "0"], "--lr"),
+        (["--nz", "0"], "--nz"),
+        (["--topo-weight", "-1"], "--topo-weight"),
+        (["--threshold", "0.5", "-0.1"], "--threshold"),
+        (["--train-images", "8", "--batch-size", "16"], "--train-images"),
+        (["--control"], "--control"),  # there is only --no-control
+    ],
+    "topmodel_attacks": [
+        (["--n-attack", "0"], "--n-attack"),
+        (["--n-test", "0"], "--n-test"),
+        (["--n-train", "1"], "--n-train"),
+        (["--epochs", "0"], "--epochs"),
+        (["--top-epochs", "-1"], "--top-epochs"),
+        (["--steps", "0"], "--steps"),
+        (["--step", "0"], "--step"),
+        (["--k", "0"], "--k"),
+        (["--threads", "-1"], "--threads"),
+    ],
+    "gan_voxels": [
+        (["--iters", "-3"], "--iters"),
+        (["--ft-iters", "-1"], "--ft-iters"),
+        (["--batch", "0"], "--batch"),
+        (["--eval-n", "0"], "--eval-n"),
+        (["--pairs", "0"], "--pairs"),
+        (["--threads", "-1"], "--threads"),
+        (["--n-train", "4", "--batch", "8"], "--n-train"),
+        (["--lr-g", "nan"], "--lr-g"),
+        (["--topo-weight", "-0.5"], "--topo-weight"),
+    ],
+    "topo_regression": [
+        (["--folds", "0"], "--folds"),
+        (["--folds", "1"], "--folds"),
+        (["--seeds", "0"], "--seeds"),
+        (["--steps", "0"], "--steps"),
+        (["--n-lambdas", "0"], "--n-lambdas"),
+        (["--kinds", "foo"], "--kinds"),
+        (["--kinds", "pm1,foo"], "--kinds"),
+        (["--penalties", "l1,nope"], "--penalties"),
+        (["--ns", "10,0"], "--ns"),
+        (["--ns", "10,x"], "--ns"),
+        (["--ns", "2", "--folds", "3"], "--ns"),
+        (["--threads", "-1"], "--threads"),
+    ],
+    "point_cloud_shapes": [
+        (["--points", "0"], "--points"),
+        (["--steps", "-1"], "--steps"),
+        (["--lr", "0"], "--lr"),
+    ],
+}
+DEVICES = ("gan_mnist", "topmodel_attacks", "gan_voxels", "topo_regression")
+CASES = [(name, argv, option) for name, cases in BAD.items() for argv, option in cases]
+CASES += [(name, ["--device", "foo"], "--device") for name in DEVICES]
+CASES += [(name, ["--device", "cuda:99"], "--device") for name in DEVICES]
+
+
+def expect_usage_error(capsys, name: str, argv: list[str], option: str) -> str:
+    with pytest.raises(SystemExit) as e:
+        example(name).main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert "usage:" in err and option in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("name,argv,option", CASES, ids=[f"{n}:{' '.join(a)}" for n, a, _ in CASES])
+def test_bad_arguments_are_usage_errors(capsys, tmp_path, name, argv, option):
+    expect_usage_error(capsys, name, ["--out", str(tmp_path / "out"), *argv], option)
+    assert not (tmp_path / "out").exists()  # rejected before anything is written
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this torch has CUDA")
+@pytest.mark.parametrize("name", DEVICES)
+def test_cuda_without_cuda_is_a_usage_error(capsys, name):
+    err = expect_usage_error(capsys, name, ["--device", "cuda"], "--device")
+    assert "CUDA" in err
+
+
+def test_gan_mnist_help_names_only_existing_flags(capsys):
+    with pytest.raises(SystemExit) as e:
+        example("gan_mnist").main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--no-control" in out
+    assert "--control" not in out.replace("--no-control", "")
+
+
+# ------------------------------------------------------------------------------------------------ edge cases
+@pytest.mark.parametrize("start", [["--pretrained"], ["--steps", "1", "--nz", "8", "--ngf", "4", "--ndf", "4"]])
+def test_gan_mnist_without_finetuning_reports_the_baseline(fake_mnist, tmp_path, monkeypatch, capsys, start):
+    pytest.importorskip("ot")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    out = tmp_path / "out"
+    argv = ["--mnist-dir", str(fake_mnist), *start, "--finetune-steps", "0", "--batch-size", "16", "--n-eval", "16",
+            "--wasserstein-samples", "8", "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert example("gan_mnist").main(argv) == 0
+    assert "no fine-tuning" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert list(metrics) == ["baseline", "real digits (held out)"]
+    assert not (out / "topology.pt").exists() and not (out / "control.pt").exists()
+    assert json.loads((out / "summary.json").read_text())["args"]["finetune_steps"] == 0
+
+
+def test_gan_mnist_finetuning_still_runs(fake_mnist, tmp_path, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    out = tmp_path / "out"
+    argv = ["--mnist-dir", str(fake_mnist), "--pretrained", "--finetune-steps", "1", "--batch-size", "16",
+            "--no-report", "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert example("gan_mnist").main(argv) == 0
+    for name in ("topology", "control"):
+        assert len(json.loads((out / f"history_{name}.json").read_text())) == 1
+
+
+def test_topmodel_attacks_with_a_test_set_missing_classes(tmp_path):
+    """--n-test 7 keeps the digits 0..6 only: the grids have one row per class present, and the example digit (a 7
+    when there is one) falls back to the first test image."""
+    g = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        labels = np.arange(n) % 10
+        images = np.zeros((n, 28, 28), np.uint8)
+        for i, c in enumerate(labels):  # class c: a bar of height 4 + 2c at a random column
+            col = g.integers(4, 20)
+            images[i, 4 : 8 + 2 * c, col : col + 3] = 255
+        write_idx(tmp_path, prefix, images, labels)
+    out = tmp_path / "out"
+    example("topmodel_attacks").main(["--out", str(out), "--mnist", str(tmp_path), "--n-test", "7", "--epochs", "1",
+                                      "--top-epochs", "1", "--n-attack", "50", "--steps", "1", "--k", "1"])
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["meta"]["grid_classes"] == list(range(7)) and result["meta"]["n_test"] == 7
+    for m in result["models"].values():
+        assert m["attacked"] == 7 and 0 <= m["grid_success"] <= 1
+    assert "7x10 grid success" in (out / "metrics.md").read_text()
+    for name in ("grid_topmodel.png", "grid_mlp.png", "grid_cnn.png", "example.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_topmodel_attack_grid_rows_follow_the_classes():
+    mod = example("topmodel_attacks")
+    y = torch.tensor([3, 1, 3, 8, 1])
+    assert mod.grid_classes(y) == [1, 3, 8]
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+    cells, ok = mod.attack_grid(model, torch.rand(5, 28, 28), y, 0.01, 1, [1, 3, 8])
+    assert cells.shape == (3, 10, 28, 28) and ok.shape == (3, 10)
+
+
+def test_gan_voxels_labels_follow_the_finetuning_iterations(tmp_path):
+    mod = example("gan_voxels")
+    args = mod.parse_args(["--out", str(tmp_path), "--ft-iters", "2", "--eval-n", "3"])
+    assert mod.labels(2)["topo"] == "+2 it. GAN + topology loss"
+    rows = {r: {"pd0": [1, 2, 1], "label": [1, 0, 3], "topo_mean": 0.5, "occupancy_mean": 0.1,
+                "label_frac_empty": 1 / 3} for r in mod.ROWS}
+    mod.write_tables(rows, {"ft_iters": 2}, args)
+    md = (tmp_path / "metrics.md").read_text()
+    assert "+2 it. GAN loss only" in md and "+2 it. GAN + topology loss" in md and "+20 it." not in md
+    # one rendered pair: the projections' axes stay two-dimensional
+    v = torch.zeros(1, 1, 32, 32, 32)
+    v[0, 0, 10:20, 10:20, 10:20] = 1
+    mod.plot_projections(v, v, [0], args)
+    assert (tmp_path / "projections.png").stat().st_size > 0
+
+
+def test_topo_regression_accepts_valid_lists(tmp_path):
+    args = example("topo_regression").parse_args(["--kinds", "pm1,sawtooth", "--penalties", "none,top1",
+                                                 "--ns", "2,5", "--folds", "2", "--out", str(tmp_path)])
+    assert (args.kinds, args.penalties, args.ns, args.folds) == ("pm1,sawtooth", "none,top1", "2,5", 2)
+
+
+@pytest.mark.parametrize("out,written", [("fig.png", "fig.png"), ("sub/Fig.PNG", "sub/Fig.PNG"),
+                                         ("folder", "folder/point_cloud_shapes.png")])
+def test_point_cloud_shapes_out_is_a_png_or_a_folder(tmp_path, monkeypatch, out, written):
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    assert example("point_cloud_shapes").main(["--out", out, "--points", "12", "--steps", "1"]) == 0
+    assert (tmp_path / written).is_file()
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [written]
+

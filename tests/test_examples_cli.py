@@ -5,19 +5,16 @@ in-process through its ``main(argv)``, on tiny settings."""
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import json
-import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from fake_mnist import write_bar_mnist, write_sample_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
-SAMPLE = REPO / "gpuph" / "data" / "mnist_sample.npz"
 _MODULES: dict[str, object] = {}
 
 
@@ -34,23 +31,9 @@ def example(name: str):
     return _MODULES[name]
 
 
-def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
-    with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">IIII", 2051, len(images), 28, 28) + images.astype(np.uint8).tobytes())
-    with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">II", 2049, len(labels)) + labels.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory) -> Path:
-    """A tiny MNIST folder: the 64 embedded test digits (labels ``i % 10``), 4 times over as the training split."""
-    folder = tmp_path_factory.mktemp("mnist")
-    with np.load(SAMPLE) as f:
-        digits = f["images"][:64]
-    labels = np.arange(64) % 10
-    write_idx(folder, "train", np.concatenate([digits] * 4), np.concatenate([labels] * 4))
-    write_idx(folder, "t10k", digits, labels)
-    return folder
+    return write_sample_mnist(tmp_path_factory.mktemp("mnist"))
 
 
 # ------------------------------------------------------------------------------------------------ bad arguments
@@ -178,14 +161,7 @@ def test_gan_mnist_finetuning_still_runs(fake_mnist, tmp_path, monkeypatch):
 def test_topmodel_attacks_with_a_test_set_missing_classes(tmp_path):
     """--n-test 7 keeps the digits 0..6 only: the grids have one row per class present, and the example digit (a 7
     when there is one) falls back to the first test image."""
-    g = np.random.default_rng(0)
-    for prefix, n in (("train", 40), ("t10k", 20)):
-        labels = np.arange(n) % 10
-        images = np.zeros((n, 28, 28), np.uint8)
-        for i, c in enumerate(labels):  # class c: a bar of height 4 + 2c at a random column
-            col = g.integers(4, 20)
-            images[i, 4 : 8 + 2 * c, col : col + 3] = 255
-        write_idx(tmp_path, prefix, images, labels)
+    write_bar_mnist(tmp_path, 40, 20)
     out = tmp_path / "out"
     example("topmodel_attacks").main(["--out", str(out), "--mnist", str(tmp_path), "--n-test", "7", "--epochs", "1",
                                       "--top-epochs", "1", "--n-attack", "50", "--steps", "1", "--k", "1"])

@@ -4,7 +4,6 @@ two DDP processes with gloo) and the demo."""
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fake_mnist import sample_digits, write_idx, write_sample_mnist
 
 from gpuph.apps import gan, gan_metrics
 from gpuph.apps.mnist import find_mnist_dir, load_mnist, read_idx
@@ -25,29 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "gpuph" / "data" / "mnist_sample.npz"
 
 
-def sample_digits(n: int = 64) -> np.ndarray:
-    with np.load(SAMPLE) as f:
-        return f["images"][:n]
-
-
-def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, gz: bool) -> None:
-    opener = gzip.open if gz else open
-    ext = ".gz" if gz else ""
-    with opener(folder / f"{prefix}-images-idx3-ubyte{ext}", "wb") as f:
-        f.write(struct.pack(">IIII", 2051, len(images), 28, 28) + images.astype(np.uint8).tobytes())
-    with opener(folder / f"{prefix}-labels-idx1-ubyte{ext}", "wb") as f:
-        f.write(struct.pack(">II", 2049, len(labels)) + labels.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory) -> Path:
-    """A tiny MNIST folder (gzip idx files) made of the 64 embedded test digits, 4 times over as the training split."""
-    folder = tmp_path_factory.mktemp("mnist")
-    digits = sample_digits()
-    labels = np.arange(64) % 10
-    write_idx(folder, "train", np.concatenate([digits] * 4), np.concatenate([labels] * 4), gz=True)
-    write_idx(folder, "t10k", digits, labels, gz=True)
-    return folder
+    return write_sample_mnist(tmp_path_factory.mktemp("mnist"))
 
 
 # ------------------------------------------------------------------------------------------------------------ reader

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
-
-import numpy as np
 import torch
+from fake_mnist import write_bar_mnist
 from torch import nn
 
 from gpuph.apps.topmodel import CNN, MLP, TopModel, accuracy, random_targets, targeted_attack, train_classifier
@@ -77,29 +75,13 @@ def test_train_classifier_learns_a_separable_problem():
     assert accuracy(model, x, y) > 0.95
 
 
-def write_idx(path, array, compress):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(data)
-
-
-
-
 def test_example_script_small(tmp_path):
     """examples/topmodel_attacks.py end to end on a tiny synthetic idx data set (no MNIST download in CI)."""
     import importlib.util
     import json
     from pathlib import Path
 
-    g = np.random.default_rng(0)
-    for prefix, n in (("train", 60), ("t10k", 30)):
-        labels = np.arange(n) % 10
-        images = np.zeros((n, 28, 28), np.uint8)
-        for i, c in enumerate(labels):  # class c: a bar of height 4 + 2c at a random column
-            col = g.integers(4, 20)
-            images[i, 4 : 8 + 2 * c, col : col + 3] = 255
-        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images, False)
-        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels, False)
+    write_bar_mnist(tmp_path, 60, 30, gz=False)
     path = Path(__file__).resolve().parents[1] / "examples" / "topmodel_attacks.py"
     spec = importlib.util.spec_from_file_location("topmodel_attacks_example", path)
     module = importlib.util.module_from_spec(spec)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -28,36 +30,23 @@ def _float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An int >= 1."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _bounded(parse: Callable[[str], float], low: float, strict: bool, name: str, doc: str) -> Callable[[str], Any]:
+    """A converter: ``parse(text)``, then ``> low`` (strict) or ``>= low``."""
+
+    def convert(text: str):
+        value = parse(text)
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {value}")
+        return value
+
+    convert.__name__, convert.__doc__ = name, doc  # argparse names the type in some messages
+    return convert
 
 
-def non_negative_int(text: str) -> int:
-    """An int >= 0."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite float > 0."""
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A finite float >= 0."""
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+positive_int = _bounded(_int, 1, False, "positive_int", "An int >= 1.")
+non_negative_int = _bounded(_int, 0, False, "non_negative_int", "An int >= 0.")
+positive_float = _bounded(_float, 0, True, "positive_float", "A finite float > 0.")
+non_negative_float = _bounded(_float, 0, False, "non_negative_float", "A finite float >= 0.")
 
 
 def device(text: str) -> str:

@@ -117,25 +117,36 @@ def pairwise_distances(x: Tensor) -> Tensor:
     """``(B, N, N)`` Euclidean distances ``sqrt(sum_d (x_i - x_j)^2)`` of ``(B, N, D)`` points, differentiable
     (zero distances, e.g. of repeated points, get a zero gradient, not NaN). The formula of
     ``torch.cdist(..., compute_mode="donot_use_mm_for_euclid_dist")``: exact differences, no ``|x|^2 - 2 x.y``
-    expansion, so that equal points are at distance exactly 0 and the matrix is exactly symmetric. Each cloud is
-    scaled by a power of two first (exact: the same bits as without it), so that no square overflows or underflows
-    for clouds of any magnitude."""
+    expansion, so that equal points are at distance exactly 0 and the matrix is exactly symmetric. A cloud of
+    extreme magnitude is scaled by a power of two first (exact: the same bits as without it), so that no square
+    overflows or underflows."""
     if x.shape[0] == 0 or x.shape[1] == 0:
         return x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
-    scale = _unit_scale(x)[:, None, None]
-    y = x / scale
-    return torch.cdist(y, y, compute_mode="donot_use_mm_for_euclid_dist") * scale
+    scale = _unit_scale(x)
+    if scale is None:
+        return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+    y = x / scale[:, None, None]
+    return torch.cdist(y, y, compute_mode="donot_use_mm_for_euclid_dist") * scale[:, None, None]
 
 
-def _unit_scale(x: Tensor) -> Tensor:
-    """``(B,)`` powers of two, one per cloud of ``x`` ``(B, N, D)`` (``N >= 1``), that bring its largest
-    ``|coordinate|`` into ``[1, 2)``. Dividing by a power of two is exact, and so is every step of a Euclidean
-    distance after it (differences, squares, their sum, the square root, the product back): distances come out
-    bitwise as without it, except that the squares no longer overflow (float32 coordinates past about 1e19) or
-    underflow (float32 clouds smaller than about 1e-19), which would give ``inf`` or 0 for finite, nonzero
-    distances. (Within one cloud spanning more than the dtype's range, e.g. float32 coordinates of 1e30 and 1e-10,
-    the smallest coordinates become subnormal and lose bits: distances far below the cloud's size are not kept.)"""
+# Largest |coordinate| of a cloud within which no square of a difference (nor their sum over up to 2^20 axes)
+# overflows or underflows, per dtype: differences are at least an ulp of it, 2^-23 (2^-52) times as large.
+_SAFE_MAGNITUDE = {torch.float32: (2.0**-30, 2.0**30), torch.float64: (2.0**-200, 2.0**200)}
+
+
+def _unit_scale(x: Tensor) -> Tensor | None:
+    """None when every cloud of ``x`` ``(B, N, D)`` (``N >= 1``) is of ordinary magnitude (``_SAFE_MAGNITUDE``; one
+    synchronisation on a GPU), else ``(B,)`` powers of two, one per cloud, that bring its largest ``|coordinate|``
+    into ``[1, 2)``. Dividing by a power of two is exact, and so is every step of a Euclidean distance after it
+    (differences, squares, their sum, the square root, the product back): distances come out bitwise as without
+    it, except that the squares no longer overflow (float32 coordinates past about 1e19) or underflow (float32
+    clouds smaller than about 1e-19), which would give ``inf`` or 0 for finite, nonzero distances. (Within one
+    cloud spanning more than the dtype's range, e.g. float32 coordinates of 1e30 and 1e-10, the smallest
+    coordinates become subnormal and lose bits: distances far below the cloud's size are not kept.)"""
     amax = x.detach().abs().amax(dim=(1, 2))
+    lo, hi = _SAFE_MAGNITUDE[x.dtype]
+    if not bool((((amax > 0) & (amax < lo)) | (amax > hi)).any()):
+        return None
     exponent = torch.frexp(amax).exponent - 1  # amax = m 2^e, m in [0.5, 1); 0 -> e = 0
     # A normal scale, even for subnormal clouds: a subnormal one has no finite reciprocal, which a division may use.
     exponent = exponent.clamp(min=int(np.log2(torch.finfo(x.dtype).smallest_normal)))
@@ -291,11 +302,15 @@ def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Com
     E = int(edges.shape[0])
     edge_batch = torch.repeat_interleave(torch.arange(B), torch.tensor(counts, dtype=torch.int64))
     ends = (edge_batch[:, None] * N + edges).to(x.device)
-    # As in pairwise_distances: each cloud scaled by a power of two, so that no difference or square overflows
-    # or underflows.
-    scale = _unit_scale(x) if B and N else x.new_ones(B)
-    flat = (x / scale[:, None, None]).reshape(B * N, D)
-    lengths = torch.linalg.vector_norm(flat[ends[:, 0]] - flat[ends[:, 1]], dim=-1) * scale[edge_batch.to(x.device)]
+    # As in pairwise_distances: clouds of extreme magnitude scaled by a power of two, so that no difference or
+    # square overflows or underflows.
+    scale = _unit_scale(x) if B and N else None
+    if scale is None:
+        flat = x.reshape(B * N, D)
+        lengths = torch.linalg.vector_norm(flat[ends[:, 0]] - flat[ends[:, 1]], dim=-1)
+    else:
+        flat = (x / scale[:, None, None]).reshape(B * N, D)
+        lengths = torch.linalg.vector_norm(flat[ends[:, 0]] - flat[ends[:, 1]], dim=-1) * scale[edge_batch.to(x.device)]
     rows = ops.flag_pairs(edges, lengths.detach().to("cpu").contiguous(), offsets, _sizes_tensor(sizes), N, mask)
     rows = rows.to(x.device)
     # Position E of the padded lengths holds 0: the value of vertex births (and a harmless target for -1).

@@ -3,6 +3,7 @@ complexes (built here from its definitions), against gpuph's API, batching, grad
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 
@@ -284,6 +285,9 @@ def test_construction_helpers():
         built = getattr(topologylayer.nn.levelset, name)(4, 3)
         ref = {"init_freudenthal_2d": tl_freudenthal, "init_grid_2d": tl_grid, "init_tri_complex": tl_delaunay}[name]
         assert {tuple(c) for c in built.cells} >= {tuple(sorted(c)) for c in ref(4, 3)}
+        # Closed under faces, as TopologyLayer's complexes (init_tri_complex listed no edges).
+        cells = {tuple(sorted(c)) for c in built.cells}
+        assert all(f in cells for c in cells if len(c) > 1 for f in itertools.combinations(c, len(c) - 1)), name
     assert len(topologylayer.nn.levelset.init_line_complex(4).cells) == 7
 
 

@@ -193,8 +193,11 @@ def init_grid_2d(width: int, height: int) -> SimplicialComplex:
 
 
 def init_tri_complex(width: int, height: int) -> SimplicialComplex:
-    """scipy's Delaunay triangulation of the lattice."""
-    return _complex_of(_grids.delaunay_2d(width, height))
+    """scipy's Delaunay triangulation of the lattice: its vertices, edges and triangles, as TopologyLayer lists
+    them (``unique_simplices`` of the triangles)."""
+    from ..util.construction import unique_simplices
+
+    return unique_simplices(_grids.delaunay_2d(width, height)[1], 2)
 
 
 def init_line_complex(p: int) -> SimplicialComplex:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -117,7 +118,9 @@ class Diagrams:
     # ---------------------------------------------------------------------------------------------- values
     def lifetimes(self) -> Tensor:
         """``(N,)`` non-negative ``|death - birth|`` (``inf`` for essential classes), differentiable."""
-        return (self.pairs[:, 0] - self.pairs[:, 1]).abs()
+        life = (self.pairs[:, 0] - self.pairs[:, 1]).abs()
+        # An essential class born at an infinite value has inf - inf = NaN: its lifetime is inf all the same.
+        return torch.where(self.death_index < 0, torch.full_like(life, math.inf), life)
 
     def counts(self) -> Tensor:
         """``(batch_size, ndim)`` int64 number of pairs per image and dimension."""
@@ -133,9 +136,10 @@ class Diagrams:
         """
         d = self if dim is None else self.select(dim=dim)
         B = self.batch_size
-        counts = torch.bincount(d.batch, minlength=B) if len(d) else torch.zeros(B, dtype=torch.int64)
-        counts = counts.to(d.pairs.device)
-        K = int(counts.max()) if B > 0 and len(d) else 0
+        # No branch on the number of pairs (torch.compile would have to guard on it).
+        counts = torch.zeros(B, dtype=torch.int64, device=d.pairs.device)
+        counts.index_add_(0, d.batch, torch.ones_like(d.batch))
+        K = int(counts.max()) if B > 0 else 0
         starts = torch.cumsum(counts, 0) - counts
         pos = torch.arange(len(d), device=d.pairs.device) - starts[d.batch]
         out = d.pairs.new_full((B, K, 2), fill)

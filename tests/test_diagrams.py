@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -112,6 +114,16 @@ def test_lifetimes(dgm_and_x):
     sub = gpuph.cubical_persistence(torch.rand(2, 6, 7), superlevel=False)
     assert torch.all(sub.lifetimes() > 0)
     assert torch.all(sub.pairs[:, 1] > sub.pairs[:, 0])
+
+
+def test_lifetimes_of_essential_classes_born_at_infinity():
+    """inf - inf is NaN: an essential class born at +-inf still lives forever."""
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3], [0, 3, 1], [1, 3, 2]])
+    for dgm in (gpuph.cubical_persistence(torch.full((1, 4, 4), -math.inf)),
+                gpuph.cubical_persistence(torch.full((1, 4, 4), math.inf), superlevel=False),
+                gpuph.lower_star_persistence(torch.tensor([0.0, 1.0, 2.0, math.inf]), faces, maxdim=2)):
+        assert torch.isinf(dgm.pairs).any() and (dgm.death_index < 0).all()
+        assert torch.equal(dgm.lifetimes(), torch.full((len(dgm),), math.inf, dtype=dgm.pairs.dtype))
 
 
 def test_counts(dgm_and_x):

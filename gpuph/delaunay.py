@@ -131,5 +131,5 @@ def _first_copies(p: np.ndarray) -> np.ndarray:
     start[1:] = np.any(sp[1:] != sp[:-1], axis=1)
     first_of_group = np.minimum.reduceat(order, np.nonzero(start)[0])
     rep = np.empty(len(p), dtype=np.int64)
-    rep[order] = first_of_group[np.cumsum(start) - 1]
+    rep[order] = first_of_group[np.cumsum(start, dtype=np.int64) - 1]  # (a bool cumsum fails under torch.compile)
     return rep

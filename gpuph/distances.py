@@ -101,7 +101,7 @@ def _side(dgm: Diagrams, dim: int, name: str) -> _Side:
     d = dgm.select(dim=dim)
     u = -d.pairs if dgm.superlevel else d.pairs
     u0, u1 = u.detach().unbind(1)
-    if len(d) and not bool((u1 >= u0).all()):  # also NaN
+    if not bool((u1 >= u0).all()):  # also NaN; true for no pairs
         want = "birth >= death" if dgm.superlevel else "birth <= death"
         raise ValueError(f"gpuph: {name} has pairs with NaN or against its orientation (expected {want})")
     fin0, fin1 = torch.isfinite(u0), torch.isfinite(u1)

@@ -625,3 +625,17 @@ def test_flag_pairs_refuses_h2_past_its_keys():
     for bad in (-2, 46341):
         with pytest.raises(ValueError, match="bitset limit"):
             ops._flag_bitset_vertices(bad)
+
+
+@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+def test_under_torch_compile(fn):
+    """torch.compile (graph breaks allowed) gives eager's values and gradients; the Delaunay code's bool cumsum
+    failed when traced."""
+    def loss(x):
+        return fn(x).finite().lifetimes().sum()
+
+    torch._dynamo.reset()
+    x = torch.rand(2, 20, 2, dtype=torch.float64, requires_grad=True)
+    got, want = torch.compile(loss, backend="eager")(x), loss(x)
+    assert torch.equal(got, want)
+    assert torch.equal(torch.autograd.grad(got, x)[0], torch.autograd.grad(want, x)[0])

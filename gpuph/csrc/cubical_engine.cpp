@@ -871,14 +871,15 @@ static void middle_edge_keys(const GridPlan& g, const Phases& ph, Workspace& ws,
 }
 
 void run_middle_edges(const GridPlan& g, const Phases& ph, Workspace& ws, bool parallel) {
-  if (narrow_keys(g))
+  ws.mid_narrow = narrow_keys(g);
+  if (ws.mid_narrow)
     middle_edge_keys(g, ph, ws, ws.mid32, parallel);
   else
     middle_edge_keys(g, ph, ws, ws.mid64, parallel);
 }
 
 void run_middle(const GridPlan& g, const Phases& ph, Workspace& ws, std::vector<RawPair>& out, bool parallel) {
-  if (narrow_keys(g))
+  if (ws.mid_narrow)
     middle_by_reduction(g, ph, ws, ws.mid32, parallel, out);
   else
     middle_by_reduction(g, ph, ws, ws.mid64, parallel, out);

@@ -80,6 +80,8 @@ struct Workspace {
   std::vector<uint8_t> negative_edge;   // compression flags, per edge id
   std::vector<uint8_t> positive_face;   // clearing flags, per 2-cell id (3D)
   MiddleBuffers<int32_t> mid32;        // H1 of 3D, by key width
+  bool mid_narrow = false;             // the width run_middle_edges chose (run_middle follows it, whatever the
+                                       // test-only wide-index switch does meanwhile from another thread)
   MiddleBuffers<int64_t> mid64;
 };
 

@@ -19,6 +19,7 @@ import torch
 from fake_mnist import sample_digits, write_idx, write_sample_mnist
 
 from gpuph.apps import gan, gan_metrics
+from gpuph.apps.classifier import load_classifier
 from gpuph.apps.mnist import find_mnist_dir, load_mnist, read_idx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -288,8 +289,12 @@ def test_checkpoint_round_trip(tmp_path, half):
     for name in ("other.pt", "text.pt", "empty.pt"):
         with pytest.raises(ValueError, match="checkpoint"):
             gan.load_checkpoint(tmp_path / name)
+        with pytest.raises(ValueError, match="classifier"):
+            load_classifier(tmp_path / name)
     with pytest.raises(FileNotFoundError):
         gan.load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError):
+        load_classifier(tmp_path / "missing.pt")
 
 
 def test_embedded_models_are_small_and_load():

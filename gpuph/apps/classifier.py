@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checkpoints import load_torch_file
 from .gan import plain_metadata
 
 __all__ = ["MnistClassifier", "PRETRAINED_CLASSIFIER", "accuracy", "load_classifier", "load_pretrained_classifier",
@@ -134,9 +135,9 @@ def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu")
     """The classifier (float32, eval mode, on ``device``) and its metadata.
 
     Raises:
-        ValueError: the file is not a gpuph MNIST classifier.
+        FileNotFoundError: no such file. ValueError: the file is not a gpuph MNIST classifier.
     """
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_torch_file(path, "a gpuph MNIST classifier", map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != CLASSIFIER_FORMAT:
         raise ValueError(f"gpuph: {path} is not a gpuph MNIST classifier (written by save_classifier)")
     model = MnistClassifier()

@@ -28,7 +28,6 @@ import copy
 import json
 import math
 import os
-import pickle
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -41,6 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import gpuph
+
+from .checkpoints import load_torch_file
 
 __all__ = [
     "DATA_DIR",
@@ -453,10 +454,7 @@ def load_checkpoint(
     Raises:
         FileNotFoundError: no such file. ValueError: not a gpuph MNIST GAN checkpoint.
     """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError) as err:  # not a torch file
-        raise ValueError(f"gpuph: {path} is not a gpuph MNIST GAN checkpoint ({type(err).__name__}: {err})") from err
+    payload = load_torch_file(path, "a gpuph MNIST GAN checkpoint", map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"gpuph: {path} is not a gpuph MNIST GAN checkpoint (written by save_checkpoint)")
     config = GANConfig(**payload["config"])

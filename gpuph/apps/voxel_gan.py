@@ -22,7 +22,6 @@ overrode the GAN loss and the shapes degenerated into a few slabs.
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..cubical import cubical_persistence
+from .checkpoints import load_torch_file
 
 __all__ = [
     "VoxelDiscriminator",
@@ -304,10 +304,7 @@ def load_checkpoint(
     Raises:
         FileNotFoundError: no such file. ValueError: not a checkpoint written by :func:`save_checkpoint`.
     """
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError) as err:  # not a torch file
-        raise ValueError(f"gpuph: {path} is not a voxel GAN checkpoint ({type(err).__name__}: {err})") from err
+    state = load_torch_file(path, "a voxel GAN checkpoint", map_location=map_location, weights_only=False)
     if not isinstance(state, dict) or any(k not in state for k in ("nz", "ch_g", "ch_d", "gen", "disc", "extra")):
         raise ValueError(f"gpuph: {path} is not a voxel GAN checkpoint (written by save_checkpoint)")
     gen = VoxelGenerator(state["nz"], state["ch_g"])

@@ -37,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import gpuph  # noqa: E402
-from gpuph.apps import gan  # noqa: E402
+from gpuph.apps import gan, gan_metrics  # noqa: E402
 from gpuph.apps.classifier import load_classifier, load_pretrained_classifier  # noqa: E402
 from gpuph.apps.cli_args import device_or_auto, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402,E501
 from gpuph.apps.gan_report import compare_generators  # noqa: E402
@@ -234,7 +234,8 @@ def main(argv=None) -> int:
             "MMD/COV: minimum matching distance and coverage (Achlioptas et al. 2018); -L2: Euclidean distance "
             "between images in [0, 1]; -Wass: 1-Wasserstein distance between superlevel PD0 diagrams.",
             f"IS: Inception score with gpuph's MNIST classifier (test accuracy "
-            f"{cinfo.get('test_accuracy', 'unknown')}), 10 splits, +- their standard deviation.",
+            f"{cinfo.get('test_accuracy', 'unknown')}), up to 10 splits of at least "
+            f"{gan_metrics.IS_MIN_SPLIT} digits, +- their standard deviation.",
             "components>t: mean number of PD0 classes with lifetime > t (the essential class counts).",
             f"real digits (held out): the next {len(held_out)} MNIST test digits, scored like a generator.",
         ]

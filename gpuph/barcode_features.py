@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._common import check_flag
 from .diagrams import Diagrams
 
 __all__ = [
@@ -206,7 +207,7 @@ def barcode_poly_feature(dgminfo, dim: int, p: float, q: float, remove_zero: boo
         ``(B,)`` for a :class:`~gpuph.Diagrams`; a 0-dim tensor for a ``(dgms, issublevel)`` tuple.
     """
     bars = _bars(dgminfo, dim)
-    if remove_zero:
+    if check_flag(remove_zero, "remove_zero"):
         bars = bars.without_zero_length()
     lengths, means = _lengths_means(bars)
     # Other rows read 1 and 1: finite powers, so their masked-out terms pass no NaN gradient.
@@ -279,7 +280,7 @@ class BarcodePolyFeature(nn.Module):
         self.dim = _check_index(dim, "dim")
         self.p = p
         self.q = q
-        self.remove_zero = bool(remove_zero)
+        self.remove_zero = check_flag(remove_zero, "remove_zero")
 
     def forward(self, dgminfo) -> Tensor:
         return barcode_poly_feature(dgminfo, self.dim, self.p, self.q, self.remove_zero)

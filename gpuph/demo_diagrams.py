@@ -23,6 +23,8 @@ import torch
 
 import gpuph
 
+from .apps import cli_args
+
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist_sample.npz")
 DIM_COLORS = ("tab:blue", "tab:orange", "tab:green")
 TOP_PAIRS = 3  # most persistent pairs printed per image and dimension
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mnist-dir", default=None,
                    help="folder with MNIST's raw t10k idx files (default: the 64 embedded digits)")
     p.add_argument("--volume-size", type=int, default=32, help="side of the 3D demo volume (default: 32)")
-    p.add_argument("--device", default="cpu", help="torch device for the inputs (default: cpu)")
+    p.add_argument("--device", type=cli_args.device, default="cpu", help="torch device for the inputs (default: cpu)")
     args = p.parse_args(argv)
     if args.digits < 1 or args.volume_size < 4:
         p.error("--digits must be >= 1 and --volume-size >= 4")

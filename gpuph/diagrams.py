@@ -120,7 +120,7 @@ class Diagrams:
         """``(N,)`` non-negative ``|death - birth|`` (``inf`` for essential classes), differentiable."""
         life = (self.pairs[:, 0] - self.pairs[:, 1]).abs()
         # An essential class born at an infinite value has inf - inf = NaN: its lifetime is inf all the same.
-        return torch.where(self.death_index < 0, torch.full_like(life, math.inf), life)
+        return life.masked_fill(self.death_index < 0, math.inf)
 
     def counts(self) -> Tensor:
         """``(batch_size, ndim)`` int64 number of pairs per image and dimension."""

@@ -129,8 +129,10 @@ def pairwise_distances(x: Tensor) -> Tensor:
     return torch.cdist(y, y, compute_mode="donot_use_mm_for_euclid_dist") * scale[:, None, None]
 
 
-# Largest |coordinate| of a cloud within which no square of a difference (nor their sum over up to 2^20 axes)
-# overflows or underflows, per dtype: differences are at least an ulp of it, 2^-23 (2^-52) times as large.
+# The range of a cloud's largest |coordinate| in which distances are taken unscaled, per dtype: no square of a
+# difference (nor their sum over up to 2^20 axes) overflows, and differences down to 2^-23 (2^-52) of the largest
+# coordinate (its ulp) keep normal squares. Finer detail near 0 (differences below ~1e-19 in float32, whatever the
+# cloud's size) has squares that underflow, scaled or not past this range.
 _SAFE_MAGNITUDE = {torch.float32: (2.0**-30, 2.0**30), torch.float64: (2.0**-200, 2.0**200)}
 
 

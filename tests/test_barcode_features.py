@@ -260,3 +260,11 @@ def test_errors():
         PartialSumBarcodeLengths(0, -1)
     with pytest.raises(ValueError, match="dim"):
         sum_barcode_lengths(dgm, -1)
+
+
+def test_remove_zero_must_be_a_bool():
+    dgm = gpuph.cubical_persistence(torch.rand(2, 5, 5))
+    with pytest.raises(TypeError, match="remove_zero must be a bool"):
+        BarcodePolyFeature(0, 1, 1, remove_zero="no")
+    with pytest.raises(TypeError, match="remove_zero must be a bool"):
+        barcode_poly_feature(dgm, 0, 1.0, 1.0, remove_zero=1)

@@ -344,13 +344,17 @@ def test_delaunay_of_points_an_ulp_apart():
 
 
 def test_pairwise_distances_scaling_changes_no_bit():
-    """The power-of-two scaling that keeps squares in range gives torch.cdist's bits on ordinary clouds."""
+    """Unscaled (inside the safe range) or scaled by a power of two (outside it, 1e-12 and 1e12 in float32, 1e-70
+    and 1e70 in float64, where torch.cdist's own squares still neither overflow nor underflow): torch.cdist's bits."""
+    from gpuph.point_cloud import _unit_scale
+
     rng = np.random.default_rng(8)
-    for dtype in (torch.float32, torch.float64):
-        for scale in (1e-3, 0.7, 1.0, 3.0, 1e4):
+    for dtype, outside in ((torch.float32, (1e-12, 1e12)), (torch.float64, (1e-70, 1e70))):
+        for scale in (1e-3, 0.7, 1.0, 3.0, 1e4, *outside):
             x = torch.from_numpy(rng.standard_normal((3, 20, 3)) * scale).to(dtype)
             ref = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
             assert torch.equal(pairwise_distances(x), ref)
+            assert (_unit_scale(x) is None) == (scale not in outside)
 
 
 # ---------------------------------------------------------------------------------------------- H2

@@ -45,8 +45,8 @@ def grid_2d(width: int, height: int) -> list[np.ndarray]:
 
 
 def delaunay_2d(width: int, height: int) -> list[np.ndarray]:
-    """scipy's Delaunay triangulation of the lattice points (x = column, y = row), as TopologyLayer's
-    ``init_tri_complex``: every square is split, along a diagonal that qhull picks."""
+    """scipy's Delaunay triangulation of the lattice points (x = column, y = row), the triangles of TopologyLayer's
+    ``init_tri_complex`` (which also lists their edges): every square is split, along a diagonal that qhull picks."""
     try:
         from scipy.spatial import Delaunay
     except ImportError as exc:  # pragma: no cover - scipy is a test dependency

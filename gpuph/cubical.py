@@ -15,6 +15,13 @@ from ._ext import VMAP_MESSAGE, has_cuda_kernels, ops
 from .diagrams import Diagrams
 
 CONSTRUCTIONS = {"V": 0, "T": 1, "freudenthal": 2}
+
+
+def check_construction(construction) -> int:
+    """The op's code of a construction name; a ValueError for anything else (a list too, not 'unhashable')."""
+    if not isinstance(construction, str) or construction not in CONSTRUCTIONS:
+        raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
+    return CONSTRUCTIONS[construction]
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # The CPU engine indexes the padded grid (one border pixel on each side) with int32.
 MAX_PADDED_PIXELS = 2**31 - 2
@@ -158,8 +165,7 @@ def cubical_persistence(
     x = _as_tensor(x)
     if x.is_complex() or not x.is_floating_point() or x.dtype not in FLOAT_DTYPES:
         raise TypeError(_dtype_message(str(x.dtype)))
-    if not isinstance(construction, str) or construction not in CONSTRUCTIONS:
-        raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
+    code = check_construction(construction)
     superlevel = check_flag(superlevel, "superlevel")
     sd = x.dim() - 1 if spatial_dims is None else spatial_dims
     if isinstance(sd, bool) or not isinstance(sd, (int, np.integer)) or not 1 <= sd <= 3:
@@ -186,7 +192,6 @@ def cubical_persistence(
     work = xb.detach()
     if work.dtype in (torch.float16, torch.bfloat16):
         work = work.float()  # exact: every half value is a float32 value
-    code = CONSTRUCTIONS[construction]
     end_index = None
     if work.is_cuda and has_cuda_kernels():
         with _out_of_memory_context(work, sd, construction, mask):

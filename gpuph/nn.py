@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from torch import Tensor, nn
 
 from ._common import check_flag
-from .cubical import CONSTRUCTIONS, cubical_persistence
+from .cubical import check_construction, cubical_persistence
 from .diagrams import Diagrams
 from .losses import (
     _check_dim,
@@ -39,8 +39,7 @@ class CubicalPersistence(nn.Module):
         spatial_dims: int | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(construction, str) or construction not in CONSTRUCTIONS:
-            raise ValueError(f"gpuph: construction must be one of {sorted(CONSTRUCTIONS)}, got {construction!r}")
+        check_construction(construction)
         if isinstance(dims, Tensor):
             dims = dims.tolist()
         self.dims = None if dims is None else (tuple(dims) if isinstance(dims, Iterable) else dims)

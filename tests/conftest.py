@@ -252,3 +252,11 @@ def staircase(n: int) -> torch.Tensor:
     x[0::2] = torch.cat([torch.tensor([-1.0]), torch.arange(n - 1, -1, -1.0)])
     x[1::2] = 10.0 * n + torch.arange(n, dtype=torch.float64)
     return x[None]
+
+
+@pytest.fixture(scope="session")
+def fake_mnist(tmp_path_factory):
+    """A tiny MNIST folder (tests/fake_mnist.py): the 64 embedded test digits, 4 times over as the training split."""
+    from fake_mnist import write_sample_mnist
+
+    return write_sample_mnist(tmp_path_factory.mktemp("mnist"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fake_mnist import write_bar_mnist, write_sample_mnist
+from fake_mnist import write_bar_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -29,11 +29,6 @@ def example(name: str):
             pytest.skip(f"examples/{name}.py needs {e.name}")
         _MODULES[name] = module
     return _MODULES[name]
-
-
-@pytest.fixture(scope="module")
-def fake_mnist(tmp_path_factory) -> Path:
-    return write_sample_mnist(tmp_path_factory.mktemp("mnist"))
 
 
 # ------------------------------------------------------------------------------------------------ bad arguments

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fake_mnist import sample_digits, write_idx, write_sample_mnist
+from fake_mnist import sample_digits, write_idx
 
 from gpuph.apps import gan, gan_metrics
 from gpuph.apps.classifier import load_classifier
@@ -24,11 +24,6 @@ from gpuph.apps.mnist import find_mnist_dir, load_mnist, read_idx
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "gpuph" / "data" / "mnist_sample.npz"
-
-
-@pytest.fixture(scope="module")
-def fake_mnist(tmp_path_factory) -> Path:
-    return write_sample_mnist(tmp_path_factory.mktemp("mnist"))
 
 
 # ------------------------------------------------------------------------------------------------------------ reader

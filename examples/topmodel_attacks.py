@@ -31,7 +31,7 @@ from tqdm import tqdm
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gpuph.apps.cli_args import device, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402,E501
+from gpuph.apps.cli_args import device, int_at_least, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402,E501
 from gpuph.apps.directional import directional_topk  # noqa: E402
 from gpuph.apps.mnist import find_mnist_dir, load_mnist  # noqa: E402
 from gpuph.apps.topmodel import CNN, MLP, TopModel, accuracy, random_targets, targeted_attack, train_classifier  # noqa: E402,E501
@@ -45,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mnist", type=Path, default=None,
                    help="folder of the raw idx files (default: $GPUPH_MNIST_DIR or ../shared/data/mnist)")
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
-    p.add_argument("--n-train", type=positive_int, default=20000, help="training images (at least 2)")
+    p.add_argument("--n-train", type=int_at_least(2), default=20000,
+                   help="training images (at least 2: TopModel standardises its features by their spread)")
     p.add_argument("--n-test", type=positive_int, default=10000)
     p.add_argument("--epochs", type=positive_int, default=3, help="epochs of the MLP and the CNN")
     p.add_argument("--top-epochs", type=positive_int, default=30,
@@ -60,8 +61,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args(argv)
-    if args.n_train < 2:
-        p.error("--n-train must be >= 2 (TopModel standardises its features by their spread over the training set)")
     if find_mnist_dir(args.mnist) is None:
         p.error(f"--mnist {args.mnist or '(default)'}: no MNIST idx files found; this example needs them")
     return args

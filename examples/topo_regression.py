@@ -29,7 +29,7 @@ from tqdm import tqdm
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gpuph.apps.cli_args import device, non_negative_int, positive_float, positive_int  # noqa: E402
+from gpuph.apps.cli_args import device, int_at_least, non_negative_int, positive_float, positive_int  # noqa: E402
 from gpuph.apps.regularization import PENALTIES, make_problems, run_experiment  # noqa: E402
 
 KINDS = {"pm1": ("cluster", "beta* in {-1, 0, 1}"), "123": ("cluster", "beta* in {1, 2, 3}"),
@@ -68,7 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("out/regression"))
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--seeds", type=positive_int, default=3, help="problems per (kind, n): seeds 0..S-1")
-    p.add_argument("--folds", type=positive_int, default=3, help="cross-validation folds (at least 2)")
+    p.add_argument("--folds", type=int_at_least(2), default=3, help="cross-validation folds (at least 2)")
     p.add_argument("--steps", type=positive_int, default=2000, help="Adam steps per fit")
     p.add_argument("--lr", type=positive_float, default=0.05)
     p.add_argument("--n-lambdas", type=positive_int, default=11, help="log grid over [1e-4, 1e1]")
@@ -80,8 +80,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"comma-separated, among {', '.join(PENALTIES)} (default: all)")
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args(argv)
-    if args.folds < 2:
-        p.error(f"--folds must be >= 2 for cross-validation, got {args.folds}")
     small = [n for n in args.ns.split(",") if int(n) < args.folds]
     if small:
         p.error(f"--ns: every sample size must be at least --folds ({args.folds}), got {small[0]}")

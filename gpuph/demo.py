@@ -65,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="out/", help="output folder (default: out/)")
     p.add_argument("--steps", type=cli_args.non_negative_int, default=50,
                    help="fine-tuning batch iterations (default: 50, as the paper)")
-    p.add_argument("--batch-size", type=cli_args.positive_int, default=64,
+    p.add_argument("--batch-size", type=cli_args.int_at_least(2), default=64,
                    help="fine-tuning batch (default: 64; at least 2, for the batch norms)")
     p.add_argument("--topo-weight", type=cli_args.non_negative_float, default=1.0,
                    help="lambda in BCE + lambda * E (default: 1)")
-    p.add_argument("--n-eval", type=cli_args.positive_int, default=512,
+    p.add_argument("--n-eval", type=cli_args.int_at_least(2), default=512,
                    help="generated digits for the metrics (default: 512; at least 2)")
     p.add_argument("--wasserstein-samples", type=cli_args.positive_int, default=512,
                    help="of which in MMD/COV-Wass (default: 512; the GUDHI fallback takes about 0.3 ms a pair)")
@@ -81,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
-    if args.n_eval < 2 or args.batch_size < 2:
-        p.error("--n-eval and --batch-size must be >= 2")
     if args.mnist_dir is not None:
         from .apps.mnist import find_mnist_dir
 

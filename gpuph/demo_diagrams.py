@@ -202,14 +202,13 @@ def save_figure(path: str, images, labels, dgm, vol, vdgm, vol_ms: float) -> Non
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gpuph --diagrams", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="out/", help="output folder for demo_diagrams.png (default: out/)")
-    p.add_argument("--digits", type=int, default=8, help="number of MNIST digits (default: 8)")
+    p.add_argument("--digits", type=cli_args.positive_int, default=8, help="number of MNIST digits (default: 8)")
     p.add_argument("--mnist-dir", default=None,
                    help="folder with MNIST's raw t10k idx files (default: the 64 embedded digits)")
-    p.add_argument("--volume-size", type=int, default=32, help="side of the 3D demo volume (default: 32)")
+    p.add_argument("--volume-size", type=cli_args.int_at_least(4), default=32,
+                   help="side of the 3D demo volume (default: 32)")
     p.add_argument("--device", type=cli_args.device, default="cpu", help="torch device for the inputs (default: cpu)")
     args = p.parse_args(argv)
-    if args.digits < 1 or args.volume_size < 4:
-        p.error("--digits must be >= 1 and --volume-size >= 4")
 
     images, labels = load_idx(args.mnist_dir, args.digits) if args.mnist_dir else load_embedded(args.digits)
     print(f"gpuph {gpuph.__version__}, torch {torch.__version__}, device {args.device}, "

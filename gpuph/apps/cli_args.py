@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["device", "device_or_auto", "non_negative_float", "non_negative_int", "positive_float", "positive_int"]
+__all__ = ["device", "device_or_auto", "int_at_least", "non_negative_float", "non_negative_int", "positive_float",
+           "positive_int"]
 
 
 def _int(text: str) -> int:
@@ -43,7 +44,13 @@ def _bounded(parse: Callable[[str], float], low: float, strict: bool, name: str,
     return convert
 
 
-positive_int = _bounded(_int, 1, False, "positive_int", "An int >= 1.")
+def int_at_least(low: int) -> Callable[[str], int]:
+    """A converter of ints >= ``low`` (e.g. 2 for batch norms or cross-validation folds)."""
+    return _bounded(_int, low, False, f"int_at_least_{low}", f"An int >= {low}.")
+
+
+positive_int = int_at_least(1)
+positive_int.__name__, positive_int.__doc__ = "positive_int", "An int >= 1."
 non_negative_int = _bounded(_int, 0, False, "non_negative_int", "An int >= 0.")
 positive_float = _bounded(_float, 0, True, "positive_float", "A finite float > 0.")
 non_negative_float = _bounded(_float, 0, False, "non_negative_float", "A finite float >= 0.")

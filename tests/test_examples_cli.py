@@ -209,3 +209,17 @@ def test_point_cloud_shapes_out_is_a_png_or_a_folder(tmp_path, monkeypatch, out,
     assert (tmp_path / written).is_file()
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [written]
 
+
+
+def test_gan_voxels_resumes_from_its_own_baseline_checkpoint(tmp_path):
+    """The baseline checkpoint (with its arguments and optimizer states) loads back through the safe loader."""
+    pytest.importorskip("matplotlib")
+    mod = example("gan_voxels")
+    tiny = ["--n-train", "4", "--batch", "2", "--iters", "1", "--ft-iters", "1", "--eval-n", "2", "--pairs", "1",
+            "--ch", "2", "--nz", "4", "--no-progress"]
+    assert mod.main(["--out", str(tmp_path / "a"), *tiny]) in (0, None)
+    baseline = tmp_path / "a" / "checkpoints" / "baseline.pt"
+    assert mod.main(["--out", str(tmp_path / "b"), "--baseline", str(baseline), *tiny]) in (0, None)
+    first, second = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
+    assert first["summary"]["baseline"] == second["summary"]["baseline"]  # the same generator, the same samples
+    assert first["histograms"]["baseline"] == second["histograms"]["baseline"]

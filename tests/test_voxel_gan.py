@@ -161,6 +161,19 @@ def test_topology_loss_reduces_components_of_a_fixed_generator():
     assert (v1 > 0.5).float().mean() > 0.5 * occ_before  # fewer components, not an emptied grid
 
 
+class _Trap:
+    """Unpickling it would run _built (what a malicious file does with os.system)."""
+
+    built = False
+
+    def __reduce__(self):
+        return (_built, ())
+
+
+def _built():
+    _Trap.built = True
+
+
 def test_gan_step_and_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     gen, disc = VoxelGenerator(nz=8, ch=4), VoxelDiscriminator(ch=4)
@@ -179,6 +192,23 @@ def test_gan_step_and_checkpoint_round_trip(tmp_path):
         assert torch.equal(gen(z), gen2(z))
         x = gen(z)
         assert torch.equal(disc(x), disc2(x))
+    # extra: optimizer states come back as they were; objects torch's safe loader refuses come back as text.
+    save_checkpoint(tmp_path / "ck2.pt", gen, disc, opt_state={"opt_g": opt_g.state_dict()},
+                    args={"out": tmp_path, "shape": torch.Size([2, 3]), "scale": np.float32(0.5)},
+                    counts=np.array([3, 4]))
+    extra = load_checkpoint(tmp_path / "ck2.pt")[2]
+    saved = opt_g.state_dict()
+    assert extra["opt_state"]["opt_g"]["param_groups"] == saved["param_groups"]
+    for k, st in saved["state"].items():
+        assert all(torch.equal(extra["opt_state"]["opt_g"]["state"][k][n], v) for n, v in st.items())
+    assert extra["args"] == {"out": str(tmp_path), "shape": (2, 3), "scale": 0.5}
+    assert torch.equal(extra["counts"], torch.tensor([3, 4]))
+    # A file holding other pickled objects is refused, not unpickled (the object's constructor never runs).
+    torch.save({"nz": 8, "ch_g": 4, "ch_d": 4, "gen": {}, "disc": {}, "extra": _Trap()}, tmp_path / "trap.pt")
+    _Trap.built = False
+    with pytest.raises(ValueError, match="voxel GAN checkpoint"):
+        load_checkpoint(tmp_path / "trap.pt")
+    assert not _Trap.built
     # Other files: a clear ValueError, not a KeyError or an unpickling error.
     torch.save({"nz": 8}, tmp_path / "other.pt")
     (tmp_path / "text.pt").write_text("not a checkpoint")

@@ -1,4 +1,5 @@
-"""Reading the apps' torch files with one error for files that are not torch files."""
+"""The apps' torch files: payloads that ``torch.load(weights_only=True)`` reads back, and one error for files that are
+not torch files."""
 
 from __future__ import annotations
 
@@ -6,9 +7,32 @@ import os
 import pickle
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["load_torch_file"]
+__all__ = ["load_torch_file", "weights_only_payload"]
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+
+
+def weights_only_payload(obj: Any) -> Any:
+    """``obj`` with only what ``torch.load(weights_only=True)`` reads back, so that loading never has to unpickle
+    arbitrary objects: tensors (detached, on the CPU), numpy arrays and scalars (as tensors and Python numbers),
+    plain Python values, and dicts, lists and tuples of these; anything else (a ``Path``, an ``argparse`` value
+    object, a ``TorchVersion``) becomes its ``str``. Dict keys that are not plain values become their ``str`` too."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.array(obj, copy=True))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if type(obj) in _PLAIN:  # exact types: a str subclass such as TorchVersion is not one
+        return obj
+    if isinstance(obj, dict):
+        return {(k if type(k) in _PLAIN else str(k)): weights_only_payload(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple, torch.Size):
+        return (list if type(obj) is list else tuple)(weights_only_payload(v) for v in obj)
+    return str(obj)
 
 
 def load_torch_file(path: str | os.PathLike, what: str, **load_kwargs: Any) -> Any:

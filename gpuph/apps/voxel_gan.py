@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..cubical import cubical_persistence
-from .checkpoints import load_torch_file
+from .checkpoints import load_torch_file, weights_only_payload
 
 __all__ = [
     "VoxelDiscriminator",
@@ -286,10 +286,12 @@ def train(
 
 # ------------------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: str | Path, gen: VoxelGenerator, disc: VoxelDiscriminator, **extra) -> None:
-    """Saves both models' weights and sizes (and any picklable ``extra``, e.g. optimizer states, logs) with
-    ``torch.save``."""
+    """Saves both models' weights and sizes, and ``extra`` (e.g. optimizer states, logs, arguments), with
+    ``torch.save``. ``extra`` keeps tensors, numbers, strings and dicts/lists/tuples of them; other objects are
+    saved as their ``str`` (:func:`gpuph.apps.checkpoints.weights_only_payload`), so that :func:`load_checkpoint`
+    needs no unpickling of arbitrary objects."""
     state = {"nz": gen.nz, "ch_g": gen.ch, "ch_d": disc.ch, "gen": gen.state_dict(), "disc": disc.state_dict(),
-             "extra": extra}
+             "extra": weights_only_payload(extra)}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
 
@@ -299,12 +301,13 @@ def load_checkpoint(
 ) -> tuple[VoxelGenerator, VoxelDiscriminator, dict]:
     """Rebuilds the models saved by :func:`save_checkpoint`; returns ``(gen, disc, extra)``.
 
-    The file is unpickled in full (``extra`` may hold any picklable object): load only files you trust.
+    The file is read with ``torch.load(weights_only=True)``: a file holding other pickled objects is refused, not
+    executed.
 
     Raises:
         FileNotFoundError: no such file. ValueError: not a checkpoint written by :func:`save_checkpoint`.
     """
-    state = load_torch_file(path, "a voxel GAN checkpoint", map_location=map_location, weights_only=False)
+    state = load_torch_file(path, "a voxel GAN checkpoint", map_location=map_location, weights_only=True)
     if not isinstance(state, dict) or any(k not in state for k in ("nz", "ch_g", "ch_d", "gen", "disc", "extra")):
         raise ValueError(f"gpuph: {path} is not a voxel GAN checkpoint (written by save_checkpoint)")
     gen = VoxelGenerator(state["nz"], state["ch_g"])

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ._common import check_flag
-from .diagrams import Diagrams
+from .diagrams import Diagrams, group_positions
 
 __all__ = [
     "BarcodePolyFeature",
@@ -121,30 +121,16 @@ def _rank_by_length(bars: _Bars, lengths: Tensor) -> Tensor:
     key = bars.masked(lengths.detach(), -1.0)  # lengths are >= 0
     order = torch.argsort(key, descending=True, stable=True)
     order = order[torch.argsort(bars.batch[order], stable=True)]
-    counts = torch.zeros(bars.batch_size, dtype=torch.int64, device=bars.batch.device)
-    counts.index_add_(0, bars.batch, torch.ones_like(bars.batch))
-    starts = torch.cumsum(counts, 0) - counts
-    batch = bars.batch[order]
     rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order), device=order.device) - starts[batch]
+    rank[order] = group_positions(bars.batch[order], bars.batch_size)[0]
     return rank
 
 
 def _sorted_lengths(bars: _Bars, width: int) -> Tensor:
-    """``(B, K)`` lengths of each image sorted descending, zero-padded; ``K >= width``."""
-    lengths, _ = _lengths_means(bars)
-    B = bars.batch_size
-    n = lengths.shape[0]
-    if n == 0:
-        return lengths.new_zeros(B, width)
-    order = torch.argsort(bars.batch, stable=True)
-    batch = bars.batch[order]
-    counts = torch.bincount(batch, minlength=B)
-    starts = torch.cumsum(counts, 0) - counts
-    pos = torch.arange(n, device=batch.device) - starts[batch]
-    K = max(int(counts.max()), width)
-    dense = lengths.new_zeros(B, K).index_put((batch, pos), lengths[order])
-    return dense.sort(dim=1, descending=True).values
+    """``(K,)`` lengths of one TopologyLayer tuple's bars sorted descending, then zero-padded to ``K >= width`` (as
+    TopologyLayer pads its sorted lengths)."""
+    lengths = _lengths_means(bars)[0].sort(descending=True).values
+    return torch.cat([lengths, lengths.new_zeros(max(width - lengths.shape[0], 0))])
 
 
 # ---------------------------------------------------------------------------------------------- functional forms
@@ -168,7 +154,7 @@ def top_k_barcode_lengths(dgminfo, dim: int, k: int) -> Tensor:
     k = _check_index(k, "k")
     bars = _bars(dgminfo, dim)
     if not bars.batched:
-        return _sorted_lengths(bars, k)[0, :k]
+        return _sorted_lengths(bars, k)[:k]
     lengths, _ = _lengths_means(bars)
     rank = _rank_by_length(bars, lengths)
     top = bars.use & (rank < k)
@@ -189,7 +175,7 @@ def partial_sum_barcode_lengths(dgminfo, dim: int, skip: int) -> Tensor:
     skip = _check_index(skip, "skip")
     bars = _bars(dgminfo, dim)
     if not bars.batched:
-        return _sorted_lengths(bars, 0)[0, skip:].sum()
+        return _sorted_lengths(bars, 0)[skip:].sum()
     lengths, _ = _lengths_means(bars)
     kept = torch.where(_rank_by_length(bars, lengths) >= skip, lengths, torch.zeros_like(lengths))
     return _per_image_sum(bars, kept)

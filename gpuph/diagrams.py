@@ -10,6 +10,20 @@ import torch
 from torch import Tensor
 
 
+def group_positions(group: Tensor, ngroups: int, sel: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """For rows ordered by ``group`` (``(N,)`` int64 in ``0..ngroups-1``, e.g. a diagram's ``batch``): the ``(N,)``
+    int64 0-based position of each row among the rows of its group, counting only the rows with ``sel`` set
+    (``(N,)`` int64 0/1; default all rows; meaningless for the others), and the ``(ngroups,)`` int64 counts.
+
+    No branch on ``N`` and no ``bincount`` (whose output size depends on the data): ``torch.compile`` traces it in
+    one graph, and on the GPU it makes no device-to-host synchronisation.
+    """
+    ones = torch.ones_like(group) if sel is None else sel
+    counts = torch.zeros(ngroups, dtype=torch.int64, device=group.device).index_add_(0, group, ones)
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.cumsum(ones, 0) - 1 - starts[group], counts
+
+
 @dataclass(repr=False)
 class Diagrams:
     """Persistence diagrams of a batch of images, as one flat list of pairs.
@@ -137,11 +151,8 @@ class Diagrams:
         d = self if dim is None else self.select(dim=dim)
         B = self.batch_size
         # No branch on the number of pairs (torch.compile would have to guard on it).
-        counts = torch.zeros(B, dtype=torch.int64, device=d.pairs.device)
-        counts.index_add_(0, d.batch, torch.ones_like(d.batch))
+        pos, counts = group_positions(d.batch, B)
         K = int(counts.max()) if B > 0 else 0
-        starts = torch.cumsum(counts, 0) - counts
-        pos = torch.arange(len(d), device=d.pairs.device) - starts[d.batch]
         out = d.pairs.new_full((B, K, 2), fill)
         out = out.index_put((d.batch, pos), d.pairs)
         mask = torch.zeros(B, K, dtype=torch.bool, device=d.pairs.device)

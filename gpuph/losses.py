@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .barcode_features import BarcodePolyFeature, PartialSumBarcodeLengths, SumBarcodeLengths, TopKBarcodeLengths
-from .diagrams import Diagrams
+from .diagrams import Diagrams, group_positions
 
 __all__ = [
     "BarcodePolyFeature",
@@ -77,7 +77,7 @@ def _length_pow(length: Tensor, p: float) -> Tensor:
 def rank_in_image(dgm: Diagrams) -> Tensor:
     """``(N,)`` int64 0-based position of each pair within its image's rows (so, in one dimension, its rank by
     lifetime: diagrams are ordered by image, dimension, then lifetime descending with essential classes first)."""
-    return _rank_among(dgm, torch.ones_like(dgm.batch))
+    return group_positions(dgm.batch, dgm.batch_size)[0]
 
 
 def closed_pairs(dgm: Diagrams) -> Tensor:
@@ -103,21 +103,11 @@ def closed_pairs(dgm: Diagrams) -> Tensor:
 # device-to-host synchronisation (boolean indexing makes one per tensor) and torch.compile traces it in one graph.
 
 
-def _rank_among(dgm: Diagrams, sel: Tensor) -> Tensor:
-    """``(N,)`` int64 0-based position of each row among the rows of its image with ``sel`` (int64 0/1) set, in the
-    diagrams' order (meaningless for the other rows). No branch on the number of pairs and no bincount (whose output
-    size depends on the data): torch.compile traces this in one graph."""
-    counts = torch.zeros(dgm.batch_size, dtype=torch.int64, device=dgm.batch.device)
-    counts.index_add_(0, dgm.batch, sel)
-    starts = torch.cumsum(counts, 0) - counts
-    return torch.cumsum(sel, 0) - 1 - starts[dgm.batch]
-
-
 def _rank_in_dim(dgm: Diagrams, dim: int) -> tuple[Tensor, Tensor]:
     """``(N,)`` bool mask of the rows of dimension ``dim`` and ``(N,)`` int64 0-based rank of each among them within
     its image (by lifetime, longest first, in the diagrams' order); the rank of other rows is meaningless."""
     in_dim = dgm.dim == dim
-    return in_dim, _rank_among(dgm, in_dim.long())
+    return in_dim, group_positions(dgm.batch, dgm.batch_size, in_dim.long())[0]
 
 
 def _closed_pairs_of(dgm: Diagrams, use: Tensor) -> Tensor:

@@ -282,3 +282,21 @@ def test_filtration_end_is_the_last_value_with_one_pixel_gradient(superlevel):
     assert torch.equal(d.image(4).filtration_end.detach(), want[4:5])
     d.filtration_end.sum().backward()
     assert torch.equal((x.grad.reshape(6, -1) != 0).sum(1), torch.ones(6, dtype=torch.int64))
+
+
+def test_group_positions_count_selected_rows_within_each_group():
+    from gpuph.diagrams import group_positions
+
+    g = torch.Generator().manual_seed(3)
+    group = torch.sort(torch.randint(0, 5, (40,), generator=g)).values
+    sel = torch.randint(0, 2, (40,), generator=g)
+    for s in (None, sel):
+        pos, counts = group_positions(group, 7, s)
+        seen = [0] * 7
+        for i, b in enumerate(group.tolist()):
+            if s is None or s[i]:
+                assert pos[i] == seen[b]
+                seen[b] += 1
+        assert counts.tolist() == seen  # groups 5 and 6 are empty
+    pos, counts = group_positions(group[:0], 3)
+    assert pos.shape == (0,) and counts.tolist() == [0, 0, 0]

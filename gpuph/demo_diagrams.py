@@ -12,9 +12,7 @@ attribution); ``--mnist-dir`` reads the raw idx files (``t10k-images-idx3-ubyte[
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
-import struct
 import sys
 import time
 
@@ -24,6 +22,7 @@ import torch
 import gpuph
 
 from .apps import cli_args
+from .apps.mnist import load_mnist
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist_sample.npz")
 DIM_COLORS = ("tab:blue", "tab:orange", "tab:green")
@@ -39,28 +38,12 @@ def load_embedded(n: int) -> tuple[np.ndarray, np.ndarray]:
     return images[:n], labels[:n]
 
 
-def _open_idx(directory: str, name: str):
-    for candidate in (name, name + ".gz"):
-        path = os.path.join(directory, candidate)
-        if os.path.exists(path):
-            return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
-    raise SystemExit(f"gpuph demo: neither {name} nor {name}.gz in {directory}")
-
-
 def load_idx(directory: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` test images and labels from MNIST's raw idx files (gzip or not)."""
-    with _open_idx(directory, "t10k-images-idx3-ubyte") as f:
-        magic, count, rows, cols = struct.unpack(">IIII", f.read(16))
-        if magic != 2051:
-            raise SystemExit(f"gpuph demo: bad magic {magic} in the MNIST image file")
-        n = min(n, count)
-        images = np.frombuffer(f.read(n * rows * cols), dtype=np.uint8).reshape(n, rows, cols)
-    with _open_idx(directory, "t10k-labels-idx1-ubyte") as f:
-        magic, count = struct.unpack(">II", f.read(8))
-        if magic != 2049:
-            raise SystemExit(f"gpuph demo: bad magic {magic} in the MNIST label file")
-        labels = np.frombuffer(f.read(n), dtype=np.uint8)
-    return images, labels
+    try:
+        return load_mnist(directory, "test", limit=n)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"gpuph demo: {err}") from err
 
 
 def make_volume(size: int, seed: int = 0) -> np.ndarray:

@@ -4,7 +4,6 @@ conventions (critical pixels, order), neighbourhoods for extremum counts, and in
 from __future__ import annotations
 
 import contextlib
-import gzip
 import itertools
 
 import numpy as np
@@ -14,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from reference import _sorted_pairs, reference
 
 import gpuph
-from gpuph.apps.mnist import default_mnist_dir
+from gpuph.apps.mnist import default_mnist_dir, read_idx
 
 CONSTRUCTIONS = ("V", "T", "freudenthal")
 DIRECTIONS = (True, False)
@@ -232,16 +231,10 @@ def smooth_field(shape, seed: int, sigma: float = 1.5) -> np.ndarray:
 
 def load_mnist(n: int = 8, offset: int = 0) -> np.ndarray:
     """``n`` MNIST test digits as a (n, 28, 28) uint8 array; skips the test when the data is absent."""
-    path = MNIST_DIR / "t10k-images-idx3-ubyte.gz"
-    if not path.exists():
-        pytest.skip(f"MNIST not found at {path}")
-    with gzip.open(path, "rb") as f:
-        header = np.frombuffer(f.read(16), dtype=">u4")
-        assert header[0] == 2051, "not an idx3 image file"
-        rows, cols = int(header[2]), int(header[3])
-        f.read((rows * cols) * offset)
-        data = np.frombuffer(f.read(rows * cols * n), dtype=np.uint8)
-    return data.reshape(n, rows, cols).copy()
+    path = MNIST_DIR / "t10k-images-idx3-ubyte"
+    if not any(p.exists() for p in (path, path.with_name(path.name + ".gz"))):
+        pytest.skip(f"MNIST not found at {path}[.gz]")
+    return read_idx(path, limit=offset + n)[offset:].copy()
 
 
 def staircase(n: int) -> torch.Tensor:

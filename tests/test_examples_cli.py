@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from fake_mnist import write_bar_mnist
+
+import gpuph
+from gpuph import demo_diagrams
+from gpuph.apps.mnist import load_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -223,3 +229,26 @@ def test_gan_voxels_resumes_from_its_own_baseline_checkpoint(tmp_path):
     first, second = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
     assert first["summary"]["baseline"] == second["summary"]["baseline"]  # the same generator, the same samples
     assert first["histograms"]["baseline"] == second["histograms"]["baseline"]
+
+
+@pytest.mark.parametrize("source", ["embedded", "mnist-dir"])
+def test_diagrams_demo_reports_the_digits_classes(source, fake_mnist, tmp_path, capsys):
+    """python -m gpuph --diagrams: the embedded digits or the raw idx files, the classes it prints are gpuph's."""
+    argv = ["--out", str(tmp_path), "--digits", "3", "--volume-size", "6"]
+    if source == "mnist-dir":
+        argv += ["--mnist-dir", str(fake_mnist)]
+        images = load_mnist(fake_mnist, "test", limit=3)[0]
+    else:
+        images = demo_diagrams.load_embedded(3)[0]
+    assert demo_diagrams.main(argv) == 0
+    printed = re.findall(r"digit (\d): label \d, classes H0=(\d+) H1=(\d+)", capsys.readouterr().out)
+    dgm = gpuph.cubical_persistence(torch.from_numpy(images.astype(np.float32) / 255), superlevel=True)
+    expected = [(b, *c) for b, c in enumerate(dgm.counts().tolist())]
+    assert [(int(b), int(h0), int(h1)) for b, h0, h1 in printed] == expected
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "demo_diagrams.png").stat().st_size > 0
+
+
+def test_diagrams_demo_names_a_folder_without_mnist(tmp_path):
+    with pytest.raises(SystemExit, match="no MNIST idx files"):
+        demo_diagrams.main(["--out", str(tmp_path), "--mnist-dir", str(tmp_path), "--volume-size", "6"])

@@ -11,6 +11,12 @@ from ...diagrams import Diagrams
 ALGS = ("hom", "hom2", "cohom")
 
 
+def host_array(a) -> np.ndarray:
+    """``a`` as a numpy array; a torch tensor on any device is copied to the host first (``np.asarray`` of a CUDA
+    tensor raises)."""
+    return a.detach().cpu().numpy() if isinstance(a, Tensor) else np.asarray(a)
+
+
 def check_alg(alg: str) -> str:
     """TopologyLayer's reduction algorithms; gpuph accepts their names and runs its own (the diagrams agree)."""
     if alg not in ALGS:
@@ -60,4 +66,6 @@ def diagrams_to_tuples(dgm: Diagrams, maxdim: int | None = None) -> list[tuple[t
     return [(to_tuple(dgm.image(b), top), not dgm.superlevel) for b in range(dgm.batch_size)]
 
 
-__all__ = ["ALGS", "check_alg", "check_maxdim", "check_size", "diagrams_to_tuples", "split_input", "to_tuple"]
+__all__ = [
+    "ALGS", "check_alg", "check_maxdim", "check_size", "diagrams_to_tuples", "host_array", "split_input", "to_tuple",
+]

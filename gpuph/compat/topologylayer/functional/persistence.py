@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ....lower_star import ClosedComplex, lower_star_persistence, prepare_complex
-from .._common import check_maxdim, to_tuple
+from .._common import check_maxdim, host_array, to_tuple
 
 
 class SimplicialComplex:
@@ -32,7 +32,7 @@ class SimplicialComplex:
 
     def append(self, x) -> None:
         """Add one simplex (a sequence of vertex ids; stored sorted, as TopologyLayer does)."""
-        cell = sorted(int(v) for v in np.asarray(x).reshape(-1).tolist())
+        cell = sorted(int(v) for v in host_array(x).reshape(-1).tolist())
         if not cell:
             raise ValueError("gpuph.compat.topologylayer: empty simplex")
         self.cells.append(cell)

@@ -8,7 +8,6 @@ pixel squares); ``LevelSetLayer`` and the other complexes map to :func:`gpuph.lo
 
 from __future__ import annotations
 
-import numpy as np
 from torch import Tensor, nn
 
 from ...._common import check_flag
@@ -16,7 +15,7 @@ from ....cubical import cubical_persistence
 from ....diagrams import Diagrams
 from ....lower_star import lower_star_persistence, prepare_complex
 from .. import _grids
-from .._common import check_alg, check_maxdim, check_size, split_input, to_tuple
+from .._common import check_alg, check_maxdim, check_size, host_array, split_input, to_tuple
 from ..functional.persistence import SimplicialComplex
 
 __all__ = [
@@ -100,10 +99,11 @@ class LevelSetLayer(_LevelSet):
 
 def _max_vertex(cells) -> int:
     if hasattr(cells, "shape"):
-        return int(np.asarray(cells).max()) if np.asarray(cells).size else -1
+        arr = host_array(cells)
+        return int(arr.max()) if arr.size else -1
     top = -1
     for c in cells:
-        arr = np.asarray(c)
+        arr = host_array(c)
         if arr.size:
             top = max(top, int(arr.max()))
     return top

@@ -6,6 +6,7 @@ from itertools import combinations
 
 import numpy as np
 
+from .._common import host_array
 from ..functional.persistence import SimplicialComplex
 
 __all__ = ["clique_complex", "unique_simplices"]
@@ -13,7 +14,7 @@ __all__ = ["clique_complex", "unique_simplices"]
 
 def unique_simplices(faces, dim: int) -> SimplicialComplex:
     """The complex of all faces of dimension ``<= dim`` of the given simplices, each once, by dimension."""
-    faces = np.asarray(faces, dtype=np.int64)
+    faces = np.asarray(host_array(faces), dtype=np.int64)
     if faces.ndim != 2:
         raise ValueError(f"gpuph.compat.topologylayer: faces must have shape (m, k), got {faces.shape}")
     faces = np.sort(faces, axis=1)

@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # The checks and benchmarks a session with a lent GPU runs first (CUDA tests, then the GPU benchmarks), in stages.
-# Run from the repository root on the GPU machine, one device call per line (each call may run 600 s):
+# A session has 15 minutes of device time in all, machine starts (a minute or more each, a bare machine every time)
+# included, and a call may run 600 s. So everything is prepared here, and the GPU gets two calls:
 #
-#   bash bench/gpu_session.sh build test breakdown union-find sanitize   # CUDA tests, where the time goes, memcheck
-#   bash bench/gpu_session.sh build suite                       # python -m gpuph.bench, GPU and CPU libraries
-#   bash bench/gpu_session.sh build large-volume gan points     # one 1024^3 volume, GAN throughput, point clouds
+#   here, first:  bash bench/gpu_wheels.sh     # the reference libraries' py3.12 wheels into .whl/ (38 MB)
+#                 bash bench/gpu_prebuild.sh   # the extension built here for the GPUs' Python and torch, .prebuilt/
+#   call 1 (timeout_s 330; carry .whl and .prebuilt; about 8 minutes of device time with the start):
+#       GPU_SESSION_LIMIT=300 bash bench/gpu_session.sh build test goals
+#   call 2, at once (the machine stays warm 30 s) where call 1 passed, with the time `status` says is left:
+#       GPU_SESSION_LIMIT=<budget_left_s - 60, at most 560> bash bench/gpu_session.sh build gan suite breakdown points
+#   where call 1 failed: fix here, run bench/gpu_prebuild.sh again if the extension's sources changed, and make
+#   call 2 `build test goals breakdown` on a fresh machine (it needs 4 minutes of device time left to start).
 #
-# A session's device time is 30 minutes in all, machine starts included, so the three calls above are the plan; a
-# warm machine keeps the build (the second `build` is then a no-op), a fresh one rebuilds (about a minute).
+# Stages: build (the prebuilt extension where bench/prebuilt.py finds it fits this tree, Python and torch; else
+# pip install -e ., with the CUDA kernels, about a minute), test (the CUDA tests: tests/test_cuda*.py and the
+# device-parametrized tests/test_distances.py; tests/test_gpu_pipeline.py runs the same pipeline on the CPU and is
+# left to CI), test-all (the whole suite), goals (python -m gpuph.bench --goals: the CUDA issue's speed goals, gpuph
+# alone), breakdown (python -m gpuph.bench.breakdown: 3D cases, kernel by kernel), union-find (the breakdown with
+# each union-find mode, and of small images ordered by the sorts instead of by rank: the A/Bs that set the auto
+# policies, and of the candidates' sort: torch's or the radix sort over double buffers), sanitize (compute-sanitizer
+# memcheck over the CUDA tests' small cases; slow), suite (python -m gpuph.bench, GPU and CPU libraries), gan, points,
+# large-volume (one 1024^3 volume, H0 and H2: time and peak memory).
 #
-# Stages: build (pip install -e ., with the CUDA kernels), test (tests/test_cuda.py and tests/test_gpu_pipeline.py),
-# test-all (the whole suite), breakdown (python -m gpuph.bench.breakdown: 3D cases, kernel by kernel), union-find
-# (the breakdown with each union-find mode, and of small images ordered by the sorts instead of by rank: the A/Bs
-# that set the auto policies, and of the candidates' sort: torch's or the radix sort over double buffers), sanitize
-# (compute-sanitizer memcheck over the CUDA tests' small cases; skipped when the call has no time left for it),
-# suite, gan, points, large-volume (one 1024^3 volume, H0 and H2: time and peak memory).
-#
-# Time: the whole invocation stays within GPU_SESSION_LIMIT seconds (default 560; a device call is killed at 600 and
-# then returns only what is under $OUT). Each stage runs under `timeout` with the time left; the benchmarks get a
-# --time-limit below it (they run gpuph's rows first and rewrite their result files as they go), and a stage that
-# would start with less than its minimum is skipped.
+# Time: the whole invocation stays within GPU_SESSION_LIMIT seconds (default 560; a device call is killed at its
+# timeout_s and then returns only what is under $OUT). Each stage runs under `timeout` with the time left, or its own
+# cap where it has one (gan 150 s, suite 200 s, breakdown 120 s, points 60 s), so that the stages after it keep
+# theirs; the benchmarks get a --time-limit below that (they run gpuph's rows first and rewrite their result files as
+# they go), and a stage that would start with less than its minimum is skipped.
 #
 # Output: only 8 files, at most 2 folders deep, come back from the machine, so everything (every stage's log, what
 # the benchmarks wrote under bench/results/, nvidia-smi's answer) is packed into $OUT/gpu-session.tar.gz, and
@@ -27,8 +34,7 @@
 # the results land in bench/results/, to be committed; the logs in gpu-session-logs/.
 #
 # The reference libraries (gudhi, cripser, POT, ripser, giotto-ph, torch-topological) are not installed on the lent
-# GPUs: `bash bench/gpu_wheels.sh` downloads their Python 3.12 wheels into .whl/ here; carry .whl in the device call
-# and they are installed into /tmp/site.
+# GPUs: carry .whl (bench/gpu_wheels.sh) and they are installed into /tmp/site.
 set -uo pipefail
 OUT="${OUT:-/tmp/gpu-session}"
 LIMIT=${GPU_SESSION_LIMIT:-560}
@@ -44,15 +50,20 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
+# The stages run from the tree (the build stage may skip `pip install -e .`), bench/*.py scripts included.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
 left() { echo $((LIMIT - SECONDS)); }
+# The seconds a stage with cap CAP may take: the time left, at most CAP.
+stage_time() { local l; l=$(left); echo $((l < $1 ? l : $1)); }
 status=0
-# run NAME MIN_SECONDS CMD...: CMD under `timeout` with the time left, logged to $LOGS/NAME.log; skipped when less
-# than MIN_SECONDS are left.
-run() {
-  local name=$1 min=$2
-  shift 2
+# run_capped NAME MIN_SECONDS CAP CMD...: CMD under `timeout` with the time left (at most CAP seconds), logged to
+# $LOGS/NAME.log; skipped when less than MIN_SECONDS are left.
+run_capped() {
+  local name=$1 min=$2 cap=$3
+  shift 3
   local t0=$SECONDS budget
-  budget=$(left)
+  budget=$(stage_time "$cap")
   if [ "$budget" -lt "$min" ]; then
     echo "=== $name: skipped, ${budget} s left (needs ${min})" | tee -a "$SUMMARY"
     status=1
@@ -67,20 +78,26 @@ run() {
   echo "=== $name: $word after $((SECONDS - t0)) s" | tee -a "$SUMMARY"
   [ "$rc" -eq 0 ] || status=1
 }
-# The --time-limit of a benchmark: the time left minus what it may still need after its limit (its gpuph rows, the
-# files, the archive).
-bench_limit() { local s=$(($(left) - $1)); [ "$s" -lt 30 ] && s=30; echo "$s"; }
+run() { local name=$1 min=$2; shift 2; run_capped "$name" "$min" 100000 "$@"; }
+# The --time-limit of a benchmark stage with cap CAP: its time less RESERVE seconds (its gpuph rows, the files, the
+# archive), at least 30.
+bench_limit() { local s=$(($(stage_time "$1") - $2)); [ "$s" -lt 30 ] && s=30; echo "$s"; }
 
 pytest_args=(-q -p no:warnings)
 python3 -c "import xdist" 2>/dev/null && pytest_args+=(-n 8)
-python3 -c "import pytest_timeout" 2>/dev/null && pytest_args+=(--timeout 300)  # a hung kernel fails its test only
+python3 -c "import pytest_timeout" 2>/dev/null && pytest_args+=(--timeout 120)  # a hung kernel fails its test only
+cuda_tests=(tests/test_cuda*.py tests/test_distances.py)
 
 for stage in "$@"; do
   case "$stage" in
-    build) run build 60 python3 -m pip install --no-build-isolation --no-deps -e . ;;
-    test) run test 60 python3 -m pytest "${pytest_args[@]}" tests/test_cuda.py tests/test_gpu_pipeline.py ;;
+    build)
+      if python3 bench/prebuilt.py install 2>&1 | tee "$LOGS/prebuilt.log"; then
+        echo "=== build: the prebuilt extension after $SECONDS s" | tee -a "$SUMMARY"
+      else
+        run build 60 python3 -m pip install --no-build-isolation --no-deps -e .
+      fi ;;
+    test) run test 60 python3 -m pytest "${pytest_args[@]}" "${cuda_tests[@]}" ;;
     test-all) run test-all 120 python3 -m pytest "${pytest_args[@]}" tests ;;
-    breakdown) run breakdown 60 python3 -m gpuph.bench.breakdown ;;
     sanitize)
       # compute-sanitizer's memcheck (out-of-bounds and misaligned accesses, leaks of device memory) on the CUDA tests'
       # small inputs: every kernel of the pipeline runs under it (slow: one process, small cases only).
@@ -113,11 +130,15 @@ for stage in "$@"; do
       # the relaxed union-find not to converge, its fallback, one thread a phase, would not end in a call's time).
       run large-volume 90 timeout 180 python3 -m gpuph.bench.breakdown --cases 1x1024^3 --fields noise --dims 0,2 \
         --repeats 1 --out "bench/results/large-volume-$(date +%F)" ;;
-    suite) run suite 180 python3 -m gpuph.bench --no-progress --budget 3 --cap 5 --time-limit "$(bench_limit 120)" ;;
-    gan) run gan 120 python3 bench/gan_throughput.py --budget 10 --time-limit "$(bench_limit 60)" ;;
-    points) run points 60 python3 bench/bench_point_cloud.py --budget 5 --time-limit "$(bench_limit 40)" ;;
-    *) echo "unknown stage $stage (build, test, test-all, breakdown, union-find, sanitize, suite, gan, points," \
-         "large-volume)" \
+    goals) run goals 45 python3 -m gpuph.bench --goals --no-progress --budget 1 --cap 5 \
+             --out "bench/results/goals-$(date +%F)" ;;
+    suite) run_capped suite 120 200 python3 -m gpuph.bench --no-progress --budget 2 --cap 5 \
+             --time-limit "$(bench_limit 200 60)" ;;
+    gan) run_capped gan 90 150 python3 bench/gan_throughput.py --budget 5 --time-limit "$(bench_limit 150 40)" ;;
+    breakdown) run_capped breakdown 60 120 python3 -m gpuph.bench.breakdown ;;
+    points) run_capped points 45 60 python3 bench/bench_point_cloud.py --budget 3 --time-limit "$(bench_limit 60 20)" ;;
+    *) echo "unknown stage $stage (build, test, test-all, goals, breakdown, union-find, sanitize, suite, gan," \
+         "points, large-volume)" \
          | tee -a "$SUMMARY"
        status=2 ;;
   esac

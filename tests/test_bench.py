@@ -15,6 +15,7 @@ from gpuph.bench import Budget, Config, parse_case, run_suite
 from gpuph.bench.agreement import canonical, compare, from_negated_sublevel, gpuph_canonical
 from gpuph.bench.cases import make_field, run_order
 from gpuph.bench.cli import main
+from gpuph.bench.goals import check_goals
 from gpuph.bench.libraries import BACKWARD, FORWARD, Runner
 from gpuph.bench.suite import add_ratios
 from gpuph.bench.timing import Deadline
@@ -279,6 +280,33 @@ def test_ratios_prefer_cuda_and_keep_cpu():
     assert rows[2]["ratio_vs_gpuph"] == 0.025 and rows[2]["ratio_vs_gpuph_cpu"] == 0.25
     assert "ratio_vs_gpuph" not in rows[3]
 
+
+
+def test_goals_report_the_cuda_forward_v_rows_they_name():
+    from gpuph.bench.cli import parse_args
+    from gpuph.bench.goals import GOALS, goal_cases
+    from gpuph.bench.report import goals_section
+
+    def row(lib, case, field, ms, mode="forward", construction="V"):
+        return {"library": lib, "device": "NVIDIA H100 80GB HBM3", "case": case, "field": field, "mode": mode,
+                "construction": construction, "median_ms": ms}
+
+    rows = [row("gpuph-cuda", "256x28x28", "noise", 0.25), row("gpuph-cuda", "256x28x28", "smooth", 0.6),
+            row("gpuph-cuda", "64x256x256", "noise", 1.0),  # the goal names the smooth field only
+            row("gpuph-cuda", "64x256x256", "smooth", 4.5), row("gpuph-cpu", "1x1024x1024", "noise", 5.0),
+            row("gpuph-cuda", "1x1024x1024", "noise", 9.0, mode=BACKWARD),
+            row("gpuph-cuda", "64x32x32x32", "noise", 4.0, construction="T"),
+            row("gpuph-cuda", "1x128x128x128", "noise", None), row("gpuph-cuda", "1x256x256x256", "smooth", 300.0)]
+    got = [(g["case"], g["field"], g["met"], g["times_goal"]) for g in check_goals(rows)]
+    assert got == [("256x28x28", "noise", True, 0.833), ("256x28x28", "smooth", False, 2.0),
+                   ("64x256x256", "smooth", False, 1.5), ("1x256x256x256", "smooth", True, 1.0)]
+    text = "\n".join(goals_section(rows))
+    assert "H100" in text and "no: 2x the goal" in text and "no: 1.5x the goal" in text
+    assert check_goals(rows[4:5]) == [] and goals_section(rows[4:5]) == []  # CPU rows meet no goal
+    assert len(goal_cases()) == len(GOALS) and all(parse_case(c).name == c for c in goal_cases())
+    args = parse_args(["--goals", "--libraries", "gudhi", "--budget", "1"])
+    assert [c.name for c in args.cases] == goal_cases() and args.libraries == ["gpuph"]
+    assert (args.modes, args.constructions, args.budget) == (["forward"], ["V"], 1.0)
 
 
 def test_cuda_timing_path_with_fake_events(monkeypatch):

@@ -92,3 +92,54 @@ def test_point_cloud_bench_runs_ours_first_and_stops_at_the_time_limit(tmp_path,
     assert result["rows"][3]["skipped"] == "not run: the run's time limit of 30 s was reached"
     assert flags == [False, False, False, True] and result["meta"]["complete"] is True
     assert "Incomplete" not in (tmp_path / "results.md").read_text()
+
+
+def _ext_tree(root: Path) -> Path:
+    for rel, text in (("setup.py", "setup()"), ("gpuph/csrc/ops.cpp", "int f();"), ("kernels/k.cu", "__global__")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_prebuilt_digest_follows_the_extension_sources(tmp_path):
+    prebuilt = load("prebuilt")
+    root = _ext_tree(tmp_path)
+    first = prebuilt.digest(root)
+    (root / "kernels" / "__pycache__").mkdir()
+    (root / "kernels" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    (root / "gpuph" / "api.py").write_text("python is not an extension source")
+    assert prebuilt.digest(root) == first
+    (root / "kernels" / "k.cu").write_text("__global__ ")
+    assert prebuilt.digest(root) != first
+    (root / "kernels" / "k.cu").write_text("__global__")
+    (root / "kernels" / "k.cu").rename(root / "kernels" / "j.cu")
+    assert prebuilt.digest(root) != first
+
+
+def test_prebuilt_extension_is_used_only_where_it_fits(tmp_path):
+    """The manifest that write() keeps, and each reason install() refuses it: another Python, another torch,
+    changed sources, a file that does not import (removed again, so that the build that follows starts clean)."""
+    import sysconfig
+
+    import torch
+
+    prebuilt = load("prebuilt")
+    root = _ext_tree(tmp_path / "tree")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    so = tmp_path / f"_C{suffix}"
+    so.write_bytes(b"not a shared object")  # strip fails on it: kept as it is
+    out = tmp_path / "prebuilt"
+    target = prebuilt.write(so, torch.__version__, root, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert target.read_bytes() == so.read_bytes() and manifest["file"] == so.name
+    assert manifest["sources_sha256"] == prebuilt.digest(root) and manifest["torch"] == torch.__version__
+    assert prebuilt.mismatch(manifest, torch.__version__, suffix, root) is None
+    assert "another Python" in prebuilt.mismatch(manifest, torch.__version__, ".cpython-399-x86_64-linux-gnu.so", root)
+    assert "this is 0.1" in prebuilt.mismatch(manifest, "0.1", suffix, root)
+    (root / "setup.py").write_text("setup(name='x')")
+    assert "sources changed" in prebuilt.install(out, root)
+    assert not (root / "gpuph" / so.name).exists()
+    (root / "setup.py").write_text("setup()")
+    assert prebuilt.install(out, root).startswith("it does not import")
+    assert not (root / "gpuph" / so.name).exists()
+    assert prebuilt.install(tmp_path / "none", root).startswith("no ")

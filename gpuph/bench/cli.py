@@ -16,7 +16,8 @@ import torch
 
 from ..apps.cli_args import positive_int
 from .cases import DEFAULT_CASES, FIELDS, QUICK_CASES, SEED, parse_case
-from .libraries import CONSTRUCTIONS, LIBRARIES, MODES
+from .goals import goal_cases
+from .libraries import CONSTRUCTIONS, FORWARD, LIBRARIES, MODES
 from .suite import Config, run_suite
 from .timing import Budget
 
@@ -29,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cases", nargs="+", metavar="BxHxW",
                    help="e.g. 256x28x28 64x32^3 (default: " + " ".join(c.name for c in DEFAULT_CASES)
                    + "; grids larger than 128^3 run on the GPU only)")
+    p.add_argument("--goals", action="store_true",
+                   help="the CUDA issue's speed goals: cases " + " ".join(goal_cases()) + ", gpuph alone, forward, "
+                   "V (overrides --cases, --libraries, --modes and --constructions)")
     p.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES),
                    help="default: all (those not importable are skipped with the reason)")
     p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS))
@@ -54,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--out", type=Path, help="output folder (default bench/results/<device>-<date>)")
     args = p.parse_args(argv)
+    if args.goals:
+        args.cases, args.libraries, args.modes, args.constructions = goal_cases(), ["gpuph"], [FORWARD], ["V"]
     try:
         args.cases = [parse_case(c) for c in args.cases] if args.cases else list(
             QUICK_CASES if args.quick else DEFAULT_CASES)

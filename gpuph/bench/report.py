@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .goals import check_goals
 from .libraries import BACKWARD, FORWARD
 from .timing import Deadline
 
@@ -86,6 +87,17 @@ def summary(rows: list[dict[str, Any]], mode: str) -> str | None:
     return table(["case", "field", "pairs (gpuph)"] + cols, lines)
 
 
+def goals_section(rows: list[dict[str, Any]]) -> list[str]:
+    """results.md's lines on the CUDA issue's speed goals (none without gpuph-cuda rows that a goal names)."""
+    goals = check_goals(rows)
+    if not goals:
+        return []
+    lines = [[g["case"], g["field"], fmt_ms(g["goal_ms"]), fmt_ms(g["median_ms"]),
+              "yes" if g["met"] else f"no: {g['times_goal']:.3g}x the goal"] for g in goals]
+    return ["## Goals of the CUDA issue (forward, V; set for an H100)", "", f"Measured on {goals[0]['device']}.", "",
+            table(["case", "field", "goal ms", "median ms", "met"], lines), ""]
+
+
 def write_markdown(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -> Path:
     v = meta["versions"]
     m = meta["machine"]
@@ -116,6 +128,7 @@ def write_markdown(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]])
         s = summary(rows, mode)
         if s:
             out += [f"## {title}", "", s, ""]
+    out += goals_section(rows)
     if meta.get("skipped"):
         out += ["## Not run", ""] + [f"- {k}: {why}" for k, why in meta["skipped"].items()] + [""]
     out += ["## Every row", ""]

@@ -18,6 +18,7 @@ import gpuph
 from . import meta as meta_mod
 from .agreement import compare, gpuph_canonical
 from .cases import FIELDS, SEED, Case, make_field, run_order
+from .goals import check_goals
 from .libraries import COMPUTES, CONSTRUCTIONS, FACTORIES, LIBRARIES, MODES, Runner, Unavailable, gpuph_runner
 from .timing import Budget, Deadline, measure
 
@@ -293,7 +294,8 @@ def run_suite(cfg: Config, extra_runners: list[Runner] | None = None) -> Results
     def write(rows: list[dict[str, Any]], complete: bool) -> list[Path]:
         add_ratios(rows)
         meta["complete"] = complete
-        return [report.write_json(out_dir / "results.json", {"meta": meta, "rows": rows}),
+        doc = {"meta": meta, "rows": rows, "goals": check_goals(rows)}
+        return [report.write_json(out_dir / "results.json", doc),
                 report.write_markdown(out_dir / "results.md", meta, rows)]
 
     state = _Run(cfg, cuda, out_dir, deadline)

@@ -229,6 +229,22 @@ def smooth_field(shape, seed: int, sigma: float = 1.5) -> np.ndarray:
     return gaussian_filter(rng.standard_normal(shape), sigma=sigma, mode="nearest")
 
 
+@contextlib.contextmanager
+def poisoned_allocations():
+    """torch's empty tensors filled (NaN, the integer maximum) instead of left as they were allocated: a kernel that
+    reads memory nothing wrote then sees the poison, not the zeros of the CPU's fresh pages. (The fill comes with
+    deterministic algorithms, in warn-only mode so that ops without a deterministic version still run.)"""
+    old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+           torch.utils.deterministic.fill_uninitialized_memory)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old[0], warn_only=old[1])
+        torch.utils.deterministic.fill_uninitialized_memory = old[2]
+
+
 def load_mnist(n: int = 8, offset: int = 0) -> np.ndarray:
     """``n`` MNIST test digits as a (n, 28, 28) uint8 array; skips the test when the data is absent."""
     path = MNIST_DIR / "t10k-images-idx3-ubyte"

@@ -16,10 +16,12 @@ from conftest import (
     check_critical_pixels,
     check_order,
     load_mnist,
+    poisoned_allocations,
     setting,
     smooth_field,
     staircase,
 )
+from pipeline_stages import pipeline_stages, stage_differences
 
 import gpuph
 from gpuph._ext import has_cuda_kernels
@@ -166,6 +168,58 @@ def test_cuda_union_find_modes_and_candidate_sorts_equal_cpu(construction):
         ops._union_find_mode(old[0])
         ops._relaxed_iterations(old[1])
         ops._buffer_sort_cells(old[2])
+
+
+@pytest.mark.skipif(not has_cuda_kernels(), reason="built without CUDA kernels")
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+@pytest.mark.parametrize("mode", [1, 3], ids=["serial", "relaxed"])
+def test_cuda_pipeline_stages_equal_the_cpu_emulation(construction, mode):
+    """Kernel by kernel: the device pipeline's intermediate buffers (cell keys, basin pointers and merging flags, the
+    candidates' order, the union-find's pairs; H1 of 3D's ranks, edge and column keys, pivot table and apparent
+    pairs) equal its CPU emulation's, which CI checks against the CPU engine. Where they do not, the message names
+    the first stage that departs (tests/pipeline_stages.py), so one GPU run says which kernel to read."""
+    ops = torch.ops.gpuph
+    g = torch.Generator().manual_seed(11)
+    cases = [
+        (torch.rand(5, 17, generator=g), 1),
+        (torch.rand(6, 19, 23, generator=g), 3),
+        ((torch.rand(256, 28, 28, generator=g) * 4).floor(), 3),
+        (torch.from_numpy(np.stack([smooth_field((96, 80), seed=s, sigma=3) for s in range(3)])).float(), 3),
+        (torch.rand(3, 6, 7, 5, generator=g, dtype=torch.float64), 7),
+        (torch.rand(2, 1, 1, 9, generator=g), 7),
+        (torch.rand(2, 20, 22, 18, generator=g), 7),
+        (torch.rand(2, 20, 22, 18, generator=g), 2),
+    ]
+    with setting(ops._union_find_mode, mode), setting(ops._relaxed_iterations, 0), setting(ops._host_kernels, 0):
+        for x, mask in cases:
+            sd = x.dim() - 1
+            for variant in inputs(tuple(x.shape), seed=sd) if x.numel() < 2000 else (x,):
+                for superlevel in (True, False):
+                    want = pipeline_stages(variant, sd, construction, superlevel, mask)
+                    got = pipeline_stages(variant.cuda(), sd, construction, superlevel, mask)
+                    diffs = stage_differences(got, want)
+                    assert not diffs, (f"{tuple(variant.shape)} {variant.dtype} superlevel={superlevel} mask={mask}: "
+                                       "the GPU departs from the emulation at\n" + "\n".join(diffs))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # ops without a deterministic version, in warn-only mode
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_cuda_reads_no_buffer_it_did_not_write(construction):
+    """With torch's fresh device buffers poisoned (conftest.poisoned_allocations), every union-find mode still gives
+    the CPU path's rows: no kernel reads memory that no kernel wrote, whatever the caching allocator hands out."""
+    ops = torch.ops.gpuph
+    code = {"V": 0, "T": 1, "freudenthal": 2}[construction]
+    g = torch.Generator().manual_seed(13)
+    cases = [(torch.rand(64, 28, 28, generator=g), 2, 3), (torch.rand(2, 150, 130, generator=g), 2, 3),
+             ((torch.rand(2, 14, 15, 13, generator=g) * 4).floor(), 3, 7),
+             (torch.rand(1, 24, 24, 24, generator=g), 3, 7),
+             (torch.rand(3, 5000, generator=g, dtype=torch.float64), 1, 1)]
+    for x, sd, mask in cases:
+        want = ops.cubical_pairs(x, sd, code, True, mask)
+        for mode in (1, 2, 3, 4):
+            with poisoned_allocations(), setting(ops._union_find_mode, mode):
+                got = ops.cubical_pairs(x.cuda(), sd, code, True, mask).cpu()
+            assert torch.equal(got, want), (tuple(x.shape), mode)
 
 
 @pytest.mark.skipif(not has_cuda_kernels(), reason="built without CUDA kernels")

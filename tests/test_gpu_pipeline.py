@@ -22,9 +22,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_diagrams, load_mnist, setting, smooth_field, staircase
+from conftest import assert_same_diagrams, load_mnist, poisoned_allocations, setting, smooth_field, staircase
 from hypothesis import given
 from hypothesis import strategies as st
+from pipeline_stages import pipeline_stages, stage_differences
 from reference import _sorted_pairs, gudhi_freudenthal
 
 import gpuph
@@ -739,3 +740,69 @@ def test_torch_compile_fullgraph_matches_eager(loss, gather, monkeypatch):
             assert torch.equal(gx, gx_ref)
     finally:
         torch._dynamo.config.capture_dynamic_output_shape_ops = old
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+@pytest.mark.parametrize("superlevel", [True, False])
+@pytest.mark.parametrize(("shape", "mask"), [((3, 7, 9), 3), ((2, 13), 1), ((2, 4, 5, 3), 7), ((2, 4, 5, 3), 2)])
+def test_pipeline_stages_of_the_kernel_files_equal_the_emulations(construction, superlevel, shape, mask):
+    """The test-only op behind the CUDA tests' stage-by-stage diagnosis (tests/pipeline_stages.py): the kernel files
+    compiled for the host give the emulation's intermediate buffers, whatever the order the emulation runs its
+    elements in and whichever union-find wrote the pairs; and a difference is named at its stage."""
+    sd = len(shape) - 1
+    # float64: 16-byte keys, whose 4 bytes of padding nothing writes (the stages leave them out)
+    x = torch.randint(0, 5, shape, generator=torch.Generator().manual_seed(sum(shape))).to(
+        torch.float64 if superlevel else torch.float32)
+    with setting(ops._host_kernels, 0):
+        want = pipeline_stages(x, sd, construction, superlevel, mask)
+    tree, middle = mask != 2, sd == 3 and mask & 2
+    assert bool(want["ptr0"].size) == tree and bool(want["status"].size) == bool(middle)
+    if tree:
+        assert want["pairs"].size == want["counts"].sum() > 0
+    for host_kernels, order, mode in [(1, 0, 0), (0, 1, 1), (0, 2, 3), (1, 0, 3)]:
+        with setting(ops._host_kernels, host_kernels), setting(ops._emulation_order, order), union_find(mode):
+            got = pipeline_stages(x, sd, construction, superlevel, mask)
+        assert stage_differences(got, want) == [], (host_kernels, order, mode)
+    name = "flag" if tree else "col_key"
+    got[name] = got[name].copy()
+    got[name].ravel()[-1] ^= 1
+    assert stage_differences(got, want)[0].startswith(f"{name}: 1 of {want[name].size} entries differ")
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+@pytest.mark.parametrize("mode", [1, 3], ids=["serial", "relaxed"])
+def test_pipeline_stages_read_only_what_the_pipeline_writes(construction, mode):
+    """Every entry the stage comparison reads was written by the pipeline: the stages are the same whether torch's
+    fresh buffers hold whatever they held or a poison, so on a GPU (other garbage in the same buffers) a difference
+    is a kernel's, not an unwritten byte's."""
+    g = torch.Generator().manual_seed(3)
+    for shape, mask in [((3, 7, 9), 3), ((2, 13), 1), ((2, 4, 5, 3), 7), ((2, 4, 5, 3), 2), ((1, 1, 1, 6), 7)]:
+        for dtype in (torch.float32, torch.float64):
+            x = torch.randint(0, 5, shape, generator=g).to(dtype)
+            with union_find(mode):
+                plain = pipeline_stages(x, len(shape) - 1, construction, True, mask)
+                with poisoned_allocations():
+                    raw = ops._pipeline_stages(x, len(shape) - 1, CODES[construction], True, mask)
+                    poisoned = pipeline_stages(x, len(shape) - 1, construction, True, mask)
+            assert stage_differences(poisoned, plain) == [], (shape, mask, dtype)
+            if dtype == torch.float64:  # the poison reached the buffers: the keys' padding shows it
+                assert (raw[0][:, 1] >> 32).eq(2**31 - 1).all()
+
+
+@pytest.mark.usefixtures("launchers")
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_pipeline_reads_no_buffer_it_did_not_write(construction):
+    """The pipeline's rows with torch's fresh buffers poisoned: a kernel that read memory no kernel wrote would pass
+    on the CPU, whose fresh pages are often zero, and fail on a GPU, whose caching allocator hands out used memory."""
+    g = torch.Generator().manual_seed(5)
+    code = CODES[construction]
+    for shape in [(3, 7, 9), (1, 1, 1), (2, 4, 5, 3), (16, 28, 28), (2, 12, 11, 10), (1, 3000)]:
+        sd = len(shape) - 1
+        mask = (1 << sd) - 1
+        x = torch.rand(shape, generator=g, dtype=torch.float64)
+        for xx in (x.float(), (x * 4).floor()):
+            want = ops.cubical_pairs(xx, sd, code, True, mask)
+            for mode, sort_cells in ((1, 2**62), (2, 2**62), (3, 0), (4, 2**62)):
+                with poisoned_allocations(), union_find(mode), setting(ops._buffer_sort_cells, sort_cells):
+                    got = ops._cubical_pairs_pipeline(xx, sd, code, True, mask)
+                assert torch.equal(got, want), (shape, xx.dtype, mode)

@@ -19,6 +19,11 @@
 namespace gpuph {
 namespace {
 
+const PipelineLaunchers& cuda_launchers() {
+  static const PipelineLaunchers launchers{cuda::merge_tree_launchers(), cuda::middle_launchers()};
+  return launchers;
+}
+
 at::Tensor cubical_pairs_cuda(const at::Tensor& x, int64_t spatial_dims, int64_t construction, bool superlevel,
                               int64_t dims_mask) {
   const GridPlan g = check_cubical_args(x, spatial_dims, construction);
@@ -26,12 +31,24 @@ at::Tensor cubical_pairs_cuda(const at::Tensor& x, int64_t spatial_dims, int64_t
   const at::Tensor xc = x.contiguous();
   if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
   void* stream = at::accelerator::getCurrentStream(xc.device().index()).native_handle();
-  static const PipelineLaunchers launchers{cuda::merge_tree_launchers(), cuda::middle_launchers()};
-  return cubical_pipeline_in_slices(launchers, xc, g, superlevel, dims_mask, stream);
+  return cubical_pipeline_in_slices(cuda_launchers(), xc, g, superlevel, dims_mask, stream);
+}
+
+// Testing aid: the pipeline's intermediate buffers on the GPU (pipeline_stages; the CPU op is the emulation's).
+std::vector<at::Tensor> pipeline_stages_cuda(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
+                                             bool superlevel, int64_t dims_mask) {
+  const GridPlan g = check_cubical_args(x, spatial_dims, construction);
+  const c10::DeviceGuard guard(x.device());
+  const at::Tensor xc = x.contiguous();
+  void* stream = at::accelerator::getCurrentStream(xc.device().index()).native_handle();
+  return pipeline_stages(cuda_launchers(), xc, g, superlevel, dims_mask, stream);
 }
 
 }  // namespace
 }  // namespace gpuph
 
-TORCH_LIBRARY_IMPL(gpuph, CUDA, m) { m.impl("cubical_pairs", &gpuph::cubical_pairs_cuda); }
+TORCH_LIBRARY_IMPL(gpuph, CUDA, m) {
+  m.impl("cubical_pairs", &gpuph::cubical_pairs_cuda);
+  m.impl("_pipeline_stages", &gpuph::pipeline_stages_cuda);
+}
 #endif  // GPUPH_WITH_CUDA

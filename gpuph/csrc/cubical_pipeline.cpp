@@ -67,6 +67,13 @@ at::Tensor cubical_pairs_pipeline_cpu(const at::Tensor& x, int64_t spatial_dims,
   return cubical_pipeline_in_slices(cpu_launchers(), xc, g, superlevel, dims_mask, nullptr);
 }
 
+// The intermediate buffers of the pipeline (pipeline_stages) on the CPU.
+std::vector<at::Tensor> pipeline_stages_cpu(const at::Tensor& x, int64_t spatial_dims, int64_t construction,
+                                            bool superlevel, int64_t dims_mask) {
+  const GridPlan g = check_cubical_args(x, spatial_dims, construction);
+  return pipeline_stages(cpu_launchers(), x.contiguous(), g, superlevel, dims_mask, nullptr);
+}
+
 // [the union-find mode it ran (merge_tree_pipeline.h), merging pixels, iterations of the relaxed elder rule, whether
 // they converged (else its sequential fallback ran), rounds of pointer jumping launched, of which ran] of the merge
 // trees of a batch, on the CPU.
@@ -157,6 +164,35 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
   return pinned_order(rows, xc.view({-1}), g.N);
 }
 
+std::vector<at::Tensor> pipeline_stages(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
+                                        bool superlevel, int64_t dims_mask, void* stream) {
+  TORCH_CHECK_VALUE(xc.size(0) > 0, "gpuph: pipeline stages need a non-empty batch");
+  const bool middle = g.D == 3 && ((dims_mask >> 1) & 1);
+  const int64_t tree_mask = middle ? dims_mask & ~int64_t(2) : dims_mask;
+  const bool tree = (tree_mask & 1) || (g.D >= 2 && ((tree_mask >> (g.D - 1)) & 1)) || !middle;
+  const at::Tensor nan_image = at::full({1}, INT32_MAX, xc.options().dtype(at::kInt));
+  const at::Tensor keys = cell_keys(launch.merge_tree, xc, g, superlevel, nan_image, stream);
+  const at::Tensor none = at::empty({0}, xc.options().dtype(at::kLong));
+  auto or_none = [&](const at::Tensor& t) { return t.defined() ? t : none; };
+  std::vector<at::Tensor> out{keys.clone()};
+  if (tree) {
+    TreeStages s;
+    const TreeLaunch t = merge_tree_launch(launch.merge_tree, xc, g, keys, tree_mask, stream, nullptr, &s);
+    for (const at::Tensor& a : {s.ptr0, s.ptr1, s.flag, s.order, s.ncand, s.first, t.pairs.clone(), t.counts.clone()})
+      out.push_back(or_none(a));
+  } else {
+    out.insert(out.end(), 8, none);
+  }
+  if (middle) {
+    const MiddleLaunch l = middle_launch(launch.merge_tree, launch.middle, xc, g, keys, stream);
+    for (const at::Tensor& a : {l.vkey, l.order, l.ekey, l.col_key, l.row_oldest, l.status, l.birth, l.death})
+      out.push_back(a.clone());
+  } else {
+    out.insert(out.end(), 8, none);
+  }
+  return out;
+}
+
 namespace {
 // Testing aid (set_slice_memory_limit): slices of more images raise the allocator's out-of-memory error; -1: off.
 std::atomic<int64_t> slice_memory_limit{-1};
@@ -198,6 +234,8 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("_cubical_pairs_pipeline(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) "
         "-> Tensor");
   m.def("_middle_pipeline_stats(Tensor x, int construction, bool superlevel) -> Tensor");
+  m.def("_pipeline_stages(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) "
+        "-> Tensor[]");
   m.def("_merge_tree_stats(Tensor x, int spatial_dims, int construction, bool superlevel, int dims_mask) -> int[]");
   // Testing aid (middle_pipeline.h): returns the previous setting.
   m.def("_residual_round_limit(int rounds) -> int", &gpuph::set_max_residual_rounds);
@@ -218,5 +256,6 @@ TORCH_LIBRARY_FRAGMENT(gpuph, m) {
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {
   m.impl("_cubical_pairs_pipeline", &gpuph::cubical_pairs_pipeline_cpu);
   m.impl("_middle_pipeline_stats", &gpuph::middle_pipeline_stats);
+  m.impl("_pipeline_stages", &gpuph::pipeline_stages_cpu);
   m.impl("_merge_tree_stats", &gpuph::merge_tree_stats);
 }

@@ -3,6 +3,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "merge_tree_launch.h"
 #include "middle_launch.h"
 
@@ -27,6 +29,17 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
 // failed attempt costs the work it did before running out.
 at::Tensor cubical_pipeline_in_slices(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
                                       bool superlevel, int64_t dims_mask, void* stream);
+
+// Testing aid (the op gpuph::_pipeline_stages, on the CPU and on CUDA): the pipeline's intermediate buffers for a
+// contiguous batch xc (B >= 1, no NaN), launched as cubical_pipeline launches them, so that a test can tell at which
+// stage the GPU first departs from the CPU emulation. In this order (empty where the stage did not run):
+//   keys (B * P, 1 or 2) int64: every padded cell's value key (steps::key_cell);
+//   the merge trees (H0 and the top dimension in dims_mask; TreeStages): ptr0, ptr1, flag, order, ncand, first, then
+//     pairs (B * 2 runs, cap, 2) int32, of which each run's first counts[run] are written (in any order), and counts;
+//   H1 of 3D (dims_mask bit 1; MiddleLaunch): vkey and order (every image's pixels in rank order), ekey, col_key,
+//     row_oldest (after the apparent pairs), status, birth and death (written where status is an apparent pair).
+std::vector<at::Tensor> pipeline_stages(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
+                                        bool superlevel, int64_t dims_mask, void* stream);
 
 // Testing aid: slices of more than `images` images raise the out-of-memory error as if the device's memory did not
 // hold them (-1: off, the default); returns the previous setting.

@@ -334,7 +334,8 @@ at::Tensor cell_keys(const MTLaunchers& launch, const at::Tensor& xc, const Grid
 }
 
 TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
-                             const at::Tensor& keys, int64_t dims_mask, void* stream, UnionFindStats* stats) {
+                             const at::Tensor& keys, int64_t dims_mask, void* stream, UnionFindStats* stats,
+                             TreeStages* stages) {
   const int64_t B = xc.size(0);
   const bool f64 = xc.scalar_type() == at::kDouble;
   const bool emit0 = dims_mask & 1;
@@ -351,6 +352,11 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
   check(launch.basins(g, keys.data_ptr(), f64, B, ptr0.data_ptr<int32_t>(), p1, flag.data_ptr<uint8_t>(),
                       moved.data_ptr<int32_t>(), stream),
         "basins");
+  if (stages) {
+    stages->ptr0 = ptr0.clone();
+    stages->ptr1 = emit1 ? ptr1.clone() : at::Tensor();
+    stages->flag = flag.clone();
+  }
 
   // cand_key and first_key, one block: spent after the sort and the argmin, it then holds the serial union-find's
   // pairs, or the relaxed one's links (so the pairs need no memory of their own).
@@ -365,6 +371,11 @@ TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, co
     RECORD_FUNCTION("gpuph::merge_trees::candidates", std::vector<c10::IValue>());
     ncand = flag.view({B, g.P}).ne(0).sum(1, /*keepdim=*/false, at::kLong);
     order = candidate_order(launch, sort_keys, stream);
+  }
+  if (stages) {
+    stages->order = order.clone();
+    stages->ncand = ncand.clone();
+    stages->first = first.clone();
   }
 
   // Its own stage in profiles (gpuph.bench.breakdown): on the host path, the copies and the host's union-find.

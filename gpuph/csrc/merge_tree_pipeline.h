@@ -66,9 +66,17 @@ struct UnionFindStats {
   int jump_rounds_run = 0;     // of which ran (the first, and each after one that moved a pointer)
 };
 
+// Copies of the buffers merge_tree_launch fills on the way (testing aid: the test-only op _pipeline_stages compares
+// them between the GPU and its CPU emulation, stage by stage): every padded cell's pointer to its basin root in each
+// phase (ptr1 undefined without the top dimension) and merging flags, after the basins; each image's padded cells in
+// candidate order, its number of candidates and its first cell, after the candidates' sort.
+struct TreeStages {
+  at::Tensor ptr0, ptr1, flag, order, ncand, first;
+};
+
 TreeLaunch merge_tree_launch(const MTLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
                              const at::Tensor& keys, int64_t dims_mask, void* stream,
-                             UnionFindStats* stats = nullptr);
+                             UnionFindStats* stats = nullptr, TreeStages* stages = nullptr);
 
 // Their rows (image, dim, birth pixel, death pixel) int64 (total, 4), grouped by image and dimension; with
 // `ordered`, in the pinned order (as cubical_pipeline's pinned_order), else unordered within each group. total and

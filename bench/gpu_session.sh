@@ -23,10 +23,10 @@
 # large-volume (one 1024^3 volume, H0 and H2: time and peak memory).
 #
 # Time: the whole invocation stays within GPU_SESSION_LIMIT seconds (default 560; a device call is killed at its
-# timeout_s and then returns only what is under $OUT). Each stage runs under `timeout` with the time left, or its own
-# cap where it has one (gan 150 s, suite 200 s, breakdown 120 s, points 60 s), so that the stages after it keep
-# theirs; the benchmarks get a --time-limit below that (they run gpuph's rows first and rewrite their result files as
-# they go), and a stage that would start with less than its minimum is skipped.
+# timeout_s and then returns only what is under $OUT). Each stage runs under `timeout` with the time left, or its
+# own cap where it has one (test 210 s, gan 150 s, suite 200 s, breakdown 120 s, points 60 s), so that the stages
+# after it keep theirs; the benchmarks get a --time-limit below that (they run gpuph's rows first and rewrite their
+# result files as they go), and a stage that would start with less than its minimum is skipped.
 #
 # Output: only 8 files, at most 2 folders deep, come back from the machine, so everything (every stage's log, what
 # the benchmarks wrote under bench/results/, nvidia-smi's answer) is packed into $OUT/gpu-session.tar.gz, and
@@ -96,7 +96,7 @@ for stage in "$@"; do
       else
         run build 60 python3 -m pip install --no-build-isolation --no-deps -e .
       fi ;;
-    test) run test 60 python3 -m pytest "${pytest_args[@]}" "${cuda_tests[@]}" ;;
+    test) run_capped test 60 210 python3 -m pytest "${pytest_args[@]}" "${cuda_tests[@]}" ;;
     test-all) run test-all 120 python3 -m pytest "${pytest_args[@]}" tests ;;
     sanitize)
       # compute-sanitizer's memcheck (out-of-bounds and misaligned accesses, leaks of device memory) on the CUDA tests'

@@ -130,8 +130,7 @@ for stage in "$@"; do
       # the relaxed union-find not to converge, its fallback, one thread a phase, would not end in a call's time).
       run large-volume 90 timeout 180 python3 -m gpuph.bench.breakdown --cases 1x1024^3 --fields noise --dims 0,2 \
         --repeats 1 --out "bench/results/large-volume-$(date +%F)" ;;
-    goals) run goals 45 python3 -m gpuph.bench --goals --no-progress --budget 1 --cap 5 \
-             --out "bench/results/goals-$(date +%F)" ;;
+    goals) run goals 45 python3 -m gpuph.bench --goals --no-progress --budget 1 --cap 5 ;;
     suite) run_capped suite 120 200 python3 -m gpuph.bench --no-progress --budget 2 --cap 5 \
              --time-limit "$(bench_limit 200 60)" ;;
     gan) run_capped gan 90 150 python3 bench/gan_throughput.py --budget 5 --time-limit "$(bench_limit 150 40)" ;;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -307,6 +308,10 @@ def test_goals_report_the_cuda_forward_v_rows_they_name():
     args = parse_args(["--goals", "--libraries", "gudhi", "--budget", "1"])
     assert [c.name for c in args.cases] == goal_cases() and args.libraries == ["gpuph"]
     assert (args.modes, args.constructions, args.budget) == (["forward"], ["V"], 1.0)
+    from gpuph.bench.cli import config_from_args
+
+    assert config_from_args(args, []).out_dir.name.endswith("-goals")
+    assert config_from_args(parse_args(["--goals", "--out", "x"]), []).out_dir == Path("x")
 
 
 def test_cuda_timing_path_with_fake_events(monkeypatch):

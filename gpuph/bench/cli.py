@@ -18,6 +18,7 @@ from ..apps.cli_args import positive_int
 from .cases import DEFAULT_CASES, FIELDS, QUICK_CASES, SEED, parse_case
 from .goals import goal_cases
 from .libraries import CONSTRUCTIONS, FORWARD, LIBRARIES, MODES
+from .meta import default_out_dir
 from .suite import Config, run_suite
 from .timing import Budget
 
@@ -32,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    + "; grids larger than 128^3 run on the GPU only)")
     p.add_argument("--goals", action="store_true",
                    help="the CUDA issue's speed goals: cases " + " ".join(goal_cases()) + ", gpuph alone, forward, "
-                   "V (overrides --cases, --libraries, --modes and --constructions)")
+                   "V (overrides --cases, --libraries, --modes and --constructions); --out defaults to "
+                   "bench/results/<device>-<date>-goals")
     p.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES),
                    help="default: all (those not importable are skipped with the reason)")
     p.add_argument("--fields", nargs="+", choices=FIELDS, default=list(FIELDS))
@@ -73,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _goals_out_dir(cuda: bool) -> Path:
+    """``--goals``' default output folder: the suite's, with ``-goals`` after the date."""
+    default = default_out_dir(cuda)
+    return default.with_name(default.name + "-goals")
+
+
 def config_from_args(args: argparse.Namespace, argv: list[str] | None) -> Config:
     q = args.quick
     budget = Budget(
@@ -88,7 +96,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None) -> Config
         libraries=tuple(args.libraries),
         constructions=tuple(args.constructions),
         budget=budget,
-        out_dir=args.out,
+        out_dir=args.out or (_goals_out_dir(not args.no_cuda and torch.cuda.is_available()) if args.goals else None),
         cuda=False if args.no_cuda else None,
         seed=args.seed,
         quick=q,

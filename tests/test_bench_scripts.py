@@ -94,6 +94,27 @@ def test_point_cloud_bench_runs_ours_first_and_stops_at_the_time_limit(tmp_path,
     assert "Incomplete" not in (tmp_path / "results.md").read_text()
 
 
+def test_point_cloud_bench_skips_a_library_that_does_not_import(tmp_path, monkeypatch):
+    """As the suite does: a reference library missing here is a skipped row, not a failed run (status 0)."""
+    import builtins
+
+    pc = load("bench_point_cloud")
+    real_import = builtins.__import__
+
+    def no_gph(name, *args, **kwargs):
+        if name == "gph":
+            raise ModuleNotFoundError("No module named 'gph'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_gph)
+    args = ["--cases", "rips-100", "--libraries", "gpuph", "giotto-ph", "--repeats", "1", "--min-repeats", "1",
+            "--budget", "0.01", "--device", "cpu", "--out", str(tmp_path)]
+    assert pc.main(args) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [r["library"] for r in rows] == ["gpuph", "giotto-ph"] and "median_ms" in rows[0]
+    assert rows[1]["skipped"].startswith("not importable (ModuleNotFoundError") and "error" not in rows[1]
+
+
 def _ext_tree(root: Path) -> Path:
     for rel, text in (("setup.py", "setup()"), ("gpuph/csrc/ops.cpp", "int f();"), ("kernels/k.cu", "__global__")):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -83,7 +83,7 @@ run() { local name=$1 min=$2; shift 2; run_capped "$name" "$min" 100000 "$@"; }
 # archive), at least 30.
 bench_limit() { local s=$(($(stage_time "$1") - $2)); [ "$s" -lt 30 ] && s=30; echo "$s"; }
 
-pytest_args=(-q -p no:warnings)
+pytest_args=(-q -p no:warnings -p no:cacheprovider --durations=15)  # the slowest tests: for planning the next call
 python3 -c "import xdist" 2>/dev/null && pytest_args+=(-n 8)
 python3 -c "import pytest_timeout" 2>/dev/null && pytest_args+=(--timeout 120)  # a hung kernel fails its test only
 cuda_tests=(tests/test_cuda*.py tests/test_distances.py)

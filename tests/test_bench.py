@@ -420,3 +420,23 @@ def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert breakdown(["--cases", "1x8^3", "--out", str(tmp_path / "none")]) == 2
         assert not (tmp_path / "none").exists()
+
+
+def test_breakdown_writes_its_files_after_every_row(tmp_path, monkeypatch):
+    """A breakdown stopped from outside (a GPU call's time limit) keeps the rows it measured: the files are rewritten
+    after each one, marked incomplete until the end."""
+    from gpuph.bench import breakdown
+
+    written = []
+    real = breakdown.write_json
+
+    def spy(path, doc):
+        written.append((len(doc["rows"]), doc["meta"]["complete"]))
+        return real(path, doc)
+
+    monkeypatch.setattr(breakdown, "write_json", spy)
+    out = tmp_path / "bd"
+    assert breakdown.main(["--emulate", "--cases", "1x12x12", "2x5^3", "--fields", "noise", "--repeats", "1",
+                           "--out", str(out)]) == 0
+    assert written == [(1, False), (2, False), (2, True)]
+    assert "Incomplete" not in (out / "breakdown.md").read_text()

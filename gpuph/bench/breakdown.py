@@ -54,7 +54,7 @@ import torch
 
 from . import meta as _meta
 from .cases import FIELDS, Case, make_field, parse_case
-from .report import table, write_json
+from .report import INCOMPLETE, table, write_json
 from .timing import _cpu_call_ms, _cuda_call_ms
 
 DEFAULT_CASES = ("64x32^3", "1x128^3", "1x256^3")
@@ -221,6 +221,8 @@ def write_markdown(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]])
              f"{meta['date']}; torch {meta['versions']['torch']}, CUDA {meta['cuda']}; gpuph at "
              f"{(meta.get('gpuph_git') or {}).get('commit')}. Times per call, in ms (profiled calls: the profiler adds "
              "overhead, so the parts need not add up to the median).", ""]
+    if meta.get("complete") is False:
+        lines += [INCOMPLETE, ""]
     for r in rows:
         peak = "" if r.get("peak_mib") is None else f", peak memory {r['peak_mib']:.4g} MiB"
         lines += [f"## {r['case']} {r['field']} ({r['library']}, {r['construction']}, dims {r['dims']}, union-find "
@@ -248,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     chosen = {"ranked_order_limit": args.ranked_order_limit, "buffer_sort_cells": args.buffer_sort_cells,
               "relaxed_iterations": args.relaxed_iterations}
+
+    def write(complete: bool) -> None:
+        m["complete"] = complete
+        write_json(out / "breakdown.json", {"meta": m, "rows": rows})
+        write_markdown(out / "breakdown.md", m, rows)
+
     with contextlib.ExitStack() as restore:
         for name, value in chosen.items():
             if value is not None:
@@ -257,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 for union_find in args.union_find:
                     rows.append({**run_case(case, field, args, cuda, union_find), **chosen})
                     print(f"{case.name} {field} union-find {union_find}: {rows[-1]['median_ms']:.4g} ms")
-    write_json(out / "breakdown.json", {"meta": m, "rows": rows})
-    write_markdown(out / "breakdown.md", m, rows)
+                    write(complete=False)  # after every row: a run stopped from outside keeps what it measured
+    write(complete=True)
     print(f"wrote {out / 'breakdown.json'} and {out / 'breakdown.md'}")
     return 0
 

@@ -19,6 +19,11 @@
 namespace gpuph {
 namespace {
 
+// The current stream of x's device, where every kernel and torch op of a call is queued.
+void* current_stream(const at::Tensor& x) {
+  return at::accelerator::getCurrentStream(x.device().index()).native_handle();
+}
+
 const PipelineLaunchers& cuda_launchers() {
   static const PipelineLaunchers launchers{cuda::merge_tree_launchers(), cuda::middle_launchers()};
   return launchers;
@@ -30,8 +35,7 @@ at::Tensor cubical_pairs_cuda(const at::Tensor& x, int64_t spatial_dims, int64_t
   const c10::DeviceGuard guard(x.device());
   const at::Tensor xc = x.contiguous();
   if (xc.size(0) == 0) return at::empty({0, 4}, xc.options().dtype(at::kLong));
-  void* stream = at::accelerator::getCurrentStream(xc.device().index()).native_handle();
-  return cubical_pipeline_in_slices(cuda_launchers(), xc, g, superlevel, dims_mask, stream);
+  return cubical_pipeline_in_slices(cuda_launchers(), xc, g, superlevel, dims_mask, current_stream(xc));
 }
 
 // Testing aid: the pipeline's intermediate buffers on the GPU (pipeline_stages; the CPU op is the emulation's).
@@ -40,8 +44,7 @@ std::vector<at::Tensor> pipeline_stages_cuda(const at::Tensor& x, int64_t spatia
   const GridPlan g = check_cubical_args(x, spatial_dims, construction);
   const c10::DeviceGuard guard(x.device());
   const at::Tensor xc = x.contiguous();
-  void* stream = at::accelerator::getCurrentStream(xc.device().index()).native_handle();
-  return pipeline_stages(cuda_launchers(), xc, g, superlevel, dims_mask, stream);
+  return pipeline_stages(cuda_launchers(), xc, g, superlevel, dims_mask, current_stream(xc));
 }
 
 }  // namespace

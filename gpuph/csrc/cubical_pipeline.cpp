@@ -106,11 +106,24 @@ at::Tensor middle_pipeline_stats(const at::Tensor& x, int64_t construction, bool
 
 }  // namespace
 
-at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
-                            int64_t dims_mask, void* stream, MiddleStats* stats, int64_t first_image) {
+namespace {
+// Which parts of the pipeline a call runs: H1 of 3D (middle), and the merge trees (tree) of the dimensions in
+// tree_mask (H0 and the top dimension; they run, for nothing, also where no dimension is asked).
+struct Parts {
+  bool middle;
+  int64_t tree_mask;
+  bool tree;
+};
+Parts parts_of(const GridPlan& g, int64_t dims_mask) {
   const bool middle = g.D == 3 && ((dims_mask >> 1) & 1);
   const int64_t tree_mask = middle ? dims_mask & ~int64_t(2) : dims_mask;
-  const bool tree = (tree_mask & 1) || (g.D >= 2 && ((tree_mask >> (g.D - 1)) & 1)) || !middle;
+  return {middle, tree_mask, (tree_mask & 1) || (g.D >= 2 && ((tree_mask >> (g.D - 1)) & 1)) || !middle};
+}
+}  // namespace
+
+at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g, bool superlevel,
+                            int64_t dims_mask, void* stream, MiddleStats* stats, int64_t first_image) {
+  const auto [middle, tree_mask, tree] = parts_of(g, dims_mask);
   // The merge trees and H1 of 3D share the cell keys, and are launched up to where their outputs need sizing; one
   // device-to-host copy then reads the NaN report and every size.
   const at::Tensor nan_image = at::full({1}, INT32_MAX, xc.options().dtype(at::kInt));
@@ -167,9 +180,7 @@ at::Tensor cubical_pipeline(const PipelineLaunchers& launch, const at::Tensor& x
 std::vector<at::Tensor> pipeline_stages(const PipelineLaunchers& launch, const at::Tensor& xc, const GridPlan& g,
                                         bool superlevel, int64_t dims_mask, void* stream) {
   TORCH_CHECK_VALUE(xc.size(0) > 0, "gpuph: pipeline stages need a non-empty batch");
-  const bool middle = g.D == 3 && ((dims_mask >> 1) & 1);
-  const int64_t tree_mask = middle ? dims_mask & ~int64_t(2) : dims_mask;
-  const bool tree = (tree_mask & 1) || (g.D >= 2 && ((tree_mask >> (g.D - 1)) & 1)) || !middle;
+  const auto [middle, tree_mask, tree] = parts_of(g, dims_mask);
   const at::Tensor nan_image = at::full({1}, INT32_MAX, xc.options().dtype(at::kInt));
   const at::Tensor keys = cell_keys(launch.merge_tree, xc, g, superlevel, nan_image, stream);
   const at::Tensor none = at::empty({0}, xc.options().dtype(at::kLong));

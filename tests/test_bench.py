@@ -284,8 +284,9 @@ def test_ratios_prefer_cuda_and_keep_cpu():
 
 
 def test_goals_report_the_cuda_forward_v_rows_they_name():
-    from gpuph.bench.cli import parse_args
+    from gpuph.bench.cli import config_from_args, parse_args
     from gpuph.bench.goals import GOALS, goal_cases
+    from gpuph.bench.meta import default_out_dir
     from gpuph.bench.report import goals_section
 
     def row(lib, case, field, ms, mode="forward", construction="V"):
@@ -308,9 +309,8 @@ def test_goals_report_the_cuda_forward_v_rows_they_name():
     args = parse_args(["--goals", "--libraries", "gudhi", "--budget", "1"])
     assert [c.name for c in args.cases] == goal_cases() and args.libraries == ["gpuph"]
     assert (args.modes, args.constructions, args.budget) == (["forward"], ["V"], 1.0)
-    from gpuph.bench.cli import config_from_args
-
-    assert config_from_args(args, []).out_dir.name.endswith("-goals")
+    cfg = config_from_args(args, [])
+    assert cfg.out_dir is None and default_out_dir(False, cfg.out_suffix).name.endswith("-goals")
     assert config_from_args(parse_args(["--goals", "--out", "x"]), []).out_dir == Path("x")
 
 

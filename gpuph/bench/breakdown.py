@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     m = _meta.collect(cuda)
     m["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    out = args.out or _meta.default_out_dir(cuda).with_name(_meta.default_out_dir(cuda).name + "-breakdown")
+    out = args.out or _meta.default_out_dir(cuda, "-breakdown")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     chosen = {"ranked_order_limit": args.ranked_order_limit, "buffer_sort_cells": args.buffer_sort_cells,

@@ -18,7 +18,6 @@ from ..apps.cli_args import positive_int
 from .cases import DEFAULT_CASES, FIELDS, QUICK_CASES, SEED, parse_case
 from .goals import goal_cases
 from .libraries import CONSTRUCTIONS, FORWARD, LIBRARIES, MODES
-from .meta import default_out_dir
 from .suite import Config, run_suite
 from .timing import Budget
 
@@ -75,12 +74,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _goals_out_dir(cuda: bool) -> Path:
-    """``--goals``' default output folder: the suite's, with ``-goals`` after the date."""
-    default = default_out_dir(cuda)
-    return default.with_name(default.name + "-goals")
-
-
 def config_from_args(args: argparse.Namespace, argv: list[str] | None) -> Config:
     q = args.quick
     budget = Budget(
@@ -96,7 +89,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None) -> Config
         libraries=tuple(args.libraries),
         constructions=tuple(args.constructions),
         budget=budget,
-        out_dir=args.out or (_goals_out_dir(not args.no_cuda and torch.cuda.is_available()) if args.goals else None),
+        out_dir=args.out,
+        out_suffix="-goals" if args.goals else "",
         cuda=False if args.no_cuda else None,
         seed=args.seed,
         quick=q,

@@ -73,10 +73,11 @@ def device_tag(cuda: bool) -> str:
     return f"cpu-{usable_cores()}core"
 
 
-def default_out_dir(cuda: bool) -> Path:
-    """``bench/results/<device>-<date>/`` of the repository (the working directory when gpuph is installed)."""
+def default_out_dir(cuda: bool, suffix: str = "") -> Path:
+    """``bench/results/<device>-<date><suffix>/`` of the repository (the working directory when gpuph is
+    installed)."""
     root = REPO if (REPO / "bench").is_dir() else Path.cwd()
-    return root / "bench" / "results" / f"{device_tag(cuda)}-{_dt.date.today().isoformat()}"
+    return root / "bench" / "results" / f"{device_tag(cuda)}-{_dt.date.today().isoformat()}{suffix}"
 
 
 def _git() -> dict[str, Any]:

@@ -48,6 +48,7 @@ class Config:
     constructions: tuple[str, ...] = CONSTRUCTIONS
     budget: Budget = field(default_factory=Budget)
     out_dir: Path | None = None
+    out_suffix: str = ""  # after the date in the default output folder (--goals: "-goals")
     cuda: bool | None = None  # None: when torch.cuda.is_available()
     seed: int = SEED
     quick: bool = False
@@ -261,7 +262,7 @@ def run_suite(cfg: Config, extra_runners: list[Runner] | None = None) -> Results
     cuda = torch.cuda.is_available() if cfg.cuda is None else cfg.cuda
     if cuda and not torch.cuda.is_available():
         raise ValueError("cuda=True but torch.cuda.is_available() is False")
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else meta_mod.default_out_dir(cuda)
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else meta_mod.default_out_dir(cuda, cfg.out_suffix)
     out_dir.mkdir(parents=True, exist_ok=True)
     runners, skipped = load_runners(cfg, cuda)
     runners += list(extra_runners or [])

@@ -15,7 +15,6 @@ gets all cores). TopologyLayer is not timed (not installable with this torch).
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import sys
 import traceback
 from collections.abc import Callable
@@ -27,14 +26,13 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gpuph, installed or not
 
-from gpuph.bench.meta import REPO, collect, device_tag, usable_cores, version  # noqa: E402
+from gpuph.bench.meta import collect, default_out_dir, usable_cores, version  # noqa: E402
 from gpuph.bench.report import INCOMPLETE, fmt_ms, write_json  # noqa: E402
 from gpuph.bench.report import table as markdown_table  # noqa: E402
 from gpuph.bench.timing import Budget, Deadline, measure  # noqa: E402
 from gpuph.delaunay import delaunay_edges  # noqa: E402
 from gpuph.point_cloud import rips_persistence, weak_alpha_persistence  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
 SEED = 20240611
 # name -> (filtration, number of points, their dimension D, the highest homology dimension computed)
 CASES = {"rips-100": ("rips", 100, 2, 1), "rips-500": ("rips", 500, 2, 1), "rips-2000": ("rips", 2000, 2, 1),
@@ -226,7 +224,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if args.device == "cuda" else [])
-    out = args.out or RESULTS / f"{device_tag(args.device == 'cuda')}-{_dt.date.today().isoformat()}-point-cloud"
+    out = args.out or default_out_dir(args.device == "cuda", "-point-cloud")
     out.mkdir(parents=True, exist_ok=True)
 
     rows, failed = [], False

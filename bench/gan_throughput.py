@@ -18,7 +18,6 @@ The 3D rows need ``gpuph.apps.voxel_gan`` (``VoxelGenerator``, ``VoxelDiscrimina
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import importlib
 import statistics
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 import gpuph  # noqa: E402
 from gpuph.apps import gan as gan2d  # noqa: E402
-from gpuph.bench.meta import REPO, collect, device_tag  # noqa: E402
+from gpuph.bench.meta import collect, default_out_dir  # noqa: E402
 from gpuph.bench.report import INCOMPLETE, fmt_ms, write_json  # noqa: E402
 from gpuph.bench.report import table as markdown_table  # noqa: E402
 from gpuph.bench.timing import Deadline  # noqa: E402
@@ -217,9 +216,7 @@ def run(args) -> int:
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    root = REPO if (REPO / "bench").is_dir() else Path.cwd()
-    out = Path(args.out) if args.out else (
-        root / "bench" / "results" / f"{device_tag(device.type == 'cuda')}-{_dt.date.today().isoformat()}-gan")
+    out = Path(args.out) if args.out else default_out_dir(device.type == "cuda", "-gan")
     out.mkdir(parents=True, exist_ok=True)
     models = [("mnist", mnist_models, 2, args.batches2d)]
     skipped = {}

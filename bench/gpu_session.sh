@@ -106,30 +106,30 @@ for stage in "$@"; do
     union-find)
       # One thread per run is hopeless on one large grid: serial only where the batch gives it runs side by side.
       run union-find-batches 60 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 64x32^3 \
-        --union-find serial serial-ring host relaxed --out "bench/results/union-find-$(date +%F)-batches"
+        --union-find serial serial-ring host relaxed --out-suffix=-union-find-batches
       run union-find-large 60 python3 -m gpuph.bench.breakdown --cases 1x1024x1024 1x128^3 --union-find host relaxed \
-        --out "bench/results/union-find-$(date +%F)-large"
+        --out-suffix=-union-find-large
       # The pinned order of small images' rows by the sorts instead of by rank (A/B with the batches above).
       run order-by-sorts 30 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x64x64 --ranked-order-limit 0 \
-        --out "bench/results/union-find-$(date +%F)-order-by-sorts"
+        --out-suffix=-union-find-order-by-sorts
       # The candidates sorted by the radix sort over double buffers instead of torch's sort on cases that take
       # torch's by default (A/B with the runs above), and 1x256^3 the other way round (against the breakdown stage).
       run buffer-sort 30 python3 -m gpuph.bench.breakdown --cases 256x28x28 64x256x256 1x1024x1024 64x32^3 1x128^3 \
-        --buffer-sort-cells 0 --out "bench/results/union-find-$(date +%F)-buffer-sort"
+        --buffer-sort-cells 0 --out-suffix=-union-find-buffer-sort
       run torch-sort 30 python3 -m gpuph.bench.breakdown --cases 1x256^3 --buffer-sort-cells 4611686018427387904 \
-        --out "bench/results/union-find-$(date +%F)-torch-sort"
+        --out-suffix=-union-find-torch-sort
       # The relaxed rule's cap on an input that needs more iterations than its first value (chirp: 62 on 1024^2):
       # pinned at 32, every call runs the sequential fallback; learned (the warm-up calls teach it), none does.
       run relaxed-cap-pinned 30 python3 -m gpuph.bench.breakdown --cases 1x1024x1024 --fields chirp \
-        --union-find relaxed --relaxed-iterations 32 --repeats 3 --out "bench/results/union-find-$(date +%F)-chirp-32"
+        --union-find relaxed --relaxed-iterations 32 --repeats 3 --out-suffix=-union-find-chirp-32
       run relaxed-cap-learned 30 python3 -m gpuph.bench.breakdown --cases 1x1024x1024 --fields chirp \
-        --union-find relaxed --repeats 3 --out "bench/results/union-find-$(date +%F)-chirp-learned" ;;
+        --union-find relaxed --repeats 3 --out-suffix=-union-find-chirp-learned ;;
     large-volume)
       # The largest input the CUDA issue names: one 1024^3 volume, H0 and H2 (H1 of 3D at this size needs more memory
       # than an H100 has), its time and peak memory. At most 180 s, so that the stages after it keep their time (were
       # the relaxed union-find not to converge, its fallback, one thread a phase, would not end in a call's time).
       run large-volume 90 timeout 180 python3 -m gpuph.bench.breakdown --cases 1x1024^3 --fields noise --dims 0,2 \
-        --repeats 1 --out "bench/results/large-volume-$(date +%F)" ;;
+        --repeats 1 --out-suffix=-large-volume ;;
     goals) run goals 45 python3 -m gpuph.bench --goals --no-progress --budget 1 --cap 5 ;;
     suite) run_capped suite 120 200 python3 -m gpuph.bench --no-progress --budget 2 --cap 5 \
              --time-limit "$(bench_limit 200 60)" ;;

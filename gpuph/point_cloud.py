@@ -35,12 +35,6 @@ def _one_cloud(c, what: str) -> Tensor:
     return t
 
 
-def _check_finite(x: Tensor) -> None:
-    if x.numel() and not bool(torch.isfinite(x).all()):
-        kind = "NaN" if bool(torch.isnan(x).any()) else "an infinite coordinate"
-        raise ValueError(f"gpuph: the point cloud contains {kind}; coordinates must be finite")
-
-
 def _as_clouds(points) -> tuple[Tensor, list[int], tuple[int, ...]]:
     """``(B, N, D)`` float32/float64 tensor (differentiable; zero-padded for a list of clouds), the number of
     points of each cloud and the batch shape."""
@@ -77,8 +71,7 @@ def _as_clouds(points) -> tuple[Tensor, list[int], tuple[int, ...]]:
         raise ValueError("gpuph: the points have D = 0 coordinates; a point cloud needs D >= 1")
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()  # exact upcast; distances are computed in float32
-    _check_finite(x.detach())
-    return x, sizes, batch_shape
+    return x, sizes, batch_shape  # finiteness is checked with the scale (_unit_scale), in the same transfer
 
 
 def _threshold(max_edge_length) -> float:
@@ -119,7 +112,8 @@ def pairwise_distances(x: Tensor) -> Tensor:
     ``torch.cdist(..., compute_mode="donot_use_mm_for_euclid_dist")``: exact differences, no ``|x|^2 - 2 x.y``
     expansion, so that equal points are at distance exactly 0 and the matrix is exactly symmetric. A cloud of
     extreme magnitude is scaled by a power of two first (exact: the same bits as without it), so that no square
-    overflows or underflows."""
+    overflows or underflows. One synchronisation on a GPU (:func:`_unit_scale`). Raises ``ValueError`` for NaN or
+    infinite coordinates."""
     if x.shape[0] == 0 or x.shape[1] == 0:
         return x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
     scale = _unit_scale(x)
@@ -137,17 +131,27 @@ _SAFE_MAGNITUDE = {torch.float32: (2.0**-30, 2.0**30), torch.float64: (2.0**-200
 
 
 def _unit_scale(x: Tensor) -> Tensor | None:
-    """None when every cloud of ``x`` ``(B, N, D)`` (``N >= 1``) is of ordinary magnitude (``_SAFE_MAGNITUDE``; one
-    synchronisation on a GPU), else ``(B,)`` powers of two, one per cloud, that bring its largest ``|coordinate|``
-    into ``[1, 2)``. Dividing by a power of two is exact, and so is every step of a Euclidean distance after it
+    """Checks that the coordinates of ``x`` ``(B, N, D)`` (``N >= 1``) are finite, and gives None when every cloud
+    is of ordinary magnitude (``_SAFE_MAGNITUDE``), else ``(B,)`` powers of two, one per cloud, that bring its
+    largest ``|coordinate|`` into ``[1, 2)``: both from one per-cloud maximum, read in one synchronisation on a GPU.
+    Dividing by a power of two is exact, and so is every step of a Euclidean distance after it
     (differences, squares, their sum, the square root, the product back): distances come out bitwise as without
     it, except that the squares no longer overflow (float32 coordinates past about 1e19) or underflow (float32
     clouds smaller than about 1e-19), which would give ``inf`` or 0 for finite, nonzero distances. (Within one
     cloud spanning more than the dtype's range, e.g. float32 coordinates of 1e30 and 1e-10, the smallest
-    coordinates become subnormal and lose bits: distances far below the cloud's size are not kept.)"""
-    amax = x.detach().abs().amax(dim=(1, 2))
+    coordinates become subnormal and lose bits: distances far below the cloud's size are not kept.)
+
+    Raises:
+        ValueError: a NaN or infinite coordinate.
+    """
+    amax = x.detach().abs().amax(dim=(1, 2))  # NaN wherever a cloud has one, inf wherever it has an infinity
     lo, hi = _SAFE_MAGNITUDE[x.dtype]
-    if not bool((((amax > 0) & (amax < lo)) | (amax > hi)).any()):
+    flags = torch.stack([amax.isnan().any(), amax.isinf().any(), (((amax > 0) & (amax < lo)) | (amax > hi)).any()])
+    has_nan, has_inf, extreme = flags.tolist()
+    if has_nan or has_inf:
+        kind = "NaN" if has_nan else "an infinite coordinate"
+        raise ValueError(f"gpuph: the point cloud contains {kind}; coordinates must be finite")
+    if not extreme:
         return None
     exponent = torch.frexp(amax).exponent - 1  # amax = m 2^e, m in [0.5, 1); 0 -> e = 0
     # A normal scale, even for subnormal clouds: a subnormal one has no finite reciprocal, which a division may use.
@@ -296,6 +300,9 @@ def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Com
     mask = dims_mask(dims, MAX_DIM + 1, _DIMS_ERROR)
     x, sizes, batch_shape = _as_clouds(points)
     B, N, D = (int(s) for s in x.shape)
+    # As in pairwise_distances: finite coordinates, and clouds of extreme magnitude scaled by a power of two, so
+    # that no difference or square overflows or underflows.
+    scale = _unit_scale(x) if B and N else None
     host = x.detach().to("cpu", torch.float64).numpy()
     graphs = [delaunay_edges(host[b, : sizes[b]]) for b in range(B)]
     counts = [len(g) for g in graphs]
@@ -304,9 +311,6 @@ def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Com
     E = int(edges.shape[0])
     edge_batch = torch.repeat_interleave(torch.arange(B), torch.tensor(counts, dtype=torch.int64))
     ends = (edge_batch[:, None] * N + edges).to(x.device)
-    # As in pairwise_distances: clouds of extreme magnitude scaled by a power of two, so that no difference or
-    # square overflows or underflows.
-    scale = _unit_scale(x) if B and N else None
     if scale is None:
         flat = x.reshape(B * N, D)
         lengths = torch.linalg.vector_norm(flat[ends[:, 0]] - flat[ends[:, 1]], dim=-1)

@@ -3,6 +3,7 @@ correctness check (it must catch a wrong diagram), the time cap, and the small h
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from pathlib import Path
@@ -366,6 +367,23 @@ def test_breakdown_chirp_field_needs_many_relaxed_iterations():
         ops._union_find_mode(mode)
         ops._relaxed_iterations(cap)
     assert iterations["chirp"] > 32 > 2 * iterations["noise"], iterations
+
+
+def test_breakdown_default_folder_takes_the_suffix(tmp_path, monkeypatch):
+    """Without --out, the breakdown writes to bench/results/<device>-<date><suffix>/ (the GPU session's union-find
+    and large-volume stages name their folders by --out-suffix, so that every folder carries the device)."""
+    from gpuph.bench import meta
+    from gpuph.bench.breakdown import main as breakdown
+
+    (tmp_path / "bench").mkdir()
+    monkeypatch.setattr(meta, "REPO", tmp_path)
+    args = ["--emulate", "--cases", "1x6x6", "--fields", "noise", "--repeats", "1"]
+    assert breakdown([*args, "--out-suffix=-union-find-x"]) == 0
+    assert breakdown(args) == 0
+    made = sorted(p.name for p in (tmp_path / "bench" / "results").iterdir())
+    tag = f"{meta.device_tag(False)}-{datetime.date.today().isoformat()}"
+    assert made == [f"{tag}-breakdown", f"{tag}-union-find-x"]
+    assert all((tmp_path / "bench" / "results" / m / "breakdown.json").is_file() for m in made)
 
 
 def test_breakdown_of_the_pipeline_emulation(tmp_path, capsys):

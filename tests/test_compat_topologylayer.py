@@ -292,13 +292,19 @@ def test_construction_helpers():
 
 
 def test_diagrams_to_tuples():
-    x = _image(8, (3, 5, 5), True)
+    x = _image(8, (3, 5, 5), True).requires_grad_()
     dgm = LevelSetLayer2D(size=(5, 5))(x)
     tuples = topologylayer.util.diagrams_to_tuples(dgm)
     assert len(tuples) == 3
     for b, (dgms, issub) in enumerate(tuples):
         single, issub1 = LevelSetLayer2D(size=(5, 5))(x[b])
         assert issub == issub1 and all(torch.equal(a, c) for a, c in zip(dgms, single))
+        assert all(torch.equal(dgms[k], dgm.pairs[(dgm.batch == b) & (dgm.dim == k)]) for k in range(2))
+    # Dimensions past the grid's are empty; the slices stay differentiable.
+    wide = topologylayer.util.diagrams_to_tuples(dgm, maxdim=3)
+    assert all(len(dgms) == 4 and dgms[3].shape == (0, 2) and dgms[2].shape == (0, 2) for dgms, _ in wide)
+    sum(dgms[0][:, 0].sum() for dgms, _ in wide).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_install_shim():

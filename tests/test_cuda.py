@@ -296,6 +296,21 @@ def _synchronisations(fn) -> int:
 
 
 @pytest.mark.skipif(not has_cuda_kernels(), reason="built without CUDA kernels")
+def test_topologylayer_tuples_in_one_synchronisation():
+    """TopologyLayer's per-image tuples of a CUDA batch: one transfer of the counts slices them all (not one
+    boolean mask per image and dimension), and the slices are what the masks would select."""
+    from gpuph.compat.topologylayer.util import diagrams_to_tuples
+
+    dgm = gpuph.cubical_persistence(torch.rand(6, 20, 20, device="cuda"))
+    diagrams_to_tuples(dgm)
+    assert _synchronisations(lambda: diagrams_to_tuples(dgm, maxdim=2)) == 1
+    for b, (dgms, issub) in enumerate(diagrams_to_tuples(dgm, maxdim=2)):
+        assert not issub and len(dgms) == 3 and dgms[2].shape == (0, 2)
+        for k in range(2):
+            assert torch.equal(dgms[k], dgm.pairs[(dgm.batch == b) & (dgm.dim == k)])
+
+
+@pytest.mark.skipif(not has_cuda_kernels(), reason="built without CUDA kernels")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_one_synchronisation_per_call(construction):
     """One device-to-host copy per call sizes the output (the merge trees and H1 of 3D read theirs together); H1 of

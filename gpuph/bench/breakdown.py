@@ -30,7 +30,7 @@ counted).
 
 ``--emulate`` runs the device pipeline's CPU emulation instead (``torch.ops.gpuph._cubical_pairs_pipeline``; no GPU
 needed): its stages, without kernels. Writes ``breakdown.json`` (``{"meta", "rows"}``) and ``breakdown.md`` into
-``--out`` (default ``bench/results/<device>-<date>-breakdown/``).
+``--out`` (default ``bench/results/<device>-<date><suffix>/``, ``--out-suffix``, ``-breakdown`` unless given).
 
 Examples::
 
@@ -106,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the calls before)")
     p.add_argument("--emulate", action="store_true", help="the device pipeline's CPU emulation (no GPU needed)")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--out-suffix", default="-breakdown",
+                   help="the default folder's suffix, bench/results/<device>-<date><suffix> (ignored with --out)")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     m = _meta.collect(cuda)
     m["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    out = args.out or _meta.default_out_dir(cuda, "-breakdown")
+    out = args.out or _meta.default_out_dir(cuda, args.out_suffix)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     chosen = {"ranked_order_limit": args.ranked_order_limit, "buffer_sort_cells": args.buffer_sort_cells,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ...cubical import _as_tensor
@@ -52,18 +53,33 @@ def split_input(x, shape: tuple[int, ...], what: str) -> tuple[Tensor, bool]:
     )
 
 
+def _tuples(dgm: Diagrams, maxdim: int) -> list[tuple[Tensor, ...]]:
+    """Per image, the ``(n_k, 2)`` pair tensors of ``k = 0 .. maxdim``: slices of ``dgm.pairs`` (ordered by image,
+    then dimension), sized by one transfer of the per-(image, dimension) counts: one synchronisation on a GPU in all,
+    not one per boolean mask."""
+    counts = dgm.counts()
+    nd = counts.shape[1]
+    chunks = torch.split(dgm.pairs, counts.reshape(-1).tolist())
+    empty = dgm.pairs[:0]
+    return [
+        tuple(chunks[b * nd + k] if k < nd else empty for k in range(maxdim + 1)) for b in range(dgm.batch_size)
+    ]
+
+
 def to_tuple(dgm: Diagrams, maxdim: int) -> tuple[Tensor, ...]:
     """One image's diagrams as TopologyLayer's ``dgms``: ``dgms[k]`` is an ``(n_k, 2)`` tensor of [birth, death] rows,
     ``k = 0 .. maxdim`` (empty where gpuph has no pair). Rows keep gpuph's order (lifetime descending, essential
-    first); zero-length bars are not listed."""
-    return tuple(dgm.pairs[dgm.dim == k] for k in range(maxdim + 1))
+    first); zero-length bars are not listed. ``dgm`` holds one image."""
+    if dgm.batch_size != 1:
+        raise ValueError(f"gpuph.compat.topologylayer: expected the diagrams of one image, got {dgm.batch_size}")
+    return _tuples(dgm, maxdim)[0]
 
 
 def diagrams_to_tuples(dgm: Diagrams, maxdim: int | None = None) -> list[tuple[tuple[Tensor, ...], bool]]:
     """A batched :class:`~gpuph.Diagrams` as a list with one TopologyLayer ``(dgms, issublevel)`` per image
     (differentiable). ``maxdim`` defaults to the highest dimension the diagrams can hold."""
     top = dgm.ndim - 1 if maxdim is None else check_maxdim(maxdim)
-    return [(to_tuple(dgm.image(b), top), not dgm.superlevel) for b in range(dgm.batch_size)]
+    return [(dgms, not dgm.superlevel) for dgms in _tuples(dgm, top)]
 
 
 __all__ = [

@@ -57,6 +57,7 @@ left() { echo $((LIMIT - SECONDS)); }
 # The seconds a stage with cap CAP may take: the time left, at most CAP.
 stage_time() { local l; l=$(left); echo $((l < $1 ? l : $1)); }
 status=0
+last_rc=0
 # run_capped NAME MIN_SECONDS CAP CMD...: CMD under `timeout` with the time left (at most CAP seconds), logged to
 # $LOGS/NAME.log; skipped when less than MIN_SECONDS are left.
 run_capped() {
@@ -77,6 +78,7 @@ run_capped() {
   [ "$rc" -ne 0 ] && [ "$word" = ok ] && word="FAILED (status $rc)"
   echo "=== $name: $word after $((SECONDS - t0)) s" | tee -a "$SUMMARY"
   [ "$rc" -eq 0 ] || status=1
+  last_rc=$rc
 }
 run() { local name=$1 min=$2; shift 2; run_capped "$name" "$min" 100000 "$@"; }
 # The --time-limit of a benchmark stage with cap CAP: its time less RESERVE seconds (its gpuph rows, the files, the
@@ -96,7 +98,15 @@ for stage in "$@"; do
       else
         run build 60 python3 -m pip install --no-build-isolation --no-deps -e .
       fi ;;
-    test) run_capped test 60 210 python3 -m pytest "${pytest_args[@]}" "${cuda_tests[@]}" ;;
+    test)
+      run_capped test 60 210 python3 -m pytest "${pytest_args[@]}" "${cuda_tests[@]}"
+      # On a failure, the first failing test again, one process, launches synchronous: a fault inside a kernel is
+      # then reported by the launch that made it (the stage's name in gpuph's message), not by a later copy, and
+      # does not poison the tests after it as it does in a pytest worker.
+      if [ "$last_rc" -ne 0 ]; then
+        run_capped test-blocking 30 60 env CUDA_LAUNCH_BLOCKING=1 python3 -m pytest -q -p no:warnings \
+          -p no:cacheprovider -x "${cuda_tests[@]}"
+      fi ;;
     test-all) run test-all 120 python3 -m pytest "${pytest_args[@]}" tests ;;
     sanitize)
       # compute-sanitizer's memcheck (out-of-bounds and misaligned accesses, leaks of device memory) on the CUDA tests'

@@ -22,7 +22,10 @@ template <typename F, typename U, typename K>
 __global__ void keys_kernel(MTPlan g, const F* __restrict__ x, int64_t B, bool superlevel, K* __restrict__ key,
                             int32_t* __restrict__ nan_image) {
   GPUPH_GRID_LOOP(t, B * g.P) {
-    steps::key_cell<F, U>(g, x, superlevel, key, t, [&](int64_t b) { atomicMin(nan_image, int32_t(b)); });
+    // The read first: an all-NaN volume would otherwise send one atomic per pixel to one address.
+    steps::key_cell<F, U>(g, x, superlevel, key, t, [&](int64_t b) {
+      if (int32_t(b) < racy_load(nan_image)) atomicMin(nan_image, int32_t(b));
+    });
   }
 }
 
@@ -131,29 +134,32 @@ __global__ void fallback_kernel(MTPlan g, const K* __restrict__ keys, int32_t* p
   }
 }
 
-// One block per run (image and phase); its threads copy that run's rows, in place or (life not null) to their ranks
-// in the pinned order.
+// `parts` blocks per run (image and phase), so that one long run (a single large image) is not left to one block:
+// block u's threads take rows (u % parts) * blockDim + threadIdx, then every parts * blockDim-th, of run u / parts.
+#define GPUPH_RUN_ROWS(s, i, B, parts, counts)                                                         \
+  for (int64_t u_ = blockIdx.x; u_ < (B) * 2 * (parts); u_ += gridDim.x)                               \
+    for (int64_t s = u_ / (parts), i = (u_ % (parts)) * int64_t(blockDim.x) + threadIdx.x; i < (counts)[s]; \
+         i += (parts) * int64_t(blockDim.x))
+
+// Each run's rows copied in place or (life not null) to their ranks in the pinned order.
 __global__ void rows_kernel(const int32_t* __restrict__ pairs, const int32_t* __restrict__ counts,
-                            const int64_t* __restrict__ offsets, int64_t B, int64_t cap, int top_dim,
-                            const uint64_t* __restrict__ life, const uint64_t* __restrict__ tail,
+                            const int64_t* __restrict__ offsets, int64_t B, int64_t parts, int top_dim,
+                            int64_t cap, const uint64_t* __restrict__ life, const uint64_t* __restrict__ tail,
                             int64_t* __restrict__ rows) {
-  for (int64_t s = blockIdx.x; s < B * 2; s += gridDim.x)
-    for (int64_t i = threadIdx.x; i < counts[s]; i += blockDim.x) {
-      if (life)
-        steps::ranked_row_copy(pairs, counts, offsets, cap, top_dim, life, tail, rows, s, i);
-      else
-        steps::row_copy(pairs, offsets, cap, top_dim, rows, s, i, i);
-    }
+  GPUPH_RUN_ROWS(s, i, B, parts, counts) {
+    if (life)
+      steps::ranked_row_copy(pairs, counts, offsets, cap, top_dim, life, tail, rows, s, i);
+    else
+      steps::row_copy(pairs, offsets, cap, top_dim, rows, s, i, i);
+  }
 }
 
 template <typename F>
 __global__ void order_keys_kernel(const int32_t* __restrict__ pairs, const int32_t* __restrict__ counts,
-                                  const int64_t* __restrict__ offsets, int64_t B, int64_t cap,
+                                  const int64_t* __restrict__ offsets, int64_t B, int64_t parts, int64_t cap,
                                   const F* __restrict__ x, int64_t N, uint64_t* __restrict__ life,
                                   uint64_t* __restrict__ tail) {
-  for (int64_t s = blockIdx.x; s < B * 2; s += gridDim.x)
-    for (int64_t i = threadIdx.x; i < counts[s]; i += blockDim.x)
-      steps::order_key(pairs, offsets, cap, x, N, life, tail, s, i);
+  GPUPH_RUN_ROWS(s, i, B, parts, counts) steps::order_key(pairs, offsets, cap, x, N, life, tail, s, i);
 }
 
 const char* keys(const GridPlan& plan, const void* x, bool f64, int64_t B, bool superlevel, void* key,
@@ -300,18 +306,21 @@ const char* relaxed(const GridPlan& plan, const void* key, bool f64, int32_t* pt
 }
 
 const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
-                 int top_dim, const void* x, bool f64, int64_t N, uint64_t* life, uint64_t* tail, int64_t* out,
-                 void* stream) {
+                 int64_t total, int top_dim, const void* x, bool f64, int64_t N, uint64_t* life, uint64_t* tail,
+                 int64_t* out, void* stream) {
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const int blocks = blocks_for(B * 2, 1);
+  constexpr int threads = 128;
+  // Blocks per run for about one row a thread on the average run (a single image's H0 may be 10^7 rows).
+  const int64_t parts = std::max<int64_t>(1, (total + B * 2 * threads - 1) / (B * 2 * threads));
+  const int blocks = blocks_for(B * 2 * parts, 1);
   if (x && f64)
-    GPUPH_LAUNCH(blocks, 128, s, order_keys_kernel<double>)(pairs, counts, offsets, B, cap,
-                                                            static_cast<const double*>(x), N, life, tail);
+    GPUPH_LAUNCH(blocks, threads, s, order_keys_kernel<double>)(pairs, counts, offsets, B, parts, cap,
+                                                                static_cast<const double*>(x), N, life, tail);
   else if (x)
-    GPUPH_LAUNCH(blocks, 128, s, order_keys_kernel<float>)(pairs, counts, offsets, B, cap,
-                                                           static_cast<const float*>(x), N, life, tail);
-  GPUPH_LAUNCH(blocks, 128, s, rows_kernel)(pairs, counts, offsets, B, cap, top_dim, x ? life : nullptr,
-                                            x ? tail : nullptr, out);
+    GPUPH_LAUNCH(blocks, threads, s, order_keys_kernel<float>)(pairs, counts, offsets, B, parts, cap,
+                                                               static_cast<const float*>(x), N, life, tail);
+  GPUPH_LAUNCH(blocks, threads, s, rows_kernel)(pairs, counts, offsets, B, parts, top_dim, cap,
+                                                x ? life : nullptr, x ? tail : nullptr, out);
   return last_error();
 }
 

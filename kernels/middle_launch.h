@@ -26,7 +26,7 @@ struct MidLaunchers {
                           const void* ekey, const int32_t* order, const int64_t* vkey, int64_t B, void* row_oldest,
                           uint8_t* status, int32_t* birth, int32_t* death, void* stream);
   // The residual reduction (middle_steps.cuh) of the nres columns res (global 2-cell indices, in (image, key) order;
-  // owner: one entry per row of the batch, initially all ones): their boundaries into their first buffers; rounds
+  // owner: one entry per row of the batch, initially INT64_MAX, no owner: signed atomicMin claims it): their boundaries into their first buffers; rounds
   // first_round .. first_round + rounds - 1, adding the column additions of round first_round + i to added[i] (a
   // round after one that added nothing does nothing: none would); then the final check with the claims of round
   // `round`, adding the number of columns not final to counts[0] and of pairs found to counts[1], and writing the

@@ -240,8 +240,8 @@ const char* cpu_relaxed(const GridPlan& plan, const void* key, bool f64, int32_t
 }
 
 const char* cpu_rows(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
-                     int top_dim, const void* x, bool f64, int64_t N, uint64_t* life, uint64_t* tail, int64_t* rows,
-                     void*) {
+                     int64_t, int top_dim, const void* x, bool f64, int64_t N, uint64_t* life, uint64_t* tail,
+                     int64_t* rows, void*) {
   // Runs side by side, as the kernels' blocks; each run's rows one at a time.
   if (x)
     each_element(B * 2, [&](int64_t s) {
@@ -507,7 +507,7 @@ at::Tensor merge_tree_finish(const MTLaunchers& launch, const TreeLaunch& t, int
     tail = at::empty({total}, opts);
   }
   check(launch.rows(t.pairs.data_ptr<int32_t>(), t.counts.data_ptr<int32_t>(), t.offsets.data_ptr<int64_t>(),
-                    t.counts.size(0) / 2, t.cap, g.D - 1, ordered ? xc.data_ptr() : nullptr,
+                    t.counts.size(0) / 2, t.cap, total, g.D - 1, ordered ? xc.data_ptr() : nullptr,
                     xc.scalar_type() == at::kDouble, g.N, as_u64(life), as_u64(tail), rows.data_ptr<int64_t>(), stream),
         "rows");
   return rows;

@@ -5,6 +5,11 @@
 // concurrent streams could race on.
 #include "cuda_launch.cuh"
 
+#if defined(__CUDACC__)
+#include <cooperative_groups.h>
+#include <cooperative_groups/reduce.h>
+#endif
+
 #include "middle_launch.h"
 
 namespace gpuph {
@@ -111,6 +116,20 @@ __device__ __forceinline__ int64_t fetch_add(int64_t* slot, int64_t n) {
       atomicAdd(reinterpret_cast<unsigned long long*>(slot), static_cast<unsigned long long>(n)));
 }
 
+// n added to a counter that every thread of the launch may add to: on the device, the threads of a warp that come
+// here together add their sum with one atomic (a million columns' atomics on one address queue at one L2 slice);
+// on the host, each adds its own. The counters are sums, so the result does not depend on the grouping.
+__device__ __forceinline__ void count_add(int64_t* slot, int64_t n) {
+#if defined(__CUDA_ARCH__)
+  namespace cg = cooperative_groups;
+  const cg::coalesced_group g = cg::coalesced_threads();
+  const long long sum = cg::reduce(g, static_cast<long long>(n), cg::plus<long long>());
+  if (g.thread_rank() == 0) fetch_add(slot, static_cast<int64_t>(sum));
+#else
+  fetch_add(slot, n);
+#endif
+}
+
 // Every column reads its own buffers and those of the owners of the rows it goes through, which no thread writes
 // in this round.
 template <typename K>
@@ -121,7 +140,7 @@ __global__ void residual_step_kernel(const MiddlePlan m, const K* __restrict__ e
   GPUPH_GRID_LOOP(j, nres) {
     const int n = mid::residual_step_cell(m, ekey, row_oldest, res, owner, round, c, j,
                                          [](int64_t* slot, int64_t k) { return fetch_add(slot, k); });
-    if (n) fetch_add(added, n);
+    if (n) count_add(added, n);
   }
 }
 
@@ -135,9 +154,9 @@ __global__ void residual_final_kernel(const MiddlePlan m, const K* __restrict__ 
   GPUPH_GRID_LOOP(j, nres) {
     if (!mid::residual_final_cell(m, ekey, col_key_res, row_oldest, res, owner, round, c, order, vkey, birth, death,
                                   j))
-      fetch_add(counts, 1);
+      count_add(counts, 1);
     else if (birth[j] >= 0)
-      fetch_add(counts + 1, 1);
+      count_add(counts + 1, 1);
   }
 }
 

@@ -363,8 +363,15 @@ def test_a_batch_that_does_not_fit_runs_in_slices(construction):
     x[5, 3, 3] = x[6, 0, 0] = math.nan
     with setting(ops._slice_memory_limit, 2), pytest.raises(ValueError, match="first in batch element 5\\)"):
         ops._cubical_pairs_pipeline(x, 2, CODES[construction], True, 3)
-    with setting(ops._slice_memory_limit, 0), pytest.raises(torch.OutOfMemoryError, match="simulated out of memory"):
+    with setting(ops._slice_memory_limit, 0), pytest.raises(torch.OutOfMemoryError, match="one 6x6 grid does not "
+                                                            "fit.*batches are split.*simulated out of memory"):
         ops._cubical_pairs_pipeline(x[:1], 2, CODES[construction], True, 3)
+    v = torch.rand(1, 5, 4, 3, generator=g)
+    with setting(ops._slice_memory_limit, 0):  # H1 of 3D: the way out named
+        with pytest.raises(torch.OutOfMemoryError, match="one 5x4x3 grid.*H1 of 3D grids takes the most"):
+            ops._cubical_pairs_pipeline(v, 3, CODES[construction], True, 7)
+        with pytest.raises(torch.OutOfMemoryError, match=r"one 5x4x3 grid does not fit[^;]*\. "):
+            ops._cubical_pairs_pipeline(v, 3, CODES[construction], True, 5)
     with pytest.raises(ValueError, match="-1 \\(off\\)"):
         ops._slice_memory_limit(-2)
 
@@ -427,6 +434,23 @@ def test_merge_trees_peak_memory_per_padded_cell(construction, mode, per_cell):
     with setting(ops._buffer_sort_cells, 0), union_find(mode):
         peak = peak_bytes(lambda: ops._cubical_pairs_pipeline(x, 3, CODES[construction], True, 5))
     assert per_cell * cells * 0.9 <= peak <= (per_cell + 0.05) * cells, peak / cells
+
+
+@pytest.mark.usefixtures("launchers")
+@pytest.mark.parametrize(("construction", "per_cell"), [("V", 193), ("T", 351), ("freudenthal", 978)])
+def test_h1_of_3d_peak_memory_per_padded_cell(construction, per_cell):
+    """H1 of one float32 40^3 noise volume, its residual storage sized as on a first call (later calls size it from
+    the one before, which the tests before this one set): its peak in bytes a padded cell, the figures the
+    out-of-memory error and the README give (freudenthal has 7 edges and 12 2-cells a vertex to V's 3 and 3). A
+    per-cell buffer kept alive too long fails the test."""
+    x = torch.rand(1, 40, 40, 40, generator=torch.Generator().manual_seed(5))
+    code = CODES[construction]
+    old = ops._residual_hints(code, 32, 64)  # 32 rounds, spare 4x the first buffers: a first call's
+    try:
+        peak = peak_bytes(lambda: ops._cubical_pairs_pipeline(x, 3, code, True, 2)) / 42**3
+    finally:
+        ops._residual_hints(code, *old)
+    assert 0.9 * per_cell <= peak <= 1.05 * per_cell, peak
 
 
 def test_union_find_settings_are_checked():

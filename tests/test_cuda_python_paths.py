@@ -598,3 +598,41 @@ def test_compat_features_and_process_helpers_equal_cpu(device):
     to_tuples = topologylayer.util.diagrams_to_tuples
     for one_got, one_want in zip(to_tuples(got), to_tuples(want)):
         _tuples_equal(one_got, one_want, device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_strict_deterministic_mode(device):
+    """With ``torch.use_deterministic_algorithms(True)`` (strict: an op without a deterministic version raises), the
+    user's paths run on the device: cubical diagrams (2D, and 3D with H1), the paper's loss and its backward, a
+    Wasserstein distance, Rips and weak Alpha with their backward. Two runs give the same bits, and the same values
+    as outside the mode (diagrams exactly, sums within TOL)."""
+
+    def run_all():
+        x = images((4, 12, 12), seed=31).to(device).requires_grad_()
+        v = images((2, 7, 6, 5), seed=32).to(device)
+        p = dyadic_points((2, 12, 2), seed=33).to(device).requires_grad_()
+        d2 = gpuph.cubical_persistence(x)
+        d3 = gpuph.cubical_persistence(v)
+        loss = losses.persistence_energy(d2, dim=0, p=1, q=0, i0=2)
+        w = wasserstein_distance(d2, gpuph.cubical_persistence(x.detach().flip(-1)), dim=0).sum()
+        rips = gpuph.rips_persistence(p)
+        alpha = gpuph.weak_alpha_persistence(p)
+        cloud = rips.finite().lifetimes().sum() + alpha.finite().lifetimes().sum()
+        (loss + w).backward()
+        cloud.backward()
+        return [d2, d3, rips, alpha], torch.stack([loss, w, cloud]).detach(), x.grad, p.grad
+
+    old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True)
+    try:
+        first, second = run_all(), run_all()
+    finally:
+        torch.use_deterministic_algorithms(old[0], warn_only=old[1])
+    free = run_all()
+    for dgm_a, dgm_b, dgm_free in zip(first[0], second[0], free[0]):
+        assert_on(dgm_a, device)
+        assert_same(dgm_a, dgm_b)
+        assert_same(dgm_a, dgm_free)
+    for a, b, c in zip(first[1:], second[1:], free[1:]):
+        assert on(a, device) and torch.equal(a, b)
+        torch.testing.assert_close(a, c, **TOL[a.dtype])

@@ -143,8 +143,8 @@ __global__ void fallback_kernel(MTPlan g, const K* __restrict__ keys, int32_t* p
 
 // Each run's rows copied in place or (life not null) to their ranks in the pinned order.
 __global__ void rows_kernel(const int32_t* __restrict__ pairs, const int32_t* __restrict__ counts,
-                            const int64_t* __restrict__ offsets, int64_t B, int64_t parts, int top_dim,
-                            int64_t cap, const uint64_t* __restrict__ life, const uint64_t* __restrict__ tail,
+                            const int64_t* __restrict__ offsets, int64_t B, int64_t parts, int64_t cap,
+                            int top_dim, const uint64_t* __restrict__ life, const uint64_t* __restrict__ tail,
                             int64_t* __restrict__ rows) {
   GPUPH_RUN_ROWS(s, i, B, parts, counts) {
     if (life)
@@ -319,7 +319,7 @@ const char* rows(const int32_t* pairs, const int32_t* counts, const int64_t* off
   else if (x)
     GPUPH_LAUNCH(blocks, threads, s, order_keys_kernel<float>)(pairs, counts, offsets, B, parts, cap,
                                                                static_cast<const float*>(x), N, life, tail);
-  GPUPH_LAUNCH(blocks, threads, s, rows_kernel)(pairs, counts, offsets, B, parts, top_dim, cap,
+  GPUPH_LAUNCH(blocks, threads, s, rows_kernel)(pairs, counts, offsets, B, parts, cap, top_dim,
                                                 x ? life : nullptr, x ? tail : nullptr, out);
   return last_error();
 }

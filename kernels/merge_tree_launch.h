@@ -46,8 +46,9 @@ struct MTLaunchers {
                          int64_t B, int64_t cap, uint64_t* link0, uint64_t* best0, uint64_t* link1, uint64_t* best1,
                          int32_t* changed, int iterations, int32_t* pairs, int32_t* counts, void* stream);
   // Rows (image, dim, birth, death) int64, run by run (phase 1 is dimension top_dim); offsets: (B * 2,) exclusive
-  // prefix sums of counts, total their sum (> 0). With x (not null: the images (B, N), float32 or float64 by f64) each run's rows in the
-  // pinned order (steps::ranked_row_copy; life, tail: scratch of one entry a row), else as the union-find left them.
+  // prefix sums of counts, total their sum (> 0). With x (not null: the images (B, N), float32 or float64 by f64)
+  // each run's rows in the pinned order (steps::ranked_row_copy; life, tail: scratch of one entry a row), else as
+  // the union-find left them.
   const char* (*rows)(const int32_t* pairs, const int32_t* counts, const int64_t* offsets, int64_t B, int64_t cap,
                       int64_t total, int top_dim, const void* x, bool f64, int64_t N, uint64_t* life, uint64_t* tail,
                       int64_t* rows, void* stream);

@@ -9,8 +9,8 @@
 
 #include <atomic>
 #include <cstring>
-#include <sstream>
 #include <limits>
+#include <sstream>
 #include <vector>
 
 #include "cubical_ops.h"

@@ -1,7 +1,7 @@
 """Build of gpuph: a torch C++ extension (CPU sources always; CUDA sources when torch has CUDA and nvcc is found).
 
 Install into an environment that already has torch:  pip install --no-build-isolation -e .
-Set GPUPH_NO_CUDA=1 to skip the CUDA sources on a machine with CUDA torch.
+Set GPUPH_NO_CUDA=1 to skip the CUDA sources on a machine with CUDA torch, GPUPH_DEBUG=1 to keep debug information.
 """
 
 import glob
@@ -23,6 +23,9 @@ use_cuda = (
 )
 
 cxx_flags = ["-O3", "-fopenmp"]  # at::parallel_for is inline: without OpenMP here it would run serially
+if os.environ.get("GPUPH_DEBUG", "0") != "1":
+    # Python's own CFLAGS carry -g: without it the CPU build takes 40% less time and 1.4 MB instead of 45.
+    cxx_flags.append("-g0")
 if use_cuda:
     extension = CUDAExtension(
         "gpuph._C",

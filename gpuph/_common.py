@@ -48,6 +48,11 @@ def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
     return mask
 
 
+def mask_dims(mask: int) -> tuple[int, ...]:
+    """The homology dimensions of a :func:`dims_mask` bit mask, ascending."""
+    return tuple(k for k in range(mask.bit_length()) if mask >> k & 1)
+
+
 def gather_pairs(
     values: Tensor, rows: Tensor, superlevel: bool, end_index: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:

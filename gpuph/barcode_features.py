@@ -73,8 +73,7 @@ def _bars(dgminfo, dim: int) -> _Bars:
     dim = _check_index(dim, "dim")
     if isinstance(dgminfo, Diagrams):
         d = dgminfo
-        if dim >= d.ndim:  # as for tuples below: no diagram of that dimension exists (not an empty one)
-            raise ValueError(f"gpuph: no diagram of dimension {dim}: these diagrams have dimensions 0..{d.ndim - 1}")
+        d.check_dim(dim)  # as for tuples below: no diagram of that dimension exists (not an empty one)
         return _Bars(d.pairs, d.batch, d.batch_size, not d.superlevel, True, d.dim == dim)
     if not (isinstance(dgminfo, Sequence) and len(dgminfo) == 2 and isinstance(dgminfo[1], (bool, np.bool_))):
         raise TypeError(

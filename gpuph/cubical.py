@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._common import check_flag, dims_mask, gather_pairs
+from ._common import check_flag, dims_mask, gather_pairs, mask_dims
 from ._ext import VMAP_MESSAGE, has_cuda_kernels, ops
 from .diagrams import Diagrams
 
@@ -219,4 +219,5 @@ def cubical_persistence(
         construction=construction,
         batch_shape=batch_shape,
         filtration_end=end,
+        dims=mask_dims(mask),
     )

@@ -24,6 +24,21 @@ def group_positions(group: Tensor, ngroups: int, sel: Tensor | None = None) -> t
     return torch.cumsum(ones, 0) - 1 - starts[group], counts
 
 
+def check_homology_dim(dim) -> int:
+    """``dim`` as an ``int`` (an integer ``>= 0``, ``bool`` excluded; a float of integral value is taken).
+
+    Raises:
+        ValueError: anything else.
+    """
+    try:
+        ok = not isinstance(dim, bool) and int(dim) == dim and dim >= 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"gpuph: dim must be a homology dimension (an integer >= 0), got {dim!r}")
+    return int(dim)
+
+
 @dataclass(repr=False)
 class Diagrams:
     """Persistence diagrams of a batch of images, as one flat list of pairs.
@@ -45,9 +60,11 @@ class Diagrams:
         filtration_end: ``(batch_size,)`` tensor (``pairs``' dtype and device, differentiable) with the last value of
             each image's filtration: the image minimum for superlevel, maximum for sublevel (for point clouds, the
             largest filtration value). Losses that give essential classes a finite death use it. ``None`` when unknown.
+        dims: the homology dimensions computed, ascending (``None``: ``0 .. ndim - 1``); see :attr:`computed_dims`.
 
-    Pairs are ordered by image, then dimension, then lifetime descending (essential classes first), then birth index,
-    then death index. Zero-length pairs are never present.
+    Pairs are ordered by image, then dimension, then lifetime descending (essential classes first, among themselves
+    by birth in filtration order: the earliest born lives longest once closed at ``filtration_end``), then birth
+    index, then death index. Zero-length pairs are never present.
     """
 
     pairs: Tensor
@@ -61,6 +78,7 @@ class Diagrams:
     construction: str
     batch_shape: tuple[int, ...] = field(default=())
     filtration_end: Tensor | None = None
+    dims: tuple[int, ...] | None = None
 
     # ---------------------------------------------------------------------------------------------- selection
     def __len__(self) -> int:
@@ -74,6 +92,27 @@ class Diagrams:
     def ndim(self) -> int:
         """Number of spatial dimensions of the grids."""
         return len(self.spatial_shape)
+
+    @property
+    def computed_dims(self) -> tuple[int, ...]:
+        """The homology dimensions these diagrams hold, each possibly with no pairs: those computed (``dims`` of
+        :func:`~gpuph.cubical_persistence` and of the point-cloud functions, ``0 .. maxdim`` of lower-star ones).
+        The losses, barcode features and distances refuse any other dimension (:meth:`check_dim`) instead of
+        reading it as empty."""
+        return tuple(range(self.ndim)) if self.dims is None else self.dims
+
+    def check_dim(self, dim: int) -> int:
+        """``dim`` as an ``int``, checked to be one of :attr:`computed_dims`.
+
+        Raises:
+            ValueError: ``dim`` is not a non-negative integer, or not a dimension these diagrams hold.
+        """
+        dim = check_homology_dim(dim)
+        if dim not in self.computed_dims:
+            have = ", ".join(map(str, self.computed_dims))
+            raise ValueError(f"gpuph: no diagram of dimension {dim}: these diagrams hold only dimension(s) {have}, "
+                             "those computed (read as empty, it would silently give a feature of 0)")
+        return dim
 
     def _rows(self, keep: Tensor, **meta) -> Diagrams:
         idx = keep.nonzero().squeeze(1)  # one synchronisation on a GPU, not one per field as boolean indexing makes
@@ -91,15 +130,22 @@ class Diagrams:
         """Pairs of one image and/or one dimension.
 
         Selecting an image keeps its index in ``batch`` and the original ``batch_size``; use :meth:`image` for a
-        stand-alone one-image ``Diagrams``.
+        stand-alone one-image ``Diagrams``. Selecting a dimension leaves only that one in :attr:`computed_dims`.
+
+        Raises:
+            IndexError: ``batch`` out of range (negative values count from the end).
+            ValueError: ``dim`` is not one of :attr:`computed_dims`.
         """
         keep = torch.ones(len(self), dtype=torch.bool, device=self.dim.device)
+        meta = {}
         if batch is not None:
             b = self._check_image(batch)
             keep &= self.batch == b
         if dim is not None:
-            keep &= self.dim == int(dim)
-        return self._rows(keep)
+            k = self.check_dim(dim)
+            keep &= self.dim == k
+            meta["dims"] = (k,)
+        return self._rows(keep, **meta)
 
     def image(self, b: int) -> Diagrams:
         """The diagrams of image ``b`` alone (``batch_size == 1``)."""
@@ -161,7 +207,14 @@ class Diagrams:
 
     # ---------------------------------------------------------------------------------------------- export
     def to(self, device: torch.device | str) -> Diagrams:
-        """A copy on ``device`` (``pairs`` stays differentiable)."""
+        """A copy on ``device`` (``pairs`` stays differentiable).
+
+        Raises:
+            TypeError: a dtype instead of a device (the indices must stay int64: convert ``pairs`` itself).
+        """
+        if isinstance(device, torch.dtype):
+            raise TypeError(f"gpuph: Diagrams.to takes a device, got the dtype {device}; the indices stay int64, so "
+                            "convert the values themselves (dgm.pairs.to(dtype))")
         return replace(
             self,
             pairs=self.pairs.to(device),

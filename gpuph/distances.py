@@ -70,10 +70,9 @@ def _check_diagrams(a: Diagrams, b: Diagrams, same_batch: bool) -> None:
         raise ValueError(f"gpuph: the diagrams are on different devices ({a.pairs.device} and {b.pairs.device})")
 
 
-def _check_dim(dim: int) -> int:
-    if isinstance(dim, bool) or int(dim) != dim or dim < 0:
-        raise ValueError(f"gpuph: dim must be a homology dimension (an integer >= 0), got {dim!r}")
-    return int(dim)
+def _check_dim(a: Diagrams, b: Diagrams, dim) -> int:
+    """``dim``, checked to be a dimension both sides hold (:meth:`~gpuph.Diagrams.check_dim`)."""
+    return b.check_dim(a.check_dim(dim))
 
 
 def _check_orders(p: float, internal_p: float) -> tuple[float, float]:
@@ -328,10 +327,11 @@ def wasserstein_distance(
     Raises:
         TypeError: ``a`` or ``b`` is not a :class:`~gpuph.Diagrams`.
         ValueError: different batch sizes, superlevel vs sublevel, different devices, ``p`` outside ``[1, inf)``,
-            ``internal_p < 1``, a negative ``dim``, or pairs against their diagram's orientation (or NaN).
+            ``internal_p < 1``, a ``dim`` that ``a`` or ``b`` does not hold (:meth:`~gpuph.Diagrams.check_dim`: one
+            not computed is an error, not an empty diagram), or pairs against their diagram's orientation (or NaN).
     """
     _check_diagrams(a, b, same_batch=True)
-    dim = _check_dim(dim)
+    dim = _check_dim(a, b, dim)
     p, internal_p = _check_orders(p, internal_p)
     sa, sb = _side(a, dim, "a"), _side(b, dim, "b")
     dtype = torch.promote_types(a.pairs.dtype, b.pairs.dtype)
@@ -372,11 +372,11 @@ def bottleneck_distance(a: Diagrams, b: Diagrams, dim: int) -> Tensor:
 
     Raises:
         TypeError: ``a`` or ``b`` is not a :class:`~gpuph.Diagrams`.
-        ValueError: different batch sizes, superlevel vs sublevel, different devices, a negative ``dim``, or pairs
-            against their diagram's orientation (or NaN).
+        ValueError: different batch sizes, superlevel vs sublevel, different devices, a ``dim`` that ``a`` or ``b``
+            does not hold, or pairs against their diagram's orientation (or NaN).
     """
     _check_diagrams(a, b, same_batch=True)
-    dim = _check_dim(dim)
+    dim = _check_dim(a, b, dim)
     sa, sb = _side(a, dim, "a"), _side(b, dim, "b")
     dtype = torch.promote_types(a.pairs.dtype, b.pairs.dtype)
     device = a.pairs.device
@@ -449,7 +449,7 @@ def pairwise_wasserstein(
         as :func:`wasserstein_distance`, except that the batch sizes may differ.
     """
     _check_diagrams(a, b, same_batch=False)
-    dim = _check_dim(dim)
+    dim = _check_dim(a, b, dim)
     p, internal_p = _check_orders(p, internal_p)
     sa, sb = _side(a, dim, "a"), _side(b, dim, "b")
     dtype = torch.promote_types(a.pairs.dtype, b.pairs.dtype)

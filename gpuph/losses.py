@@ -39,12 +39,6 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"gpuph: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def _check_dim(dim: int) -> int:
-    if isinstance(dim, bool) or int(dim) != dim or dim < 0:
-        raise ValueError(f"gpuph: dim must be a homology dimension (an integer >= 0), got {dim!r}")
-    return int(dim)
-
-
 def _check_i0(i0: int) -> int:
     if isinstance(i0, bool) or int(i0) != i0 or i0 < 1:
         raise ValueError(f"gpuph: i0 is a 1-based rank and must be an integer >= 1, got {i0!r}")
@@ -112,11 +106,15 @@ def _rank_in_dim(dgm: Diagrams, dim: int) -> tuple[Tensor, Tensor]:
 
 def _closed_pairs_of(dgm: Diagrams, use: Tensor) -> Tensor:
     """:func:`closed_pairs` for the rows in ``use``; every other row reads ``(1, 2)``, so that terms computed from it
-    are finite and their gradients (masked away by :func:`_per_image`) are 0, never NaN, whatever its values."""
+    are finite and their gradients (masked away by :func:`_per_image`) are 0, never NaN, whatever its values. The
+    essential class of a constant +-inf image, closed at its own infinite birth, reads ``(1, 1)``: a bar of length 0
+    as on a finite constant image (``inf - inf`` would be NaN), with a midpoint factor of 1 and no gradient."""
     if dgm.filtration_end is None and bool(((dgm.death_index < 0) & use).any()):
         closed_pairs(dgm._rows(use))  # raises its error
     pairs = dgm.pairs if dgm.filtration_end is None else closed_pairs(dgm)
-    return torch.where(use.unsqueeze(1), pairs, torch.tensor([1.0, 2.0], dtype=pairs.dtype, device=pairs.device))
+    pairs = torch.where(use.unsqueeze(1), pairs, torch.tensor([1.0, 2.0], dtype=pairs.dtype, device=pairs.device))
+    infinite_point = (pairs[:, 0] == pairs[:, 1]) & pairs[:, 0].isinf()
+    return torch.where(infinite_point.unsqueeze(1), torch.ones((), dtype=pairs.dtype, device=pairs.device), pairs)
 
 
 def _per_image(dgm: Diagrams, use: Tensor, term: Tensor) -> Tensor:
@@ -131,16 +129,18 @@ def persistence_energy(
     per image, with bars ranked by lifetime, longest first (``i0`` is 1-based: ``i0=2`` skips the most persistent
     class, as in the GAN loss :math:`E(1,0,2; PD_0)`).
 
-    Essential classes rank first (infinite lifetime). When one is included in the sum, its death is the last value of
-    its image's filtration (``dgm.filtration_end``: the image minimum for superlevel diagrams, maximum for sublevel).
+    Essential classes rank first (infinite lifetime), among themselves by their lifetimes once closed (the earliest
+    born first: the diagrams' order), so the value does not depend on how vertices or points are numbered. When one
+    is included in the sum, its death is the last value of its image's filtration (``dgm.filtration_end``: the image
+    minimum for superlevel diagrams, maximum for sublevel).
     The gradient reaches the critical pixels of the summed bars. Signs (maximising a feature) are the caller's.
 
     Args:
         dgm: diagrams of a batch of ``B`` images.
         dim: homology dimension ``k``.
         p, q: finite exponents (``p = 0`` counts bars). ``q`` other than 0 with negative midpoints and non-integer
-            ``q`` gives NaN, as ``pow`` does. A bar of length 0 (only the closed essential class of a constant image)
-            gets no gradient.
+            ``q`` gives NaN, as ``pow`` does. A bar of length 0 (only the closed essential class of a constant image;
+            of a constant +-inf image too, whose midpoint factor is then 1) gets no gradient.
         i0: first rank included (``>= 1``).
         reduction: ``"mean"`` (over images), ``"sum"`` or ``"none"`` (a ``(B,)`` tensor).
 
@@ -149,11 +149,12 @@ def persistence_energy(
         ``i0`` bars contribute 0.
 
     Raises:
-        ValueError: ``i0 < 1``, a negative ``dim``, a non-finite ``p`` or ``q``, an unknown ``reduction``, or an
+        ValueError: ``i0 < 1``, a ``dim`` the diagrams do not hold (:meth:`~gpuph.Diagrams.check_dim`: one not
+            computed is an error, not an empty diagram), a non-finite ``p`` or ``q``, an unknown ``reduction``, or an
             essential class to include without ``filtration_end``.
     """
     _check_reduction(reduction)
-    dim = _check_dim(dim)
+    dim = dgm.check_dim(dim)
     p, q = _check_exponent("p", p), _check_exponent("q", q)
     i0 = _check_i0(i0)
     in_dim, rank = _rank_in_dim(dgm, dim)
@@ -194,11 +195,11 @@ def betti_loss(dgm: Diagrams, dim: int, k: int, p: float = 1.0, reduction: str =
         a scalar (``"mean"``, ``"sum"``) or ``(B,)`` tensor in the diagrams' dtype and device.
 
     Raises:
-        ValueError: ``k < 0`` or not an integer, a negative ``dim``, a non-finite ``p``, an unknown ``reduction``, or
-            an essential class among the bars without ``filtration_end``.
+        ValueError: ``k < 0`` or not an integer, a ``dim`` the diagrams do not hold, a non-finite ``p``, an unknown
+            ``reduction``, or an essential class among the bars without ``filtration_end``.
     """
     _check_reduction(reduction)
-    dim = _check_dim(dim)
+    dim = dgm.check_dim(dim)
     p = _check_exponent("p", p)
     k = _check_k(k)
     in_dim, rank = _rank_in_dim(dgm, dim)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 from torch import Tensor, nn
 
-from ._common import check_flag
+from ._common import check_flag, dims_mask
 from .cubical import check_construction, cubical_persistence
-from .diagrams import Diagrams
+from .diagrams import Diagrams, check_homology_dim
 from .losses import (
-    _check_dim,
     _check_exponent,
     _check_i0,
     _check_k,
@@ -29,6 +29,10 @@ class CubicalPersistence(nn.Module):
     by the next forward), so several forwards may share one backward.
 
     Args: as :func:`gpuph.cubical_persistence` (``dims``, ``superlevel``, ``construction``, ``spatial_dims``).
+
+    Raises:
+        ValueError, TypeError: at construction, for settings :func:`gpuph.cubical_persistence` would refuse whatever
+            the input (``dims`` past a given ``spatial_dims`` included).
     """
 
     def __init__(
@@ -43,6 +47,11 @@ class CubicalPersistence(nn.Module):
         if isinstance(dims, Tensor):
             dims = dims.tolist()
         self.dims = None if dims is None else (tuple(dims) if isinstance(dims, Iterable) else dims)
+        if spatial_dims is not None:
+            sd = spatial_dims
+            if isinstance(sd, bool) or not isinstance(sd, (int, np.integer)) or not 1 <= sd <= 3:
+                raise ValueError(f"gpuph: spatial_dims must be 1, 2 or 3, got {sd!r}")
+            dims_mask(self.dims, int(sd), f"homology dimension {{k}} out of range 0..{sd - 1} for {sd}D grids")
         self.superlevel = check_flag(superlevel, "superlevel")
         self.construction = construction
         self.spatial_dims = spatial_dims
@@ -65,7 +74,7 @@ class _CubicalLoss(CubicalPersistence):
     def __init__(
         self, dim: int, reduction: str, weight: float, superlevel: bool, construction: str, spatial_dims: int | None
     ) -> None:
-        super().__init__(_check_dim(dim), superlevel, construction, spatial_dims)
+        super().__init__(check_homology_dim(dim), superlevel, construction, spatial_dims)
         _check_reduction(reduction)
         self.dim = self.dims
         self.reduction = reduction

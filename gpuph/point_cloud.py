@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._common import dims_mask
+from ._common import dims_mask, mask_dims
 from ._ext import ops
 from .cubical import _as_tensor
 from .delaunay import delaunay_edges
@@ -102,6 +102,7 @@ def _diagrams(pairs, rows, B, N, batch_shape, construction, end, mask) -> Comple
         batch_shape=batch_shape,
         filtration_end=end,
         maxdim=max(1, mask.bit_length() - 1),  # (0, 1) without H2, as before H2 was supported
+        dims=mask_dims(mask),
     )
 
 

@@ -117,18 +117,20 @@ def check_critical_pixels(x, dgm: gpuph.Diagrams, h0: bool = True) -> None:
 
 
 def order_keys(dgm: gpuph.Diagrams) -> list[tuple]:
-    """The pinned sort key of every row: (batch, dim, -lifetime, not essential, birth_index, death_index), with the
-    lifetime computed exactly in float64 (essential: +inf)."""
+    """The pinned sort key of every row: (batch, dim, -lifetime, not essential, birth of an essential class in
+    filtration order, birth_index, death_index), with the lifetime computed exactly in float64 (essential: +inf)."""
     p = dgm.pairs.detach().cpu().to(torch.float64).numpy()
     di = dgm.death_index.cpu().numpy()
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf (essential, replaced below); max - -max = inf
         life = np.where(di >= 0, np.abs(p[:, 0] - p[:, 1]), np.inf)
+    born = np.where(di < 0, -p[:, 0] if dgm.superlevel else p[:, 0], 0.0)
     return list(
         zip(
             dgm.batch.cpu().tolist(),
             dgm.dim.cpu().tolist(),
             (-life).tolist(),
             (di >= 0).tolist(),
+            born.tolist(),
             dgm.birth_index.cpu().tolist(),
             di.tolist(),
         )

@@ -19,7 +19,8 @@ def make_diagrams(
 ) -> gpuph.Diagrams:
     """``images[b][k]``: an ``(n, 2)`` array of (birth, death) of image ``b`` in dimension ``k``. A row is essential
     when its death is ``-inf`` (superlevel) / ``+inf`` (sublevel). Rows are sorted by image, dimension, then
-    lifetime descending (essential first), as gpuph orders them; critical indices are made-up distinct integers."""
+    lifetime descending (essential first, by birth in filtration order), as gpuph orders them; critical indices are
+    made-up distinct integers."""
     inf_death = -np.inf if superlevel else np.inf
     rows = []
     for b, by_dim in enumerate(images):
@@ -29,7 +30,8 @@ def make_diagrams(
             with np.errstate(invalid="ignore"):
                 life = np.where(essential, np.inf, np.abs(pts[:, 1] - pts[:, 0]))
             life = np.nan_to_num(life, nan=np.inf)
-            order = sorted(range(len(pts)), key=lambda i: (not essential[i], -life[i]))
+            born = np.where(essential, -pts[:, 0] if superlevel else pts[:, 0], 0.0)
+            order = sorted(range(len(pts)), key=lambda i: (not essential[i], -life[i], born[i]))
             rows += [(b, k, pts[i], bool(essential[i])) for i in order]
     n = len(rows)
     pairs = torch.tensor(np.array([r[2] for r in rows]).reshape(n, 2), dtype=dtype)

@@ -156,6 +156,27 @@ def test_batch_features_equal_single_image_features():
     assert torch.equal(one.pairs, torch.cat(layer(x[0])[0]))
 
 
+@pytest.mark.parametrize("complex_name", ["freudenthal", "grid"])
+@pytest.mark.parametrize("maxdim", [0, 1, 2])
+def test_batch_and_single_image_agree_on_the_dimensions_held(complex_name, maxdim):
+    """A batch holds the dimensions 0..maxdim that one image's tuple holds: a feature of a dimension past maxdim is
+    an error both ways (not zeros for the batch), one up to maxdim a value both ways (H2 of a 2D grid: 0)."""
+    x = _image(3, (2, 4, 5), True)
+    layer = LevelSetLayer2D(size=(5, 4), maxdim=maxdim, complex=complex_name)
+    batched = layer(x)
+    tuples = topologylayer.util.diagrams_to_tuples(batched)
+    for dim in range(4):
+        feat = SumBarcodeLengths(dim)
+        if dim <= maxdim:
+            want = torch.stack([feat(layer(x[b])) for b in range(2)])
+            assert torch.equal(feat(batched), want) and torch.equal(torch.stack([feat(t) for t in tuples]), want)
+        else:
+            for arg in (batched, layer(x[0]), tuples[0]):
+                with pytest.raises(ValueError, match=f"no diagram of dimension {dim}"):
+                    feat(arg)
+    assert all(len(dgms) == maxdim + 1 == len(layer(x[0])[0]) for dgms, _ in tuples)
+
+
 # ---------------------------------------------------------------------------------------------- other layers
 @pytest.mark.parametrize("sublevel", [True, False], ids=["sub", "super"])
 def test_levelset1d_vs_gudhi(sublevel):

@@ -235,6 +235,20 @@ def test_to_and_detach(dgm_and_x):
     assert det.batch_size == dgm.batch_size and det.spatial_shape == dgm.spatial_shape
     as64 = dgm.to(torch.device("cpu"))
     assert as64.device.type == "cpu"
+    with pytest.raises(TypeError, match="takes a device"):  # it would turn the indices into floats
+        dgm.to(torch.float64)
+
+
+def test_computed_dims_and_select_of_a_dimension(dgm_and_x):
+    dgm, x = dgm_and_x
+    d = len(dgm.spatial_shape)
+    assert dgm.computed_dims == tuple(range(d))
+    assert gpuph.cubical_persistence(x, dims=[d - 1]).computed_dims == (d - 1,)
+    assert dgm.select(dim=d - 1).computed_dims == (d - 1,) and dgm.in_dim(0).computed_dims == (0,)
+    assert dgm.select(batch=1).computed_dims == tuple(range(d)) and dgm.image(1).computed_dims == tuple(range(d))
+    for bad in (-1, d, 1.5, True, "0"):
+        with pytest.raises(ValueError, match="gpuph"):
+            dgm.select(dim=bad)
 
 
 # ---------------------------------------------------------------------------------------------- nn module

@@ -238,10 +238,17 @@ def _dim_of(d: gpuph.Diagrams, b: int) -> np.ndarray:
 
 
 def test_missing_dimension_and_empty_batch():
+    # A dimension that was not computed (1 here), or that the grids cannot have (5), is an error, not a distance
+    # of 0 between two "empty" diagrams; on either side.
     x = torch.rand(3, 6, 6, dtype=torch.float64)
     a = gpuph.cubical_persistence(x, dims=0)
-    assert torch.equal(wasserstein_distance(a, a, 1), torch.zeros(3, dtype=torch.float64))
-    assert torch.equal(bottleneck_distance(a, a, 5), torch.zeros(3, dtype=torch.float64))
+    full = gpuph.cubical_persistence(x)
+    for fn in (wasserstein_distance, bottleneck_distance, pairwise_wasserstein):
+        for one, other, k in ((a, a, 1), (a, full, 1), (full, a, 1), (full, full, 5)):
+            with pytest.raises(ValueError, match=f"no diagram of dimension {k}: these diagrams hold only"):
+                fn(one, other, k)
+        same = fn(a, full, 0)
+        assert torch.all((same.diagonal() if same.dim() == 2 else same) == 0)
     e = gpuph.cubical_persistence(torch.rand(0, 6, 6))
     assert wasserstein_distance(e, e, 0).shape == (0,)
     assert bottleneck_distance(e, e, 0).shape == (0,)

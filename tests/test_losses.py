@@ -14,13 +14,14 @@ from gpuph.losses import betti_loss, closed_pairs, persistence_energy, rank_in_i
 
 # ---------------------------------------------------------------------------------------------- NumPy references
 def _ranked(pts: np.ndarray, superlevel: bool, end: float) -> tuple[np.ndarray, np.ndarray]:
-    """Lifetimes and midpoints of one image's bars, essential ones closed at ``end``, ranked essential first, then
-    lifetime descending; ties keep the input order (gpuph's tie-break, by birth index, in these fixtures)."""
+    """Lifetimes and midpoints of one image's bars, essential ones closed at ``end``, ranked essential first (by
+    their closed lifetimes), then lifetime descending; ties keep the input order (gpuph's tie-break, by birth index,
+    in these fixtures)."""
     pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
     essential = pts[:, 1] == (-np.inf if superlevel else np.inf)
     death = np.where(essential, end, pts[:, 1])
     life = np.abs(death - pts[:, 0])
-    order = np.lexsort((np.where(essential, -np.inf, -np.abs(pts[:, 1] - pts[:, 0])), ~essential))
+    order = np.lexsort((np.where(essential, -life, -np.abs(pts[:, 1] - pts[:, 0])), ~essential))
     return life[order], ((death + pts[:, 0]) / 2)[order]
 
 
@@ -214,6 +215,90 @@ def test_constant_image_has_zero_length_essential_bar_without_nan(p):
     (e + b).backward()
     assert torch.isfinite(x.grad).all()
     assert persistence_energy(dgm, 0, p=0, i0=1, reduction="sum").item() == 2.0  # p = 0 counts bars
+
+
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf], ids=["+inf", "-inf"])
+def test_constant_infinite_image_has_zero_length_essential_bar_without_nan(superlevel, value):
+    # Its essential class is closed at its own infinite birth: inf - inf would be NaN, and one such image would
+    # make the whole batch's mean NaN. It is a bar of length 0, as on a finite constant image.
+    x = torch.rand(3, 4, 5, dtype=torch.float64)
+    x[1] = value
+    x.requires_grad_()
+    dgm = gpuph.cubical_persistence(x, superlevel=superlevel)
+    finite = gpuph.cubical_persistence(x.detach()[[0, 2]], superlevel=superlevel)
+    for fn, zero_length in (
+        (lambda d, r: persistence_energy(d, 0, i0=1, reduction=r), 0.0),
+        (lambda d, r: persistence_energy(d, 0, p=2, q=1, i0=1, reduction=r), 0.0),
+        (lambda d, r: persistence_energy(d, 0, p=0, i0=1, reduction=r), 1.0),  # p = 0 counts the bar
+        (lambda d, r: betti_loss(d, 0, 1, p=1.5, reduction=r), 0.0),
+        (lambda d, r: betti_loss(d, 0, 0, reduction=r), 0.0),
+    ):
+        per_image = fn(dgm, "none")
+        assert per_image[1].item() == zero_length
+        assert torch.equal(per_image[[0, 2]], fn(finite, "none"))
+        x.grad = None
+        fn(gpuph.cubical_persistence(x, superlevel=superlevel), "mean").backward()
+        assert torch.isfinite(x.grad).all() and torch.all(x.grad[1] == 0)
+
+
+def _relabelled_losses(dgm) -> list[float]:
+    return [persistence_energy(dgm, k, i0=i0).item() for k in dgm.computed_dims for i0 in (1, 2, 3)] + [
+        betti_loss(dgm, k, c).item() for k in dgm.computed_dims for c in (0, 1, 2)
+    ]
+
+
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+def test_several_essential_classes_rank_by_closed_lifetime_whatever_the_numbering(superlevel):
+    """A complex with several essential classes (lower-star on disconnected complexes, Rips below a threshold):
+    they rank by their lifetimes once closed at the filtration's end, so renumbering the same filtered complex
+    changes no loss (ranked by birth index, `i0` and `k` skipped or rewarded an arbitrary one)."""
+    rng = np.random.default_rng(4)
+    # Three paths and two hollow triangles: five H0 and two H1 essential classes.
+    edges = [[0, 1], [1, 2], [3, 4], [5, 6], [6, 7], [7, 5], [8, 9], [9, 10], [10, 8], [11, 12]]
+    f = rng.permutation(13).astype(np.float64)
+    want = None
+    for _ in range(6):
+        perm = rng.permutation(13)  # vertex v becomes perm[v]
+        g = np.empty(13)
+        g[perm] = f
+        dgm = gpuph.lower_star_persistence(torch.from_numpy(g), perm[np.array(edges)].tolist(), maxdim=1,
+                                           sublevel=not superlevel)
+        assert int((dgm.death_index < 0).sum()) == 7
+        got = _relabelled_losses(dgm)
+        want = got if want is None else want
+        assert got == want
+
+
+def test_several_essential_rips_classes_rank_by_closed_lifetime_whatever_the_numbering():
+    t = np.linspace(0, 2 * np.pi, 13)[:-1]
+    circle = np.c_[np.cos(t), np.sin(t)]
+    clouds = [circle, 1.6 * circle + [10, 0], 1.3 * circle + [0, 10]]
+    rng = np.random.default_rng(5)
+    want = None
+    for _ in range(4):
+        pts = np.concatenate([clouds[i] for i in rng.permutation(3)])[rng.permutation(36)]
+        dgm = gpuph.rips_persistence(torch.from_numpy(pts), max_edge_length=1.6)
+        assert int(((dgm.death_index < 0) & (dgm.dim == 1)).sum()) == 3
+        got = _relabelled_losses(dgm)
+        want = got if want is None else want
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+def test_a_dimension_not_computed_is_an_error_not_a_zero_loss():
+    x = torch.rand(2, 5, 6)
+    only_h0 = gpuph.cubical_persistence(x, dims=0)
+    for k in (1, 2, 7):  # not computed; impossible on 2D grids; absurd
+        for fn in (persistence_energy, lambda d, k: betti_loss(d, k, 1), gpuph.barcode_features.sum_barcode_lengths):
+            with pytest.raises(ValueError, match=f"no diagram of dimension {k}: these diagrams hold only"):
+                fn(only_h0, k)
+    full = gpuph.cubical_persistence(x)
+    assert torch.equal(persistence_energy(only_h0, 0, i0=2), persistence_energy(full, 0, i0=2))
+    with pytest.raises(ValueError, match="no diagram of dimension 0"):
+        persistence_energy(full.select(dim=1), 0)
+    rips = gpuph.rips_persistence(torch.rand(2, 9, 2), dims=0)
+    with pytest.raises(ValueError, match="no diagram of dimension 1"):
+        betti_loss(rips, 1, 1)
 
 
 @pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])

@@ -89,3 +89,12 @@ def test_bad_settings_raise_at_construction():
     for kwargs in [dict(k=-1), dict(reduction="avg"), dict(dim=1.5)]:
         with pytest.raises(ValueError, match="gpuph"):
             gpuph.nn.BettiLoss(**kwargs)
+    # What the input cannot change: a grid dimension past 3, or a homology dimension past the grids'.
+    for cls in (gpuph.nn.TopologyLoss, gpuph.nn.BettiLoss):
+        with pytest.raises(ValueError, match="spatial_dims must be 1, 2 or 3"):
+            cls(spatial_dims=5)
+        with pytest.raises(ValueError, match="out of range 0..1 for 2D grids"):
+            cls(dim=3, spatial_dims=2)
+        cls(dim=2, spatial_dims=3)
+    with pytest.raises(ValueError, match="out of range 0..0 for 1D grids"):
+        gpuph.nn.CubicalPersistence(dims=(0, 1), spatial_dims=1)

@@ -7,7 +7,8 @@
 //     and deduplicated in Python: gpuph/lower_star.py).
 //   facets[d-2]: int64 (m_d, d+1), for d = 2..D: row i holds the indices into simplices[d-2] of the facets of simplex i.
 //   rows: (image, dim, birth vertex, death vertex) with -1 for essential classes, zero-length pairs dropped, in the
-//   pinned order: image, dim, lifetime descending (essential first), birth vertex, death vertex.
+//   pinned order: image, dim, lifetime descending (essential first, among themselves by birth in filtration order),
+//   birth vertex, death vertex.
 //
 // Filtration order (a total order, so critical vertices and gradients are deterministic): vertices by (value, index),
 // values descending for superlevel; a simplex by its vertex ranks sorted descending, compared lexicographically. The
@@ -45,8 +46,9 @@ struct Complex {
 struct Row {
   int32_t dim;
   int64_t birth;
-  int64_t death;  // -1: essential
-  double life;    // inf for essential classes
+  int64_t death;       // -1: essential
+  double life;         // inf for essential classes
+  int32_t birth_rank;  // the birth vertex's place in the filtration order
 };
 
 struct Workspace {
@@ -171,11 +173,11 @@ bool one_image(const Complex& cx, const F* x, bool superlevel, int maxdim, Works
   auto emit = [&](int dim, int64_t bv, int64_t dv) {
     if (dim > maxdim) return;
     if (dv < 0) {
-      rows.push_back({int32_t(dim), bv, -1, std::numeric_limits<double>::infinity()});
+      rows.push_back({int32_t(dim), bv, -1, std::numeric_limits<double>::infinity(), ws.vrank[size_t(bv)]});
       return;
     }
     if (x[bv] == x[dv]) return;  // zero length: depends on tie-breaking, never returned
-    rows.push_back({int32_t(dim), bv, dv, std::fabs(double(x[bv]) - double(x[dv]))});
+    rows.push_back({int32_t(dim), bv, dv, std::fabs(double(x[bv]) - double(x[dv])), ws.vrank[size_t(bv)]});
   };
 
   // H0: union-find over the edges in filtration order, elder rule (the younger component dies).
@@ -264,6 +266,9 @@ bool one_image(const Complex& cx, const F* x, bool superlevel, int maxdim, Works
     if (a.dim != b.dim) return a.dim < b.dim;
     if (a.life != b.life) return a.life > b.life;
     if ((a.death < 0) != (b.death < 0)) return a.death < 0;  // essential first among infinite lifetimes
+    // Essential classes by birth in filtration order: closed at the filtration's end (as the losses close them), the
+    // earliest born lives longest, so the order of the lifetimes does not depend on how the vertices are numbered.
+    if (a.death < 0 && a.birth_rank != b.birth_rank) return a.birth_rank < b.birth_rank;
     if (a.birth != b.birth) return a.birth < b.birth;
     return a.death < b.death;
   });

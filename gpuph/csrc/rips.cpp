@@ -8,7 +8,7 @@
 //   lengths: (E,) float32/float64. The flag complex of each image's graph.
 //
 // Rows: (image, dim, birth code, death code[, birth position, death position]) in the pinned order: image, dim,
-// lifetime descending (essential first), birth code, death code. An edge's code is i * N + j (i < j) with N the
+// lifetime descending (essential first, among themselves by birth in filtration order), birth code, death code. An edge's code is i * N + j (i < j) with N the
 // matrix size / the given N; an H0 birth is its vertex v, coded v * N + v; -1: none (essential death). Positions are
 // rows of `edges` (-1: a vertex or none). Values are gathered in Python by these indices (autograd through a gather).
 #include <torch/extension.h>
@@ -37,13 +37,17 @@ constexpr int64_t kMaxDensePoints = 46340;  // N * N < 2^31 (and N < 2^16)
 
 struct FlagRow {
   int32_t dim;
-  double life;  // lifetime (inf: essential)
+  double life;          // lifetime (inf: essential)
+  int64_t birth_rank;   // the birth edge's rank in the filtration (-1 for a vertex: all are born at 0)
   int64_t birth_code, death_code, birth_pos, death_pos;
 };
 
 bool row_before(const FlagRow& x, const FlagRow& y) {
   if (x.dim != y.dim) return x.dim < y.dim;
   if (x.life != y.life) return x.life > y.life;
+  // Essential classes by birth in filtration order: closed at the filtration's end (as the losses close them), the
+  // earliest born lives longest, so the order of the lifetimes does not depend on how the points are numbered.
+  if (std::isinf(x.life) && x.birth_rank != y.birth_rank) return x.birth_rank < y.birth_rank;
   if (x.birth_code != y.birth_code) return x.birth_code < y.birth_code;
   return x.death_code < y.death_code;
 }
@@ -57,6 +61,7 @@ void make_rows(const RankedEdges& e, const std::vector<int64_t>& code, const std
   for (const FlagPair& p : pairs) {
     FlagRow row;
     row.dim = p.dim;
+    row.birth_rank = p.dim == 0 ? -1 : int64_t(p.birth);
     if (p.dim == 0) {
       row.birth_code = int64_t(p.birth) * (N + 1);
       row.birth_pos = -1;

@@ -77,8 +77,8 @@ def to_tuple(dgm: Diagrams, maxdim: int) -> tuple[Tensor, ...]:
 
 def diagrams_to_tuples(dgm: Diagrams, maxdim: int | None = None) -> list[tuple[tuple[Tensor, ...], bool]]:
     """A batched :class:`~gpuph.Diagrams` as a list with one TopologyLayer ``(dgms, issublevel)`` per image
-    (differentiable). ``maxdim`` defaults to the highest dimension the diagrams can hold."""
-    top = dgm.ndim - 1 if maxdim is None else check_maxdim(maxdim)
+    (differentiable). ``maxdim`` defaults to the highest dimension the diagrams hold (``dgm.computed_dims``)."""
+    top = max(dgm.computed_dims, default=dgm.ndim - 1) if maxdim is None else check_maxdim(maxdim)
     return [(dgms, not dgm.superlevel) for dgms in _tuples(dgm, top)]
 
 

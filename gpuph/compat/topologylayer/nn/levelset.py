@@ -8,6 +8,8 @@ pixel squares); ``LevelSetLayer`` and the other complexes map to :func:`gpuph.lo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import Tensor, nn
 
 from ...._common import check_flag
@@ -147,8 +149,10 @@ class LevelSetLayer2D(_LevelSet):
             flat = values.reshape(*values.shape[:-2], self.shape[0] * self.shape[1])
             return lower_star_persistence(flat, self._closed, maxdim=self.maxdim, sublevel=self.sublevel)
         construction = "freudenthal" if self.complex_name == "freudenthal" else "T"
-        return cubical_persistence(values, dims=range(min(self.maxdim, 1) + 1), superlevel=not self.sublevel,
-                                   construction=construction, spatial_dims=2)
+        dgm = cubical_persistence(values, dims=range(min(self.maxdim, 1) + 1), superlevel=not self.sublevel,
+                                  construction=construction, spatial_dims=2)
+        # Dimensions 2 .. maxdim of a 2D complex are known to be empty: held, as the one-image tuples hold them.
+        return replace(dgm, dims=tuple(range(self.maxdim + 1)))
 
     def extra_repr(self) -> str:
         return f"size={self.size}, maxdim={self.maxdim}, sublevel={self.sublevel}, complex={self.complex_name!r}"

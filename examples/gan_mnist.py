@@ -39,7 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import gpuph  # noqa: E402
 from gpuph.apps import gan, gan_metrics  # noqa: E402
 from gpuph.apps.classifier import load_classifier, load_pretrained_classifier  # noqa: E402
-from gpuph.apps.cli_args import device_or_auto, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402,E501
+from gpuph.apps.cli_args import (  # noqa: E402
+    device_or_auto,
+    non_negative_float,
+    non_negative_int,
+    output_folder,
+    positive_float,
+    positive_int,
+)
 from gpuph.apps.gan_report import compare_generators  # noqa: E402
 from gpuph.apps.mnist import find_mnist_dir, load_mnist  # noqa: E402
 
@@ -55,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--out", default="out/gan_mnist", help="output folder (default: out/gan_mnist)")
+    p.add_argument("--out", type=output_folder, default="out/gan_mnist", help="output folder (default: out/gan_mnist)")
     p.add_argument("--mnist-dir", default=None, help="MNIST raw idx files (default: $GPUPH_MNIST_DIR or "
                    "../shared/data/mnist)")
     p.add_argument("--device", type=device_or_auto, default="auto",

@@ -37,7 +37,14 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gpuph.apps.cli_args import device, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402,E501
+from gpuph.apps.cli_args import (  # noqa: E402
+    device,
+    non_negative_float,
+    non_negative_int,
+    output_folder,
+    positive_float,
+    positive_int,
+)
 from gpuph.apps.voxel_gan import (  # noqa: E402
     VoxelDiscriminator,
     VoxelGenerator,
@@ -62,7 +69,7 @@ def labels(ft_iters: int) -> dict[str, str]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("out/gan_voxels"))
+    p.add_argument("--out", type=output_folder, default=Path("out/gan_voxels"))
     p.add_argument("--ckpt-dir", type=Path, default=None, help="default: OUT/checkpoints")
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")

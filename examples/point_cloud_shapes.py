@@ -30,12 +30,12 @@ from pathlib import Path
 import torch
 
 try:
-    from gpuph.apps.cli_args import positive_float, positive_int
+    from gpuph.apps.cli_args import output_folder, positive_float, positive_int
     from gpuph.losses import persistence_energy
     from gpuph.point_cloud import weak_alpha_persistence
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from gpuph.apps.cli_args import positive_float, positive_int
+    from gpuph.apps.cli_args import output_folder, positive_float, positive_int
     from gpuph.losses import persistence_energy
     from gpuph.point_cloud import weak_alpha_persistence
 
@@ -124,7 +124,7 @@ def figure_path(out: Path) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("out"),
+    ap.add_argument("--out", type=output_folder, default=Path("out"),
                     help="the PNG file to write when it ends in .png, otherwise (or when it is an existing folder) "
                          "the folder to write point_cloud_shapes.png into (default: out)")
     ap.add_argument("--points", type=positive_int, default=100, help="points in the cloud (default: 100)")

@@ -31,7 +31,15 @@ from tqdm import tqdm
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gpuph.apps.cli_args import device, int_at_least, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402,E501
+from gpuph.apps.cli_args import (  # noqa: E402
+    device,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    output_folder,
+    positive_float,
+    positive_int,
+)
 from gpuph.apps.directional import directional_topk  # noqa: E402
 from gpuph.apps.mnist import find_mnist_dir, load_mnist  # noqa: E402
 from gpuph.apps.topmodel import CNN, MLP, TopModel, accuracy, random_targets, targeted_attack, train_classifier  # noqa: E402,E501
@@ -41,7 +49,7 @@ MODELS = ("topmodel", "mlp", "cnn")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("out/topmodel"))
+    p.add_argument("--out", type=output_folder, default=Path("out/topmodel"))
     p.add_argument("--mnist", type=Path, default=None,
                    help="folder of the raw idx files (default: $GPUPH_MNIST_DIR or ../shared/data/mnist)")
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")

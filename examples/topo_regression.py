@@ -29,7 +29,14 @@ from tqdm import tqdm
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gpuph.apps.cli_args import device, int_at_least, non_negative_int, positive_float, positive_int  # noqa: E402
+from gpuph.apps.cli_args import (  # noqa: E402
+    device,
+    int_at_least,
+    non_negative_int,
+    output_folder,
+    positive_float,
+    positive_int,
+)
 from gpuph.apps.regularization import PENALTIES, make_problems, run_experiment  # noqa: E402
 
 KINDS = {"pm1": ("cluster", "beta* in {-1, 0, 1}"), "123": ("cluster", "beta* in {1, 2, 3}"),
@@ -65,7 +72,7 @@ def positive_int_list(text: str) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("out/regression"))
+    p.add_argument("--out", type=output_folder, default=Path("out/regression"))
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--seeds", type=positive_int, default=3, help="problems per (kind, n): seeds 0..S-1")
     p.add_argument("--folds", type=int_at_least(2), default=3, help="cross-validation folds (at least 2)")

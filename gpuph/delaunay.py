@@ -105,11 +105,13 @@ def delaunay_edges(points) -> np.ndarray:
         ``(E, 2)`` int64 numpy array.
 
     Raises:
-        ValueError: ``points`` is not 2-dimensional, or Qhull fails even on joggled input.
+        ValueError: ``points`` is not 2-dimensional or not finite, or Qhull fails even on joggled input.
     """
     p = np.asarray(points, dtype=np.float64)
     if p.ndim != 2:
         raise ValueError(f"gpuph: delaunay_edges expects an (N, D) cloud, got shape {p.shape}")
+    if not np.isfinite(p).all():
+        raise ValueError("gpuph: delaunay_edges needs finite coordinates (the cloud has NaN or +-inf)")
     p = p + 0.0  # -0.0 -> +0.0, so that equal points compare equal bytewise in np.unique
     n = len(p)
     if n < 2 or p.shape[1] == 0:

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m gpuph", description=__doc__.split("\n\n")[0],
                                 epilog="python -m gpuph --diagrams --help: the persistence-diagram demo's options")
-    p.add_argument("--out", default="out/", help="output folder (default: out/)")
+    p.add_argument("--out", type=cli_args.output_folder, default="out/", help="output folder (default: out/)")
     p.add_argument("--steps", type=cli_args.non_negative_int, default=50,
                    help="fine-tuning batch iterations (default: 50, as the paper)")
     p.add_argument("--batch-size", type=cli_args.int_at_least(2), default=64,

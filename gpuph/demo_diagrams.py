@@ -184,7 +184,8 @@ def save_figure(path: str, images, labels, dgm, vol, vdgm, vol_ms: float) -> Non
 # ------------------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gpuph --diagrams", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="out/", help="output folder for demo_diagrams.png (default: out/)")
+    p.add_argument("--out", type=cli_args.output_folder, default="out/",
+                   help="output folder for demo_diagrams.png (default: out/)")
     p.add_argument("--digits", type=cli_args.positive_int, default=8, help="number of MNIST digits (default: 8)")
     p.add_argument("--mnist-dir", default=None,
                    help="folder with MNIST's raw t10k idx files (default: the 64 embedded digits)")

@@ -75,6 +75,8 @@ def _as_clouds(points) -> tuple[Tensor, list[int], tuple[int, ...]]:
 
 
 def _threshold(max_edge_length) -> float:
+    if isinstance(max_edge_length, (bool, str, bytes)):
+        raise TypeError(f"gpuph: max_edge_length must be a number, got {type(max_edge_length).__name__}")
     try:
         t = float(max_edge_length)
     except (TypeError, ValueError):
@@ -82,6 +84,18 @@ def _threshold(max_edge_length) -> float:
     if math.isnan(t) or t < 0:
         raise ValueError(f"gpuph: max_edge_length must be >= 0 (or inf), got {max_edge_length}")
     return t
+
+
+def _threshold_in(dtype: torch.dtype, thr: float) -> float:
+    """The largest ``dtype`` value ``<= thr``: a ``dtype`` distance compared with it on the device (where torch
+    compares in ``dtype``) is kept exactly when it is kept by the engine, which compares in float64 (a float32
+    distance of 0.1000000015 is past a threshold of 0.1, though float32(0.1) is that distance)."""
+    if dtype == torch.float64 or math.isinf(thr):
+        return thr
+    t = torch.tensor(thr, dtype=torch.float64).to(dtype)
+    if float(t) > thr:
+        t = torch.nextafter(t, torch.tensor(-math.inf, dtype=dtype))
+    return float(t)
 
 
 def _sizes_tensor(sizes: Sequence[int]) -> Tensor:
@@ -115,8 +129,8 @@ def pairwise_distances(x: Tensor) -> Tensor:
     extreme magnitude is scaled by a power of two first (exact: the same bits as without it), so that no square
     overflows or underflows. One synchronisation on a GPU (:func:`_unit_scale`). Raises ``ValueError`` for NaN or
     infinite coordinates."""
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        return x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
+    if x.shape[0] == 0 or x.shape[1] == 0:  # nothing to scale; still from x, so the result joins its graph
+        return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
     scale = _unit_scale(x)
     if scale is None:
         return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
@@ -177,7 +191,7 @@ def rips_persistence(
             float32). Coordinates must be finite. ``N = 0`` (empty clouds) and ``B = 0`` are fine. Never modified.
         dims: homology dimensions to compute, an int or an iterable within ``{0, 1, 2}`` (H2 costs more than
             H0 and H1, and grows about as N^3: some 10 ms for 200 uniform points in 3D and 0.3 s for 800, on one
-            thread).
+            thread); ``None``: all three.
         max_edge_length: the threshold (``>= 0``; default ``inf``, the whole filtration).
 
     Returns:
@@ -231,6 +245,7 @@ def rips_persistence(
     B, N = int(x.shape[0]), int(x.shape[1])
     dist = pairwise_distances(x)
     rows = _rips_rows(dist, _sizes_tensor(sizes), thr, mask, on_device=x.is_cuda and mask == 1)
+    thr = _threshold_in(dist.dtype, thr)  # for the comparisons on the device below
     b, k, bi, di = rows.unbind(1)
     flat = dist.reshape(-1)
     base = b * (N * N)
@@ -258,7 +273,7 @@ def _rips_rows(dist: Tensor, sizes: Tensor, thr: float, mask: int, on_device: bo
     (H0 of the forest equals H0 of the whole filtration under the same edge order), not the ``B N^2`` matrix."""
     if not on_device:
         return ops.rips_pairs(dist.detach().to("cpu").contiguous(), sizes, thr, mask).to(dist.device)
-    edges, counts = minimum_spanning_forest(dist, sizes, thr)
+    edges, counts = minimum_spanning_forest(dist, sizes, _threshold_in(dist.dtype, thr))
     cloud = torch.repeat_interleave(torch.arange(len(counts), device=dist.device), counts)
     lengths = dist.detach()[cloud, edges[:, 0], edges[:, 1]]
     offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).cpu()
@@ -281,7 +296,7 @@ def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Com
         points: as for :func:`rips_persistence`: ``(N, D)``, ``(B, N, D)`` or a list of ``(N_i, D)`` clouds, float32
             or float64 (half precision upcast to float32), finite, ``D >= 2`` for a triangulation (``D = 1``: the
             points are joined along the line).
-        dims: an int or an iterable within ``{0, 1, 2}``.
+        dims: an int or an iterable within ``{0, 1, 2}`` (``None``: all three).
 
     Returns:
         :class:`~gpuph.diagrams.ComplexDiagrams` as for :func:`rips_persistence` (``construction="weak_alpha"``,

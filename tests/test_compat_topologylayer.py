@@ -420,6 +420,42 @@ def test_alpha_layer_topologylayer_example():
     assert torch.allclose(remove_zero_bars(dgms[1]), torch.tensor([[2.0, math.sqrt(8)]]))
 
 
+def _delaunay_faces_diagrams(x: np.ndarray, maxdim: int) -> list[np.ndarray]:
+    """TopologyLayer's AlphaLayer complex (the faces, up to dimension maxdim + 1, of scipy's Delaunay simplices,
+    each at its longest edge) in GUDHI's SimplexTree: the non-zero bars per dimension, sorted."""
+    gudhi = pytest.importorskip("gudhi")
+    from scipy.spatial import Delaunay
+
+    st = gudhi.SimplexTree()
+    for s in Delaunay(x).simplices:
+        for k in range(1, min(len(s), maxdim + 2) + 1):
+            for f in itertools.combinations(sorted(s.tolist()), k):
+                st.insert(list(f), max((float(np.linalg.norm(x[a] - x[b])) for a, b in itertools.combinations(f, 2)),
+                                       default=0.0))
+    st.compute_persistence(persistence_dim_max=True)
+    out = []
+    for k in range(maxdim + 1):
+        bars = st.persistence_intervals_in_dimension(k).reshape(-1, 2)
+        out.append(sorted_rows(bars[bars[:, 0] != bars[:, 1]]))
+    return out
+
+
+def test_alpha_layer_equals_topologylayers_complex_in_h0_and_h1_of_2d_clouds():
+    # The README's "What differs": the flag complex of the Delaunay graph has the same H0 and, for 2D clouds, the
+    # same H1 as the faces of the Delaunay triangles (TopologyLayer's complex); uniform and near-grid (almost
+    # cocircular) clouds.
+    rng = np.random.default_rng(12)
+    for t in range(40):
+        x = rng.random((int(rng.integers(4, 40)), 2))
+        if t % 2:
+            x = np.round(x * 4) / 4 + rng.random(x.shape) * 1e-3
+        dgms, _ = AlphaLayer(maxdim=1)(torch.from_numpy(x))
+        ref = _delaunay_faces_diagrams(x, 1)
+        for k in (0, 1):
+            got = sorted_rows(remove_zero_bars(dgms[k]).detach().numpy())
+            np.testing.assert_allclose(got, ref[k], rtol=1e-12, atol=1e-12)
+
+
 def test_rips_layer_maxdim_2_of_an_octahedron():
     """TopologyLayer's RipsLayer takes maxdim=2: the octahedron's 12 sides (length sqrt 2) close a sphere, which its
     3 diagonals (length 2) fill: one H2 bar [sqrt 2, 2], and no H1 bar; gradients reach the points."""

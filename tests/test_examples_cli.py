@@ -117,6 +117,31 @@ def test_bad_arguments_are_usage_errors(capsys, tmp_path, name, argv, option):
     assert not (tmp_path / "out").exists()  # rejected before anything is written
 
 
+def _main_of(name: str):
+    if name in BAD:
+        return example(name).main
+    import gpuph.bench.breakdown
+    import gpuph.bench.cli
+    import gpuph.demo
+
+    return {"gpuph": gpuph.demo.main, "demo_diagrams": demo_diagrams.main, "bench": gpuph.bench.cli.main,
+            "breakdown": gpuph.bench.breakdown.main}[name]
+
+
+@pytest.mark.parametrize("name", [*BAD, "gpuph", "demo_diagrams", "bench", "breakdown"])
+def test_an_output_folder_that_is_a_file_is_a_usage_error(capsys, tmp_path, name):
+    # Every command line that writes into --out: a file there (or above it) is named in a usage error, not a
+    # FileExistsError from mkdir after the run.
+    file = tmp_path / "taken"
+    file.write_text("")
+    for out, words in ((file, "is a file"), (file / "sub", "is below the file")):
+        with pytest.raises(SystemExit) as e:
+            _main_of(name)(["--out", str(out)])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "--out" in err and words in err and "Traceback" not in err, err
+    assert file.read_text() == ""
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this torch has CUDA")
 @pytest.mark.parametrize("name", DEVICES)
 def test_cuda_without_cuda_is_a_usage_error(capsys, name):

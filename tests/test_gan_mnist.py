@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import socket
 import struct
@@ -18,6 +19,7 @@ import pytest
 import torch
 from fake_mnist import sample_digits, write_idx
 
+import gpuph
 from gpuph.apps import gan, gan_metrics
 from gpuph.apps.classifier import load_classifier
 from gpuph.apps.mnist import find_mnist_dir, load_mnist, read_idx
@@ -213,6 +215,15 @@ def test_wasserstein_matrix_matches_direct_assignment():
                                    rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match="backend"):
         gan_metrics.wasserstein_distance_matrix(a, b, backend="nope")
+    # Both backends refuse what gpuph.distances refuses, rather than the fallback returning numbers.
+    sub = gpuph.cubical_persistence(imgs[:2, 0], superlevel=False, dims=0)
+    for backend in ("gudhi", "gpuph"):
+        for kwargs, match in ((dict(dim=1), "no diagram of dimension 1"), (dict(p=0.5), "order p"),
+                              (dict(p=math.inf), "order p")):
+            with pytest.raises(ValueError, match=match):
+                gan_metrics.wasserstein_distance_matrix(a, b, backend=backend, **kwargs)
+        with pytest.raises(ValueError, match="superlevel with a sublevel"):
+            gan_metrics.wasserstein_distance_matrix(a, sub, backend=backend)
     # one bump each: no finite pairs, only the essential classes, born at the peaks
     yy, xx = np.mgrid[:12, :12]
     bumps = torch.from_numpy(np.stack([h * np.exp(-((yy - 5) ** 2 + (xx - 6) ** 2) / 8.0) for h in (1.0, 0.7)]))

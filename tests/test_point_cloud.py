@@ -199,6 +199,14 @@ def test_delaunay_edges_are_scipy_edges_for_generic_clouds():
         assert set(map(tuple, delaunay_edges(x).tolist())) == ref
 
 
+def test_delaunay_edges_refuse_non_finite_points():
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.random.default_rng(0).random((6, 2))
+        x[2, 1] = bad
+        with pytest.raises(ValueError, match="finite coordinates"):
+            delaunay_edges(x)
+
+
 @given(n=st.integers(0, 40), d=st.integers(2, 3), seed=st.integers(0, 2**31 - 1))
 def test_weak_alpha_equals_gudhi_flag(n, d, seed):
     x = np.random.default_rng(seed).standard_normal((n, d))
@@ -583,6 +591,36 @@ def test_dims_and_dtypes():
 
 
 @pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("shape", [(4, 0, 2), (0, 5, 2)], ids=["no points", "no clouds"])
+def test_empty_input_keeps_the_graph(fn, shape):
+    # A training loop whose batch happens to be empty still calls backward() on its loss.
+    x = torch.zeros(shape, requires_grad=True)
+    dgm = fn(x)
+    assert dgm.pairs.requires_grad
+    gpuph.losses.persistence_energy(dgm, 0, reduction="sum").backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_float32_threshold_is_compared_as_the_engine_compares_it():
+    """The engine keeps an edge when its length, in float64, is at most the threshold; the comparisons made on the
+    device (the longest edge for filtration_end, the spanning forest of the CUDA H0 path, run here on the CPU) must
+    keep the same edges: float32(0.1) = 0.1000000015 is past a threshold of 0.1."""
+    from gpuph.point_cloud import _rips_rows
+
+    x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.3, 0.0]])
+    dist = pairwise_distances(x[None])
+    d01 = float(dist[0, 0, 1])
+    assert d01 > 0.1 and float(dist[0, 1, 2]) > d01
+    for thr, kept in ((0.1, 0), (d01, 1)):
+        dgm = rips_persistence(x, dims=0, max_edge_length=thr)
+        assert int((dgm.death_index < 0).sum()) == 3 - kept
+        assert dgm.filtration_end.item() == (d01 if kept else 0.0)
+        sizes = torch.tensor([3])
+        assert torch.equal(_rips_rows(dist, sizes, thr, 1, on_device=True),
+                           _rips_rows(dist, sizes, thr, 1, on_device=False))
+
+
+@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
 def test_bad_input(fn):
     good = torch.rand(10, 2)
     bad_nan = good.clone()
@@ -610,6 +648,9 @@ def test_bad_input(fn):
             fn(good, max_edge_length=-1.0)
         with pytest.raises(ValueError, match="max_edge_length"):
             fn(good, max_edge_length=float("nan"))
+        for wrong in ("1.0", True, None):
+            with pytest.raises(TypeError, match="max_edge_length must be a number"):
+                fn(good, max_edge_length=wrong)
 
 
 def test_flag_pairs_refuses_h2_past_its_keys():

@@ -129,6 +129,14 @@ def test_errors():
         reg.l1_penalty(torch.ones(3, dtype=torch.int64))
     with pytest.raises(ValueError, match="kind"):
         reg.true_coefficients("zigzag", 10, torch.Generator())
+    with pytest.raises(ValueError, match="p >= 4"):  # ramps of one value: 0 / 0
+        reg.true_coefficients("sawtooth", 3, torch.Generator())
+    assert torch.isfinite(reg.true_coefficients("sawtooth", 4, torch.Generator())).all()
+    # No coefficients, no bars: a penalty of 0 in both settings, still part of the graph.
+    empty = torch.zeros(3, 0, requires_grad=True)
+    for setting in ("cluster", "maxima"):
+        out = reg.top_penalty(empty, 2, setting)
+        assert out.shape == (3,) and torch.all(out == 0) and out.requires_grad
 
 
 def test_fit_l2_matches_closed_form_ridge():

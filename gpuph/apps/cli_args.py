@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["device", "device_or_auto", "int_at_least", "non_negative_float", "non_negative_int", "positive_float",
-           "positive_int"]
+__all__ = ["device", "device_or_auto", "int_at_least", "non_negative_float", "non_negative_int", "output_folder",
+           "positive_float", "positive_int"]
 
 
 def _int(text: str) -> int:
@@ -73,3 +74,15 @@ def device(text: str) -> str:
 def device_or_auto(text: str) -> str:
     """``auto`` (the caller picks: CUDA when available), or a :func:`device`."""
     return text if text == "auto" else device(text)
+
+
+def output_folder(text: str) -> Path:
+    """A folder to write into, as a ``Path``: absent (it is created later) or a folder, not a file (nor below one)."""
+    path = Path(text)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == path else f"is below the file {str(p)!r}"
+                raise argparse.ArgumentTypeError(f"{text!r} {what}, not a folder")
+            break
+    return path

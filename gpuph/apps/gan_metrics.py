@@ -148,7 +148,17 @@ def wasserstein_distance_matrix(a: gpuph.Diagrams, b: gpuph.Diagrams, dim: int =
             ``gudhi.wasserstein.wasserstein_distance`` call per pair: exact optimal transport with POT, the
             :math:`L_\\infty` ground metric, essential classes matched among themselves) or ``"auto"`` (gpuph when
             ``gpuph.distances`` is available, else gudhi; see :func:`wasserstein_backend`).
+
+    Raises:
+        ValueError, TypeError: as :func:`gpuph.distances.pairwise_wasserstein`, whatever the backend.
     """
+    # Both backends refuse what gpuph.distances refuses (a dimension not computed, p outside [1, inf), superlevel
+    # against sublevel): the fallback must not return numbers where the default raises.
+    from gpuph.distances import _check_diagrams, _check_dim, _check_orders
+
+    _check_diagrams(a, b, same_batch=False)
+    dim = _check_dim(a, b, dim)
+    p, _ = _check_orders(p, math.inf)
     if backend == "auto":
         backend = wasserstein_backend()
         if backend is None:

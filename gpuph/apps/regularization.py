@@ -124,6 +124,8 @@ def top_penalty(w: Tensor, i0: int, setting: str = "cluster") -> Tensor:
         gaps = line_weak_alpha_pd0(w)[..., 1]
         return gaps[..., int(i0) - 1 :].sum(-1)
     if setting == "maxima":
+        if w.shape[-1] == 0:  # no coefficients, no bars (an empty grid is an error for cubical_persistence)
+            return w.sum(-1)
         flat = w.reshape(-1, w.shape[-1])
         dgm = cubical_persistence(flat, spatial_dims=1, superlevel=True, dims=0).finite()
         return persistence_energy(dgm, dim=0, p=1.0, q=0.0, i0=int(i0), reduction="none").reshape(w.shape[:-1])
@@ -154,6 +156,8 @@ def true_coefficients(kind: str, p: int, generator: torch.Generator) -> Tensor:
     if kind == "123":
         return torch.randint(1, 4, (p,), generator=generator).double()
     if kind == "sawtooth":
+        if p < 4:  # a ramp of one value would divide by 0
+            raise ValueError(f"gpuph: the sawtooth's three ramps need p >= 4 coefficients, got {p}")
         period = math.ceil(p / 3)
         i = torch.arange(p, dtype=torch.float64)
         return (i % period) / (period - 1)

@@ -52,6 +52,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..apps.cli_args import output_folder
 from . import meta as _meta
 from .cases import FIELDS, Case, make_field, parse_case
 from .report import INCOMPLETE, table, write_json
@@ -105,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="pins the relaxed union-find's iteration cap, 1 to 4096 (0 or default: the cap learned from "
                         "the calls before)")
     p.add_argument("--emulate", action="store_true", help="the device pipeline's CPU emulation (no GPU needed)")
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--out", type=output_folder, default=None)
     p.add_argument("--out-suffix", default="-breakdown",
                    help="the default folder's suffix, bench/results/<device>-<date><suffix> (ignored with --out)")
     args = p.parse_args(argv)

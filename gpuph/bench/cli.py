@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
-from ..apps.cli_args import positive_int
+from ..apps.cli_args import output_folder, positive_int
 from .cases import DEFAULT_CASES, FIELDS, QUICK_CASES, SEED, parse_case
 from .goals import goal_cases
 from .libraries import CONSTRUCTIONS, FORWARD, LIBRARIES, MODES
@@ -57,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--seed", type=int, default=SEED)
-    p.add_argument("--out", type=Path, help="output folder (default bench/results/<device>-<date>)")
+    p.add_argument("--out", type=output_folder, help="output folder (default bench/results/<device>-<date>)")
     args = p.parse_args(argv)
     if args.goals:
         args.cases, args.libraries, args.modes, args.constructions = goal_cases(), ["gpuph"], [FORWARD], ["V"]

@@ -72,6 +72,9 @@ class AlphaLayer(_PointCloudLayer):
     """Weak-alpha persistence (the Rips filtration restricted to the Delaunay triangulation), TopologyLayer's
     ``AlphaLayer``: ``gpuph.weak_alpha_persistence(x, dims=(0, ..., maxdim))``.
 
+    That is the flag complex of the Delaunay graph; TopologyLayer's complex is the faces of the Delaunay simplices.
+    Their H0 are equal, and their H1 for 2D clouds; H1 of 3D clouds and H2 can differ (README, "What differs").
+
     Args:
         maxdim: highest homology dimension.
         alg: accepted and ignored.

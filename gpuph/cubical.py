@@ -31,12 +31,17 @@ def _as_tensor(x) -> Tensor:
     if isinstance(x, Tensor):
         return _check_storage(x)
     if isinstance(x, np.ndarray):
-        if x.dtype.kind not in "f" or x.dtype.itemsize > 8:  # longdouble: no torch dtype
+        # Numbers torch holds (floats; ints, bools and complex too, so that each caller refuses them in its own
+        # words: images, points, values); longdouble, objects and strings have no torch dtype.
+        if x.dtype.kind not in "fiubc" or (x.dtype.kind == "f" and x.dtype.itemsize > 8):
             raise TypeError(_dtype_message(str(x.dtype)))
         # torch shares memory only with native-endian, writeable arrays without negative strides; copy the others.
         if not x.flags.writeable or not x.dtype.isnative or any(st < 0 for st in x.strides):
             x = np.array(x, dtype=x.dtype.newbyteorder("="), order="C", copy=True)
-        return torch.from_numpy(x)
+        try:
+            return torch.from_numpy(x)
+        except TypeError:  # e.g. clongdouble
+            raise TypeError(_dtype_message(str(x.dtype))) from None
     if hasattr(x, "__dlpack__"):  # CuPy, JAX, ...: zero-copy
         return torch.from_dlpack(x)
     raise TypeError(f"gpuph: expected a torch tensor or a numpy/DLPack array, got {type(x).__name__}")

@@ -635,8 +635,9 @@ def test_bad_input(fn):
         fn(torch.rand(10))
     with pytest.raises(ValueError, match="D = 0"):
         fn(torch.rand(10, 0))
-    with pytest.raises(TypeError, match="float"):
-        fn(torch.ones(10, 2, dtype=torch.int64))
+    for ints in (torch.ones(10, 2, dtype=torch.int64), np.ones((10, 2), dtype=np.int32), np.ones((10, 2), dtype=bool)):
+        with pytest.raises(TypeError, match="points must be float16, bfloat16, float32 or float64 coordinates"):
+            fn(ints)
     with pytest.raises(ValueError, match="0, 1 and 2 only"):
         fn(good, dims=(0, 3))
     with pytest.raises(ValueError, match="share their dimension"):

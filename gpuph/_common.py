@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ._ext import ops
@@ -70,13 +71,14 @@ def gather_pairs(
         single entries, so that autograd's backward is one scatter-add.
     """
     B, n = values.shape
+    if B == 0:  # nothing to gather (and an index into no elements fails in torch.compile's inductor); still x's graph
+        empty = values.reshape(-1)[:0]
+        return torch.stack([empty, empty], 1), empty
     inf = -math.inf if superlevel else math.inf
     idx, essential = (ops._gather_index if rows.device.type == "cpu" else _gather_index_torch)(rows, n)
     # Out of place: an in-place fill of a view of the gathered values breaks torch.compile's functionalization (torch
     # 2.11 leaves a mutation in the backward graph with data-dependent sizes).
     pairs = values.reshape(-1)[idx].masked_fill(essential, inf)
-    if B == 0:
-        return pairs, values.new_empty(0)
     if end_index is None:
         end_index = values.detach().argmin(1) if superlevel else values.detach().argmax(1)
     return pairs, values.gather(1, end_index.unsqueeze(1)).squeeze(1)

@@ -18,6 +18,8 @@ def group_positions(group: Tensor, ngroups: int, sel: Tensor | None = None) -> t
     No branch on ``N`` and no ``bincount`` (whose output size depends on the data): ``torch.compile`` traces it in
     one graph, and on the GPU it makes no device-to-host synchronisation.
     """
+    if ngroups == 0:  # no groups, so no rows (and torch.compile's inductor cannot index into no elements)
+        return torch.zeros_like(group), torch.zeros(0, dtype=torch.int64, device=group.device)
     ones = torch.ones_like(group) if sel is None else sel
     counts = torch.zeros(ngroups, dtype=torch.int64, device=group.device).index_add_(0, group, ones)
     starts = torch.cumsum(counts, 0) - counts
@@ -115,6 +117,8 @@ class Diagrams:
         return dim
 
     def _rows(self, keep: Tensor, **meta) -> Diagrams:
+        if self.batch_size == 0:  # no rows (and torch.compile's inductor cannot index into no elements)
+            return replace(self, **meta)
         idx = keep.nonzero().squeeze(1)  # one synchronisation on a GPU, not one per field as boolean indexing makes
         return replace(
             self,
@@ -168,6 +172,10 @@ class Diagrams:
         return self._rows(self.death_index < 0)
 
     def _check_image(self, b: int) -> int:
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) and not (
+            isinstance(b, Tensor) and b.numel() == 1 and not b.is_floating_point() and b.dtype != torch.bool
+        ):
+            raise TypeError(f"gpuph: an image index must be an integer, got {b!r}")
         b = int(b)
         if b < 0:
             b += self.batch_size
@@ -196,6 +204,8 @@ class Diagrams:
         """
         d = self if dim is None else self.select(dim=dim)
         B = self.batch_size
+        if B == 0:  # (inductor cannot index into no elements)
+            return d.pairs.reshape(0, 0, 2), torch.zeros(0, 0, dtype=torch.bool, device=d.pairs.device)
         # No branch on the number of pairs (torch.compile would have to guard on it).
         pos, counts = group_positions(d.batch, B)
         K = int(counts.max()) if B > 0 else 0
@@ -273,7 +283,7 @@ class Diagrams:
 
     def __repr__(self) -> str:
         counts = self.counts().sum(0).tolist() if self.batch_size else [0] * self.ndim
-        per_dim = ", ".join(f"H{k}={c}" for k, c in enumerate(counts))
+        per_dim = ", ".join(f"H{k}={counts[k] if k < len(counts) else 0}" for k in self.computed_dims)
         kind = "superlevel" if self.superlevel else "sublevel"
         return (
             f"Diagrams(batch_size={self.batch_size}, spatial_shape={tuple(self.spatial_shape)}, {kind}, "

@@ -89,6 +89,8 @@ def closed_pairs(dgm: Diagrams) -> Tensor:
                 "skip them with i0 or pass dgm.finite()"
             )
         return dgm.pairs
+    if dgm.batch_size == 0:  # no rows (and torch.compile's inductor cannot index into no elements)
+        return dgm.pairs
     end = dgm.filtration_end.to(dgm.pairs.dtype)[dgm.batch]
     return torch.stack([dgm.pairs[:, 0], torch.where(essential, end, dgm.pairs[:, 1])], 1)
 
@@ -119,6 +121,8 @@ def _closed_pairs_of(dgm: Diagrams, use: Tensor) -> Tensor:
 
 def _per_image(dgm: Diagrams, use: Tensor, term: Tensor) -> Tensor:
     """``(B,)`` sums of ``term`` over each image's rows in ``use``."""
+    if dgm.batch_size == 0:  # no rows (and torch.compile's inductor cannot index into no elements)
+        return term[:0]
     return term.new_zeros(dgm.batch_size).index_add(0, dgm.batch, torch.where(use, term, torch.zeros_like(term)))
 
 

@@ -239,6 +239,22 @@ def test_to_and_detach(dgm_and_x):
         dgm.to(torch.float64)
 
 
+def test_image_indices_are_integers():
+    dgm = gpuph.cubical_persistence(torch.rand(3, 4, 4))
+    assert torch.equal(dgm.image(np.int64(2)).pairs, dgm.image(-1).pairs)
+    assert torch.equal(dgm.image(torch.tensor(1)).pairs, dgm.select(batch=1).pairs)
+    for bad in (1.7, 1.0, True, torch.tensor(1.0), "1"):  # 1.7 used to select image 1
+        with pytest.raises(TypeError, match="image index must be an integer"):
+            dgm.image(bad)
+
+
+def test_repr_lists_the_computed_dimensions():
+    x = torch.rand(2, 5, 5)
+    assert "pairs: H1=" in repr(gpuph.cubical_persistence(x, dims=1))
+    assert "H0=" not in repr(gpuph.cubical_persistence(x, dims=1))
+    assert "pairs: H0=" in repr(gpuph.cubical_persistence(x)) and "H1=" in repr(gpuph.cubical_persistence(x))
+
+
 def test_computed_dims_and_select_of_a_dimension(dgm_and_x):
     dgm, x = dgm_and_x
     d = len(dgm.spatial_shape)

@@ -4,6 +4,7 @@ two DDP processes with gloo) and the demo."""
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import math
@@ -56,6 +57,31 @@ def test_read_idx_errors(tmp_path):
         load_mnist(tmp_path / "nowhere", "train")
     with pytest.raises(ValueError, match="split"):
         load_mnist(tmp_path, "validation")
+    # Cut or corrupt files (an interrupted download) name the file in a ValueError, whatever layer notices.
+    (tmp_path / "header").write_bytes(struct.pack(">II", 2051, 2) + b"\0\0")
+    with pytest.raises(ValueError, match="header.*truncated in its header"):
+        read_idx(tmp_path / "header")
+    whole = gzip.compress(struct.pack(">IIII", 2051, 2, 3, 3) + bytes(18))
+    (tmp_path / "cut.gz").write_bytes(whole[:-10])
+    (tmp_path / "plain.gz").write_bytes(struct.pack(">IIII", 2051, 2, 3, 3) + bytes(18))
+    for name in ("cut.gz", "plain.gz"):
+        with pytest.raises(ValueError, match="cannot be read"):
+            read_idx(tmp_path / name)
+    (tmp_path / "ok").write_bytes(struct.pack(">IIII", 2051, 2, 3, 3) + bytes(18))
+    for limit in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="limit"):
+            read_idx(tmp_path / "ok", limit=limit)
+    # Image and label files swapped: not MNIST's shapes.
+    rng = np.random.default_rng(1)
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    write_idx(swapped, "t10k", rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+              rng.integers(0, 10, 4, dtype=np.uint8), False)
+    (swapped / "t10k-images-idx3-ubyte").rename(swapped / "tmp")
+    (swapped / "t10k-labels-idx1-ubyte").rename(swapped / "t10k-images-idx3-ubyte")
+    (swapped / "tmp").rename(swapped / "t10k-labels-idx1-ubyte")
+    with pytest.raises(ValueError, match="files swapped"):
+        load_mnist(swapped, "test")
 
 
 # ------------------------------------------------------------------------------------------------------------ loss
@@ -129,6 +155,27 @@ def test_finetune_validation():
         g(torch.zeros(2, 9))
     with pytest.raises(ValueError, match="GANConfig"):
         gan.GANConfig(nz=0)
+
+
+def test_numpy_digits_as_load_mnist_returns_them():
+    # load_mnist gives numpy uint8 arrays: the functions that take real digits take them as they come.
+    x = np.random.default_rng(3).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    t = torch.from_numpy(x)
+    assert torch.equal(gan.component_counts(x / 255.0), gan.component_counts(t / 255.0))
+    assert torch.equal(next(gan.real_batches(x, 4, seed=1)), next(gan.real_batches(t, 4, seed=1)))
+    g, d = gan.build_models(gan.GANConfig(8, 4, 4))
+    gan.finetune_topology(g, d, steps=1, batch_size=4, images=x, progress=False)
+
+
+def test_train_classifier_refuses_what_it_cannot_train_on():
+    from gpuph.apps.classifier import train_classifier
+
+    x = np.zeros((10, 28, 28), dtype=np.uint8)
+    y = np.zeros(10, dtype=np.int64)
+    for kwargs, match in ((dict(batch_size=128), "batch_size must be an integer in 1..10"),
+                          (dict(epochs=0), "epochs must be"), (dict(batch_size=0), "batch_size")):
+        with pytest.raises(ValueError, match=match):
+            train_classifier(x, y, progress=False, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------------------ metrics
@@ -292,7 +339,10 @@ def test_checkpoint_round_trip(tmp_path, half):
     torch.save({"something": 1}, tmp_path / "other.pt")
     (tmp_path / "text.pt").write_text("not a checkpoint")
     (tmp_path / "empty.pt").write_bytes(b"")
-    for name in ("other.pt", "text.pt", "empty.pt"):
+    whole = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(whole[: len(whole) - 10])  # a zip cut short: torch raises an OSError
+    (tmp_path / "half.pt").write_bytes(whole[: len(whole) // 2])
+    for name in ("other.pt", "text.pt", "empty.pt", "cut.pt", "half.pt"):
         with pytest.raises(ValueError, match="checkpoint"):
             gan.load_checkpoint(tmp_path / name)
         with pytest.raises(ValueError, match="classifier"):

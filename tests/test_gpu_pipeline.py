@@ -742,8 +742,8 @@ def test_pipeline_empty_batch():
 )
 @pytest.mark.parametrize("gather", ["op", "torch"])
 def test_torch_compile_fullgraph_matches_eager(loss, gather, monkeypatch):
-    """The losses compile in one graph with the op; "torch": with the gather's index helper in torch ops, as the rows
-    on a GPU take it (CI has no GPU: the same graph on the CPU)."""
+    """The losses compile in one graph with the op, also for an empty batch; "torch": with the gather's index helper
+    in torch ops, as the rows on a GPU take it (CI has no GPU: the same graph on the CPU)."""
     if gather == "torch":
         import gpuph._common as common
 
@@ -754,7 +754,7 @@ def test_torch_compile_fullgraph_matches_eager(loss, gather, monkeypatch):
     torch._dynamo.config.capture_dynamic_output_shape_ops = True
     try:
         compiled = torch.compile(loss, fullgraph=True)
-        for shape in [(4, 9, 9), (6, 9, 9)]:
+        for shape in [(4, 9, 9), (6, 9, 9), (0, 9, 9)]:  # an empty batch too (inductor cannot index into nothing)
             x = torch.rand(shape, dtype=torch.float64, requires_grad=True)
             y = compiled(x)
             (gx,) = torch.autograd.grad(y, x)

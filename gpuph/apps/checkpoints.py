@@ -41,9 +41,12 @@ def load_torch_file(path: str | os.PathLike, what: str, **load_kwargs: Any) -> A
     Raises:
         FileNotFoundError: no such file.
         ValueError: not a torch file (text, JSON, truncated, ...), naming ``what`` was expected; torch itself raises
-            KeyError, an unpickling error, EOFError or RuntimeError depending on the bytes.
+            KeyError, an unpickling error, EOFError, OSError or RuntimeError depending on the bytes.
     """
     try:
         return torch.load(path, **load_kwargs)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError) as err:
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError, OSError) as err:
+        # OSError: a zip archive cut short (torch reads its directory at the end, and seeks past the bytes left)
         raise ValueError(f"gpuph: {path} is not {what} ({type(err).__name__}: {err})") from err

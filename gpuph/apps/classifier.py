@@ -91,11 +91,20 @@ def train_classifier(
 
     Args:
         images: ``(N, 28, 28)`` uint8 or floats in ``[0, 1]``; labels: ``(N,)`` ints 0..9.
+
+    Raises:
+        ValueError: different numbers of images and labels, ``epochs < 1``, or fewer images than one batch (the last
+            partial batch of an epoch is dropped).
     """
     torch.manual_seed(seed)
     x, y = _as_images(images), torch.as_tensor(labels).long()
     if len(x) != len(y):
         raise ValueError(f"gpuph: {len(x)} images but {len(y)} labels")
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"gpuph: epochs must be an integer >= 1, got {epochs!r}")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or not 1 <= batch_size <= len(x):
+        raise ValueError(f"gpuph: batch_size must be an integer in 1..{len(x)} (the number of images), "
+                         f"got {batch_size!r}")
     model = MnistClassifier().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = len(x) // batch_size

@@ -210,11 +210,12 @@ def topology_loss(images: Tensor, i0: int = 2, reduction: str = "mean") -> Tenso
 
 
 @torch.no_grad()
-def component_counts(images: Tensor, threshold: float = 0.5) -> Tensor:
+def component_counts(images: Tensor | np.ndarray, threshold: float = 0.5) -> Tensor:
     """``(B,)`` int64 number of connected components of each image's superlevel sets that live longer than
     ``threshold``: PD0 classes (superlevel, V construction, 4-connectivity) with lifetime ``> threshold``, the essential
     class (infinite lifetime) included, so that a one-piece digit counts 1."""
-    dgm = gpuph.cubical_persistence(images.detach(), dims=0, spatial_dims=2, superlevel=True, construction="V")
+    dgm = gpuph.cubical_persistence(torch.as_tensor(images).detach(), dims=0, spatial_dims=2, superlevel=True,
+                                    construction="V")
     keep = dgm.lifetimes() > threshold
     return torch.bincount(dgm.batch[keep], minlength=dgm.batch_size)
 
@@ -289,12 +290,15 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def real_batches(images: Tensor, batch_size: int, seed: int, device: torch.device | str = "cpu") -> Iterator[Tensor]:
+def real_batches(images: Tensor | np.ndarray, batch_size: int, seed: int,
+                 device: torch.device | str = "cpu") -> Iterator[Tensor]:
     """Endless shuffled batches of real images, as ``(b, 1, 28, 28)`` float32 in ``[0, 1]`` on ``device``.
 
-    ``images``: ``(N, 28, 28)`` uint8 (0..255) or floating (``[0, 1]``). ``batch_size`` is the global batch: under
-    ``torch.distributed``, each rank gets its own ``batch_size // world_size`` images of the same seeded permutation.
+    ``images``: ``(N, 28, 28)`` uint8 (0..255) or floating (``[0, 1]``), a tensor or a numpy array (as
+    :func:`gpuph.apps.mnist.load_mnist` returns). ``batch_size`` is the global batch: under ``torch.distributed``,
+    each rank gets its own ``batch_size // world_size`` images of the same seeded permutation.
     """
+    images = torch.as_tensor(images)
     rank, world = _rank_world()
     if batch_size % world:
         raise ValueError(f"gpuph: batch_size {batch_size} is not divisible by the world size {world}")
@@ -338,7 +342,7 @@ def _run(generator, discriminator, opt_g, opt_d, steps, batch_size, nz, real_ite
 def train_gan(
     generator: nn.Module,
     discriminator: nn.Module,
-    images: Tensor,
+    images: Tensor | np.ndarray,
     steps: int,
     batch_size: int = 64,
     lr: float = 2e-4,
@@ -349,7 +353,7 @@ def train_gan(
 
     Args:
         generator, discriminator: models on the training device (possibly DDP-wrapped).
-        images: ``(N, 28, 28)`` real digits, uint8 or floats in ``[0, 1]``, on any device.
+        images: ``(N, 28, 28)`` real digits, uint8 or floats in ``[0, 1]``, on any device (or a numpy array).
         steps: number of batch iterations; ``batch_size``: the global batch (split over the ranks).
         lr, seed: Adam's learning rate; seed of the latent vectors and of the order of the real images.
         progress: show a tqdm bar (rank 0 only).
@@ -372,7 +376,7 @@ def finetune_topology(
     steps: int = 50,
     batch_size: int = 64,
     topo_weight: float = 1.0,
-    images: Tensor | None = None,
+    images: Tensor | np.ndarray | None = None,
     lr: float = 2e-4,
     seed: int = 1,
     progress: bool = True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,21 +68,30 @@ def read_idx(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
     path = Path(path)
     if path.suffix == ".gz":
         path = path.with_suffix("")
-    with _open(path) as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError(f"gpuph: {path} is too short to be an idx file")
-        magic, count = struct.unpack(">II", head)
-        if magic == _IMAGES_MAGIC:
-            rows, cols = struct.unpack(">II", f.read(8))
-            shape = (rows, cols)
-        elif magic == _LABELS_MAGIC:
-            shape = ()
-        else:
-            raise ValueError(f"gpuph: {path} has magic number {magic}, not an MNIST idx file (2051 or 2049)")
-        n = count if limit is None else min(int(limit), count)
-        size = n * int(np.prod(shape, dtype=np.int64))
-        data = f.read(size)
+    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 0):
+        raise ValueError(f"gpuph: limit must be an integer >= 0, got {limit!r}")
+    try:
+        with _open(path) as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError(f"gpuph: {path} is too short to be an idx file")
+            magic, count = struct.unpack(">II", head)
+            if magic == _IMAGES_MAGIC:
+                dims = f.read(8)
+                if len(dims) < 8:
+                    raise ValueError(f"gpuph: {path} is truncated in its header")
+                shape = struct.unpack(">II", dims)
+            elif magic == _LABELS_MAGIC:
+                shape = ()
+            else:
+                raise ValueError(f"gpuph: {path} has magic number {magic}, not an MNIST idx file (2051 or 2049)")
+            n = count if limit is None else min(int(limit), count)
+            size = n * int(np.prod(shape, dtype=np.int64))
+            data = f.read(size)
+    except (EOFError, OSError, zlib.error) as e:  # a cut or corrupt .gz (gzip.BadGzipFile is an OSError)
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"gpuph: {path} (or its .gz) cannot be read: {e}") from e
     if len(data) != size:
         raise ValueError(f"gpuph: {path} is truncated ({len(data)} of {size} bytes)")
     return np.frombuffer(data, dtype=np.uint8).reshape((n, *shape))
@@ -115,6 +125,9 @@ def load_mnist(directory: str | os.PathLike | None = None, split: str = "train",
     img_name, lab_name = _FILES[split]
     images = read_idx(found / img_name, limit)
     labels = read_idx(found / lab_name, limit)
+    if images.shape[1:] != (28, 28) or labels.ndim != 1:
+        raise ValueError(f"gpuph: {found} holds images of shape {images.shape[1:]} and labels of shape "
+                         f"{labels.shape[1:]}, not MNIST's 28x28 digits and scalar labels (files swapped?)")
     if len(images) != len(labels):
         raise ValueError(f"gpuph: {len(images)} images but {len(labels)} labels in {found}")
     return images, labels

@@ -225,6 +225,17 @@ def test_time_limit_stops_the_other_libraries_but_not_gpuph(tmp_path, monkeypatc
         main(["--time-limit", "0", "--out", str(tmp_path)])
 
 
+@pytest.mark.parametrize("argv", [["--budget", "-1"], ["--cap", "-1"], ["--cap", "0"], ["--repeats", "0"],
+                                  ["--min-repeats", "0"], ["--min-repeats", "5", "--repeats", "1"],
+                                  ["--time-limit", "-3"]], ids=" ".join)
+def test_timing_options_out_of_range_are_usage_errors(argv, tmp_path, capsys):
+    # A negative cap skipped every other library and a --min-repeats above --repeats was cut silently.
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out", str(tmp_path / "out")])
+    assert e.value.code == 2 and argv[0] in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_gpu_only_case_is_left_out_without_a_gpu(tmp_path):
     cfg = tiny_config(tmp_path, cases=[parse_case("4x5x5"), parse_case("1x129^3")], libraries=("gpuph",),
                       fields=("noise",), modes=("forward",))

@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from ..apps.cli_args import output_folder, positive_int
+from ..apps.cli_args import output_folder, positive_float, positive_int
 from .cases import DEFAULT_CASES, FIELDS, QUICK_CASES, SEED, parse_case
 from .goals import goal_cases
 from .libraries import CONSTRUCTIONS, FORWARD, LIBRARIES, MODES
@@ -39,15 +39,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     p.add_argument("--constructions", nargs="+", choices=CONSTRUCTIONS, default=list(CONSTRUCTIONS),
                    help="V is gpuph's default; T and freudenthal rows exist for the libraries that compute those")
-    p.add_argument("--repeats", type=int,
+    p.add_argument("--repeats", type=positive_int,
                    help="at most this many timed calls after the warm-up (default 15; --quick 3)")
-    p.add_argument("--min-repeats", type=int, help="at least this many, however slow (default 3; --quick 1)")
-    p.add_argument("--budget", type=float,
+    p.add_argument("--min-repeats", type=positive_int,
+                   help="at least this many, however slow (default 3; --quick 1; at most --repeats)")
+    p.add_argument("--budget", type=positive_float,
                    help="seconds of timed calls per cell; slow libraries get fewer repeats (default 10; --quick 0.5)")
-    p.add_argument("--cap", type=float,
+    p.add_argument("--cap", type=positive_float,
                    help="seconds: a library predicted to need more for one call is skipped on that case, and one "
                    "whose warm-up took more is not repeated (default 10; --quick 2)")
-    p.add_argument("--time-limit", type=float, metavar="S",
+    p.add_argument("--time-limit", type=positive_float, metavar="S",
                    help="after S seconds only gpuph's own cells still start (the other libraries' remaining cells are "
                    "listed as not run); the result files are rewritten after every input, so a run killed from "
                    "outside keeps what it measured")
@@ -58,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--out", type=output_folder, help="output folder (default bench/results/<device>-<date>)")
     args = p.parse_args(argv)
+    if args.repeats is not None and args.min_repeats is not None and args.min_repeats > args.repeats:
+        p.error(f"--min-repeats {args.min_repeats} is more than --repeats {args.repeats}")
     if args.goals:
         args.cases, args.libraries, args.modes, args.constructions = goal_cases(), ["gpuph"], [FORWARD], ["V"]
     try:

@@ -91,6 +91,11 @@ def test_class_subset_and_bad_input():
         make_shapes(3, classes=["sofa"])
     with pytest.raises(ValueError, match="classes"):
         make_shapes(3, classes=[])
+    with pytest.raises(TypeError, match=r"e.g. \['torus'\]"):  # not its letters as class names
+        make_shapes(3, classes="torus")
+    for seed in (2**70, -(2**64), 1.5):
+        with pytest.raises(ValueError, match="seed"):
+            make_shapes(2, seed=seed)
     with pytest.raises(ValueError, match="n must"):
         make_shapes(-1)
 

@@ -307,10 +307,14 @@ def _generate(n: int, seed: int, classes: Sequence[str] | None, device: torch.de
               dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     if isinstance(n, bool) or int(n) != n or n < 0:
         raise ValueError(f"gpuph: n must be an integer >= 0, got {n!r}")
+    if isinstance(classes, str):
+        raise TypeError(f"gpuph: classes is a sequence of names, e.g. [{classes!r}], got the string {classes!r}")
     names = tuple(CLASSES if classes is None else classes)
     bad = [c for c in names if c not in CLASSES]
     if bad or not names:
         raise ValueError(f"gpuph: classes must be a non-empty subset of {CLASSES}, got {list(names)}")
+    if isinstance(seed, bool) or int(seed) != seed or not -(2**63) <= seed < 2**64:
+        raise ValueError(f"gpuph: seed must be an integer in [-2^63, 2^64) (torch.Generator's), got {seed!r}")
     n = int(n)
     device = torch.device("cpu") if device is None else torch.device(device)
     g = torch.Generator().manual_seed(int(seed))

@@ -46,7 +46,7 @@ def _reference(mnist_dir, n_eval: int):
         with np.load(SAMPLE) as f:
             test = f["images"]
         train, held = None, None
-        source = "the 64 MNIST test digits embedded in gpuph/data (no MNIST idx files found: discriminator frozen)"
+        source = "MNIST test digits embedded in gpuph/data (no MNIST idx files found: discriminator frozen)"
     def floats(x):
         return None if x is None or len(x) == 0 else torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1)
 

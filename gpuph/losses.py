@@ -114,7 +114,8 @@ def _closed_pairs_of(dgm: Diagrams, use: Tensor) -> Tensor:
     if dgm.filtration_end is None and bool(((dgm.death_index < 0) & use).any()):
         closed_pairs(dgm._rows(use))  # raises its error
     pairs = dgm.pairs if dgm.filtration_end is None else closed_pairs(dgm)
-    pairs = torch.where(use.unsqueeze(1), pairs, torch.tensor([1.0, 2.0], dtype=pairs.dtype, device=pairs.device))
+    # (1, 2) made on the device: torch.tensor([1.0, 2.0], device=...) would be a blocking copy from the host.
+    pairs = torch.where(use.unsqueeze(1), pairs, torch.arange(1, 3, dtype=pairs.dtype, device=pairs.device))
     infinite_point = (pairs[:, 0] == pairs[:, 1]) & pairs[:, 0].isinf()
     return torch.where(infinite_point.unsqueeze(1), torch.ones((), dtype=pairs.dtype, device=pairs.device), pairs)
 

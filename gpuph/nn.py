@@ -114,7 +114,7 @@ class TopologyLoss(_CubicalLoss):
 
         >>> topo = gpuph.nn.TopologyLoss(dim=0, p=1, q=0, i0=2, superlevel=True, construction="V", spatial_dims=2)
         >>> fake = generator(z)                         # (B, 1, 28, 28)
-        >>> g_loss = adversarial_loss(fake) + lam * topo(fake)
+        >>> g_loss = adversarial_loss(discriminator(fake)) + lam * topo(fake)
         >>> g_loss.backward()
 
     Raises:

@@ -237,7 +237,7 @@ def rips_persistence(
 
         >>> x = torch.rand(8, 100, 2, requires_grad=True)
         >>> dgm = gpuph.rips_persistence(x)
-        >>> dgm.in_dim(1).lifetimes().sum().backward()    # grow the loops
+        >>> (-dgm.in_dim(1).lifetimes().sum()).backward()    # descending it grows the loops
     """
     mask = dims_mask(dims, MAX_DIM + 1, _DIMS_ERROR)
     thr = _threshold(max_edge_length)

@@ -26,6 +26,9 @@ def group_positions(group: Tensor, ngroups: int, sel: Tensor | None = None) -> t
     return torch.cumsum(ones, 0) - 1 - starts[group], counts
 
 
+_INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
 def check_homology_dim(dim) -> int:
     """``dim`` as an ``int`` (an integer ``>= 0``, ``bool`` excluded; a float of integral value is taken).
 
@@ -172,9 +175,8 @@ class Diagrams:
         return self._rows(self.death_index < 0)
 
     def _check_image(self, b: int) -> int:
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) and not (
-            isinstance(b, Tensor) and b.numel() == 1 and not b.is_floating_point() and b.dtype != torch.bool
-        ):
+        integer_tensor = isinstance(b, Tensor) and b.numel() == 1 and b.dtype in _INTEGER_DTYPES
+        if isinstance(b, bool) or not (isinstance(b, (int, np.integer)) or integer_tensor):
             raise TypeError(f"gpuph: an image index must be an integer, got {b!r}")
         b = int(b)
         if b < 0:

@@ -88,9 +88,9 @@ def read_idx(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
             n = count if limit is None else min(int(limit), count)
             size = n * int(np.prod(shape, dtype=np.int64))
             data = f.read(size)
+    except FileNotFoundError:
+        raise
     except (EOFError, OSError, zlib.error) as e:  # a cut or corrupt .gz (gzip.BadGzipFile is an OSError)
-        if isinstance(e, FileNotFoundError):
-            raise
         raise ValueError(f"gpuph: {path} (or its .gz) cannot be read: {e}") from e
     if len(data) != size:
         raise ValueError(f"gpuph: {path} is truncated ({len(data)} of {size} bytes)")

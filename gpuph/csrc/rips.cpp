@@ -8,9 +8,10 @@
 //   lengths: (E,) float32/float64. The flag complex of each image's graph.
 //
 // Rows: (image, dim, birth code, death code[, birth position, death position]) in the pinned order: image, dim,
-// lifetime descending (essential first, among themselves by birth in filtration order), birth code, death code. An edge's code is i * N + j (i < j) with N the
-// matrix size / the given N; an H0 birth is its vertex v, coded v * N + v; -1: none (essential death). Positions are
-// rows of `edges` (-1: a vertex or none). Values are gathered in Python by these indices (autograd through a gather).
+// lifetime descending (essential first, among themselves by birth in filtration order), birth code, death code. An
+// edge's code is i * N + j (i < j) with N the matrix size / the given N; an H0 birth is its vertex v, coded v * N + v;
+// -1: none (essential death). Positions are rows of `edges` (-1: a vertex or none). Values are gathered in Python by
+// these indices (autograd through a gather).
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -47,7 +48,7 @@ bool row_before(const FlagRow& x, const FlagRow& y) {
   if (x.life != y.life) return x.life > y.life;
   // Essential classes by birth in filtration order: closed at the filtration's end (as the losses close them), the
   // earliest born lives longest, so the order of the lifetimes does not depend on how the points are numbered.
-  if (std::isinf(x.life) && x.birth_rank != y.birth_rank) return x.birth_rank < y.birth_rank;
+  if (x.death_code < 0 && x.birth_rank != y.birth_rank) return x.birth_rank < y.birth_rank;  // both essential
   if (x.birth_code != y.birth_code) return x.birth_code < y.birth_code;
   return x.death_code < y.death_code;
 }

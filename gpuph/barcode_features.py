@@ -111,12 +111,16 @@ def _lengths_means(bars: _Bars) -> tuple[Tensor, Tensor]:
 def _per_image_sum(bars: _Bars, terms: Tensor) -> Tensor:
     if not bars.batched:
         return terms.sum(0)
+    if bars.batch_size == 0:  # no rows (and torch.compile's inductor cannot index into no elements)
+        return terms[:0]
     return terms.new_zeros(bars.batch_size).index_add(0, bars.batch, bars.masked(terms))
 
 
 def _rank_by_length(bars: _Bars, lengths: Tensor) -> Tensor:
     """``(N,)`` 0-based rank of each bar among its image's bars by length, longest first (ties by row order); rows
     that are not bars rank after them. Two stable sorts, no synchronisation."""
+    if bars.batch_size == 0:  # (no rows; inductor cannot index into no elements)
+        return torch.zeros_like(bars.batch)
     key = bars.masked(lengths.detach(), -1.0)  # lengths are >= 0
     order = torch.argsort(key, descending=True, stable=True)
     order = order[torch.argsort(bars.batch[order], stable=True)]
@@ -155,6 +159,8 @@ def top_k_barcode_lengths(dgminfo, dim: int, k: int) -> Tensor:
     if not bars.batched:
         return _sorted_lengths(bars, k)[:k]
     lengths, _ = _lengths_means(bars)
+    if bars.batch_size == 0:  # (no rows; inductor cannot index into no elements)
+        return lengths[:0].unsqueeze(1).expand(0, k)
     rank = _rank_by_length(bars, lengths)
     top = bars.use & (rank < k)
     # Each image's top k bars into its row of a (B, k + 1) table, every other row into the spare last column.

@@ -728,6 +728,12 @@ def test_pipeline_empty_batch():
     assert ops._cubical_pairs_pipeline(torch.rand(0, 4, 4), 2, 0, True, 3).shape == (0, 4)
 
 
+def _barcode_features(dgm: gpuph.Diagrams) -> torch.Tensor:
+    bf = gpuph.barcode_features
+    return (bf.sum_barcode_lengths(dgm, 0) + bf.partial_sum_barcode_lengths(dgm, 0, 1)
+            + bf.top_k_barcode_lengths(dgm, 1, 3).sum(1) + bf.barcode_poly_feature(dgm, 1, 2, 1)).sum()
+
+
 @pytest.mark.parametrize(
     "loss",
     [
@@ -737,8 +743,10 @@ def test_pipeline_empty_batch():
         # The GAN loss of the TopologyLayer paper, E(1, 0, 2; PD_0), and an H1 term.
         lambda x: gpuph.losses.persistence_energy(gpuph.cubical_persistence(x), 0, p=1, i0=2)
         + gpuph.losses.persistence_energy(gpuph.cubical_persistence(x, dims=1), 1, p=2, q=1),
+        # TopologyLayer's barcode features.
+        lambda x: _barcode_features(gpuph.cubical_persistence(x)),
     ],
-    ids=["lifetimes", "padded", "persistence_energy"],
+    ids=["lifetimes", "padded", "persistence_energy", "barcode_features"],
 )
 @pytest.mark.parametrize("gather", ["op", "torch"])
 def test_torch_compile_fullgraph_matches_eager(loss, gather, monkeypatch):

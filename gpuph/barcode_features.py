@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ._common import check_flag
-from .diagrams import Diagrams, group_positions
+from .diagrams import Diagrams, group_positions, group_sums
 
 __all__ = [
     "BarcodePolyFeature",
@@ -111,9 +111,7 @@ def _lengths_means(bars: _Bars) -> tuple[Tensor, Tensor]:
 def _per_image_sum(bars: _Bars, terms: Tensor) -> Tensor:
     if not bars.batched:
         return terms.sum(0)
-    if bars.batch_size == 0:  # no rows (and torch.compile's inductor cannot index into no elements)
-        return terms[:0]
-    return terms.new_zeros(bars.batch_size).index_add(0, bars.batch, bars.masked(terms))
+    return group_sums(bars.masked(terms), bars.batch, bars.batch_size)
 
 
 def _rank_by_length(bars: _Bars, lengths: Tensor) -> Tensor:

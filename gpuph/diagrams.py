@@ -29,6 +29,14 @@ def group_positions(group: Tensor, ngroups: int, sel: Tensor | None = None) -> t
 _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
+def group_sums(values: Tensor, group: Tensor, ngroups: int) -> Tensor:
+    """``(ngroups,)`` sums of ``values`` (``(N,)``, differentiable) over the rows of each group (``group`` as for
+    :func:`group_positions`): one ``index_add``, no synchronisation."""
+    if ngroups == 0:  # no groups, so no rows (and torch.compile's inductor cannot index into no elements)
+        return values[:0]
+    return values.new_zeros(ngroups).index_add(0, group, values)
+
+
 def check_homology_dim(dim) -> int:
     """``dim`` as an ``int`` (an integer ``>= 0``, ``bool`` excluded; a float of integral value is taken).
 

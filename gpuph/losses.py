@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .barcode_features import BarcodePolyFeature, PartialSumBarcodeLengths, SumBarcodeLengths, TopKBarcodeLengths
-from .diagrams import Diagrams, group_positions
+from .diagrams import Diagrams, group_positions, group_sums
 
 __all__ = [
     "BarcodePolyFeature",
@@ -122,9 +122,7 @@ def _closed_pairs_of(dgm: Diagrams, use: Tensor) -> Tensor:
 
 def _per_image(dgm: Diagrams, use: Tensor, term: Tensor) -> Tensor:
     """``(B,)`` sums of ``term`` over each image's rows in ``use``."""
-    if dgm.batch_size == 0:  # no rows (and torch.compile's inductor cannot index into no elements)
-        return term[:0]
-    return term.new_zeros(dgm.batch_size).index_add(0, dgm.batch, torch.where(use, term, torch.zeros_like(term)))
+    return group_sums(torch.where(use, term, torch.zeros_like(term)), dgm.batch, dgm.batch_size)
 
 
 def persistence_energy(

@@ -51,5 +51,6 @@ def _no_vmap(info, in_dims, *args):
 
 
 if hasattr(torch.library, "register_vmap"):
-    for _op in ("gpuph::cubical_pairs", "gpuph::rips_pairs", "gpuph::flag_pairs", "gpuph::lower_star_pairs"):
+    for _op in ("gpuph::cubical_pairs", "gpuph::rips_pairs", "gpuph::flag_pairs", "gpuph::complex_flag_pairs",
+                "gpuph::lower_star_pairs"):
         torch.library.register_vmap(_op, _no_vmap)

@@ -1,5 +1,6 @@
 """Persistent homology (H0, H1, H2) of point clouds: the Vietoris-Rips filtration and the weak Alpha filtration (the
-flag complex of the Delaunay graph), both filtered by edge length, batched and differentiable."""
+flag complex of the Delaunay graph, or the Delaunay complex itself), filtered by edge length, batched and
+differentiable."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from torch import Tensor
 from ._common import dims_mask, mask_dims
 from ._ext import ops
 from .cubical import _as_tensor
-from .delaunay import delaunay_edges
+from .delaunay import delaunay_edges, delaunay_simplices
 from .diagrams import ComplexDiagrams
+from .lower_star import prepare_complex
 from .spanning_forest import minimum_spanning_forest
 
 __all__ = ["rips_persistence", "weak_alpha_persistence"]
@@ -282,37 +284,55 @@ def _rips_rows(dist: Tensor, sizes: Tensor, thr: float, mask: int, on_device: bo
 
 
 # ---------------------------------------------------------------------------------------------- weak Alpha
-def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> ComplexDiagrams:
+def weak_alpha_persistence(
+    points, *, dims: int | Iterable[int] = (0, 1), complex: str = "flag"
+) -> ComplexDiagrams:
     r"""Persistence diagrams (H0, H1, H2; Z/2 coefficients) of the weak Alpha filtrations of point clouds: the flag
     complex of the Delaunay graph, filtered by edge length (a triangle enters with its longest edge), as in the
-    TopologyLayer paper's ``AlphaLayer``. Differentiable with respect to the points.
+    TopologyLayer paper. Differentiable with respect to the points.
 
     The Delaunay graph is :func:`gpuph.delaunay.delaunay_edges` (scipy's Qhull, any dimension it supports;
     repeated, collinear and other degenerate clouds are handled there). The diagrams equal GUDHI's ``SimplexTree``
     built on that graph (edges with their lengths, ``expansion(3)``; ``expansion(2)`` without H2) up to the rounding
     of the lengths.
 
+    With ``complex="delaunay"``, the complex is instead the Delaunay complex itself: the simplices of the
+    triangulation (:func:`gpuph.delaunay.delaunay_simplices`) and their faces, each entering with its longest edge:
+    the complex of TopologyLayer's ``AlphaLayer``. It is a subcomplex of the flag complex (which also fills every
+    clique of the graph) with the same H0, and for 2D clouds the same H1 (a clique that is no Delaunay triangle
+    encloses Delaunay triangles whose edges are no longer than its own); H1 of 3D clouds and H2 can differ. The
+    diagrams then equal GUDHI's ``SimplexTree`` holding those simplices, each with its longest edge's length.
+
     Args:
         points: as for :func:`rips_persistence`: ``(N, D)``, ``(B, N, D)`` or a list of ``(N_i, D)`` clouds, float32
             or float64 (half precision upcast to float32), finite, ``D >= 2`` for a triangulation (``D = 1``: the
             points are joined along the line).
         dims: an int or an iterable within ``{0, 1, 2}`` (``None``: all three).
+        complex: ``"flag"`` (default: the flag complex of the Delaunay graph) or ``"delaunay"`` (the Delaunay
+            complex).
 
     Returns:
-        :class:`~gpuph.diagrams.ComplexDiagrams` as for :func:`rips_persistence` (``construction="weak_alpha"``,
-        the same edge codes ``i * N + j`` and vertex codes ``v * N + v`` for H0 births, ``filtration_end`` the
-        longest Delaunay edge). Every finite value is the length of its critical Delaunay edge, computed
-        differentiably on the points' device; the gradient moves the edge's two endpoints along it. The graph itself
-        is held fixed: it is recomputed on the next call, not differentiated.
+        :class:`~gpuph.diagrams.ComplexDiagrams` as for :func:`rips_persistence` (``construction="weak_alpha"``, or
+        ``"delaunay"``; the same edge codes ``i * N + j`` and vertex codes ``v * N + v`` for H0 births,
+        ``filtration_end`` the longest Delaunay edge). Every finite value is the length of its critical Delaunay
+        edge, computed differentiably on the points' device; the gradient moves the edge's two endpoints along it.
+        The triangulation itself is held fixed: it is recomputed on the next call, not differentiated.
+
+    Ties between equal lengths are broken by the edge code; with ``complex="delaunay"``, a triangle or tetrahedron
+    by the ranks of its edges in that order, sorted descending and compared lexicographically (the first is its
+    critical edge).
 
     **What runs where.** The triangulation runs on the CPU (scipy, one cloud at a time, on a float64 copy); the
     edge lengths are computed where the points are (``torch.linalg.vector_norm`` of the differences); the C++
-    operator ``gpuph::flag_pairs`` (the same engine as Rips, on adjacency lists) runs on the CPU, in
-    parallel over the clouds.
+    operator runs on the CPU, in parallel over the clouds: ``gpuph::flag_pairs`` (the same engine as Rips, on
+    adjacency lists) for the flag complex, ``gpuph::complex_flag_pairs`` (a standard reduction with clearing of the
+    explicit complex, as for lower-star filtrations) for the Delaunay complex.
 
     Raises:
-        TypeError / ValueError: as for :func:`rips_persistence`.
+        TypeError / ValueError: as for :func:`rips_persistence`; ``ValueError`` for another ``complex``.
     """
+    if complex not in ("flag", "delaunay"):
+        raise ValueError(f'gpuph: complex must be "flag" or "delaunay", got {complex!r}')
     mask = dims_mask(dims, MAX_DIM + 1, _DIMS_ERROR)
     x, sizes, batch_shape = _as_clouds(points)
     B, N, D = (int(s) for s in x.shape)
@@ -320,12 +340,16 @@ def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Com
     # that no difference or square overflows or underflows.
     scale = _unit_scale(x) if B and N else None
     host = x.detach().to("cpu", torch.float64).numpy()
-    graphs = [delaunay_edges(host[b, : sizes[b]]) for b in range(B)]
-    counts = [len(g) for g in graphs]
-    offsets = torch.tensor([0, *np.cumsum(counts).tolist()], dtype=torch.int64)
-    edges = torch.from_numpy(np.concatenate(graphs, 0) if graphs else np.zeros((0, 2), np.int64))
+    if complex == "flag":
+        graphs = [delaunay_edges(host[b, : sizes[b]]) for b in range(B)]
+        counts = torch.tensor([len(g) for g in graphs], dtype=torch.int64)
+        edges = torch.from_numpy(np.concatenate(graphs, 0) if graphs else np.zeros((0, 2), np.int64))
+        cells = None
+    else:
+        edges, counts, cells = _delaunay_complex(host, sizes, N, mask)
+    offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
     E = int(edges.shape[0])
-    edge_batch = torch.repeat_interleave(torch.arange(B), torch.tensor(counts, dtype=torch.int64))
+    edge_batch = torch.repeat_interleave(torch.arange(B), counts)
     ends = (edge_batch[:, None] * N + edges).to(x.device)
     if scale is None:
         flat = x.reshape(B * N, D)
@@ -333,7 +357,11 @@ def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Com
     else:
         flat = (x / scale[:, None, None]).reshape(B * N, D)
         lengths = torch.linalg.vector_norm(flat[ends[:, 0]] - flat[ends[:, 1]], dim=-1) * scale[edge_batch.to(x.device)]
-    rows = ops.flag_pairs(edges, lengths.detach().to("cpu").contiguous(), offsets, _sizes_tensor(sizes), N, mask)
+    host_lengths = lengths.detach().to("cpu").contiguous()
+    if cells is None:
+        rows = ops.flag_pairs(edges, host_lengths, offsets, _sizes_tensor(sizes), N, mask)
+    else:
+        rows = ops.complex_flag_pairs(edges, host_lengths, offsets, _sizes_tensor(sizes), N, mask, *cells)
     rows = rows.to(x.device)
     # Position E of the padded lengths holds 0: the value of vertex births (and a harmless target for -1).
     padded = torch.cat([lengths, lengths.new_zeros(1)])
@@ -354,4 +382,34 @@ def weak_alpha_persistence(points, *, dims: int | Iterable[int] = (0, 1)) -> Com
         end = padded[at]
     else:
         end = lengths.new_zeros(B)
-    return _diagrams(pairs, rows[:, :4], B, N, batch_shape, "weak_alpha", end, mask)
+    construction = "weak_alpha" if complex == "flag" else "delaunay"
+    return _diagrams(pairs, rows[:, :4], B, N, batch_shape, construction, end, mask)
+
+
+def _delaunay_complex(host: np.ndarray, sizes: Sequence[int], N: int, mask: int):
+    """The Delaunay complexes of the clouds ``host[b, :sizes[b]]`` as tables for ``gpuph::complex_flag_pairs``: the
+    edges (local vertex ids) and the number of each cloud's, and (triangles, their offsets, tetrahedra, their
+    offsets), each cloud's rows contiguous. Only the simplices the requested dimensions need are kept: triangles
+    for H1, tetrahedra for H2."""
+    B = len(sizes)
+    blocks = [b_ * N + s for b_ in range(B) for s in delaunay_simplices(host[b_, : sizes[b_]])]
+    top = 3 if mask & 4 else 2 if mask & 2 else 1
+    # One closed complex for the whole batch, on global vertex ids b * N + v: its rows are sorted by their vertices,
+    # so each cloud's simplices are contiguous in every table.
+    cx = prepare_complex(blocks, B * N, max_dim=top)
+
+    def table(tables: tuple[Tensor, ...], i: int, width: int) -> Tensor:
+        return tables[i] if i < len(tables) else torch.zeros(0, width, dtype=torch.int64)
+
+    global_edges = table(cx.simplices, 0, 2)
+    triangles, tetrahedra = table(cx.facets, 0, 3), table(cx.facets, 1, 4)  # edge rows / triangle rows
+    edge_cloud = global_edges[:, 0] // max(N, 1)
+    edges = global_edges - edge_cloud[:, None] * N
+    triangle_cloud = edge_cloud[triangles[:, 0]]
+    tetrahedron_cloud = triangle_cloud[tetrahedra[:, 0]]
+
+    def offsets(cloud: Tensor) -> Tensor:
+        return torch.cat([cloud.new_zeros(1), torch.bincount(cloud, minlength=B).cumsum(0)])
+
+    counts = torch.bincount(edge_cloud, minlength=B)
+    return edges, counts, (triangles, offsets(triangle_cloud), tetrahedra, offsets(tetrahedron_cloud))

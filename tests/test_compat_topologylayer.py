@@ -394,7 +394,7 @@ def test_point_cloud_layers_call_gpuph(monkeypatch):
     assert issub is True and dgms[0].tolist() == [[0.0, 1.0], [0.0, math.inf]] and dgms[1].tolist() == [[1.0, 2.0]]
     assert rips.calls[0][1] == {"dims": (0, 1), "max_edge_length": math.inf}
     dgms, issub = AlphaLayer(maxdim=0)(x)
-    assert issub is True and len(dgms) == 1 and alpha.calls[0][1] == {"dims": (0,)}
+    assert issub is True and len(dgms) == 1 and alpha.calls[0][1] == {"dims": (0,), "complex": "delaunay"}
     assert isinstance(RipsLayer(4)(torch.rand(3, 4, 2)), gpuph.Diagrams)
     with pytest.raises(ValueError, match="points"):
         RipsLayer(5)(x)
@@ -440,18 +440,21 @@ def _delaunay_faces_diagrams(x: np.ndarray, maxdim: int) -> list[np.ndarray]:
     return out
 
 
-def test_alpha_layer_equals_topologylayers_complex_in_h0_and_h1_of_2d_clouds():
-    # The README's "What differs": the flag complex of the Delaunay graph has the same H0 and, for 2D clouds, the
-    # same H1 as the faces of the Delaunay triangles (TopologyLayer's complex); uniform and near-grid (almost
-    # cocircular) clouds.
-    rng = np.random.default_rng(12)
-    for t in range(40):
-        x = rng.random((int(rng.integers(4, 40)), 2))
+@pytest.mark.parametrize("d", [2, 3])
+def test_alpha_layer_is_topologylayers_complex(d):
+    """AlphaLayer's complex is TopologyLayer's (the faces of scipy's Delaunay simplices, each at its longest edge):
+    its bars equal GUDHI's on that complex in every dimension up to maxdim, on uniform and near-grid (almost
+    cocircular) clouds."""
+    rng = np.random.default_rng(12 + d)
+    for t in range(30):
+        x = rng.random((int(rng.integers(5, 40)), d))
         if t % 2:
             x = np.round(x * 4) / 4 + rng.random(x.shape) * 1e-3
-        dgms, _ = AlphaLayer(maxdim=1)(torch.from_numpy(x))
-        ref = _delaunay_faces_diagrams(x, 1)
-        for k in (0, 1):
+        maxdim = t % 3
+        dgms, _ = AlphaLayer(maxdim=maxdim)(torch.from_numpy(x))
+        ref = _delaunay_faces_diagrams(x, maxdim)
+        assert len(dgms) == maxdim + 1
+        for k in range(maxdim + 1):
             got = sorted_rows(remove_zero_bars(dgms[k]).detach().numpy())
             np.testing.assert_allclose(got, ref[k], rtol=1e-12, atol=1e-12)
 

@@ -245,11 +245,12 @@ def test_rips_generic_points(device, dims):
 
 # ---------------------------------------------------------------------------------------------- weak Alpha
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("complex", ["flag", "delaunay"])
 @pytest.mark.parametrize("D,dims", [(2, (0, 1)), (3, (0, 1)), (3, (0, 1, 2)), (2, (0,))])
-def test_weak_alpha_equals_cpu(device, D, dims):
+def test_weak_alpha_equals_cpu(device, complex, D, dims):
     points = dyadic_points if D == 2 else sphere_points
     x = points((3, 16, D), seed=30 + D)  # exact edge lengths on every device (vector_norm of k / 256)
-    check_against_cpu(lambda p: gpuph.weak_alpha_persistence(p, dims=dims), x, device, exact=True)
+    check_against_cpu(lambda p: gpuph.weak_alpha_persistence(p, dims=dims, complex=complex), x, device, exact=True)
 
 
 @pytest.mark.parametrize("device", DEVICES)

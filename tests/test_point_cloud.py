@@ -3,6 +3,7 @@ batching and input errors."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -14,8 +15,16 @@ from hypothesis import strategies as st
 from reference import _sorted_pairs
 
 import gpuph
-from gpuph.delaunay import delaunay_edges
+from gpuph.delaunay import delaunay_edges, delaunay_simplices
 from gpuph.point_cloud import pairwise_distances, rips_persistence, weak_alpha_persistence
+
+
+def delaunay_alpha_persistence(points, **kwargs):
+    """Weak Alpha on the Delaunay complex (TopologyLayer's AlphaLayer complex)."""
+    return weak_alpha_persistence(points, complex="delaunay", **kwargs)
+
+
+FNS = [rips_persistence, weak_alpha_persistence, delaunay_alpha_persistence]
 
 
 # ---------------------------------------------------------------------------------------------- oracles
@@ -46,6 +55,26 @@ def gudhi_flag(n: int, edges: np.ndarray, lengths: np.ndarray, maxdim: int = 1) 
     for (i, j), w in zip(edges.tolist(), lengths.tolist()):
         st_.insert([i, j], w)
     st_.expansion(maxdim + 1)
+    return _by_dim(st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True), maxdim)
+
+
+def gudhi_delaunay(x: np.ndarray, maxdim: int = 1) -> dict[int, np.ndarray]:
+    """The Delaunay complex (the faces of delaunay_simplices, up to dimension maxdim + 1), each simplex at its
+    longest edge (lengths as gpuph computes them), in GUDHI's SimplexTree."""
+    import itertools
+
+    import gudhi
+
+    st_ = gudhi.SimplexTree()
+    for v in range(len(x)):
+        st_.insert([v], 0.0)
+    t = torch.as_tensor(x)
+    for block in delaunay_simplices(x):
+        for s in block.tolist():
+            for k in range(2, min(len(s), maxdim + 2) + 1):  # edges first: a face is inserted before its cofaces
+                for f in itertools.combinations(s, k):
+                    st_.insert(list(f), max(float(torch.linalg.vector_norm(t[a] - t[b]))
+                                            for a, b in itertools.combinations(f, 2)))
     return _by_dim(st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True), maxdim)
 
 
@@ -218,11 +247,14 @@ def test_weak_alpha_equals_gudhi_flag(n, d, seed):
     check_critical_edges(dgm, lambda b, i, j: table[(i, j)])
 
 
-@pytest.mark.parametrize("name", ["duplicates", "collinear", "plane_in_3d", "one", "two", "three", "square", "line_1d"])
-def test_weak_alpha_special_clouds(name):
+SPECIAL_CLOUDS = ["duplicates", "collinear", "plane_in_3d", "one", "two", "three", "square", "line_1d"]
+
+
+def special_cloud(name: str, d: int = 2) -> np.ndarray:
+    """Degenerate clouds for the Delaunay code (``d``: the dimension of the random ones)."""
     rng = np.random.default_rng(5)
     x = {
-        "duplicates": np.concatenate([rng.random((20, 2)), rng.random((20, 2))[:5]]),
+        "duplicates": np.concatenate([rng.random((20, d)), rng.random((20, d))[:5]]),
         "collinear": np.stack([np.arange(10.0), np.arange(10.0) * 0.5], 1),
         "plane_in_3d": np.concatenate([rng.random((25, 2)), np.zeros((25, 1))], 1) @ np.linalg.qr(
             rng.standard_normal((3, 3)))[0],
@@ -231,14 +263,122 @@ def test_weak_alpha_special_clouds(name):
         "three": np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
         "square": np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
         "line_1d": rng.random((15, 1)),
+        "triangle_in_3d": np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+        "octahedron": np.concatenate([np.eye(3), -np.eye(3)]) + rng.random((6, 3)) * 0.01,
     }[name]
     if name == "duplicates":
         x[-5:] = x[:5]
+    return x
+
+
+@pytest.mark.parametrize("name", SPECIAL_CLOUDS)
+def test_weak_alpha_special_clouds(name):
+    x = special_cloud(name)
     dgm = weak_alpha_persistence(torch.from_numpy(x))
     edges = delaunay_edges(x)
     assert_same(ours(dgm), gudhi_flag(len(x), edges, edge_lengths(x, edges)), name)
     # Connected: exactly one essential class.
     assert len(dgm.essential()) == 1
+
+
+@given(n=st.integers(0, 40), d=st.integers(1, 4), seed=st.integers(0, 2**31 - 1), maxdim=st.integers(0, 2),
+       quantised=st.booleans())
+def test_delaunay_alpha_equals_gudhi(n, d, seed, maxdim, quantised):
+    x = np.random.default_rng(seed).standard_normal((n, d if n < 25 else min(d, 3)))
+    if quantised:  # ties, repeated points, cocircular quadruples
+        x = np.round(x * 2) / 2
+    dgm = delaunay_alpha_persistence(torch.from_numpy(x), dims=tuple(range(maxdim + 1)))
+    assert dgm.construction == "delaunay" and dgm.computed_dims == tuple(range(maxdim + 1))
+    assert_same(ours(dgm, maxdim=maxdim), gudhi_delaunay(x, maxdim), f"n={n} d={d}")
+    edges = delaunay_edges(x)
+    table = {(int(i), int(j)): v for (i, j), v in zip(edges.tolist(), edge_lengths(x, edges).tolist())}
+    check_critical_edges(dgm, lambda b, i, j: table[(i, j)])
+
+
+@pytest.mark.parametrize("name", [*SPECIAL_CLOUDS, "triangle_in_3d", "octahedron"])
+def test_delaunay_alpha_special_clouds(name):
+    x = special_cloud(name, d=3)
+    dgm = delaunay_alpha_persistence(torch.from_numpy(x), dims=(0, 1, 2))
+    assert_same(ours(dgm, maxdim=2), gudhi_delaunay(x, maxdim=2), name)
+    assert len(dgm.essential()) == 1  # connected, and no class of H1 or H2 outlives the whole complex
+
+
+def test_delaunay_complex_and_flag_complex_differ_only_where_they_may():
+    """The Delaunay complex is a subcomplex of the flag complex of its graph with the same edges: the same H0 rows
+    always, the same H1 rows for 2D clouds (a 3-clique that is no Delaunay triangle encloses triangles no longer
+    than its longest edge), and no H2 for 2D clouds (a planar triangulation bounds no cavity), while the flag
+    complex of some 2D and 3D clouds has H2 and the two H1 of some 3D clouds differ."""
+    rng = np.random.default_rng(21)
+    flag_h2_2d = h1_differs_3d = 0
+    for t in range(60):
+        d = 2 if t < 30 else 3
+        x = torch.from_numpy(rng.random((int(rng.integers(5, 60)), d)))
+        flag = weak_alpha_persistence(x, dims=(0, 1, 2))
+        dela = delaunay_alpha_persistence(x, dims=(0, 1, 2))
+        _same_rows(flag.in_dim(0), dela.in_dim(0), 0)
+        if d == 2:
+            _same_rows(flag.in_dim(1), dela.in_dim(1), 0)
+            assert len(dela.in_dim(2)) == 0
+            flag_h2_2d += len(flag.in_dim(2)) > 0
+        else:
+            h1_differs_3d += not torch.equal(flag.in_dim(1).pairs, dela.in_dim(1).pairs)
+    assert flag_h2_2d + h1_differs_3d > 0  # the two complexes are not the same
+
+
+def test_delaunay_simplices():
+    """Generic clouds: scipy's simplices; their edges are delaunay_edges; degenerate clouds as documented."""
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(8)
+    for d in (2, 3):
+        x = rng.random((40, d))
+        (got,) = delaunay_simplices(x)
+        want = np.sort(Delaunay(x).simplices, axis=1)
+        assert np.array_equal(got[np.lexsort(got.T[::-1])], want[np.lexsort(want.T[::-1])])
+    x = rng.random((25, 3))
+    x[20:] = x[:5]
+    blocks = delaunay_simplices(x)
+    edges = np.concatenate([b[:, list(c)] for b in blocks for c in itertools.combinations(range(b.shape[1]), 2)])
+    assert np.array_equal(np.unique(edges, axis=0), delaunay_edges(x))
+    assert any(b.shape[1] == 2 and len(b) == 5 for b in blocks)  # the copies, joined to their first occurrence
+    line = np.stack([np.arange(6.0)[::-1], np.zeros(6)], 1)
+    assert [b.tolist() for b in delaunay_simplices(line)] == [[[i, i + 1] for i in range(5)]]
+    tri = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    assert [b.tolist() for b in delaunay_simplices(tri)] == [[[0, 1, 2]]]
+    assert delaunay_simplices(np.zeros((1, 2))) == [] and delaunay_simplices(np.zeros((3, 2))) != []
+    with pytest.raises(ValueError, match="finite"):
+        delaunay_simplices(np.array([[0.0, np.nan], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        delaunay_simplices(np.zeros(4))
+
+
+def test_complex_flag_pairs_refuses_bad_tables():
+    """The operator behind complex="delaunay" checks its tables: no crash or garbage on a triangle whose edges do
+    not bound one, a cell of another image, an edge listed twice, bad offsets."""
+    from gpuph._ext import ops
+
+    edges = torch.tensor([[0, 1], [1, 2], [0, 2], [2, 3]])
+    lengths = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    one = torch.tensor([0, 4])
+    no_tets, tet_off = torch.zeros(0, 4, dtype=torch.int64), torch.tensor([0, 0])
+
+    def run(tri, tri_off=None, e=edges):
+        tri_off = torch.tensor([0, len(tri)]) if tri_off is None else tri_off
+        return ops.complex_flag_pairs(e, lengths, one, torch.tensor([4]), 4, 0b111, tri, tri_off, no_tets, tet_off)
+
+    rows = run(torch.tensor([[0, 1, 2]]))
+    assert rows[:, 1].tolist() == [0] * 4  # 3 deaths and one essential class: the triangle fills the cycle
+    with pytest.raises(ValueError, match="do not bound a triangle"):
+        run(torch.tensor([[0, 1, 3]]))
+    with pytest.raises(ValueError, match="not an edge of its image"):
+        run(torch.tensor([[0, 1, 7]]))
+    with pytest.raises(ValueError, match="same edge twice"):
+        run(torch.zeros(0, 3, dtype=torch.int64), e=torch.tensor([[0, 1], [1, 0], [0, 2], [2, 3]]))
+    with pytest.raises(ValueError, match="offsets"):
+        run(torch.tensor([[0, 1, 2]]), torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="do not bound a tetrahedron"):
+        ops.complex_flag_pairs(edges, lengths, one, torch.tensor([4]), 4, 0b111, torch.tensor([[0, 1, 2]] * 4),
+                               torch.tensor([0, 4]), torch.tensor([[0, 1, 2, 3]]), torch.tensor([0, 1]))
 
 
 def test_weak_alpha_ignores_copies():
@@ -299,7 +439,7 @@ def test_weak_alpha_of_tight_clusters_far_from_the_origin():
         assert_same(ours(dgm), gudhi_flag(len(x), edges, edge_lengths(x, edges)), "cluster")
 
 
-@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("fn", FNS)
 @pytest.mark.parametrize("dtype, scale", [(torch.float32, 1e20), (torch.float32, 1e-30), (torch.float32, 1e-41),
                                           (torch.float64, 1e160), (torch.float64, 1e-200), (torch.float64, 1e-310)])
 def test_clouds_of_any_magnitude(fn, dtype, scale):
@@ -323,7 +463,7 @@ def test_clouds_of_different_magnitudes_in_one_list():
     rng = np.random.default_rng(12)
     clouds = [torch.from_numpy(rng.random((n, 2)) * s).float() for n, s in ((9, 1e25), (5, 1e-25), (0, 1.0),
                                                                             (7, 1.0))]
-    for fn in (rips_persistence, weak_alpha_persistence):
+    for fn in FNS:
         together = fn(clouds)
         for b, c in enumerate(clouds):
             alone = fn(c)
@@ -332,7 +472,7 @@ def test_clouds_of_different_magnitudes_in_one_list():
             assert torch.isfinite(alone.pairs[alone.death_index >= 0]).all()
 
 
-@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("fn", FNS)
 @pytest.mark.parametrize("scale", [1e150, 1e-150])
 def test_gradcheck_through_the_scaling(fn, scale):
     x = (torch.from_numpy(np.random.default_rng(13).random((8, 2))) * scale).requires_grad_()
@@ -445,14 +585,15 @@ def test_rips_h2_batch_equals_one_by_one():
         assert_same(ours(batch, b, maxdim=2), ours(rips_persistence(c, dims=(0, 1, 2)), maxdim=2), f"cloud {b}")
 
 
-@pytest.mark.parametrize("filtration", ["rips", "weak_alpha"])
+@pytest.mark.parametrize("filtration", ["rips", "weak_alpha", "delaunay"])
 def test_h2_on_several_threads_equals_one_thread_and_the_oracle(filtration):
     """Clouds large enough that H2's column search runs in parallel chunks of edges: the same rows, critical edges
     included, on one thread and on several, and the oracle's diagrams (ripser; GUDHI's flag complex). Rips also
     without the bitsets (the scans that take over past 8192 points)."""
     n = 130 if filtration == "rips" else 400
     x = torch.from_numpy(np.random.default_rng(7).random((n, 3)))
-    fn = rips_persistence if filtration == "rips" else weak_alpha_persistence
+    fn = {"rips": rips_persistence, "weak_alpha": weak_alpha_persistence, "delaunay": delaunay_alpha_persistence}[
+        filtration]
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -469,6 +610,8 @@ def test_h2_on_several_threads_equals_one_thread_and_the_oracle(filtration):
             assert torch.equal(getattr(runs[0], f), getattr(run, f)), f
     if filtration == "rips":
         want = ripser_rips(dist64(x.numpy()), maxdim=2)
+    elif filtration == "delaunay":
+        want = gudhi_delaunay(x.numpy(), maxdim=2)
     else:
         edges = delaunay_edges(x.numpy())
         want = gudhi_flag(n, edges, edge_lengths(x.numpy(), edges), maxdim=2)
@@ -495,7 +638,7 @@ def _generic_cloud(n, d, seed):
     return torch.from_numpy(np.random.default_rng(seed).random((n, d))).requires_grad_(True)
 
 
-@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("fn", FNS)
 def test_gradcheck(fn):
     x = _generic_cloud(18, 2, 4)
 
@@ -507,7 +650,7 @@ def test_gradcheck(fn):
     assert torch.autograd.gradcheck(f, (x,), eps=1e-7, atol=1e-6)
 
 
-@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("fn", FNS)
 def test_gradient_moves_the_endpoints_along_the_edge(fn):
     x = _generic_cloud(25, 3, 9)
     dgm = fn(x)
@@ -522,7 +665,7 @@ def test_gradient_moves_the_endpoints_along_the_edge(fn):
 
 def test_gradients_are_finite_with_duplicates():
     x = torch.from_numpy(np.repeat(np.random.default_rng(1).random((10, 2)), 2, axis=0)).requires_grad_(True)
-    for fn in (rips_persistence, weak_alpha_persistence):
+    for fn in FNS:
         x.grad = None
         dgm = fn(x)
         (dgm.finite().pairs.sum() + dgm.filtration_end.sum()).backward()
@@ -543,7 +686,7 @@ def _same_rows(a: gpuph.Diagrams, b: gpuph.Diagrams, b_index: int) -> None:
     assert decode(a.death_index[sel], Na) == decode(b.death_index, Nb)
 
 
-@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("fn", FNS)
 def test_batch_equals_one_by_one(fn):
     x = torch.rand(5, 30, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     dgm = fn(x)
@@ -590,7 +733,7 @@ def test_dims_and_dtypes():
     assert len(weak_alpha_persistence([])) == 0
 
 
-@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("fn", FNS)
 @pytest.mark.parametrize("shape", [(4, 0, 2), (0, 5, 2)], ids=["no points", "no clouds"])
 def test_empty_input_keeps_the_graph(fn, shape):
     # A training loop whose batch happens to be empty still calls backward() on its loss.
@@ -620,7 +763,7 @@ def test_float32_threshold_is_compared_as_the_engine_compares_it():
                            _rips_rows(dist, sizes, thr, 1, on_device=False))
 
 
-@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("fn", FNS)
 def test_bad_input(fn):
     good = torch.rand(10, 2)
     bad_nan = good.clone()
@@ -644,6 +787,9 @@ def test_bad_input(fn):
         fn([torch.rand(4, 2), torch.rand(4, 3)])
     with pytest.raises(ValueError, match=r"\(N_i, D\)"):
         fn([torch.rand(4, 2, 1)])
+    if fn is weak_alpha_persistence:
+        with pytest.raises(ValueError, match='complex must be "flag" or "delaunay"'):
+            fn(good, complex="alpha")
     if fn is rips_persistence:
         with pytest.raises(ValueError, match="max_edge_length"):
             fn(good, max_edge_length=-1.0)
@@ -673,7 +819,7 @@ def test_flag_pairs_refuses_h2_past_its_keys():
             ops._flag_bitset_vertices(bad)
 
 
-@pytest.mark.parametrize("fn", [rips_persistence, weak_alpha_persistence])
+@pytest.mark.parametrize("fn", FNS)
 def test_under_torch_compile(fn):
     """torch.compile (graph breaks allowed) gives eager's values and gradients; the Delaunay code's bool cumsum
     failed when traced."""

@@ -6,6 +6,11 @@
 // flag_pairs(edges, lengths, offsets, sizes, N, dims_mask) -> int64 (K, 6)
 //   edges: int64 (E, 2) vertex pairs of all images (local vertex indices), image b's at offsets[b]..offsets[b+1];
 //   lengths: (E,) float32/float64. The flag complex of each image's graph.
+// complex_flag_pairs(edges, lengths, offsets, sizes, N, dims_mask, triangles, triangle_offsets, tetrahedra,
+//                    tetrahedron_offsets) -> int64 (K, 6)
+//   The flag filtration of an explicit complex (e.g. the Delaunay complex): the edges as for flag_pairs, and only
+//   the given triangles (rows of three rows of `edges`) and tetrahedra (rows of four rows of `triangles`), image b's
+//   at their offsets[b]..offsets[b+1]; the reduction of boundary_reduction.h.
 //
 // Rows: (image, dim, birth code, death code[, birth position, death position]) in the pinned order: image, dim,
 // lifetime descending (essential first, among themselves by birth in filtration order), birth code, death code. An
@@ -20,9 +25,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 
+#include "boundary_reduction.h"
 #include "flag_engine.h"
 #include "gpuph_common.cuh"
 #include "radix_sort.h"
@@ -150,10 +157,11 @@ void rips_image(const F* D, int64_t N, int32_t n, double threshold, bool h0, boo
   make_rows(e, code, code, N, pairs, rows);
 }
 
-// Flag complex of one image's graph: edges[s..t) (local vertices), lengths likewise.
+// One image's edges[s..t) (local vertices), lengths likewise, ranked by (length, code): fills e and, for each rank,
+// the edge's code and its row in `edges`.
 template <typename F>
-void graph_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, int64_t N, int32_t n, bool h0, bool h1,
-                 bool h2, std::vector<FlagRow>& rows) {
+RankedEdges rank_edges(const int64_t* edges, const F* lengths, int64_t s, int64_t t, int64_t N, int32_t n,
+                       std::vector<int64_t>& code, std::vector<int64_t>& pos) {
   using U = KeyOf<F>;
   struct Item {
     U key;
@@ -172,15 +180,13 @@ void graph_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, i
     items.push_back({orderable_key<U>(len, false), i * N + j, p});
   }
   const size_t M = items.size();
-  // Ranks are int32 (kNoEdge is no rank); H2 keys a tetrahedron as (R * n + p) * n + q in 64 bits.
+  // Ranks are int32 (kNoEdge is no rank).
   TORCH_CHECK_VALUE(M < size_t(flag::kNoEdge), "gpuph: a graph has ", M, " edges; at most ", flag::kNoEdge - 1,
                     " per graph are supported");
-  TORCH_CHECK_VALUE(!h2 || n == 0 || uint64_t(M) <= std::numeric_limits<uint64_t>::max() / uint64_t(n) / uint64_t(n),
-                    "gpuph: H2 of a graph with ", n, " vertices and ", M, " edges is past the 64-bit tetrahedron "
-                    "keys (edges x vertices^2 must stay below 2^64): split the graph or leave H2 out");
   std::sort(items.begin(), items.end());
   RankedEdges e(n, M);
-  std::vector<int64_t> code(M), pos(M);
+  code.resize(M);
+  pos.resize(M);
   for (size_t r = 0; r < M; ++r) {
     code[r] = items[r].code;
     pos[r] = items[r].pos;
@@ -188,11 +194,118 @@ void graph_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, i
     e.b[r] = int32_t(items[r].code % N);
     e.len[r] = double(lengths[items[r].pos]);
   }
+  return e;
+}
+
+// Flag complex of one image's graph: edges[s..t) (local vertices), lengths likewise.
+template <typename F>
+void graph_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, int64_t N, int32_t n, bool h0, bool h1,
+                 bool h2, std::vector<FlagRow>& rows) {
+  std::vector<int64_t> code, pos;
+  const RankedEdges e = rank_edges(edges, lengths, s, t, N, n, code, pos);
+  const size_t M = size_t(e.size());
+  // H2 keys a tetrahedron as (R * n + p) * n + q in 64 bits.
+  TORCH_CHECK_VALUE(!h2 || n == 0 || uint64_t(M) <= std::numeric_limits<uint64_t>::max() / uint64_t(n) / uint64_t(n),
+                    "gpuph: H2 of a graph with ", n, " vertices and ", M, " edges is past the 64-bit tetrahedron "
+                    "keys (edges x vertices^2 must stay below 2^64): split the graph or leave H2 out");
   flag::SparseNeighbours g;
   g.build(e);
   TORCH_CHECK_VALUE(!g.has_repeated_edge(), "gpuph: a graph lists the same edge twice");
   std::vector<FlagPair> pairs;
   flag::flag_persistence(e, g, h0, h1, h2, pairs);
+  make_rows(e, code, pos, N, pairs, rows);
+}
+
+// The triangles and tetrahedra of one image's explicit complex (complex_flag_pairs).
+struct Cells {
+  const int64_t* tri;  // rows of 3 edge rows (of `edges`), all images
+  int64_t ts, tt;      // this image's rows tri[ts..tt)
+  const int64_t* tet;  // rows of 4 triangle rows (of `tri`)
+  int64_t qs, qt;
+};
+
+// Flag filtration of one image's explicit complex: its edges[s..t) with their lengths, and the triangles and
+// tetrahedra of `cells` (a simplex's value is its longest edge). The filtration order: edges by (length, code), a
+// triangle or tetrahedron by the ranks of its edges sorted descending, compared lexicographically
+// (boundary_reduction.h); the first names its critical edge.
+template <typename F>
+void complex_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t, const Cells& cells, int64_t N,
+                   int32_t n, bool h0, bool h1, bool h2, std::vector<FlagRow>& rows) {
+  std::vector<int64_t> code, pos;
+  const RankedEdges e = rank_edges(edges, lengths, s, t, N, n, code, pos);
+  const int64_t M = e.size();
+  std::vector<int64_t> sorted_codes(code);
+  std::sort(sorted_codes.begin(), sorted_codes.end());
+  TORCH_CHECK_VALUE(std::adjacent_find(sorted_codes.begin(), sorted_codes.end()) == sorted_codes.end(),
+                    "gpuph: a complex lists the same edge twice");
+  std::vector<int64_t> rank_of_row(size_t(t - s));
+  for (int64_t r = 0; r < M; ++r) rank_of_row[size_t(pos[size_t(r)] - s)] = r;
+  // Edges as ranks: the vertices of rank r, the triangles' edges as ranks, the tetrahedra's triangles as local rows.
+  std::vector<int64_t> ev(size_t(2 * M));
+  for (int64_t r = 0; r < M; ++r) {
+    ev[size_t(2 * r)] = e.a[size_t(r)];
+    ev[size_t(2 * r + 1)] = e.b[size_t(r)];
+  }
+  const int64_t m2 = cells.tt - cells.ts, m3 = cells.qt - cells.qs;
+  std::vector<int64_t> f2(size_t(3 * m2)), f3(size_t(4 * m3)), tet_edges(size_t(6 * m3));
+  for (int64_t i = 0; i < m2; ++i) {
+    int64_t v[6];
+    for (int a = 0; a < 3; ++a) {
+      const int64_t row = cells.tri[3 * (cells.ts + i) + a];
+      TORCH_CHECK_VALUE(row >= s && row < t, "gpuph: triangle ", cells.ts + i, " names edge row ", row,
+                        ", not an edge of its image");
+      const int64_t r = rank_of_row[size_t(row - s)];
+      f2[size_t(3 * i + a)] = r;
+      v[2 * a] = ev[size_t(2 * r)];
+      v[2 * a + 1] = ev[size_t(2 * r + 1)];
+    }
+    std::sort(v, v + 6);  // three edges of one triangle: three vertices, each twice
+    TORCH_CHECK_VALUE(v[0] == v[1] && v[2] == v[3] && v[4] == v[5] && v[1] != v[2] && v[3] != v[4],
+                      "gpuph: triangle ", cells.ts + i, " has edges that do not bound a triangle");
+  }
+  for (int64_t i = 0; i < m3; ++i) {
+    int64_t r[12];
+    for (int a = 0; a < 4; ++a) {
+      const int64_t row = cells.tet[4 * (cells.qs + i) + a];
+      TORCH_CHECK_VALUE(row >= cells.ts && row < cells.tt, "gpuph: tetrahedron ", cells.qs + i,
+                        " names triangle row ", row, ", not a triangle of its image");
+      f3[size_t(4 * i + a)] = row - cells.ts;
+      for (int c = 0; c < 3; ++c) r[3 * a + c] = f2[size_t(3 * (row - cells.ts) + c)];
+    }
+    std::sort(r, r + 12);  // four triangles of one tetrahedron: six edges, each in two of them
+    bool ok = true;
+    for (int c = 0; c < 6; ++c) {
+      ok = ok && r[2 * c] == r[2 * c + 1] && (c == 0 || r[2 * c] != r[2 * c - 1]);
+      tet_edges[size_t(6 * i + c)] = r[2 * c];
+    }
+    TORCH_CHECK_VALUE(ok, "gpuph: tetrahedron ", cells.qs + i, " has triangles that do not bound a tetrahedron");
+  }
+  simplicial::Complex cx;
+  cx.n = n;
+  cx.D = m3 ? 3 : m2 ? 2 : M ? 1 : 0;
+  cx.verts = {nullptr, ev.data(), nullptr, nullptr};
+  cx.facets = {nullptr, nullptr, f2.data(), f3.data()};
+  cx.m = {n, M, m2, m3};
+  // All vertices are born at 0: the elder rule keeps the smaller index. An edge is its own critical edge.
+  simplicial::Workspace ws;
+  ws.vrank.resize(size_t(n));
+  std::iota(ws.vrank.begin(), ws.vrank.end(), 0);
+  std::vector<int32_t> identity(static_cast<size_t>(M));
+  std::iota(identity.begin(), identity.end(), 0);
+  ws.order.resize(4);
+  ws.pos.resize(4);
+  ws.crit.resize(4);
+  ws.order[1] = ws.pos[1] = ws.crit[1] = identity;
+  if (m2) simplicial::sort_by_rank_tuples(m2, 3, f2.data(), identity.data(), identity.data(), M, 2, ws);
+  if (m3) simplicial::sort_by_rank_tuples(m3, 6, tet_edges.data(), identity.data(), identity.data(), M, 3, ws);
+  std::vector<FlagPair> pairs;
+  const bool wanted[3] = {h0, h1, h2};
+  simplicial::reduce_boundaries(cx, 2, ws, [&](int dim, int64_t birth, int64_t death) {
+    if (dim > 2 || !wanted[dim]) return;
+    const double born = dim == 0 ? 0.0 : e.len[size_t(birth)];
+    if (death >= 0 && e.len[size_t(death)] == born) return;  // zero length: depends on tie-breaking, never returned
+    pairs.push_back({int32_t(dim), int32_t(birth), int32_t(death)});
+  });
   make_rows(e, code, pos, N, pairs, rows);
 }
 
@@ -257,24 +370,38 @@ torch::Tensor rips_pairs_cpu(const torch::Tensor& dist, const torch::Tensor& siz
   return pack(rows, false);
 }
 
+// Offsets (B + 1,) of one table of `rows` rows: from 0 to rows, never decreasing.
+const int64_t* check_offsets(const torch::Tensor& offsets, int64_t B, int64_t rows, const char* what) {
+  TORCH_CHECK_VALUE(offsets.dim() == 1 && offsets.size(0) == B + 1 && offsets.scalar_type() == at::kLong &&
+                        offsets.device().is_cpu() && offsets.is_contiguous(),
+                    "gpuph: ", what, " offsets must be a contiguous int64 CPU (B + 1,) tensor");
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(off[0] == 0 && off[B] == rows, "gpuph: ", what, " offsets must run from 0 to ", rows);
+  for (int64_t b = 0; b < B; ++b) TORCH_CHECK_VALUE(off[b] <= off[b + 1], "gpuph: offsets must not decrease");
+  return off;
+}
+
+// The edge tables of flag_pairs and complex_flag_pairs (op names the caller): returns the number of images B.
+int64_t check_edge_tables(const char* op, const torch::Tensor& edges, const torch::Tensor& lengths,
+                          const torch::Tensor& offsets, int64_t N) {
+  TORCH_CHECK_VALUE(edges.dim() == 2 && edges.size(1) == 2 && edges.scalar_type() == at::kLong,
+                    "gpuph: ", op, " expects int64 edges of shape (E, 2)");
+  TORCH_CHECK_VALUE(lengths.dim() == 1 && lengths.size(0) == edges.size(0), "gpuph: lengths must be (E,)");
+  TORCH_CHECK_TYPE(lengths.scalar_type() == at::kFloat || lengths.scalar_type() == at::kDouble,
+                   "gpuph: ", op, " expects float32 or float64 lengths, got ", lengths.scalar_type());
+  TORCH_CHECK(edges.device().is_cpu() && lengths.device().is_cpu(), "gpuph: ", op, "_cpu got a non-CPU tensor");
+  TORCH_CHECK_VALUE(N >= 0 && N < (int64_t(1) << 31), "gpuph: N out of range");
+  TORCH_CHECK_VALUE(offsets.dim() == 1 && offsets.size(0) >= 1, "gpuph: offsets must be an int64 (B + 1,) tensor");
+  return offsets.size(0) - 1;
+}
+
 torch::Tensor flag_pairs_cpu(const torch::Tensor& edges, const torch::Tensor& lengths, const torch::Tensor& offsets,
                              const torch::Tensor& sizes, int64_t N, int64_t dims_mask) {
   check_dims_mask(dims_mask);
-  TORCH_CHECK_VALUE(edges.dim() == 2 && edges.size(1) == 2 && edges.scalar_type() == at::kLong,
-                    "gpuph: flag_pairs expects int64 edges of shape (E, 2)");
-  TORCH_CHECK_VALUE(lengths.dim() == 1 && lengths.size(0) == edges.size(0), "gpuph: lengths must be (E,)");
-  TORCH_CHECK_TYPE(lengths.scalar_type() == at::kFloat || lengths.scalar_type() == at::kDouble,
-                   "gpuph: flag_pairs expects float32 or float64 lengths, got ", lengths.scalar_type());
-  TORCH_CHECK_VALUE(offsets.dim() == 1 && offsets.size(0) >= 1 && offsets.scalar_type() == at::kLong,
-                    "gpuph: offsets must be an int64 (B + 1,) tensor");
-  TORCH_CHECK(edges.device().is_cpu() && lengths.device().is_cpu(), "gpuph: flag_pairs_cpu got a non-CPU tensor");
-  TORCH_CHECK_VALUE(N >= 0 && N < (int64_t(1) << 31), "gpuph: N out of range");
-  const int64_t B = offsets.size(0) - 1;
+  const int64_t B = check_edge_tables("flag_pairs", edges, lengths, offsets, N);
   const std::vector<int64_t> n = read_sizes(sizes, B, N);
   const torch::Tensor oc = offsets.contiguous(), ec = edges.contiguous(), lc = lengths.contiguous();
-  const int64_t* off = oc.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(off[0] == 0 && off[B] == edges.size(0), "gpuph: offsets must run from 0 to E");
-  for (int64_t b = 0; b < B; ++b) TORCH_CHECK_VALUE(off[b] <= off[b + 1], "gpuph: offsets must not decrease");
+  const int64_t* off = check_offsets(oc, B, edges.size(0), "edge");
   const bool h0 = dims_mask & 1, h1 = dims_mask & 2, h2 = dims_mask & 4;
   std::vector<std::vector<FlagRow>> rows(static_cast<size_t>(B));
   AT_DISPATCH_FLOATING_TYPES(lc.scalar_type(), "flag_pairs", [&] {
@@ -283,6 +410,42 @@ torch::Tensor flag_pairs_cpu(const torch::Tensor& edges, const torch::Tensor& le
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b)
         graph_image(e, len, off[b], off[b + 1], N, int32_t(n[size_t(b)]), h0, h1, h2, rows[size_t(b)]);
+    });
+  });
+  return pack(rows, true);
+}
+
+torch::Tensor complex_flag_pairs_cpu(const torch::Tensor& edges, const torch::Tensor& lengths,
+                                     const torch::Tensor& offsets, const torch::Tensor& sizes, int64_t N,
+                                     int64_t dims_mask, const torch::Tensor& triangles,
+                                     const torch::Tensor& triangle_offsets, const torch::Tensor& tetrahedra,
+                                     const torch::Tensor& tetrahedron_offsets) {
+  check_dims_mask(dims_mask);
+  const int64_t B = check_edge_tables("complex_flag_pairs", edges, lengths, offsets, N);
+  TORCH_CHECK_VALUE(triangles.dim() == 2 && triangles.size(1) == 3 && triangles.scalar_type() == at::kLong &&
+                        tetrahedra.dim() == 2 && tetrahedra.size(1) == 4 && tetrahedra.scalar_type() == at::kLong,
+                    "gpuph: complex_flag_pairs expects int64 triangles (T, 3) of edge rows and tetrahedra (Q, 4) "
+                    "of triangle rows");
+  TORCH_CHECK(triangles.device().is_cpu() && tetrahedra.device().is_cpu(),
+              "gpuph: complex_flag_pairs_cpu got a non-CPU tensor");
+  const std::vector<int64_t> n = read_sizes(sizes, B, N);
+  const torch::Tensor oc = offsets.contiguous(), toc = triangle_offsets.contiguous(),
+                      qoc = tetrahedron_offsets.contiguous();
+  const int64_t* off = check_offsets(oc, B, edges.size(0), "edge");
+  const int64_t* toff = check_offsets(toc, B, triangles.size(0), "triangle");
+  const int64_t* qoff = check_offsets(qoc, B, tetrahedra.size(0), "tetrahedron");
+  const torch::Tensor ec = edges.contiguous(), lc = lengths.contiguous(), tc = triangles.contiguous(),
+                      qc = tetrahedra.contiguous();
+  const bool h0 = dims_mask & 1, h1 = dims_mask & 2, h2 = dims_mask & 4;
+  std::vector<std::vector<FlagRow>> rows(static_cast<size_t>(B));
+  AT_DISPATCH_FLOATING_TYPES(lc.scalar_type(), "complex_flag_pairs", [&] {
+    const scalar_t* len = lc.data_ptr<scalar_t>();
+    const int64_t* e = ec.data_ptr<int64_t>();
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        const Cells cells{tc.data_ptr<int64_t>(), toff[b], toff[b + 1], qc.data_ptr<int64_t>(), qoff[b], qoff[b + 1]};
+        complex_image(e, len, off[b], off[b + 1], cells, N, int32_t(n[size_t(b)]), h0, h1, h2, rows[size_t(b)]);
+      }
     });
   });
   return pack(rows, true);
@@ -301,10 +464,14 @@ int64_t set_flag_bitset_vertices(int64_t n) {
 TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def("rips_pairs(Tensor dist, Tensor sizes, float threshold, int dims_mask) -> Tensor");
   m.def("flag_pairs(Tensor edges, Tensor lengths, Tensor offsets, Tensor sizes, int n, int dims_mask) -> Tensor");
+  m.def(
+      "complex_flag_pairs(Tensor edges, Tensor lengths, Tensor offsets, Tensor sizes, int n, int dims_mask, "
+      "Tensor triangles, Tensor triangle_offsets, Tensor tetrahedra, Tensor tetrahedron_offsets) -> Tensor");
   m.def("_flag_bitset_vertices(int n=-1) -> int", &gpuph::set_flag_bitset_vertices);
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) {
   m.impl("rips_pairs", &gpuph::rips_pairs_cpu);
   m.impl("flag_pairs", &gpuph::flag_pairs_cpu);
+  m.impl("complex_flag_pairs", &gpuph::complex_flag_pairs_cpu);
 }

@@ -70,10 +70,11 @@ class RipsLayer(_PointCloudLayer):
 
 class AlphaLayer(_PointCloudLayer):
     """Weak-alpha persistence (the Rips filtration restricted to the Delaunay triangulation), TopologyLayer's
-    ``AlphaLayer``: ``gpuph.weak_alpha_persistence(x, dims=(0, ..., maxdim))``.
+    ``AlphaLayer``: ``gpuph.weak_alpha_persistence(x, dims=(0, ..., maxdim), complex="delaunay")``.
 
-    That is the flag complex of the Delaunay graph; TopologyLayer's complex is the faces of the Delaunay simplices.
-    Their H0 are equal, and their H1 for 2D clouds; H1 of 3D clouds and H2 can differ (README, "What differs").
+    The complex is TopologyLayer's: the faces of scipy's Delaunay simplices, each entering with its longest edge.
+    (``gpuph.weak_alpha_persistence``'s default, the flag complex of the Delaunay graph, has the same H0, and the
+    same H1 for 2D clouds; H1 of 3D clouds and H2 can differ.)
 
     Args:
         maxdim: highest homology dimension.
@@ -88,7 +89,7 @@ class AlphaLayer(_PointCloudLayer):
     def forward(self, x):
         x, single = self._points(x)
         fn = _gpuph_function("weak_alpha_persistence")
-        return self._result(fn(x, dims=tuple(range(self.maxdim + 1))), single)
+        return self._result(fn(x, dims=tuple(range(self.maxdim + 1)), complex="delaunay"), single)
 
     def extra_repr(self) -> str:
         return f"maxdim={self.maxdim}"

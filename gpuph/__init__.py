@@ -4,7 +4,7 @@ from . import barcode_features, delaunay, distances, losses, lower_star, nn, poi
 from .cubical import cubical_persistence
 from .diagrams import ComplexDiagrams, Diagrams
 from .lower_star import lower_star_persistence
-from .point_cloud import rips_persistence, weak_alpha_persistence
+from .point_cloud import flag_persistence, rips_persistence, weak_alpha_persistence
 
 __version__ = "0.1.0"
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "cubical_persistence",
     "delaunay",
     "distances",
+    "flag_persistence",
     "lower_star",
     "lower_star_persistence",
     "losses",

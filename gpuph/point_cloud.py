@@ -16,10 +16,10 @@ from ._ext import ops
 from .cubical import _as_tensor
 from .delaunay import delaunay_edges, delaunay_simplices
 from .diagrams import ComplexDiagrams
-from .lower_star import prepare_complex
+from .lower_star import ClosedComplex, prepare_complex
 from .spanning_forest import minimum_spanning_forest
 
-__all__ = ["rips_persistence", "weak_alpha_persistence"]
+__all__ = ["flag_persistence", "rips_persistence", "weak_alpha_persistence"]
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 MAX_DIM = 2
@@ -335,7 +335,7 @@ def weak_alpha_persistence(
         raise ValueError(f'gpuph: complex must be "flag" or "delaunay", got {complex!r}')
     mask = dims_mask(dims, MAX_DIM + 1, _DIMS_ERROR)
     x, sizes, batch_shape = _as_clouds(points)
-    B, N, D = (int(s) for s in x.shape)
+    B, N = int(x.shape[0]), int(x.shape[1])
     # As in pairwise_distances: finite coordinates, and clouds of extreme magnitude scaled by a power of two, so
     # that no difference or square overflows or underflows.
     scale = _unit_scale(x) if B and N else None
@@ -346,7 +346,113 @@ def weak_alpha_persistence(
         edges = torch.from_numpy(np.concatenate(graphs, 0) if graphs else np.zeros((0, 2), np.int64))
         cells = None
     else:
-        edges, counts, cells = _delaunay_complex(host, sizes, N, mask)
+        blocks = [b * N + s for b in range(B) for s in delaunay_simplices(host[b, : sizes[b]])]
+        # One closed complex for the whole batch, on global vertex ids b * N + v: its rows are sorted by their
+        # vertices, so each cloud's simplices are contiguous in every table.
+        edges, counts, cells = _complex_tables(prepare_complex(blocks, B * N, max_dim=_top_dim(mask)), B, N)
+    construction = "weak_alpha" if complex == "flag" else "delaunay"
+    return _edge_diagrams(x, scale, sizes, batch_shape, mask, edges, counts, cells, construction)
+
+
+def flag_persistence(points, simplices, *, dims: int | Iterable[int] = (0, 1)) -> ComplexDiagrams:
+    r"""Persistence diagrams (H0, H1, H2; Z/2 coefficients) of the flag filtration of a given simplicial complex on
+    point coordinates: every simplex enters at its longest edge (Euclidean), as TopologyLayer's ``FlagDiagram``
+    (``SimplicialComplex.extendFlag``). Batched over clouds that share the complex; differentiable with respect to
+    the points.
+
+    Rips is the flag filtration of the complete complex, weak Alpha that of the Delaunay complex; this takes any
+    complex: a k-nearest-neighbour graph's cliques, a mesh, a fixed triangulation of a moving cloud.
+
+    Args:
+        points: ``(N, D)`` or ``(*batch, N, D)`` coordinates, float32 or float64 (half precision upcast to float32),
+            finite (numpy / DLPack arrays accepted). Never modified.
+        simplices: the complex on the vertices ``0 .. N - 1``, in any form :func:`gpuph.lower_star.prepare_complex`
+            takes (its faces are added, duplicates merged; simplices above dimension 3 contribute their tetrahedra,
+            which is all H2 needs), or a :class:`~gpuph.lower_star.ClosedComplex` of ``N`` vertices, used as it is
+            (its ``max_dim``-skeleton: H1 needs triangles, H2 tetrahedra). Every vertex is present, listed or not
+            (an unlisted one is an isolated point: an essential H0 class).
+        dims: an int or an iterable within ``{0, 1, 2}`` (``None``: all three).
+
+    Returns:
+        :class:`~gpuph.diagrams.ComplexDiagrams` as for :func:`rips_persistence` (``construction="flag"``, edge
+        codes ``i * N + j``, vertex codes ``v * N + v`` for H0 births, ``filtration_end`` the longest edge of the
+        complex). Ties between equal lengths are broken by the edge code, and a triangle or tetrahedron by the ranks
+        of its edges, sorted descending and compared lexicographically.
+
+    The edge lengths are computed where the points are; the reduction (``gpuph::complex_flag_pairs``, the
+    explicit reduction with clearing of :func:`weak_alpha_persistence` with ``complex="delaunay"``) runs on the
+    CPU, in parallel over the clouds.
+
+    Raises:
+        TypeError / ValueError: as for :func:`rips_persistence` and :func:`gpuph.lower_star.prepare_complex` (vertex
+        ids outside ``0 .. N - 1``, bad simplices).
+    """
+    mask = dims_mask(dims, MAX_DIM + 1, _DIMS_ERROR)
+    x = _one_cloud(points, "points")
+    if x.dim() < 2:
+        raise ValueError(f"gpuph: points must be (N, D) or (*batch, N, D), got shape {tuple(x.shape)}")
+    batch_shape = tuple(int(s) for s in x.shape[:-2])
+    N = int(x.shape[-2])
+    x = x.reshape(math.prod(batch_shape), N, x.shape[-1])
+    if x.shape[-1] == 0:
+        raise ValueError("gpuph: the points have D = 0 coordinates; a point cloud needs D >= 1")
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    if isinstance(simplices, ClosedComplex):
+        if simplices.n_vertices != N:
+            raise ValueError(f"gpuph: the complex has {simplices.n_vertices} vertices, the points {N}")
+        cx = simplices
+    else:
+        cx = prepare_complex(simplices, N, max_dim=_top_dim(mask))
+    B = int(x.shape[0])
+    scale = _unit_scale(x) if B and N else None
+    edges, counts, cells = _complex_tables(cx, 1, N)
+    # Every cloud has the same tables: repeated, each copy's rows offset into its own copy of the table below.
+    E, T, Q = int(counts[0]), int(cells[0].shape[0]), int(cells[2].shape[0])
+    shift = torch.arange(B, dtype=torch.int64)[:, None, None]
+    cells = (
+        (cells[0][None] + shift * E).reshape(-1, 3), torch.arange(B + 1) * T,
+        (cells[2][None] + shift * T).reshape(-1, 4), torch.arange(B + 1) * Q,
+    )
+    edges, counts = edges.repeat(B, 1), counts.repeat(B)
+    return _edge_diagrams(x, scale, [N] * B, batch_shape, mask, edges, counts, cells, "flag")
+
+
+def _top_dim(mask: int) -> int:
+    """The simplices the requested homology dimensions need: edges for H0, triangles for H1, tetrahedra for H2."""
+    return 3 if mask & 4 else 2 if mask & 2 else 1
+
+
+def _complex_tables(cx: ClosedComplex, B: int, N: int):
+    """A closed complex on the global vertex ids ``b * N + v`` of ``B`` clouds (each cloud's rows contiguous, as
+    sorted rows are) as tables for ``gpuph::complex_flag_pairs``: the edges (local vertex ids), the number of each
+    cloud's, and (triangles as edge rows, their offsets, tetrahedra as triangle rows, their offsets)."""
+
+    def table(tables: tuple[Tensor, ...], i: int, width: int) -> Tensor:
+        return tables[i] if i < len(tables) else torch.zeros(0, width, dtype=torch.int64)
+
+    # (Simplices above dimension 3 change no homology up to H2: they are left out.)
+    global_edges = table(cx.simplices, 0, 2)
+    triangles, tetrahedra = table(cx.facets, 0, 3), table(cx.facets, 1, 4)
+    edge_cloud = global_edges[:, 0] // max(N, 1)
+    edges = global_edges - edge_cloud[:, None] * N
+    triangle_cloud = edge_cloud[triangles[:, 0]]
+    tetrahedron_cloud = triangle_cloud[tetrahedra[:, 0]]
+
+    def offsets(cloud: Tensor) -> Tensor:
+        return torch.cat([cloud.new_zeros(1), torch.bincount(cloud, minlength=B).cumsum(0)])
+
+    counts = torch.bincount(edge_cloud, minlength=B)
+    return edges, counts, (triangles, offsets(triangle_cloud), tetrahedra, offsets(tetrahedron_cloud))
+
+
+def _edge_diagrams(x: Tensor, scale: Tensor | None, sizes: Sequence[int], batch_shape: tuple[int, ...], mask: int,
+                   edges: Tensor, counts: Tensor, cells, construction: str) -> ComplexDiagrams:
+    """The diagrams of the flag filtration of each cloud's edges (``edges``: ``(E, 2)`` local vertex ids, cloud by
+    cloud, ``counts`` per cloud), of their flag complex (``cells`` None: ``gpuph::flag_pairs``) or of the explicit
+    complex whose triangles and tetrahedra ``cells`` lists (``gpuph::complex_flag_pairs``), with the values gathered
+    from the edge lengths, computed differentiably where the points are."""
+    B, N, D = (int(s) for s in x.shape)
     offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
     E = int(edges.shape[0])
     edge_batch = torch.repeat_interleave(torch.arange(B), counts)
@@ -382,34 +488,4 @@ def weak_alpha_persistence(
         end = padded[at]
     else:
         end = lengths.new_zeros(B)
-    construction = "weak_alpha" if complex == "flag" else "delaunay"
     return _diagrams(pairs, rows[:, :4], B, N, batch_shape, construction, end, mask)
-
-
-def _delaunay_complex(host: np.ndarray, sizes: Sequence[int], N: int, mask: int):
-    """The Delaunay complexes of the clouds ``host[b, :sizes[b]]`` as tables for ``gpuph::complex_flag_pairs``: the
-    edges (local vertex ids) and the number of each cloud's, and (triangles, their offsets, tetrahedra, their
-    offsets), each cloud's rows contiguous. Only the simplices the requested dimensions need are kept: triangles
-    for H1, tetrahedra for H2."""
-    B = len(sizes)
-    blocks = [b_ * N + s for b_ in range(B) for s in delaunay_simplices(host[b_, : sizes[b_]])]
-    top = 3 if mask & 4 else 2 if mask & 2 else 1
-    # One closed complex for the whole batch, on global vertex ids b * N + v: its rows are sorted by their vertices,
-    # so each cloud's simplices are contiguous in every table.
-    cx = prepare_complex(blocks, B * N, max_dim=top)
-
-    def table(tables: tuple[Tensor, ...], i: int, width: int) -> Tensor:
-        return tables[i] if i < len(tables) else torch.zeros(0, width, dtype=torch.int64)
-
-    global_edges = table(cx.simplices, 0, 2)
-    triangles, tetrahedra = table(cx.facets, 0, 3), table(cx.facets, 1, 4)  # edge rows / triangle rows
-    edge_cloud = global_edges[:, 0] // max(N, 1)
-    edges = global_edges - edge_cloud[:, None] * N
-    triangle_cloud = edge_cloud[triangles[:, 0]]
-    tetrahedron_cloud = triangle_cloud[tetrahedra[:, 0]]
-
-    def offsets(cloud: Tensor) -> Tensor:
-        return torch.cat([cloud.new_zeros(1), torch.bincount(cloud, minlength=B).cumsum(0)])
-
-    counts = torch.bincount(edge_cloud, minlength=B)
-    return edges, counts, (triangles, offsets(triangle_cloud), tetrahedra, offsets(tetrahedron_cloud))

@@ -291,8 +291,29 @@ def test_functional_persistence_and_sublevel_diagram():
     dgms = topologylayer.functional.SubLevelSetDiagram.apply(s, torch.tensor([2.0, 0, 0, 0, 0]), 1, "cohom")
     assert dgms[1].tolist() == [[0.0, 2.0]]
     assert s.dim(16) == 2 and len(s) == 17 and s.n_vertices == 5
-    with pytest.raises(NotImplementedError, match="RipsLayer"):
-        s.extendFlag(torch.zeros(5, 2))
+
+
+def test_flag_filtration_of_a_simplicial_complex():
+    """extendFlag / FlagDiagram: a cone (apex 0 at height 3) over a square of side sqrt 2 (vertices 1, 2, 4, 3 in
+    cyclic order): the square's loop is born at sqrt 2 and filled at sqrt 10, when the apex joins."""
+    s = topologylayer.functional.persistence.SimplicialComplex()
+    for c in ([0, 1, 2], [0, 1, 3], [0, 2, 4], [0, 3, 4]):
+        s.append(c)
+    y = torch.tensor([[0.0, 0, 3], [1, 0, 0], [0, 1, 0], [0, -1, 0], [-1, 0, 0]], dtype=torch.float64,
+                     requires_grad=True)
+    s.extendFlag(y)
+    r2, r10 = math.sqrt(2), math.sqrt(10)
+    for forward in (topologylayer.functional.persistenceForwardCohom, topologylayer.functional.persistenceForwardHom):
+        ret = forward(s, 1)
+        assert sorted_rows(ret[0].detach().numpy()).tolist() == [[0.0, r2]] * 3 + [[0.0, r10], [0.0, math.inf]]
+        assert torch.allclose(ret[1], torch.tensor([[r2, r10]], dtype=torch.float64))
+    dgms = topologylayer.functional.FlagDiagram.apply(s, y, 1, "hom")
+    (dgms[1][0, 1] - dgms[1][0, 0]).backward()
+    # The death's critical edge (the apex and a square vertex: ties pick one) grows as the apex rises; the gradient
+    # of a length sums to zero over its two ends.
+    assert float(y.grad[0, 2]) == pytest.approx(3 / r10) and float(y.grad.sum(0).abs().max()) < 1e-12
+    s.extendFloat(torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0]))  # the last extend* call picks the filtration
+    assert forward(s, 1)[1].tolist() == [[0.0, 2.0]]
 
 
 def test_construction_helpers():

@@ -381,6 +381,78 @@ def test_complex_flag_pairs_refuses_bad_tables():
                                torch.tensor([0, 4]), torch.tensor([[0, 1, 2, 3]]), torch.tensor([0, 1]))
 
 
+def gudhi_flag_of_complex(x: np.ndarray, simplices, maxdim: int) -> dict[int, np.ndarray]:
+    """GUDHI's SimplexTree holding the faces (up to dimension maxdim + 1) of the given simplices, each at its longest
+    edge (lengths as gpuph computes them)."""
+    import gudhi
+
+    st_ = gudhi.SimplexTree()
+    for v in range(len(x)):
+        st_.insert([v], 0.0)
+    t = torch.as_tensor(x)
+    for s in simplices:
+        for k in range(2, min(len(s), maxdim + 2) + 1):
+            for f in itertools.combinations(sorted(s), k):
+                st_.insert(list(f), max(float(torch.linalg.vector_norm(t[a] - t[b]))
+                                        for a, b in itertools.combinations(f, 2)))
+    return _by_dim(st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True), maxdim)
+
+
+@given(n=st.integers(1, 16), d=st.integers(1, 3), seed=st.integers(0, 2**31 - 1), maxdim=st.integers(0, 2),
+       density=st.sampled_from([0.05, 0.2, 0.6]))
+def test_flag_persistence_of_a_given_complex_equals_gudhi(n, d, seed, maxdim, density):
+    """Random complexes (random tetrahedra, triangles and edges, faces added) on random and quantised clouds."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    if seed % 2:
+        x = np.round(x)  # ties
+    simplices = [list(c) for k in (2, 3, 4) for c in itertools.combinations(range(n), k) if rng.random() < density / k]
+    dgm = gpuph.flag_persistence(torch.from_numpy(x), simplices, dims=tuple(range(maxdim + 1)))
+    assert dgm.construction == "flag"
+    assert_same(ours(dgm, maxdim=maxdim), gudhi_flag_of_complex(x, simplices, maxdim), f"n={n} d={d}")
+    t = torch.from_numpy(x)
+    check_critical_edges(dgm, lambda b, i, j: torch.linalg.vector_norm(t[i] - t[j]).item())
+
+
+def test_flag_persistence_generalises_rips_and_the_delaunay_complex():
+    x = torch.from_numpy(np.random.default_rng(14).random((4, 14, 3)))
+    everything = list(itertools.combinations(range(14), 4))
+    got = gpuph.flag_persistence(x, everything, dims=(0, 1, 2))
+    for b in range(4):
+        assert_same(ours(got, b, maxdim=2), ours(rips_persistence(x[b], dims=(0, 1, 2)), maxdim=2), "rips",
+                    rtol=1e-12)
+        (tets,) = delaunay_simplices(x[b].numpy())
+        _same_rows(gpuph.flag_persistence(x[b], tets, dims=(0, 1, 2)),
+                   delaunay_alpha_persistence(x[b], dims=(0, 1, 2)), 0)
+
+
+def test_flag_persistence_batches_shapes_and_errors():
+    rng = np.random.default_rng(15)
+    x = torch.from_numpy(rng.random((2, 3, 10, 2))).requires_grad_(True)
+    tris = [[0, 1, 2], [2, 3, 4], [4, 5, 6, 7], [7, 8], [1, 9]]
+    dgm = gpuph.flag_persistence(x, tris)
+    assert dgm.batch_shape == (2, 3) and dgm.batch_size == 6 and dgm.spatial_shape == (10, 10)
+    flat = x.reshape(6, 10, 2)
+    for b in range(6):
+        _same_rows(dgm, gpuph.flag_persistence(flat[b], tris), b)
+    cx = gpuph.lower_star.prepare_complex(tris, 10, max_dim=2)
+    _same_rows(gpuph.flag_persistence(flat[1], cx), gpuph.flag_persistence(flat[1], tris), 0)
+    assert torch.autograd.gradcheck(lambda p: gpuph.flag_persistence(p, tris).finite().pairs,
+                                    (flat[0].detach().clone().requires_grad_(True),))
+    assert len(gpuph.flag_persistence(torch.zeros(0, 10, 2), tris)) == 0
+    assert int((gpuph.flag_persistence(flat[0], []).death_index < 0).sum()) == 10  # isolated vertices
+    with pytest.raises(ValueError, match="out of range"):
+        gpuph.flag_persistence(flat[0], [[0, 10]])
+    with pytest.raises(ValueError, match="the complex has 9 vertices, the points 10"):
+        gpuph.flag_persistence(flat[0], gpuph.lower_star.prepare_complex([[0, 1]], 9))
+    with pytest.raises(ValueError, match="NaN"):
+        gpuph.flag_persistence(torch.full((3, 2), math.nan), [[0, 1]])
+    with pytest.raises(ValueError, match="shape"):
+        gpuph.flag_persistence(torch.rand(3), [[0, 1]])
+    with pytest.raises(ValueError, match="0, 1 and 2 only"):
+        gpuph.flag_persistence(flat[0], tris, dims=3)
+
+
 def test_weak_alpha_ignores_copies():
     """Repeated points add only zero-length pairs, which are dropped: the diagrams are those of the distinct
     points."""

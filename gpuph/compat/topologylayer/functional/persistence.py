@@ -1,5 +1,5 @@
 """TopologyLayer's ``SimplicialComplex`` and its forward functions (``topologylayer.functional.persistence``), in
-Python over :func:`gpuph.lower_star_persistence`."""
+Python over :func:`gpuph.lower_star_persistence` and :func:`gpuph.flag_persistence`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ....lower_star import ClosedComplex, lower_star_persistence, prepare_complex
+from ....point_cloud import flag_persistence
 from .._common import check_maxdim, host_array, to_tuple
 
 
@@ -18,15 +19,16 @@ class SimplicialComplex:
     merged, and complexes that are not acyclic or not connected are handled exactly. Vertex ids run from 0 to
     ``n_vertices - 1`` (the largest id plus one); a function on the complex has one value per id.
 
-    Methods used by TopologyLayer code: ``append``, ``initialize``, ``extendFloat`` (then
-    :func:`persistenceForwardHom` / :func:`persistenceForwardCohom`), ``dim``, ``printCells`` / ``printComplex``,
-    ``printDims``. ``extendFlag`` (Rips filtrations of a given complex) is not supported: use
-    :class:`gpuph.compat.topologylayer.nn.RipsLayer`.
+    Methods used by TopologyLayer code: ``append``, ``initialize``, ``extendFloat`` (a lower-star filtration of
+    vertex values) or ``extendFlag`` (the flag filtration of point coordinates: each simplex at its longest edge),
+    then :func:`persistenceForwardHom` / :func:`persistenceForwardCohom`; ``dim``, ``printCells`` /
+    ``printComplex``, ``printDims``.
     """
 
     def __init__(self) -> None:
         self.cells: list[list[int]] = []
         self._f: Tensor | None = None
+        self._points: Tensor | None = None  # set by extendFlag; the last extend* call picks the filtration
         self._closed: ClosedComplex | None = None
         self._closed_key: tuple[int, int] | None = None
 
@@ -55,13 +57,12 @@ class SimplicialComplex:
 
     def extendFloat(self, f) -> None:  # noqa: N802 - TopologyLayer's name
         """Set the vertex function (one value per vertex id) used by the next forward."""
-        self._f = torch.as_tensor(f)
+        self._f, self._points = torch.as_tensor(f), None
 
     def extendFlag(self, x) -> None:  # noqa: N802
-        raise NotImplementedError(
-            "gpuph.compat.topologylayer: flag filtrations of a given complex are not supported; use nn.RipsLayer "
-            "(gpuph.rips_persistence) for Rips diagrams"
-        )
+        """Set the point coordinates (``(n, d)``, one row per vertex id) of a flag filtration for the next forward:
+        each simplex enters at its longest edge."""
+        self._f, self._points = None, torch.as_tensor(x)
 
     def sortedOrder(self) -> None:  # noqa: N802
         """No-op (gpuph orders the simplices itself)."""
@@ -89,17 +90,21 @@ class SimplicialComplex:
 def _forward(X: SimplicialComplex, maxdim: int) -> list[Tensor]:
     if not isinstance(X, SimplicialComplex):
         raise TypeError(f"gpuph.compat.topologylayer: expected a SimplicialComplex, got {type(X).__name__}")
-    if X._f is None:
-        raise ValueError("gpuph.compat.topologylayer: call extendFloat(f) before computing persistence")
     maxdim = check_maxdim(maxdim)
+    if X._points is not None:
+        return list(to_tuple(flag_persistence(X._points, X.cells, dims=tuple(range(maxdim + 1))), maxdim))
+    if X._f is None:
+        raise ValueError("gpuph.compat.topologylayer: call extendFloat(f) or extendFlag(x) before computing "
+                         "persistence")
     f = X._f.reshape(-1)
     dgm = lower_star_persistence(f, X.closed(maxdim), maxdim=maxdim, sublevel=True)
     return list(to_tuple(dgm, maxdim))
 
 
 def persistenceForwardHom(X: SimplicialComplex, maxdim: int, alg_opt: int = 0) -> list[Tensor]:  # noqa: N802
-    """Sublevel diagrams of the function set by ``X.extendFloat(f)``: a list with one ``(n_k, 2)`` tensor per
-    dimension ``0 .. maxdim`` (zero-length bars not listed). ``alg_opt`` is accepted and ignored."""
+    """Sublevel diagrams of the filtration set by ``X.extendFloat(f)`` or ``X.extendFlag(x)``: a list with one
+    ``(n_k, 2)`` tensor per dimension ``0 .. maxdim`` (zero-length bars not listed). ``alg_opt`` is accepted and
+    ignored."""
     return _forward(X, maxdim)
 
 

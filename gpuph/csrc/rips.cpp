@@ -247,6 +247,9 @@ void complex_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t,
     ev[size_t(2 * r + 1)] = e.b[size_t(r)];
   }
   const int64_t m2 = cells.tt - cells.ts, m3 = cells.qt - cells.qs;
+  // Positions in the filtration order are int32 (boundary_reduction.h).
+  TORCH_CHECK_VALUE(m2 < flag::kNoEdge && m3 < flag::kNoEdge, "gpuph: an image has ", m2, " triangles and ", m3,
+                    " tetrahedra; at most ", flag::kNoEdge - 1, " of each are supported");
   std::vector<int64_t> f2(size_t(3 * m2)), f3(size_t(4 * m3)), tet_edges(size_t(6 * m3));
   for (int64_t i = 0; i < m2; ++i) {
     int64_t v[6];

@@ -314,6 +314,16 @@ def test_is_splits_hold_at_least_the_minimum():
 
 
 # ------------------------------------------------------------------------------------------------------------ files
+def test_checkpoint_metadata_keeps_tensors_as_the_voxel_gan_does(tmp_path):
+    """extra (optimizer states, logs) keeps tensors, numbers and tuples; other objects come back as text."""
+    g, d = gan.build_models(gan.GANConfig(16, 8, 8))
+    extra = {"counts": torch.tensor([3, 4]), "shape": (2, 3), "out": tmp_path, "lr": np.float32(0.5), 7: "seven"}
+    gan.save_checkpoint(tmp_path / "ck.pt", g, d, extra=extra)
+    got = gan.load_checkpoint(tmp_path / "ck.pt")[2]["extra"]
+    assert torch.equal(got.pop("counts"), torch.tensor([3, 4]))
+    assert got == {"shape": (2, 3), "out": str(tmp_path), "lr": 0.5, 7: "seven"}
+
+
 @pytest.mark.parametrize("half", [False, True])
 def test_checkpoint_round_trip(tmp_path, half):
     g, d = gan.build_models(gan.GANConfig(16, 8, 8))
@@ -325,6 +335,7 @@ def test_checkpoint_round_trip(tmp_path, half):
     gan.save_checkpoint(path, g, d, extra={"note": "x", "steps": 3}, half=half)
     g2, d2, info = gan.load_checkpoint(path)
     assert info["config"] == gan.GANConfig(16, 8, 8) and info["extra"] == {"note": "x", "steps": 3}
+    assert [f.name for f in tmp_path.iterdir()] == ["ck.pt"]  # written through a temporary file, renamed
     z = gan.latent_vectors(5, 16, seed=1)
     g.eval()
     for a, b in [(g(z), g2(z)), (d(g(z)), d2(g(z)))]:

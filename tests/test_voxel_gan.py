@@ -189,6 +189,10 @@ def test_gan_step_and_checkpoint_round_trip(tmp_path):
     assert np.isfinite(log["topo"]) and np.isfinite(log["g_loss"])
     assert any(not torch.equal(a, b) for a, b in zip(w0, gen.parameters()))
     save_checkpoint(tmp_path / "ck.pt", gen, disc, step=1)
+    wrapped = torch.nn.Module()  # as DistributedDataParallel: the model under .module, its keys not prefixed
+    wrapped.module = gen
+    save_checkpoint(tmp_path / "wrapped.pt", wrapped, disc, step=1)
+    assert load_checkpoint(tmp_path / "wrapped.pt")[0].state_dict().keys() == gen.state_dict().keys()
     gen2, disc2, extra = load_checkpoint(tmp_path / "ck.pt")
     assert extra == {"step": 1} and (gen2.nz, gen2.ch, disc2.ch) == (8, 4, 4)
     gen.eval(), gen2.eval(), disc.eval(), disc2.eval()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["load_torch_file", "weights_only_payload"]
+__all__ = ["load_torch_file", "save_torch_file", "weights_only_payload"]
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
 
@@ -33,6 +34,16 @@ def weights_only_payload(obj: Any) -> Any:
     if type(obj) in (list, tuple, torch.Size):
         return (list if type(obj) is list else tuple)(weights_only_payload(v) for v in obj)
     return str(obj)
+
+
+def save_torch_file(payload: Any, path: str | os.PathLike) -> None:
+    """``torch.save(weights_only_payload(payload), path)``, creating the folder, through a temporary file renamed
+    into place: an interrupted save never leaves a half-written file under ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(weights_only_payload(payload), tmp)
+    os.replace(tmp, path)
 
 
 def load_torch_file(path: str | os.PathLike, what: str, **load_kwargs: Any) -> Any:

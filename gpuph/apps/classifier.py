@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoints import load_torch_file
+from .checkpoints import load_torch_file, save_torch_file
 from .gan import plain_metadata
 
 __all__ = ["MnistClassifier", "PRETRAINED_CLASSIFIER", "accuracy", "load_classifier", "load_pretrained_classifier",
@@ -136,8 +136,7 @@ def save_classifier(path: str | os.PathLike, model: nn.Module, extra: dict[str, 
     """Writes the weights (float16 when ``half``) and ``extra`` metadata; :func:`load_classifier` reads them."""
     state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
              for k, v in model.state_dict().items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": CLASSIFIER_FORMAT, "version": 1, "state": state, "extra": plain_metadata(extra)}, path)
+    save_torch_file({"format": CLASSIFIER_FORMAT, "version": 1, "state": state, "extra": plain_metadata(extra)}, path)
 
 
 def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[MnistClassifier, dict]:

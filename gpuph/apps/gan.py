@@ -25,7 +25,6 @@ Everything works on any device; with ``torch.distributed`` initialised and the m
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import random
@@ -41,7 +40,7 @@ from torch import Tensor, nn
 
 import gpuph
 
-from .checkpoints import load_torch_file
+from .checkpoints import load_torch_file, save_torch_file, weights_only_payload
 
 __all__ = [
     "DATA_DIR",
@@ -417,9 +416,10 @@ def _state(model: nn.Module, half: bool) -> dict[str, Tensor]:
 
 
 def plain_metadata(extra: dict[str, Any] | None) -> dict[str, Any]:
-    """``extra`` as plain JSON values (anything else becomes its ``str``), so that ``torch.load(weights_only=True)``
-    can read it back (e.g. ``torch.__version__`` is a ``TorchVersion`` object, not a str)."""
-    return json.loads(json.dumps(dict(extra or {}), default=str))
+    """``extra`` with only what ``torch.load(weights_only=True)`` reads back: tensors (on the CPU), numbers, strings
+    and dicts/lists/tuples of them; anything else (e.g. ``torch.__version__``, a ``TorchVersion``, or a ``Path``)
+    becomes its ``str`` (:func:`gpuph.apps.checkpoints.weights_only_payload`)."""
+    return weights_only_payload(dict(extra or {}))
 
 
 def save_checkpoint(
@@ -431,7 +431,8 @@ def save_checkpoint(
     half: bool = False,
 ) -> None:
     """Saves the models' weights (``half=True``: floating tensors as float16, half the size) with their
-    :class:`GANConfig` and ``extra`` metadata (plain Python values) to one file; :func:`load_checkpoint` reads it."""
+    :class:`GANConfig` and ``extra`` metadata (tensors, numbers, strings and containers of them: :func:`plain_metadata`)
+    to one file, through a temporary file renamed into place; :func:`load_checkpoint` reads it."""
     g = _unwrap(generator)
     if config is None:
         config = GANConfig(nz=g.nz, ngf=g.ngf, ndf=_unwrap(discriminator).ndf if discriminator is not None else 64)
@@ -443,10 +444,7 @@ def save_checkpoint(
         "discriminator": _state(discriminator, half) if discriminator is not None else None,
         "extra": plain_metadata(extra),
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(path) + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+    save_torch_file(payload, path)  # never leaves a half-written checkpoint behind
 
 
 def load_checkpoint(

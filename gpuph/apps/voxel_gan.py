@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..cubical import cubical_persistence
-from .checkpoints import load_torch_file, weights_only_payload
+from .checkpoints import load_torch_file, save_torch_file
 
 __all__ = [
     "VoxelDiscriminator",
@@ -290,10 +290,10 @@ def save_checkpoint(path: str | Path, gen: VoxelGenerator, disc: VoxelDiscrimina
     ``torch.save``. ``extra`` keeps tensors, numbers, strings and dicts/lists/tuples of them; other objects are
     saved as their ``str`` (:func:`gpuph.apps.checkpoints.weights_only_payload`), so that :func:`load_checkpoint`
     needs no unpickling of arbitrary objects."""
+    gen, disc = (m.module if hasattr(m, "module") else m for m in (gen, disc))  # DistributedDataParallel
     state = {"nz": gen.nz, "ch_g": gen.ch, "ch_d": disc.ch, "gen": gen.state_dict(), "disc": disc.state_dict(),
-             "extra": weights_only_payload(extra)}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+             "extra": extra}
+    save_torch_file(state, path)  # through a temporary file: never half-written
 
 
 def load_checkpoint(

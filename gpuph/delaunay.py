@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 __all__ = ["delaunay_edges", "delaunay_simplices"]
 
@@ -127,7 +128,7 @@ def delaunay_simplices(points) -> list[np.ndarray]:
 
     Returns:
         a list of int64 numpy arrays ``(count, k)``, one ``k`` (number of vertices) per array, every row sorted
-        ascending; empty for fewer than 2 distinct points.
+        ascending; empty for fewer than 2 points or ``D = 0`` (repeated copies of one point are joined by edges).
 
     Raises:
         ValueError: as :func:`delaunay_edges`.
@@ -148,7 +149,12 @@ def _maximal_simplices(p: np.ndarray) -> list[np.ndarray]:
 
 
 def _cloud(points, who: str) -> np.ndarray:
-    p = np.asarray(points, dtype=np.float64)
+    if isinstance(points, torch.Tensor):  # possibly requiring grad or on a GPU
+        points = points.detach().cpu()
+    try:
+        p = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"gpuph: {who} expects an (N, D) cloud of real coordinates ({err})") from None
     if p.ndim != 2:
         raise ValueError(f"gpuph: {who} expects an (N, D) cloud, got shape {p.shape}")
     if not np.isfinite(p).all():

@@ -131,7 +131,7 @@ def _check_block(t: Tensor, n_vertices: int) -> Tensor:
         bad = ((t < 0) | (t >= n_vertices)).any(1).nonzero()[0, 0]
         raise ValueError(
             f"gpuph: simplex {t[bad].tolist()} has a vertex id out of range 0..{n_vertices - 1} "
-            f"(values has {n_vertices} vertices)"
+            f"(the complex has {n_vertices} vertices)"
         )
     t = t.sort(1).values
     if t.shape[1] > 1:

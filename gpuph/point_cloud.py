@@ -360,8 +360,9 @@ def flag_persistence(points, simplices, *, dims: int | Iterable[int] = (0, 1)) -
     (``SimplicialComplex.extendFlag``). Batched over clouds that share the complex; differentiable with respect to
     the points.
 
-    Rips is the flag filtration of the complete complex, weak Alpha that of the Delaunay complex; this takes any
-    complex: a k-nearest-neighbour graph's cliques, a mesh, a fixed triangulation of a moving cloud.
+    Rips is the flag filtration of the complete complex, :func:`weak_alpha_persistence` that of the cliques of the
+    Delaunay graph (or, with ``complex="delaunay"``, of the Delaunay complex); this takes any complex: a
+    k-nearest-neighbour graph's cliques, a mesh, a fixed triangulation of a moving cloud.
 
     Args:
         points: ``(N, D)`` or ``(*batch, N, D)`` coordinates, float32 or float64 (half precision upcast to float32),
@@ -369,8 +370,8 @@ def flag_persistence(points, simplices, *, dims: int | Iterable[int] = (0, 1)) -
         simplices: the complex on the vertices ``0 .. N - 1``, in any form :func:`gpuph.lower_star.prepare_complex`
             takes (its faces are added, duplicates merged; simplices above dimension 3 contribute their tetrahedra,
             which is all H2 needs), or a :class:`~gpuph.lower_star.ClosedComplex` of ``N`` vertices, used as it is
-            (its ``max_dim``-skeleton: H1 needs triangles, H2 tetrahedra). Every vertex is present, listed or not
-            (an unlisted one is an isolated point: an essential H0 class).
+            (H1 needs ``max_dim >= 2``, H2 ``max_dim >= 3``: a complex truncated below is refused). Every vertex is
+            present, listed or not (an unlisted one is an isolated point: an essential H0 class).
         dims: an int or an iterable within ``{0, 1, 2}`` (``None``: all three).
 
     Returns:
@@ -385,7 +386,8 @@ def flag_persistence(points, simplices, *, dims: int | Iterable[int] = (0, 1)) -
 
     Raises:
         TypeError / ValueError: as for :func:`rips_persistence` and :func:`gpuph.lower_star.prepare_complex` (vertex
-        ids outside ``0 .. N - 1``, bad simplices).
+        ids outside ``0 .. N - 1``, bad simplices); a ``ClosedComplex`` of another number of vertices, or truncated
+        below the dimension ``dims`` needs.
     """
     mask = dims_mask(dims, MAX_DIM + 1, _DIMS_ERROR)
     x = _one_cloud(points, "points")
@@ -401,6 +403,12 @@ def flag_persistence(points, simplices, *, dims: int | Iterable[int] = (0, 1)) -
     if isinstance(simplices, ClosedComplex):
         if simplices.n_vertices != N:
             raise ValueError(f"gpuph: the complex has {simplices.n_vertices} vertices, the points {N}")
+        top = _top_dim(mask)
+        if simplices.max_dim < top and simplices.top_dim >= simplices.max_dim:
+            raise ValueError(
+                f"gpuph: the complex was truncated to dimension {simplices.max_dim}; homology up to dimension "
+                f"{top - 1} needs prepare_complex(..., max_dim={top}) or more"
+            )
         cx = simplices
     else:
         cx = prepare_complex(simplices, N, max_dim=_top_dim(mask))

@@ -348,6 +348,11 @@ def test_delaunay_simplices():
     assert delaunay_simplices(np.zeros((1, 2))) == [] and delaunay_simplices(np.zeros((3, 2))) != []
     with pytest.raises(ValueError, match="finite"):
         delaunay_simplices(np.array([[0.0, np.nan], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="gpuph: delaunay_simplices expects an"):
+        delaunay_simplices([[0.0, 1.0], [2.0]])
+    leaf = torch.from_numpy(x).requires_grad_(True)  # a tensor that requires grad is read, not refused
+    assert all(np.array_equal(a, b) for a, b in zip(delaunay_simplices(leaf), blocks))
+    assert np.array_equal(delaunay_edges(leaf), delaunay_edges(x))
     with pytest.raises(ValueError, match=r"\(N, D\)"):
         delaunay_simplices(np.zeros(4))
 
@@ -442,6 +447,10 @@ def test_flag_persistence_batches_shapes_and_errors():
     assert len(gpuph.flag_persistence(torch.zeros(0, 10, 2), tris)) == 0
     assert int((gpuph.flag_persistence(flat[0], []).death_index < 0).sum()) == 10  # isolated vertices
     with pytest.raises(ValueError, match="out of range"):
+        gpuph.flag_persistence(flat[0], [[0, 10]])
+    with pytest.raises(ValueError, match=r"truncated to dimension 2; homology up to dimension 2 needs .*max_dim=3"):
+        gpuph.flag_persistence(flat[0], gpuph.lower_star.prepare_complex([[0, 1, 2, 3]], 10), dims=(0, 1, 2))
+    with pytest.raises(ValueError, match=r"out of range 0\.\.9 \(the complex has 10 vertices\)"):
         gpuph.flag_persistence(flat[0], [[0, 10]])
     with pytest.raises(ValueError, match="the complex has 9 vertices, the points 10"):
         gpuph.flag_persistence(flat[0], gpuph.lower_star.prepare_complex([[0, 1]], 9))

@@ -323,6 +323,21 @@ def test_bad_simplices(simplices, error, match):
         lower_star_persistence(torch.zeros(4), simplices)
 
 
+def test_lower_star_pairs_refuses_repeated_facets_and_simplices():
+    """The operator is callable directly: a facet named twice in one row (its column would hold a row twice, and the
+    reduction need not end) or a simplex listed twice (a spurious class) is a clear error."""
+    edges = torch.tensor([[0, 1], [1, 2], [0, 2], [3, 4], [4, 5], [3, 5]])
+    values = torch.rand(1, 6)
+    with pytest.raises(ValueError, match="names the same facet twice"):
+        torch.ops.gpuph.lower_star_pairs(values, [edges, torch.tensor([[0, 1, 2], [3, 4, 5]]),
+                                                  torch.tensor([[0, 1, 2, 3], [0, 1, 2, 3]])],
+                                         [torch.tensor([[0, 1, 2], [3, 4, 5]]), torch.tensor([[0, 0, 1, 1]] * 2)],
+                                         2, False)
+    with pytest.raises(ValueError, match="same simplex twice"):
+        torch.ops.gpuph.lower_star_pairs(values, [edges, torch.tensor([[0, 1, 2], [0, 1, 2]])],
+                                         [torch.tensor([[1, 2, 0], [1, 2, 0]])], 1, False)
+
+
 def test_bad_values_and_arguments():
     tri = [[0, 1, 2]]
     with pytest.raises(ValueError, match="NaN"):

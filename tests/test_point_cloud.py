@@ -381,9 +381,50 @@ def test_complex_flag_pairs_refuses_bad_tables():
         run(torch.zeros(0, 3, dtype=torch.int64), e=torch.tensor([[0, 1], [1, 0], [0, 2], [2, 3]]))
     with pytest.raises(ValueError, match="offsets"):
         run(torch.tensor([[0, 1, 2]]), torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="same triangle twice"):
+        run(torch.tensor([[0, 1, 2], [2, 0, 1]]))
+    with pytest.raises(ValueError, match="lengths must be >= 0"):
+        ops.complex_flag_pairs(edges, -lengths, one, torch.tensor([4]), 4, 0b111, torch.tensor([[0, 1, 2]]),
+                               torch.tensor([0, 1]), no_tets, tet_off)
     with pytest.raises(ValueError, match="do not bound a tetrahedron"):
         ops.complex_flag_pairs(edges, lengths, one, torch.tensor([4]), 4, 0b111, torch.tensor([[0, 1, 2]] * 4),
                                torch.tensor([0, 4]), torch.tensor([[0, 1, 2, 3]]), torch.tensor([0, 1]))
+    # Two triangles without a common edge, each named twice, pass an edge count (six edges, each twice) but are no
+    # tetrahedron: a column holding a row twice would never finish reducing.
+    e7 = torch.tensor([[0, 1], [1, 2], [0, 2], [3, 4], [4, 5], [3, 5]])
+    with pytest.raises(ValueError, match="do not bound a tetrahedron"):
+        ops.complex_flag_pairs(e7, torch.arange(1.0, 7.0), torch.tensor([0, 6]), torch.tensor([6]), 6, 0b111,
+                               torch.tensor([[0, 1, 2], [3, 4, 5]]), torch.tensor([0, 2]), torch.tensor([[0, 0, 1, 1]]),
+                               torch.tensor([0, 1]))
+
+
+def test_rows_with_infinite_lengths_keep_the_pinned_order():
+    """An edge of infinite length kills a class after an infinite lifetime, as essential classes live: essential
+    rows come first among them (std::sort with an inconsistent order read past the rows). Each graph: a square
+    whose diagonal is infinitely long (its loop dies at inf) and a square without one (an essential loop)."""
+    from gpuph._ext import ops
+
+    rng = np.random.default_rng(3)
+    graphs = 300
+    one = [[0, 1], [1, 2], [2, 3], [0, 3], [0, 2], [4, 5], [5, 6], [6, 7], [4, 7]]
+    edges = torch.tensor(one).repeat(graphs, 1)
+    lengths = torch.from_numpy(rng.random(len(one) * graphs))
+    lengths[4::len(one)] = math.inf
+    offsets = torch.arange(graphs + 1) * len(one)
+    for op in ("flag_pairs", "complex_flag_pairs"):
+        extra = () if op == "flag_pairs" else (
+            (torch.tensor([[0, 1, 4], [2, 3, 4]])[None] + offsets[:-1, None, None]).reshape(-1, 3),
+            torch.arange(graphs + 1) * 2, torch.zeros(0, 4, dtype=torch.int64),
+            torch.zeros(graphs + 1, dtype=torch.int64))
+        rows = getattr(ops, op)(edges, lengths, offsets, torch.full((graphs,), 8), 8, 0b11, *extra)
+        for b in range(graphs):
+            r = rows[rows[:, 0] == b].tolist()
+            assert sum(k == 1 and d < 0 for _, k, _, d, _, _ in r) == 1  # the essential loop ...
+            assert sum(k == 1 and d >= 0 and math.isinf(lengths[dp]) for _, k, _, d, _, dp in r) == 1  # ... the other
+            life = [math.inf if d < 0 else float(lengths[dp] - (0 if k == 0 else lengths[bp]))
+                    for _, k, _, d, bp, dp in r]
+            key = [(k, -lf, 0 if d < 0 else 1) for (_, k, _, d, _, _), lf in zip(r, life)]
+            assert key == sorted(key), (op, b)
 
 
 def gudhi_flag_of_complex(x: np.ndarray, simplices, maxdim: int) -> dict[int, np.ndarray]:

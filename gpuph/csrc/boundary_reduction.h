@@ -53,8 +53,9 @@ inline int bits_for(int64_t n) {
 }
 
 // Orders m simplices, each with k elements elems[i * k .. i * k + k) (ids ranked by rank[id]; of_rank[r] is the id
-// of rank r; n_elements ids in all), by their descending rank tuples: fills order[d], pos[d] and crit[d].
-inline void sort_by_rank_tuples(int64_t m, int k, const int64_t* elems, const int32_t* rank, const int32_t* of_rank,
+// of rank r; n_elements ids in all), by their descending rank tuples: fills order[d], pos[d] and crit[d]. Returns
+// false when two simplices have the same elements (a simplex listed twice), which the caller reports.
+inline bool sort_by_rank_tuples(int64_t m, int k, const int64_t* elems, const int32_t* rank, const int32_t* of_rank,
                                 int64_t n_elements, int d, Workspace& ws) {
   auto& ord = ws.order[size_t(d)];
   auto& ps = ws.pos[size_t(d)];
@@ -91,6 +92,12 @@ inline void sort_by_rank_tuples(int64_t m, int k, const int64_t* elems, const in
     });
   }
   for (int64_t p = 0; p < m; ++p) ps[size_t(ord[size_t(p)])] = int32_t(p);
+  for (int64_t p = 1; p < m; ++p) {
+    const int32_t* a = T + int64_t(ord[size_t(p - 1)]) * k;
+    const int32_t* b = T + int64_t(ord[size_t(p)]) * k;
+    if (std::equal(a, a + k, b)) return false;
+  }
+  return true;
 }
 
 inline int32_t uf_find(std::vector<int32_t>& parent, int32_t x) {
@@ -123,7 +130,8 @@ inline void add_column(std::vector<int32_t>& a, const std::vector<int32_t>& b, s
 // The persistence pairs of the filtration fixed in ws (vrank; order, pos, crit for d = 1..D), reported as
 // emit(dim, birth, death): birth is a vertex for dim 0, else the critical element of the creating simplex; death the
 // critical element of the destroying simplex, -1 for an essential class (dimensions 0..min(maxdim, D)). Pairs of
-// zero length are reported too (the caller drops them by value).
+// zero length are reported too (the caller drops them by value). The facets of a simplex must be distinct (else a
+// column holds a row twice, and the Z/2 additions need not terminate): the callers check their tables.
 template <typename Emit>
 void reduce_boundaries(const Complex& cx, int maxdim, Workspace& ws, Emit&& emit) {
   const int64_t n = cx.n;

@@ -70,8 +70,9 @@ bool one_image(const Complex& cx, const F* x, bool superlevel, int maxdim, Works
   ws.pos.resize(size_t(D + 1));
   ws.crit.resize(size_t(D + 1));
   for (int d = 1; d <= D; ++d)
-    simplicial::sort_by_rank_tuples(cx.m[size_t(d)], d + 1, cx.verts[size_t(d)], ws.vrank.data(), ws.vorder.data(), n,
-                                    d, ws);
+    TORCH_CHECK_VALUE(simplicial::sort_by_rank_tuples(cx.m[size_t(d)], d + 1, cx.verts[size_t(d)], ws.vrank.data(),
+                                                      ws.vorder.data(), n, d, ws),
+                      "gpuph: simplices[", d - 1, "] lists the same simplex twice");
   simplicial::reduce_boundaries(cx, maxdim, ws, [&](int dim, int64_t bv, int64_t dv) {
     if (dim > maxdim) return;
     if (dv < 0) {
@@ -158,6 +159,11 @@ torch::Tensor lower_star_pairs_cpu(const torch::Tensor& values, at::TensorList s
     const int64_t* Fp = cx.facets[size_t(d)];
     for (int64_t i = 0; i < f.numel(); ++i)
       TORCH_CHECK_VALUE(Fp[i] >= 0 && Fp[i] < cx.m[size_t(d - 1)], "gpuph: facet index out of range");
+    for (int64_t i = 0; i < cx.m[size_t(d)]; ++i)  // a facet named twice would make a column hold a row twice
+      for (int a = 0; a <= d; ++a)
+        for (int b = a + 1; b <= d; ++b)
+          TORCH_CHECK_VALUE(Fp[i * (d + 1) + a] != Fp[i * (d + 1) + b], "gpuph: facets[", d - 2, "] row ", i,
+                            " names the same facet twice");
   }
   const int64_t B = vals.size(0);
   std::vector<std::vector<Row>> rows;

@@ -53,6 +53,8 @@ struct FlagRow {
 bool row_before(const FlagRow& x, const FlagRow& y) {
   if (x.dim != y.dim) return x.dim < y.dim;
   if (x.life != y.life) return x.life > y.life;
+  // Essential first among infinite lifetimes (an edge of infinite length also kills a class after an infinite life).
+  if ((x.death_code < 0) != (y.death_code < 0)) return x.death_code < 0;
   // Essential classes by birth in filtration order: closed at the filtration's end (as the losses close them), the
   // earliest born lives longest, so the order of the lifetimes does not depend on how the points are numbered.
   if (x.death_code < 0 && x.birth_rank != y.birth_rank) return x.birth_rank < y.birth_rank;  // both essential
@@ -176,7 +178,8 @@ RankedEdges rank_edges(const int64_t* edges, const F* lengths, int64_t s, int64_
                       ") is a loop or names a vertex outside 0..", n - 1, " of its graph");
     if (i > j) std::swap(i, j);
     const F len = lengths[p];
-    TORCH_CHECK_VALUE(!std::isnan(double(len)), "gpuph: edge ", p, " has a NaN length");
+    TORCH_CHECK_VALUE(!std::isnan(double(len)) && len >= 0, "gpuph: edge ", p, " has length ", double(len),
+                      "; lengths must be >= 0 (inf allowed), not NaN");
     items.push_back({orderable_key<U>(len, false), i * N + j, p});
   }
   const size_t M = items.size();
@@ -275,8 +278,9 @@ void complex_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t,
       f3[size_t(4 * i + a)] = row - cells.ts;
       for (int c = 0; c < 3; ++c) r[3 * a + c] = f2[size_t(3 * (row - cells.ts) + c)];
     }
-    std::sort(r, r + 12);  // four triangles of one tetrahedron: six edges, each in two of them
-    bool ok = true;
+    std::sort(r, r + 12);  // four distinct triangles of one tetrahedron: six edges, each in two of them
+    const int64_t* t = f3.data() + 4 * i;
+    bool ok = t[0] != t[1] && t[0] != t[2] && t[0] != t[3] && t[1] != t[2] && t[1] != t[3] && t[2] != t[3];
     for (int c = 0; c < 6; ++c) {
       ok = ok && r[2 * c] == r[2 * c + 1] && (c == 0 || r[2 * c] != r[2 * c - 1]);
       tet_edges[size_t(6 * i + c)] = r[2 * c];
@@ -299,8 +303,10 @@ void complex_image(const int64_t* edges, const F* lengths, int64_t s, int64_t t,
   ws.pos.resize(4);
   ws.crit.resize(4);
   ws.order[1] = ws.pos[1] = ws.crit[1] = identity;
-  if (m2) simplicial::sort_by_rank_tuples(m2, 3, f2.data(), identity.data(), identity.data(), M, 2, ws);
-  if (m3) simplicial::sort_by_rank_tuples(m3, 6, tet_edges.data(), identity.data(), identity.data(), M, 3, ws);
+  TORCH_CHECK_VALUE(simplicial::sort_by_rank_tuples(m2, 3, f2.data(), identity.data(), identity.data(), M, 2, ws),
+                    "gpuph: a complex lists the same triangle twice");
+  TORCH_CHECK_VALUE(simplicial::sort_by_rank_tuples(m3, 6, tet_edges.data(), identity.data(), identity.data(), M, 3, ws),
+                    "gpuph: a complex lists the same tetrahedron twice");
   std::vector<FlagPair> pairs;
   const bool wanted[3] = {h0, h1, h2};
   simplicial::reduce_boundaries(cx, 2, ws, [&](int dim, int64_t birth, int64_t death) {

@@ -101,6 +101,15 @@ def test_in_dim_finite_essential(dgm_and_x):
     _assert_rows(dgm.in_dim(0).essential(), _rows(dgm, dgm.death_index < 0))
 
 
+def test_finite_and_essential_split_at_death_index_0():
+    """A death at flat index 0 (the first pixel) is finite: finite() and essential() split on death_index >= 0."""
+    d = gpuph.Diagrams(pairs=torch.tensor([[0.0, 1.0], [0.0, math.inf], [0.5, 2.0]]), dim=torch.tensor([0, 0, 1]),
+                       batch=torch.zeros(3, dtype=torch.int64), birth_index=torch.tensor([4, 1, 2]),
+                       death_index=torch.tensor([0, -1, 3]), batch_size=1, spatial_shape=(3, 3), superlevel=False,
+                       construction="V")
+    assert d.finite().death_index.tolist() == [0, 3] and d.essential().death_index.tolist() == [-1]
+
+
 def test_lifetimes(dgm_and_x):
     dgm, _ = dgm_and_x
     life = dgm.lifetimes()
@@ -231,6 +240,8 @@ def test_to_and_detach(dgm_and_x):
     assert moved.pairs.requires_grad
     det = dgm.detach()
     assert not det.pairs.requires_grad
+    # filtration_end too: a loss closing essential classes at the end must not reach the input through it.
+    assert dgm.filtration_end.requires_grad and not det.filtration_end.requires_grad
     assert torch.equal(det.pairs, dgm.pairs.detach())
     assert det.batch_size == dgm.batch_size and det.spatial_shape == dgm.spatial_shape
     as64 = dgm.to(torch.device("cpu"))

@@ -307,6 +307,7 @@ def test_backward_is_a_scatter_onto_critical_vertices():
     "simplices,error,match",
     [
         ([[0, 5]], ValueError, "out of range"),
+        ([[0, 4]], ValueError, r"out of range 0\.\.3"),  # the first id past the vertices
         ([[-1, 0]], ValueError, "out of range"),
         ([[0, 1, 1]], ValueError, "repeats a vertex"),
         ([[]], ValueError, "empty simplex"),
@@ -321,6 +322,17 @@ def test_backward_is_a_scatter_onto_critical_vertices():
 def test_bad_simplices(simplices, error, match):
     with pytest.raises(error, match=match):
         lower_star_persistence(torch.zeros(4), simplices)
+
+
+def test_bare_vertex_ids_are_0_simplices_and_max_dim_is_checked():
+    """TopologyLayer's SimplicialComplex.append takes a bare id for a vertex: a list may mix ids and simplices."""
+    mixed = prepare_complex([0, [0, 1], np.int64(2), [1, 2, 3]], 4)
+    listed = prepare_complex([[0], [0, 1], [2], [1, 2, 3]], 4)
+    assert mixed.counts() == listed.counts()
+    assert all(torch.equal(a, b) for a, b in zip(mixed.simplices + mixed.facets, listed.simplices + listed.facets))
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="max_dim must be a non-negative int"):
+            prepare_complex([[0, 1]], 2, max_dim=bad)
 
 
 def test_lower_star_pairs_refuses_repeated_facets_and_simplices():

@@ -341,6 +341,14 @@ def test_delaunay_simplices():
     edges = np.concatenate([b[:, list(c)] for b in blocks for c in itertools.combinations(range(b.shape[1]), 2)])
     assert np.array_equal(np.unique(edges, axis=0), delaunay_edges(x))
     assert any(b.shape[1] == 2 and len(b) == 5 for b in blocks)  # the copies, joined to their first occurrence
+    # Copies are joined to their first occurrence, which is the one triangulated.
+    copies = np.array([[0.0, 0], [1, 0], [0, 1], [1, 0], [1, 0]])
+    assert [b.tolist() for b in delaunay_simplices(copies)] == [[[0, 1, 2]], [[1, 3], [1, 4]]]
+    # A thin cloud (relative thickness 1e-5) is still 2D: scipy's triangulation, not a chain along its length.
+    thin = np.stack([np.linspace(0, 1, 8), 2e-5 * rng.random(8)], 1)
+    (got,) = delaunay_simplices(thin)
+    want = np.sort(Delaunay(thin).simplices, axis=1)
+    assert np.array_equal(got[np.lexsort(got.T[::-1])], want[np.lexsort(want.T[::-1])])
     line = np.stack([np.arange(6.0)[::-1], np.zeros(6)], 1)
     assert [b.tolist() for b in delaunay_simplices(line)] == [[[i, i + 1] for i in range(5)]]
     tri = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -578,6 +586,21 @@ def test_clouds_of_any_magnitude(fn, dtype, scale):
     step = torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps
     torch.testing.assert_close(dgm.pairs.double(), ref.pairs * scale, rtol=1e-6, atol=2 * step)
     assert math.isfinite(float(dgm.filtration_end[0]))
+
+
+def test_a_list_of_clouds_promotes_dtypes_and_ignores_the_padding():
+    """The clouds of a list are padded with points at the origin into one batch: the padding is no point of a cloud
+    (here it would be the farthest one, and each cloud's longest edge), and the dtype is the promoted one."""
+    rng = np.random.default_rng(16)
+    clouds = [torch.from_numpy(10 + rng.random((n, 2))) for n in (5, 3, 2)]
+    for fn in FNS:
+        together = fn(clouds)
+        for b, c in enumerate(clouds):
+            alone = fn(c)
+            assert together.filtration_end[b] == alone.filtration_end[0]
+            assert torch.equal(together.pairs[together.batch == b], alone.pairs)
+        for mixed in ([clouds[0].float(), clouds[1]], [clouds[0], clouds[1].float()]):
+            assert fn(mixed).pairs.dtype == torch.float64
 
 
 def test_clouds_of_different_magnitudes_in_one_list():

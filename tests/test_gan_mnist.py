@@ -201,6 +201,18 @@ def test_l2_distance_matrix_matches_numpy():
     ref = np.array([[np.sqrt(((x - y) ** 2).sum()) for y in b] for x in a])
     np.testing.assert_allclose(d, ref, rtol=1e-12)
     assert gan_metrics.l2_distance_matrix(torch.from_numpy(a), torch.from_numpy(a)).diagonal().abs().max() == 0
+    # Past 25 rows torch's cdist would expand |x|^2 - 2 x.y + |y|^2 (no exact zeros far from the origin).
+    far = torch.rand(30, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 1e6
+    assert (gan_metrics.l2_distance_matrix(far, far).diagonal() == 0).all()
+
+
+def test_metric_inputs_are_checked_and_thresholds_are_strict():
+    with pytest.raises(ValueError):
+        gan_metrics.inception_score(torch.full((4, 2), 0.5), splits=5)
+    with pytest.raises(ValueError):
+        gan_metrics.inception_score(torch.tensor([[1.5, -0.5]]))
+    # Components living exactly the threshold are not counted: strictly above it.
+    assert gan_metrics.mean_component_count(torch.tensor([[[[1.0, 0.0, 0.5]]]]), 0.5) == 1.0
 
 
 @pytest.mark.parametrize("splits", [1, 3])

@@ -252,7 +252,7 @@ def test_dims_argument_types(dims):
     assert torch.equal(dgm.pairs, full.pairs[keep])
 
 
-@pytest.mark.parametrize("dims", [0.5, [1.0], [True], torch.tensor(0.5), torch.tensor([True]), "01"])
+@pytest.mark.parametrize("dims", [0.5, [1.0], [True], True, torch.tensor(0.5), torch.tensor([True]), "01"])
 def test_bad_dims_types(dims):
     with pytest.raises(TypeError, match="dims must"):
         gpuph.cubical_persistence(torch.rand(2, 5, 6), dims=dims)
@@ -336,7 +336,8 @@ def test_bad_dtypes(dtype):
         gpuph.cubical_persistence(x)
 
 
-@pytest.mark.parametrize("shape,sd", [((2, 4, 4), 0), ((2, 2, 2, 2, 2), 4), ((4, 4), 3), ((5,), 2), ((2, 3), -1)])
+@pytest.mark.parametrize("shape,sd", [((2, 4, 4), 0), ((2, 2, 2, 2, 2), 4), ((4, 4), 3), ((5,), 2), ((2, 3), -1),
+                                      ((2, 4), True), ((2, 4), False)])
 def test_bad_spatial_dims(shape, sd):
     with pytest.raises(ValueError, match="spatial_dims"):
         gpuph.cubical_persistence(torch.rand(shape), spatial_dims=sd)

@@ -98,3 +98,17 @@ def test_bad_settings_raise_at_construction():
         cls(dim=2, spatial_dims=3)
     with pytest.raises(ValueError, match="out of range 0..0 for 1D grids"):
         gpuph.nn.CubicalPersistence(dims=(0, 1), spatial_dims=1)
+
+
+def test_spatial_dims_outside_1_to_3_fail_at_construction():
+    for cls in (gpuph.nn.TopologyLoss, gpuph.nn.BettiLoss, gpuph.nn.CubicalPersistence):
+        for sd in (0, 4):
+            with pytest.raises(ValueError, match="spatial_dims must be 1, 2 or 3"):
+                cls(spatial_dims=sd)
+
+
+def test_topology_loss_defaults_are_the_papers_e_1_0_2():
+    """TopologyLoss() is E(p=1, q=0, i0=1) of PD0 (superlevel V), averaged over the batch."""
+    x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    want = gpuph.losses.persistence_energy(gpuph.cubical_persistence(x, dims=0, spatial_dims=2), 0, 1.0, 0.0, 1)
+    torch.testing.assert_close(gpuph.nn.TopologyLoss(spatial_dims=2)(x), want.mean())

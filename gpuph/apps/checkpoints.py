@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["load_torch_file", "save_torch_file", "weights_only_payload"]
+__all__ = ["load_torch_file", "save_torch_file", "unwrap_model", "weights_only_payload"]
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
 
@@ -34,6 +34,12 @@ def weights_only_payload(obj: Any) -> Any:
     if type(obj) in (list, tuple, torch.Size):
         return (list if type(obj) is list else tuple)(weights_only_payload(v) for v in obj)
     return str(obj)
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a ``DistributedDataParallel`` (or any wrapper holding it as ``.module``), else ``model``:
+    its state dict has no ``module.`` prefix."""
+    return model.module if hasattr(model, "module") else model
 
 
 def save_torch_file(payload: Any, path: str | os.PathLike) -> None:

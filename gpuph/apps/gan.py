@@ -41,6 +41,7 @@ from torch import Tensor, nn
 import gpuph
 
 from .checkpoints import load_torch_file, save_torch_file, weights_only_payload
+from .checkpoints import unwrap_model as _unwrap
 
 __all__ = [
     "DATA_DIR",
@@ -162,10 +163,6 @@ def build_models(config: GANConfig, device: torch.device | str = "cpu") -> tuple
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
     return g.to(device), d.to(device)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
 
 
 # ------------------------------------------------------------------------------------------------------------ seeds

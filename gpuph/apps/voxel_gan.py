@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..cubical import cubical_persistence
-from .checkpoints import load_torch_file, save_torch_file
+from .checkpoints import load_torch_file, save_torch_file, unwrap_model
 
 __all__ = [
     "VoxelDiscriminator",
@@ -287,10 +287,11 @@ def train(
 # ------------------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: str | Path, gen: VoxelGenerator, disc: VoxelDiscriminator, **extra) -> None:
     """Saves both models' weights and sizes, and ``extra`` (e.g. optimizer states, logs, arguments), with
-    ``torch.save``. ``extra`` keeps tensors, numbers, strings and dicts/lists/tuples of them; other objects are
-    saved as their ``str`` (:func:`gpuph.apps.checkpoints.weights_only_payload`), so that :func:`load_checkpoint`
-    needs no unpickling of arbitrary objects."""
-    gen, disc = (m.module if hasattr(m, "module") else m for m in (gen, disc))  # DistributedDataParallel
+    ``torch.save`` through a temporary file renamed into place. ``extra`` keeps tensors, numbers, strings and
+    dicts/lists/tuples of them; other objects are saved as their ``str``
+    (:func:`gpuph.apps.checkpoints.weights_only_payload`), so that :func:`load_checkpoint` needs no unpickling of
+    arbitrary objects."""
+    gen, disc = unwrap_model(gen), unwrap_model(disc)
     state = {"nz": gen.nz, "ch_g": gen.ch, "ch_d": disc.ch, "gen": gen.state_dict(), "disc": disc.state_dict(),
              "extra": extra}
     save_torch_file(state, path)  # through a temporary file: never half-written

@@ -27,6 +27,13 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 MAX_PADDED_PIXELS = 2**31 - 2
 
 
+def check_index_limit(spatial: tuple[int, ...]) -> None:
+    """Refuse a grid whose padded form (one cell of border on each side) has more than ``MAX_PADDED_PIXELS``
+    pixels: the kernels index a padded grid with int32."""
+    if math.prod([s + 2 for s in spatial]) > MAX_PADDED_PIXELS:
+        raise ValueError(f"gpuph: grid of shape {spatial} is past the index limit (2^31 pixels)")
+
+
 def _as_tensor(x) -> Tensor:
     if isinstance(x, Tensor):
         return _check_storage(x)
@@ -188,8 +195,7 @@ def cubical_persistence(
     batch_shape = tuple(int(s) for s in x.shape[: x.dim() - sd])
     if any(s == 0 for s in spatial):
         raise ValueError(f"gpuph: the grid is empty (spatial shape {spatial})")
-    if math.prod([s + 2 for s in spatial]) > MAX_PADDED_PIXELS:
-        raise ValueError(f"gpuph: grid of shape {spatial} is past the index limit (2^31 pixels)")
+    check_index_limit(spatial)
     B = math.prod(batch_shape)
     N = math.prod(spatial)
 

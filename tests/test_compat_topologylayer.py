@@ -156,12 +156,27 @@ def test_batch_features_equal_single_image_features():
     assert torch.equal(one.pairs, torch.cat(layer(x[0])[0]))
 
 
+def test_feature_layers_are_gpuphs_and_follow_topologylayers_definitions():
+    import gpuph.barcode_features as bf
+
+    for name in ("BarcodePolyFeature", "PartialSumBarcodeLengths", "SumBarcodeLengths", "TopKBarcodeLengths"):
+        assert getattr(topologylayer.nn, name) is getattr(bf, name), name
+    # TopologyLayer's formulas on one image's tuple (finite bars; lengths 3, 1, 2 in H0 and one H1 bar of 0.5).
+    dgms = ([torch.tensor([[0.0, 3.0], [1.0, 2.0], [2.0, 4.0]]), torch.tensor([[1.0, 1.5]])], True)
+    assert torch.equal(TopKBarcodeLengths(0, 4)(dgms), torch.tensor([3.0, 2.0, 1.0, 0.0]))
+    assert SumBarcodeLengths(0)(dgms).item() == 6.0 and SumBarcodeLengths(1)(dgms).item() == 0.5
+    assert PartialSumBarcodeLengths(0, 1)(dgms).item() == 3.0  # all but the longest
+    assert BarcodePolyFeature(0, 2, 1)(dgms).item() == 3.0**2 * 1.5 + 1.0 * 1.5 + 2.0**2 * 3.0  # length^p * mid^q
+
+
 @pytest.mark.parametrize("complex_name", ["freudenthal", "grid"])
 @pytest.mark.parametrize("maxdim", [0, 1, 2])
 def test_batch_and_single_image_agree_on_the_dimensions_held(complex_name, maxdim):
     """A batch holds the dimensions 0..maxdim that one image's tuple holds: a feature of a dimension past maxdim is
     an error both ways (not zeros for the batch), one up to maxdim a value both ways (H2 of a 2D grid: 0)."""
     x = _image(3, (2, 4, 5), True)
+    x[:, :3, 1:4] = 0.0
+    x[:, 1, 2] = 5.0  # a hole: H1 rows, which maxdim 0 must leave out
     layer = LevelSetLayer2D(size=(5, 4), maxdim=maxdim, complex=complex_name)
     batched = layer(x)
     tuples = topologylayer.util.diagrams_to_tuples(batched)
@@ -175,6 +190,9 @@ def test_batch_and_single_image_agree_on_the_dimensions_held(complex_name, maxdi
                 with pytest.raises(ValueError, match=f"no diagram of dimension {dim}"):
                     feat(arg)
     assert all(len(dgms) == maxdim + 1 == len(layer(x[0])[0]) for dgms, _ in tuples)
+    # No rows past maxdim either (they would count in Diagrams-level reductions): one image's rows, batched.
+    assert bool((batched.dim <= maxdim).all()) and bool((batched.dim == 1).any()) == (maxdim >= 1)
+    assert len(batched) == sum(sum(len(d) for d in layer(x[b])[0]) for b in range(2))
 
 
 # ---------------------------------------------------------------------------------------------- other layers
@@ -209,6 +227,16 @@ def test_levelset_layer_on_a_simplicial_complex():
         for sublevel in (True, False):
             dgms, _ = LevelSetLayer(cone, maxdim=2, sublevel=sublevel)(f)
             tl_dgms_vs_gudhi(dgms, f.numpy(), cone, 2, sublevel)
+
+
+def test_levelset_layer_counts_vertices_up_to_the_largest_id_anywhere():
+    # The largest id is in the first simplex: the layer still takes one value per id 0..4.
+    layer = LevelSetLayer([[0, 4], [1, 2], [2, 3]], maxdim=0)
+    assert layer.shape == (5,)
+    f = torch.tensor([0.0, 1.0, 2.0, 3.0, 0.5])
+    tl_dgms_vs_gudhi(layer(f)[0], f.numpy(), [[0, 4], [1, 2], [2, 3]], 0, True)
+    with pytest.raises(ValueError):
+        layer(torch.rand(4))
 
 
 def test_torus_is_not_acyclic():
@@ -276,6 +304,20 @@ def test_process_helpers_follow_topologylayer():
     dgm = gpuph.cubical_persistence(torch.rand(2, 5, 5))
     assert torch.equal(remove_infinite_bars(dgm, False).pairs, dgm.finite().pairs)
     assert len(remove_zero_bars(dgm)) == len(dgm) and len(remove_filler(dgm)) == len(dgm)
+    # The Diagrams branches filter the same columns as the tensor ones: essential rows die at +inf (sublevel) or
+    # -inf (superlevel); a sublevel class born at +inf (an all-+inf image) is both filler and a zero bar.
+    sub = gpuph.cubical_persistence(torch.tensor([[[0.0, 1.0, 0.0]], [[math.inf] * 3]]), superlevel=False)
+    assert sub.pairs[:, 1].eq(math.inf).sum() == 2 and sub.pairs[:, 0].eq(math.inf).sum() == 1
+    for filtered in (remove_filler(sub), remove_zero_bars(sub)):
+        assert isinstance(filtered, gpuph.Diagrams)
+        assert torch.equal(filtered.pairs, sub.pairs[sub.pairs[:, 0] != math.inf])
+    assert torch.equal(remove_infinite_bars(sub, True).pairs, sub.finite().pairs)
+    assert len(remove_infinite_bars(sub, False)) == len(sub)  # only -inf deaths go
+    assert len(remove_infinite_bars(dgm, True)) == len(dgm)  # only +inf deaths go
+    for helper in (remove_filler, remove_zero_bars, lambda d: remove_infinite_bars(d, True)):
+        want = helper(torch.cat([dgm.pairs, sub.pairs]))
+        got = torch.cat([helper(dgm).pairs, helper(sub).pairs])
+        assert torch.equal(got, want)
 
 
 def test_functional_persistence_and_sublevel_diagram():

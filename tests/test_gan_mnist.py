@@ -315,6 +315,26 @@ def test_mean_component_count_and_evaluate_samples():
         gan_metrics.evaluate_samples(ref, ref, clf, wasserstein_samples=0, backend="gudhi")
 
 
+def test_evaluate_samples_with_fewer_samples_than_references():
+    """wasserstein_samples caps samples and references separately: 12 samples against the first 16 of 20 real
+    digits, four of which (12..15) are copies of samples, so the Wasserstein metrics see those copies."""
+    pytest.importorskip("ot")
+    digits = torch.from_numpy(sample_digits(28).astype(np.float32) / 255.0)[:, None]
+    samples = digits[:12]
+    reference = torch.cat([digits[12:24], samples[:4], digits[24:28]])
+    m = gan_metrics.evaluate_samples(samples, reference, None, thresholds=(), wasserstein_samples=16, backend="gudhi")
+    dw = gan_metrics.wasserstein_distance_matrix(gan_metrics.pd0_diagrams(samples),
+                                                 gan_metrics.pd0_diagrams(reference[:16]), backend="gudhi")
+    assert dw.shape == (12, 16) and bool((dw[:4, 12:16].diagonal() == 0).all())
+    assert m["MMD-Wass"] == gan_metrics.minimum_matching_distance(dw)
+    assert m["COV-Wass"] == gan_metrics.coverage(dw)
+    capped = gan_metrics.wasserstein_distance_matrix(gan_metrics.pd0_diagrams(samples),
+                                                     gan_metrics.pd0_diagrams(reference[:12]), backend="gudhi")
+    assert m["MMD-Wass"] < gan_metrics.minimum_matching_distance(capped)  # the copies count
+    dl2 = gan_metrics.l2_distance_matrix(samples, reference)  # L2 metrics use all 20 references
+    assert dl2.shape == (12, 20) and m["MMD-L2"] == gan_metrics.minimum_matching_distance(dl2)
+
+
 def test_is_splits_hold_at_least_the_minimum():
     from gpuph.apps.classifier import load_pretrained_classifier
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -380,7 +382,7 @@ def test_empty_grid(shape, sd):
 @pytest.mark.parametrize(
     "shape,sd",
     [((1, 50000, 50000), 2), ((50000, 50000), 2), ((2, 3, 50000, 50000), 2), ((1, 1300, 1300, 1300), 3),
-     ((1, 2**31), 1), ((1, 2**31 - 2), 1), ((1, 3, 2**30), 2)],
+     ((1, 2**31), 1), ((1, 2**31 - 2), 1), ((1, 2**31 - 3), 1), ((1, 3, 2**30), 2)],
     ids=str,
 )
 def test_grid_past_index_limit_without_allocating(shape, sd):
@@ -392,6 +394,21 @@ def test_grid_past_index_limit_without_allocating(shape, sd):
     y = torch.empty_strided(shape, (0,) * len(shape))
     with pytest.raises(ValueError, match="index limit"):
         gpuph.cubical_persistence(y, spatial_dims=sd)
+
+
+def test_index_limit_boundary():
+    """The padded grid (a border pixel on each side) may hold 2**31 - 2 pixels, no more, in every dimension."""
+    from gpuph.cubical import MAX_PADDED_PIXELS, check_index_limit
+
+    assert MAX_PADDED_PIXELS == 2**31 - 2 == 2 * 3 * 3 * 7 * 11 * 31 * 151 * 331
+    for at_limit in [(2**31 - 4,), (42966 - 2, 49981 - 2), (126 - 2, 341 - 2, 49981 - 2)]:
+        assert math.prod(s + 2 for s in at_limit) == MAX_PADDED_PIXELS
+        check_index_limit(at_limit)
+        past = (*at_limit[:-1], at_limit[-1] + 1)
+        with pytest.raises(ValueError, match="index limit"):
+            check_index_limit(past)
+        with pytest.raises(ValueError, match="index limit"):
+            gpuph.cubical_persistence(torch.empty(1).expand(1, *past), spatial_dims=len(past))
 
 
 def test_nan_check_and_index_limit_order():

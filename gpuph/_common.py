@@ -1,5 +1,6 @@
-"""Helpers shared by the persistence front ends (cubical, lower-star, point clouds): the ``dims`` argument, and the
-differentiable gather of diagram values from the integer rows that the C++ operators return."""
+"""Helpers shared by the persistence front ends (cubical, lower-star, point clouds): the ``dims`` argument, the
+differentiable gather of diagram values from the integer rows that the C++ operators return, and host reads of
+tensors that ``torch.func`` transforms wrap."""
 
 from __future__ import annotations
 
@@ -10,7 +11,32 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._ext import ops
+from ._ext import VMAP_MESSAGE, ops
+
+
+def host_numpy(t: Tensor, dtype: torch.dtype | None = None) -> np.ndarray:
+    """The values of ``t`` as a NumPy array on the host (in ``dtype`` if given), for host code (NumPy, SciPy) and
+    for values that carry no gradient (indices, counts, coordinates for a triangulation). May share memory with
+    ``t`` when it is a CPU tensor of that dtype already: read, never write.
+
+    Works under ``torch.func`` transforms (``grad``, ``jacrev``, ``hessian``, ...): their tensors are wrappers
+    without storage, and every op inside them wraps its result, so ``t.detach().cpu().numpy()`` fails there; the
+    values are those of the tensor the wrappers hold, copied with the transforms set aside.
+
+    Raises:
+        RuntimeError: ``t`` is batched by ``torch.vmap`` (the message says what to do instead).
+    """
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is None or torch.compiler.is_compiling() or functorch.maybe_current_level() is None:
+        return t.detach().to("cpu", dtype).numpy()
+    while functorch.is_functorch_wrapped_tensor(t):
+        if functorch.is_batchedtensor(t):
+            raise RuntimeError(VMAP_MESSAGE)
+        t = functorch.get_unwrapped(t)
+    from torch._functorch.pyfunctorch import temporarily_clear_interpreter_stack
+
+    with temporarily_clear_interpreter_stack():
+        return t.detach().to("cpu", dtype).numpy()
 
 
 def check_flag(value, name: str) -> bool:

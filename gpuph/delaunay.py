@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._common import host_numpy
+
 __all__ = ["delaunay_edges", "delaunay_simplices"]
 
 # Relative singular-value cut-off below which a cloud counts as lying in a lower-dimensional affine subspace.
@@ -150,7 +152,7 @@ def _maximal_simplices(p: np.ndarray) -> list[np.ndarray]:
 
 def _cloud(points, who: str) -> np.ndarray:
     if isinstance(points, torch.Tensor):  # possibly requiring grad or on a GPU
-        points = points.detach().cpu()
+        points = host_numpy(points)
     try:
         p = np.asarray(points, dtype=np.float64)
     except (TypeError, ValueError) as err:

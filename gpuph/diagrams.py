@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._common import host_numpy
+
 
 def group_positions(group: Tensor, ngroups: int, sel: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """For rows ordered by ``group`` (``(N,)`` int64 in ``0..ngroups-1``, e.g. a diagram's ``batch``): the ``(N,)``
@@ -256,9 +258,8 @@ class Diagrams:
         GUDHI itself only knows sublevel filtrations: for a superlevel diagram, the GUDHI diagram of ``-x`` is
         ``-out[b][k]``.
         """
-        pairs = self.pairs.detach().to("cpu", torch.float64).numpy()
-        batch = self.batch.cpu().numpy()
-        dims = self.dim.cpu().numpy()
+        pairs = host_numpy(self.pairs, torch.float64)
+        batch, dims = host_numpy(self.batch), host_numpy(self.dim)
         starts = np.searchsorted(batch, np.arange(self.batch_size + 1))
         out = []
         for b in range(self.batch_size):

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._common import host_numpy
 from ._ext import ops
 from .diagrams import Diagrams
 
@@ -190,7 +191,7 @@ def _finite_costs(
         # For each problem in turn, the rows of its image: (problem, row position in the finite rows).
         n = start[1:][images] - start[:-1][images]
         # (NumPy: these index vectors live on the host; torch's CPU repeat_interleave starts a thread pool per call)
-        problem = torch.from_numpy(np.repeat(np.arange(len(images)), n.numpy()))
+        problem = torch.from_numpy(np.repeat(np.arange(len(images)), host_numpy(n)))
         first = torch.cumsum(n, 0) - n
         return problem, start[:-1][images][problem] + torch.arange(int(n.sum())) - first[problem]
 
@@ -388,7 +389,7 @@ def bottleneck_distance(a: Diagrams, b: Diagrams, dim: int) -> Tensor:
 
     rows_a, xa, start_a = _finite_on_host(sa)
     rows_b, xb, start_b = _finite_on_host(sb)
-    xa, start_a, xb, start_b = xa.numpy(), start_a.numpy(), xb.numpy(), start_b.numpy()
+    xa, start_a, xb, start_b = (host_numpy(t) for t in (xa, start_a, xb, start_b))
     pair_a, pair_b, pair_img, diag_rows, diag_side, diag_img = ([] for _ in range(6))
     for i in range(B):
         x, y = xa[start_a[i] : start_a[i + 1]], xb[start_b[i] : start_b[i + 1]]

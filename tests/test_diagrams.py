@@ -219,6 +219,27 @@ def test_to_numpy_low_precision():
             assert np.array_equal(out[b][k], dgm.pairs[rows].double().numpy())
 
 
+def test_host_reads_under_torch_func():
+    """to_numpy (host code reads through gpuph._common.host_numpy) inside torch.func.grad, whose tensors have no
+    storage: the values of the plain computation; under torch.vmap the read is refused with gpuph's message."""
+    from gpuph._common import host_numpy
+
+    x = torch.rand(2, 6, 6, dtype=torch.float64)
+    want = gpuph.cubical_persistence(x).to_numpy()
+    seen = []
+
+    def loss(y):
+        dgm = gpuph.cubical_persistence(y)
+        seen.append(dgm.to_numpy())
+        return dgm.finite().lifetimes().sum()
+
+    torch.func.grad(loss)(x)
+    assert all(np.array_equal(a, b) for got, ref in zip(seen[0], want) for a, b in zip(got, ref))
+    assert host_numpy(x, torch.float32).dtype == np.float32 and np.array_equal(host_numpy(x), x.numpy())
+    with pytest.raises(RuntimeError, match="vmap over persistence is not supported"):
+        torch.vmap(lambda t: torch.from_numpy(host_numpy(t)))(x)
+
+
 def test_repr(dgm_and_x):
     dgm, _ = dgm_and_x
     r = repr(dgm)

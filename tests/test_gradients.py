@@ -91,6 +91,11 @@ def test_gradcheck_lifetimes_and_padded(construction):
         return dgm.lifetimes(), padded
 
     assert torch.autograd.gradcheck(f, (x,), eps=1e-6, atol=1e-8)
+    # Second order (double backward, torch.func.hessian) of a nonlinear loss of the values.
+    loss = lambda inp: f(inp)[0].pow(3).sum() + f(inp)[1].pow(2).sum()
+    assert torch.autograd.gradgradcheck(loss, (x,), eps=1e-6, atol=1e-6)
+    h = torch.func.hessian(loss)(x.detach()).reshape(60, 60)
+    assert torch.allclose(h, h.T) and bool(h.abs().sum() > 0)
 
 
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)

@@ -289,6 +289,10 @@ def test_gradcheck(sublevel):
 
     assert len(f(x)) > 0
     assert torch.autograd.gradcheck(f, (x,), eps=1e-6, atol=1e-8)
+    loss = lambda inp: (f(inp)[:, 1] - f(inp)[:, 0]).pow(3).sum()
+    assert torch.autograd.gradgradcheck(loss, (x,), eps=1e-6, atol=1e-6)
+    h = torch.func.hessian(loss)(x.detach()).reshape(32, 32)
+    assert torch.allclose(h, h.T) and bool(h.abs().sum() > 0)
 
 
 def test_backward_is_a_scatter_onto_critical_vertices():

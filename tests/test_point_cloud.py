@@ -817,6 +817,43 @@ def test_gradients_are_finite_with_duplicates():
         assert torch.isfinite(x.grad).all()
 
 
+def _flag_of_a_complex(p):
+    return gpuph.flag_persistence(p, [[0, 1, 2, 3], [2, 3, 4, 5, 6], [6, 7, 8], [1, 5, 9, 10, 11]], dims=(0, 1, 2))
+
+
+@pytest.mark.parametrize("fn", [*FNS, _flag_of_a_complex])
+@pytest.mark.parametrize("scale", [1.0, 1e150], ids=["unit", "scaled"])
+def test_second_order_gradients(fn, scale):
+    """Double backward (gradient penalties, Hessian-vector products) and torch.func.hessian (forward-mode over
+    reverse-mode) work for every filtration, through the scaling of extreme clouds too: checked against finite
+    differences of the gradient, and the Hessian is symmetric."""
+    x = (_generic_cloud(12, 2, 5).detach() * scale).requires_grad_()
+
+    def loss(p):
+        dgm = fn(p / 1.0)
+        return (dgm.finite().lifetimes() / scale).pow(3).sum() + (dgm.filtration_end / scale).pow(2).sum()
+
+    assert torch.autograd.gradgradcheck(loss, (x,), eps=1e-7 * scale, atol=1e-5)
+    h = torch.func.hessian(loss)(x.detach()).reshape(24, 24)
+    assert torch.allclose(h, torch.func.jacrev(torch.func.jacrev(loss))(x.detach()).reshape(24, 24))
+    assert torch.allclose(h, h.T) and bool(h.abs().sum() > 0)
+
+
+@pytest.mark.parametrize("fn", [*FNS, _flag_of_a_complex])
+def test_torch_func_grad_equals_autograd(fn):
+    # The triangulation reads the coordinates on the host, which torch.func's wrappers hide.
+    x = _generic_cloud(15, 2, 6)
+
+    def loss(p):
+        dgm = fn(p)
+        return dgm.finite().lifetimes().pow(2).sum() + dgm.filtration_end.sum()
+
+    loss(x).backward()
+    assert torch.equal(torch.func.grad(loss)(x.detach()), x.grad)
+    with pytest.raises(RuntimeError, match="vmap"):
+        torch.vmap(loss)(x.detach()[None].expand(2, 15, 2))
+
+
 # ---------------------------------------------------------------------------------------------- batching, dtypes
 def _same_rows(a: gpuph.Diagrams, b: gpuph.Diagrams, b_index: int) -> None:
     sel = a.batch == b_index

@@ -469,3 +469,62 @@ def test_breakdown_writes_its_files_after_every_row(tmp_path, monkeypatch):
                            "--out", str(out)]) == 0
     assert written == [(1, False), (2, False), (2, True)]
     assert "Incomplete" not in (out / "breakdown.md").read_text()
+
+
+def test_gpuph_canonical_takes_superlevel_diagrams_only():
+    x = torch.tensor([[[0.0, 1.0, 0.0], [0.5, 0.2, 0.9]], [[0.3, 0.3, 0.1], [0.0, 0.4, 0.8]]])
+    sup = gpuph.cubical_persistence(x)
+    per_image = gpuph_canonical(sup)
+    assert len(per_image) == 2
+    for b in range(2):
+        ref = from_negated_sublevel(*_gudhi_v_sublevel(-x[b].double().numpy()))
+        np.testing.assert_array_equal(per_image[b], ref)
+    with pytest.raises(ValueError, match="superlevel"):  # sublevel values are in other units (deaths at +inf)
+        gpuph_canonical(gpuph.cubical_persistence(x, superlevel=False))
+
+
+def _gudhi_v_sublevel(a):
+    gudhi = pytest.importorskip("gudhi")
+    cc = gudhi.CubicalComplex(vertices=a)
+    cc.compute_persistence(homology_coeff_field=2)
+    per = [np.asarray(cc.persistence_intervals_in_dimension(k), np.float64).reshape(-1, 2) for k in range(a.ndim)]
+    dims = np.concatenate([np.full(len(p), k) for k, p in enumerate(per)])
+    iv = np.concatenate(per)
+    return dims, iv[:, 0], iv[:, 1]
+
+
+def test_only_in_explains_a_difference_confined_to_the_given_dims():
+    from gpuph.bench.agreement import Agreement
+
+    ref = [canonical([0, 1, 1], [0.9, 0.6, 0.5], [-np.inf, 0.2, 0.1])]
+    h1 = compare(ref, [canonical([0, 1, 1], [0.9, 0.6, 0.5], [-np.inf, 0.2, 0.3])])
+    assert h1.dims == (1,) and h1.only_in((1,)) and h1.only_in((1, 2))
+    assert "only in gpuph [(1.0, 0.5, 0.1)]; only in library [(1.0, 0.5, 0.3)]" in h1.message
+    both = compare(ref, [canonical([0, 1, 1], [0.8, 0.6, 0.5], [-np.inf, 0.2, 0.3])])
+    assert both.dims == (0, 1) and not both.only_in((1,))  # an H0 difference is never the coefficient field's
+    # a wrong number of images names no dimension: nothing explains it
+    assert not compare(ref, [ref[0], ref[0]]).only_in((0, 1))
+    assert not Agreement(True).only_in((0, 1)) and not Agreement(None).only_in((0, 1))
+
+
+def test_gudhi_runner_computes_over_z2_as_gpuph():
+    """On this 12^3 grid GUDHI's default field Z/11 gives another H1 diagram than Z/2: the runner must ask for Z/2."""
+    gudhi = pytest.importorskip("gudhi")
+    from gpuph.bench.libraries.gudhi_runner import runners
+
+    (runner,) = runners((FORWARD,), ("V",), "gudhi")
+    x = np.random.default_rng(372).random((1, 12, 12, 12)).astype(np.float32)
+    prepared = runner.prepare(x)
+    ref = gpuph_canonical(gpuph.cubical_persistence(torch.from_numpy(x), spatial_dims=3))
+    assert compare(ref, runner.diagrams(runner.run(prepared), prepared)).agrees is True
+    cc = gudhi.CubicalComplex(vertices=prepared[0])
+    cc.compute_persistence(homology_coeff_field=11)
+    z11 = runner.diagrams([[cc.persistence_intervals_in_dimension(k) for k in range(3)]], prepared)
+    assert compare(ref, z11).dims == (1,)  # the test still tells the fields apart
+
+
+def test_nothing_to_compare_is_neither_agreement_nor_disagreement(tmp_path):
+    cfg = tiny_config(tmp_path, cases=[parse_case("1x10x10")], libraries=("gpuph",), fields=("noise",))
+    res = run_suite(cfg, extra_runners=[_sleeper(0.0)])  # its diagrams are None
+    (row,) = [r for r in res.rows if r["library"] == "sleeper"]
+    assert row["agrees_with_gpuph"] is None and row["pairs"] is None and not res.failures

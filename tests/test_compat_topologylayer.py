@@ -531,3 +531,52 @@ def test_rips_layer_maxdim_2_of_an_octahedron():
     torch.testing.assert_close(remove_zero_bars(dgms[2]), torch.tensor([[math.sqrt(2), 2.0]], dtype=torch.float64))
     dgms[2][:, 1].sum().backward()
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def test_point_cloud_layer_defaults_and_input_shapes():
+    # TopologyLayer's defaults: RipsLayer(n, maxdim=1), AlphaLayer(maxdim=0)
+    x = torch.tensor([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=torch.float64)
+    assert RipsLayer(4).maxdim == 1 and AlphaLayer().maxdim == 0
+    assert len(RipsLayer(4)(x)[0]) == 2 and len(AlphaLayer()(x)[0]) == 1
+    for layer in (RipsLayer(4), AlphaLayer()):
+        with pytest.raises(ValueError, match=r"points of shape \(n, d\)"):
+            layer(x[None, None])  # (1, 1, n, d): not a batch of clouds
+
+
+def test_simplicial_complex_sees_simplices_appended_after_a_forward():
+    """The closure is cached per maxdim until the next append: a path 0-1-2 has one component; closing it into a
+    triangle's boundary adds a loop [1, 2] (values 0, 1, 2: the edge [0, 2] enters at 2); filling it kills the loop."""
+    s = topologylayer.functional.persistence.SimplicialComplex()
+    for c in ([0, 1], [1, 2]):
+        s.append(c)
+    s.extendFloat(torch.tensor([0.0, 1.0, 2.0]))
+    forward = topologylayer.functional.persistenceForwardHom
+    assert forward(s, 1)[1].shape == (0, 2)
+    s.append([0, 2])
+    assert forward(s, 1)[1].tolist() == [[2.0, math.inf]]
+    s.append([0, 1, 2])
+    assert forward(s, 1)[1].shape == (0, 2)
+
+
+def test_simplicial_complex_append_and_forward_errors():
+    s = topologylayer.functional.persistence.SimplicialComplex()
+    s.append(np.array([2, 0, 1]))
+    assert s.cells == [[0, 1, 2]]  # stored sorted, as TopologyLayer does
+    with pytest.raises(ValueError, match="empty simplex"):
+        s.append([])
+    with pytest.raises(TypeError, match="SimplicialComplex"):
+        topologylayer.functional.persistenceForwardHom([[0, 1]], 1)
+    with pytest.raises(ValueError, match="extendFloat"):
+        topologylayer.functional.persistenceForwardHom(s, 1)
+
+
+def test_flag_diagram_takes_a_plain_list_of_simplices():
+    y = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
+    s = topologylayer.functional.persistence.SimplicialComplex()
+    cells = [[0, 1], [1, 2], [0, 2]]  # a triangle's boundary: a loop born at 5 (the longest edge), never filled
+    for c in cells:
+        s.append(c)
+    from_list = topologylayer.functional.FlagDiagram.apply(cells, y, 1)
+    from_complex = topologylayer.functional.FlagDiagram.apply(s, y, 1)
+    assert from_list[1].tolist() == from_complex[1].tolist() == [[5.0, math.inf]]
+    np.testing.assert_array_equal(sorted_rows(from_list[0].numpy()), sorted_rows(from_complex[0].numpy()))

@@ -124,3 +124,42 @@ def test_errors():
         directional_topk(torch.zeros(8, 8))
     with pytest.raises(ValueError, match="k must"):
         directional_topk(torch.zeros(1, 8, 8), k=0)
+
+
+def test_pixels_at_the_threshold_are_off_the_digit():
+    x = torch.tensor([[[0.5, 0.51], [0.2, 1.0]]], dtype=torch.float64)
+    f = directional_filtrations(x, 4, threshold=0.5, alpha=ALPHA)[0]
+    assert torch.isinf(f[:, 0, 0]).all() and torch.isinf(f[:, 1, 0]).all()
+    assert torch.isfinite(f[:, 0, 1]).all() and torch.isfinite(f[:, 1, 1]).all()
+
+
+def test_features_pass_the_construction_on():
+    from gpuph.apps.directional import directional_features
+
+    x = blob_image([(3, 6, 3, 6), (6, 9, 6, 9)])  # two squares meeting at a corner: one component for T, two for V
+    for c in ("T", "V"):
+        top = directional_topk(x[None], k=2, construction=c)
+        torch.testing.assert_close(directional_features(x[None], k=2, construction=c), top.flatten(1), rtol=0, atol=0)
+    assert float(directional_topk(x[None], k=2, construction="T")[0, 0, 0, 1, 0]) == 0
+    assert float(directional_topk(x[None], k=2, construction="V")[0, 0, 0, 1, 0]) > 0
+
+
+def test_more_errors():
+    with pytest.raises(ValueError, match="directions"):
+        sweep_heights(5, 5, 0)
+    with pytest.raises(ValueError, match="expected images"):
+        directional_topk(torch.zeros(2, 3, 8, 8))  # three channels are not one image each
+
+
+def test_births_follow_their_bars_when_a_finite_bar_outlives_an_essential_one():
+    """Direction 0 sweeps left to right. A "C" open to the left (arms from columns 1 and 2, joined at column 9) has
+    one finite H0 bar: the second arm, born at column 2 and merged at column 9; a small square at columns 14-15 is a
+    second component, never merged, born late: its capped lifetime is shorter than the finite bar's, though the
+    diagram lists essential classes first."""
+    x = blob_image([(2, 4, 1, 10), (6, 8, 2, 10), (2, 8, 9, 11), (12, 14, 14, 16)])
+    top = directional_topk(x[None], k=3, alpha=ALPHA)[0, 0, 0]  # direction 0, H0: (3, 2) rows (lifetime, birth)
+    h = np_heights(16, 16, 8)[0][0]  # heights of the columns
+    births = [h[1], h[2], h[14]]
+    lives = [CAP - h[1], h[9] - h[2], CAP - h[14]]
+    assert lives[1] > lives[2]
+    np.testing.assert_allclose(top.numpy(), np.array([lives, births]).T, atol=1e-12)

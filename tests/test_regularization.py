@@ -129,9 +129,9 @@ def test_errors():
         reg.l1_penalty(torch.ones(3, dtype=torch.int64))
     with pytest.raises(ValueError, match="kind"):
         reg.true_coefficients("zigzag", 10, torch.Generator())
-    with pytest.raises(ValueError, match="p >= 4"):  # ramps of one value: 0 / 0
+    with pytest.raises(ValueError, match="p >= 8"):  # ramps of one value: 0 / 0
         reg.true_coefficients("sawtooth", 3, torch.Generator())
-    assert torch.isfinite(reg.true_coefficients("sawtooth", 4, torch.Generator())).all()
+    assert torch.isfinite(reg.true_coefficients("sawtooth", 6, torch.Generator())).all()
     # No coefficients, no bars: a penalty of 0 in both settings, still part of the graph.
     empty = torch.zeros(3, 0, requires_grad=True)
     for setting in ("cluster", "maxima"):
@@ -202,3 +202,125 @@ def test_example_script_small(tmp_path):
         assert set(per) == set(reg.PENALTIES)
         assert all(len(r["mse_mean"]) == 2 for r in per.values())
     assert (tmp_path / "mse.png").stat().st_size > 0 and (tmp_path / "results.md").stat().st_size > 0
+
+
+def test_named_top_penalties_use_the_papers_ranks():
+    # sorted values 0, .1, 1, 1.2, 3, 3.05, 7: gaps (longest first) 4, 1.8, .9, .2, .1, .05.
+    # Top1 = E(1, 0, 2) leaves the longest gap (2 clusters) free: 1.8 + .9 + .2 + .1 + .05 = 3.05;
+    # Top2 = E(1, 0, 4) leaves the 3 longest (4 clusters) free: .2 + .1 + .05 = .35.
+    w = torch.tensor([[3.0, 0.0, 7.0, 1.2, 0.1, 3.05, 1.0]], dtype=torch.float64)
+    np.testing.assert_allclose(reg.penalty("top1", w).numpy(), [3.05])
+    np.testing.assert_allclose(reg.penalty("top2", w).numpy(), [0.35])
+    np.testing.assert_allclose(reg.penalty("l2", w).numpy(), (w.numpy() ** 2).sum(-1))
+    np.testing.assert_allclose(reg.penalty("smooth_tv", w).numpy(), reg.smooth_tv_penalty(w).numpy())
+
+
+def test_sawtooth_ramps_run_from_0_to_1():
+    # p = 9: period 3, three ramps 0, 1/2, 1
+    saw = reg.true_coefficients("sawtooth", 9, torch.Generator())
+    assert saw.tolist() == [0.0, 0.5, 1.0] * 3
+    # Three local maxima (three H0 classes of the superlevel filtration of the line) for every accepted p.
+    for p in (6, 8, 10, 11, 13, 100):
+        saw = reg.true_coefficients("sawtooth", p, torch.Generator())
+        assert len(saw) == p and float(saw[0]) == 0.0 and float(saw.max()) == 1.0
+        assert len(gpuph.cubical_persistence(saw, spatial_dims=1, dims=0)) == 3, p
+    for p in (1, 3, 4, 5, 7):  # the third ramp would hold one value or none
+        with pytest.raises(ValueError, match="p = 6 or p >= 8"):
+            reg.true_coefficients("sawtooth", p, torch.Generator())
+
+
+def test_make_problems_noise_and_reproducibility():
+    pr = reg.make_problems("pm1", [0, 1], n_max=400, p=5)
+    assert pr.X.shape == (2, 400, 5) and pr.y.shape == (2, 400) and pr.beta.shape == (2, 5)
+    resid = pr.y - (pr.X @ pr.beta[..., None])[..., 0]
+    std = resid.std(-1)
+    assert bool(((std > 0.04) & (std < 0.06)).all()), std  # default noise 0.05
+    again = reg.make_problems("pm1", [1], n_max=400, p=5)
+    assert torch.equal(again.X[0], pr.X[1]) and torch.equal(again.y[0], pr.y[1])
+
+
+def test_fit_first_step_and_convergence_diagnostic():
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(1, 20, 4, generator=g, dtype=torch.float64)
+    y = torch.randn(1, 20, generator=g, dtype=torch.float64)
+    m = torch.ones(1, 1, 20, dtype=torch.float64)
+    lam = torch.tensor([[0.1]], dtype=torch.float64)
+    # One Adam step from w = 0 at the full learning rate (the cosine schedule starts at lr) moves every weight by lr
+    # against the sign of its gradient, -2 X^T y / n (the ridge term has no gradient at 0).
+    res = reg.fit(X, y, m, lam, "l2", steps=1, lr=0.05, dtype=torch.float64)
+    torch.testing.assert_close(res.weights[0, 0], 0.05 * torch.sign(X[0].T @ y[0]), atol=1e-6, rtol=0)
+    # With one step, the last 10% of the steps (one) made the whole decrease: rel_change is 1.
+    torch.testing.assert_close(res.rel_change, torch.ones(1, 1, dtype=torch.float64))
+    # The objective at the returned weights
+    w = res.weights[0, 0]
+    ref = ((y[0] - X[0] @ w) ** 2).mean() + 0.1 * (w**2).sum()
+    torch.testing.assert_close(res.objective[0, 0], ref)
+    # Two steps: the cosine schedule from lr to lr / 100 takes the second at lr * (0.01 + 0.99 * (1 + cos(pi / 2)) / 2)
+    w = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.05)
+    for step_lr in (0.05, 0.05 * 0.505):
+        opt.param_groups[0]["lr"] = step_lr
+        opt.zero_grad()
+        (((y[0] - X[0] @ w) ** 2).mean() + 0.1 * (w**2).sum()).backward()
+        opt.step()
+    res = reg.fit(X, y, m, lam, "l2", steps=2, lr=0.05, dtype=torch.float64)
+    torch.testing.assert_close(res.weights[0, 0], w.detach(), atol=1e-12, rtol=0)
+    # Converged: the last 10% of the steps made a negligible share of the decrease.
+    res = reg.fit(X, y, m, lam, "l2", steps=600, lr=0.05, dtype=torch.float64)
+    assert float(res.rel_change.max()) < 1e-3
+
+
+def test_fit_checks_shapes():
+    X = torch.zeros(2, 10, 3)
+    with pytest.raises(ValueError, match="row_weight"):
+        reg.fit(X, torch.zeros(2, 10), torch.ones(2, 1, 11), torch.ones(2, 1), "l2", steps=1)
+    with pytest.raises(ValueError, match="lam"):
+        reg.fit(X, torch.zeros(2, 10), torch.ones(2, 1, 10), torch.ones(2, 2), "l2", steps=1)
+
+
+def test_run_experiment_cross_validation_against_closed_form_ridge():
+    """With the l2 penalty each fit is a ridge regression (closed form): the K-fold CV errors (rows of the first n
+    assigned to folds round-robin, squared errors pooled over the held-out rows), the chosen lambda, the refit on all
+    n rows and its coefficient MSE."""
+    pr = reg.make_problems("123", [3], n_max=18, p=3, noise=0.5)
+    lambdas = torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64)
+    folds, ns = 3, [12]  # n < n_max: rows past n are neither trained on nor validated on
+    out = reg.run_experiment(pr, ns, "l2", lambdas=lambdas, folds=folds, steps=200, lr=0.3)
+    X, y, beta = pr.X[0], pr.y[0], pr.beta[0]
+
+    def ridge(rows, lam):
+        Xs, ys = X[rows], y[rows]
+        return torch.linalg.solve(Xs.T @ Xs / len(rows) + lam * torch.eye(3, dtype=X.dtype), Xs.T @ ys / len(rows))
+
+    for i, n in enumerate(ns):
+        cv = []
+        for lam in lambdas:
+            err = cnt = 0
+            for k in range(folds):
+                held = [r for r in range(n) if r % folds == k]
+                w = ridge([r for r in range(n) if r % folds != k], lam)
+                err += float(((y[held] - X[held] @ w) ** 2).sum())
+                cnt += len(held)
+            cv.append(err / cnt)
+        np.testing.assert_allclose(out["cv_error"][i, 0].numpy(), cv, rtol=1e-3)
+        best = int(np.argmin(cv))
+        assert float(out["lam"][i, 0]) == float(lambdas[best])
+        w = ridge(list(range(n)), lambdas[best])
+        torch.testing.assert_close(out["weights"][i, 0], w, atol=5e-4, rtol=0)
+        np.testing.assert_allclose(float(out["mse"][i, 0]), float((w - beta).square().mean()), rtol=1e-2)
+
+
+def test_run_experiment_rel_change_is_the_largest_among_chosen_fits():
+    pr = reg.make_problems("123", [3], n_max=18, p=3, noise=0.5)
+    lambdas = torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64)
+    run = lambda ns: reg.run_experiment(pr, ns, "l2", lambdas=lambdas, folds=3, steps=40, lr=0.1)["rel_change"]
+    a, b, both = run([12]), run([18]), run([12, 18])
+    assert abs(a - b) > 0.1 * max(a, b)  # the two problems differ, so max and min differ
+    assert both == pytest.approx(max(a, b), rel=0.02)  # float32 fits: the batch may round differently
+
+
+def test_run_experiment_default_lambdas():
+    # the default grid: 11 lambdas from 1e-4 to 10, half a decade apart
+    pr = reg.make_problems("pm1", [0], n_max=10, p=4)
+    out = reg.run_experiment(pr, [10], "l1", folds=2, steps=1)
+    assert out["cv_error"].shape == (1, 1, 11)

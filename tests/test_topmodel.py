@@ -95,3 +95,55 @@ def test_example_script_small(tmp_path):
         assert 0 <= m["test_accuracy"] <= 1 and 0 <= m["attack_success"] <= 1 and m["attacked"] == 8
     for name in ("grid_topmodel.png", "grid_mlp.png", "grid_cnn.png", "example.png", "metrics.md"):
         assert (out / name).stat().st_size > 0
+
+
+def test_attack_stops_moving_an_image_once_it_succeeds():
+    model = toy_linear()
+    x = torch.tensor([[0.6, 0.5, 0.1], [0.2, 0.9, 0.3]])
+    target = torch.tensor([1, 2])
+    adv, ok, n = targeted_attack(model, x, target, step=0.1, steps=10)
+    # the first image succeeds after one step, -0.1 * sign(softmax - onehot(1)) = (-0.1, +0.1, -0.1), clamped at 0
+    assert n.tolist()[0] == 1
+    torch.testing.assert_close(adv[0], torch.tensor([0.5, 0.6, 0.0]))
+
+
+def test_attack_checks_the_target_shape():
+    import pytest
+
+    with pytest.raises(ValueError, match="target"):
+        targeted_attack(toy_linear(), torch.zeros(2, 3), torch.tensor([1]))
+
+
+def test_accuracy_over_several_batches():
+    model = toy_linear()
+    x = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [1.0, 0, 0], [0, 1.0, 0]])
+    labels = torch.tensor([0, 1, 2, 1, 1])  # 4 of 5 right
+    assert accuracy(model, x, labels, batch_size=2) == 0.8
+    assert accuracy(model, x[:0], labels[:0]) == 0.0
+
+
+def test_train_classifier_seed_and_eval_mode():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+
+    def run(seed):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 8), nn.Dropout(0.0), nn.Linear(8, 2))
+        losses = train_classifier(model, x, y, epochs=2, batch_size=16, seed=seed)
+        assert not model.training  # left in eval mode
+        return losses
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)  # the seed draws the batch order
+
+
+def test_topmodel_features_use_its_settings():
+    from gpuph.apps.directional import directional_features
+
+    x = torch.zeros(2, 28, 28)
+    x[:, 8:20, 10:18] = 0.7
+    x[1, 12:16, 12:16] = 0.45
+    model = TopModel(k=2, directions=4, threshold=0.4, alpha=0.3)
+    torch.testing.assert_close(model.features(x), directional_features(x, 2, 4, 0.4, 0.3), rtol=0, atol=0)
+    assert model.features(x).shape == (2, 4 * 2 * 2 * 2)

@@ -224,3 +224,120 @@ def test_gan_step_and_checkpoint_round_trip(tmp_path):
     for name in ("other.pt", "text.pt"):
         with pytest.raises(ValueError, match="voxel GAN checkpoint"):
             load_checkpoint(tmp_path / name)
+
+
+def test_torch_file_helpers(tmp_path):
+    """gpuph.apps.checkpoints: what a payload keeps, atomic saves into new folders, and the errors of loading."""
+    import argparse
+    from pathlib import Path
+
+    from gpuph.apps.checkpoints import load_torch_file, save_torch_file, unwrap_model, weights_only_payload
+
+    w = torch.ones(2, requires_grad=True)
+    arr = np.arange(3)
+    payload = {"w": w, "arr": arr, "scalar": np.float32(1.5), "n": 3, "path": Path("a/b"), Path("key"): 1, 2: "two",
+               "tup": (1, [2, torch.Size([3])]), "version": torch.__version__, "args": argparse.Namespace(a=1)}
+    out = weights_only_payload(payload)
+    assert torch.equal(out["w"], w.detach()) and not out["w"].requires_grad
+    assert isinstance(out["arr"], torch.Tensor) and out["arr"].tolist() == [0, 1, 2]
+    arr[0] = 7  # a copy, not a view of the caller's array
+    assert out["arr"].tolist() == [0, 1, 2]
+    assert type(out["scalar"]) is float and out["scalar"] == 1.5
+    assert out["n"] == 3 and out["path"] == str(Path("a/b")) and out["key"] == 1 and out[2] == "two"
+    assert type(out["tup"]) is tuple and type(out["tup"][1]) is list and out["tup"][1][1] == (3,)
+    assert type(out["version"]) is str and out["args"] == str(argparse.Namespace(a=1))
+    # Arrays no tensor holds become lists of their converted items; big-endian numbers become native tensors.
+    odd = weights_only_payload({"names": np.array(["a", "b"]), "objs": np.array([Path("p"), 2], dtype=object),
+                                "big": np.array([1.5, -2.0], dtype=">f4")})
+    assert odd["names"] == ["a", "b"] and odd["objs"] == [str(Path("p")), 2]
+    assert odd["big"].dtype == torch.float32 and odd["big"].tolist() == [1.5, -2.0]
+    save_torch_file(odd, tmp_path / "odd.pt")
+    assert load_torch_file(tmp_path / "odd.pt", "a test file", weights_only=True)["names"] == ["a", "b"]
+
+    path = tmp_path / "new" / "folder" / "x.pt"
+    save_torch_file(payload, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.pt"]  # the temporary file was renamed into place
+    back = load_torch_file(path, "a test file", weights_only=True)
+
+    def interrupted(obj, f, *args, **kwargs):  # a save cut short: part of the bytes written, then an error
+        Path(f).write_bytes(b"partial")
+        raise RuntimeError("interrupted")
+
+    saved = path.read_bytes()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch, "save", interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            save_torch_file({"other": 1}, path)
+    assert path.read_bytes() == saved  # the file under path is still the whole previous one
+    assert back.keys() == out.keys() and torch.equal(back["w"], out["w"]) and back["tup"] == out["tup"]
+    # load_kwargs reach torch.load: weights_only=False reads what a weights-only load refuses
+    torch.save(argparse.Namespace(a=1), tmp_path / "ns.pt")
+    assert load_torch_file(tmp_path / "ns.pt", "a namespace", weights_only=False).a == 1
+    with pytest.raises(ValueError, match="is not a namespace"):
+        load_torch_file(tmp_path / "ns.pt", "a namespace", weights_only=True)
+    with pytest.raises(FileNotFoundError):
+        load_torch_file(tmp_path / "missing.pt", "a test file")
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match="is not a test file"):
+        load_torch_file(tmp_path / "cut.pt", "a test file")
+    with pytest.raises(ValueError, match="IsADirectoryError"):  # an OSError other than FileNotFoundError
+        load_torch_file(tmp_path, "a test file")
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    inner = torch.nn.Linear(2, 2)
+    assert unwrap_model(Wrapper(inner)) is inner and unwrap_model(inner) is inner
+
+
+def _rasterise_one(kind, params, shift):
+    from gpuph.apps import voxel_shapes
+
+    one = {k: v if isinstance(v, torch.Tensor) else torch.tensor([v], dtype=torch.float64) for k, v in params.items()}
+    out = torch.empty(1, 32**3)
+    eye, ones = torch.eye(3, dtype=torch.float64)[None], torch.ones(1, 3, dtype=torch.float64)
+    voxel_shapes._rasterise(kind, one, eye, torch.tensor([shift], dtype=torch.float64), ones, out)
+    return out.view(32, 32, 32)
+
+
+def test_rasterised_torus_is_its_formula_at_voxel_centres():
+    """A voxel is filled when its centre (index - 15.5 from the grid's centre) lies in (rho - R)^2 + z^2 <= r^2, the
+    torus turning about axis 0 (rotation identity, no shift); also for a horn torus (r > R), whose centre is solid."""
+    c = torch.arange(32, dtype=torch.float64) - 15.5
+    p = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1)
+    rho = p[..., 1:].norm(dim=-1)
+    for big, small, betti in [(8.0, 2.7, (1, 1, 0)), (3.0, 4.2, (1, 0, 0))]:
+        v = _rasterise_one("torus", {"R": big, "r": small}, [0.0, 0.0, 0.0])
+        assert torch.equal(v.bool(), (rho - big) ** 2 + p[..., 0] ** 2 <= small * small)
+        assert _betti(v.numpy()) == betti
+
+
+@pytest.mark.parametrize("n_slats", [0, 1, 2, 3])
+def test_slatted_chair_back_has_a_window_between_every_two_slats(n_slats):
+    """A wide slatted back (inner width 20 - 2 * 2.5 = 15, slats 2.5 wide) keeps a window between every two slats and
+    posts: n_slats + 1 tunnels."""
+    from gpuph.apps.voxel_shapes import _FLOOR
+
+    params = {"w": 20, "d": 14, "seat_h": 9, "seat_t": 2.5, "leg_t": 3, "leg_round": torch.tensor([False]),
+              "leg_inset": 0.5, "back_h": 12, "back_t": 2.5, "slatted": torch.tensor([True]), "post_w": 2.5,
+              "rail_h": 2.5, "n_slats": float(n_slats), "slat_w": 2.5}
+    v = _rasterise_one("chair", params, [_FLOOR, 0.0, 0.0])
+    assert _betti(v.numpy()) == (1, n_slats + 1, 0)
+    # One row across the back (layer 16: height 15, in the window; axis-1 index 10: inside the back panel), centres
+    # h2 = j - 15.5: the posts fill |h2| in [7.5, 10] (4 voxels, the window's edges +-7.5 open), and a slat at c fills
+    # |h2 - c| <= 1.25: c = 0 -> 2 voxels; c = +-2.5 -> 3 each; c = +-3.75 -> 3 each (and 0 -> 2).
+    assert int(v[16, 10].sum()) == [4, 6, 10, 12][n_slats]
+
+
+def test_dataset_items_are_float32():
+    item, label = VoxelShapes(2, seed=0)[1]
+    assert item.dtype == torch.float32 and item.shape == (1, 32, 32, 32) and isinstance(label, int)
+
+
+def test_furniture_and_lamps_stand_on_the_floor_layer():
+    """Axis 0 is vertical and points up: chairs, tables and lamps stand on layer 1 (one layer of air below)."""
+    x = make_shapes(12, seed=2, classes=["chair", "table", "lamp"])[:, 0]
+    per_layer = x.sum((2, 3))  # (n, 32) filled voxels per horizontal layer
+    assert bool((per_layer[:, 0] == 0).all()) and bool((per_layer[:, 1] > 0).all())

@@ -18,13 +18,16 @@ _PLAIN = (type(None), bool, int, float, complex, str, bytes)
 
 def weights_only_payload(obj: Any) -> Any:
     """``obj`` with only what ``torch.load(weights_only=True)`` reads back, so that loading never has to unpickle
-    arbitrary objects: tensors (detached, on the CPU), numpy arrays and scalars (as tensors and Python numbers),
-    plain Python values, and dicts, lists and tuples of these; anything else (a ``Path``, an ``argparse`` value
-    object, a ``TorchVersion``) becomes its ``str``. Dict keys that are not plain values become their ``str`` too."""
+    arbitrary objects: tensors (detached, on the CPU), numpy arrays and scalars (as tensors and Python numbers;
+    arrays of strings or objects, which no tensor holds, as nested lists of their converted items), plain Python
+    values, and dicts, lists and tuples of these; anything else (a ``Path``, an ``argparse`` value object, a
+    ``TorchVersion``) becomes its ``str``. Dict keys that are not plain values become their ``str`` too."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
     if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.array(obj, copy=True))
+        if obj.dtype.kind not in "biufc":  # strings, objects, dates: no tensor dtype
+            return weights_only_payload(obj.tolist())
+        return torch.from_numpy(np.array(obj, dtype=obj.dtype.newbyteorder("="), copy=True))
     if isinstance(obj, np.generic):
         return obj.item()
     if type(obj) in _PLAIN:  # exact types: a str subclass such as TorchVersion is not one

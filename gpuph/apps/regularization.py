@@ -150,15 +150,21 @@ def penalty(name: str, w: Tensor, setting: str = "cluster") -> Tensor:
 # ---------------------------------------------------------------------------------------------------- problems
 def true_coefficients(kind: str, p: int, generator: torch.Generator) -> Tensor:
     """beta* of length ``p`` (float64): ``"pm1"`` entries uniform in {-1, 0, 1}, ``"123"`` in {1, 2, 3}, or
-    ``"sawtooth"``: three linear ramps from 0 to 1, each followed by a drop (three local maxima)."""
+    ``"sawtooth"``: three linear ramps, each followed by a drop (three local maxima): ramps of ``ceil(p / 3)`` values
+    from 0 to 1, the last cut at ``p`` (so it may end below 1; ``p = 100``: 34, 34 and 32 values).
+
+    Raises:
+        ValueError: an unknown ``kind``; a sawtooth of ``p`` < 8 other than 6 (its third ramp would hold fewer than
+        two values: no third maximum).
+    """
     if kind == "pm1":
         return torch.randint(-1, 2, (p,), generator=generator).double()
     if kind == "123":
         return torch.randint(1, 4, (p,), generator=generator).double()
     if kind == "sawtooth":
-        if p < 4:  # a ramp of one value would divide by 0
-            raise ValueError(f"gpuph: the sawtooth's three ramps need p >= 4 coefficients, got {p}")
         period = math.ceil(p / 3)
+        if p - 2 * period < 2:  # a third ramp of one value (or none) is no third maximum
+            raise ValueError(f"gpuph: the sawtooth's three ramps need p = 6 or p >= 8 coefficients, got {p}")
         i = torch.arange(p, dtype=torch.float64)
         return (i % period) / (period - 1)
     raise ValueError(f"gpuph: unknown coefficient kind {kind!r}; use 'pm1', '123' or 'sawtooth'")

@@ -14,12 +14,15 @@ VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 PYTEST_WORKERS ?= auto
 PYTEST_ARGS ?=
+# Per test (pytest-timeout; an ini option, so a venv without the plugin only warns): a test that hangs, e.g. a
+# reduction that never finishes, fails by name instead of stalling the run. The thread method also stops C++ loops.
+PYTEST_TIMEOUT ?= 900
 OUT ?= out
 
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_DEPS := numpy matplotlib tqdm scipy
-TEST_DEPS := pytest pytest-xdist hypothesis gudhi cripser scipy pot ripser
+TEST_DEPS := pytest pytest-xdist pytest-timeout hypothesis gudhi cripser scipy pot ripser
 # the other layers the benchmark compares with (TopologyLayer is left out: it fails to build on recent torch; the
 # benchmark runs it where it imports)
 BENCH_DEPS := giotto-ph torch-topological
@@ -35,7 +38,7 @@ demo: $(VENV)/.gpuph
 	$(PY) -m gpuph --out $(OUT)
 
 test: $(VENV)/.gpuph $(VENV)/.test-deps
-	$(PY) -m pytest -n $(PYTEST_WORKERS) tests $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -o timeout=$(PYTEST_TIMEOUT) -o timeout_method=thread tests $(PYTEST_ARGS)
 
 # Compile check of the CUDA binding (gpuph/csrc/cubical_cuda.cpp needs no CUDA headers, only torch's): on machines
 # whose torch has no CUDA the extension skips that file, so CI checks it here, with the kernel files compiled for the

@@ -68,6 +68,17 @@ def test_one_large_image_ranked_on_two_threads(construction, two_threads):
 
 
 @pytest.mark.parametrize("construction", ["V", "T"])
+def test_one_large_image_ranked_on_two_threads_in_unequal_parts(construction, two_threads):
+    # 41^3 = 68921 voxels, an odd count: the radix sort's two parts differ in length, the last one short of a full
+    # chunk (42 x 40 x 41 above splits evenly, so a chunk size rounded down would go unnoticed there).
+    g = torch.Generator().manual_seed(7)
+    for x in (torch.rand(1, 41, 41, 41, generator=g), torch.randint(0, 4, (1, 41, 41, 41), generator=g).double()):
+        alone = pairs(x, construction, False, 5)
+        in_batch = pairs(torch.cat([x, x]), construction, False, 5)
+        assert torch.equal(in_batch[in_batch[:, 0] == 0], alone), (x.dtype, construction)
+
+
+@pytest.mark.parametrize("construction", ["V", "T"])
 def test_noise_and_smooth_grids_against_gudhi(construction, two_threads):
     # Thousands of columns left after the apparent pairs: the reduction adds stored and regenerated columns.
     for x in fields((1, 18, 17, 16), seed=8):

@@ -638,6 +638,31 @@ def test_middle_pipeline_compression_and_clearing_shrink_the_residual(constructi
         assert batches == 1
 
 
+@pytest.mark.usefixtures("launchers")
+@pytest.mark.parametrize("superlevel", [False, True])
+@pytest.mark.parametrize("shape", [(2, 4, 5, 3), (1, 1, 6, 7), (1, 2, 2, 2), (1, 7, 1, 1)])
+def test_middle_pipeline_compresses_exactly_the_edges_of_apparent_pairs_with_vertices(superlevel, shape):
+    """V, distinct values: every vertex v with a lower 6-neighbour forms an apparent pair with an edge to a lower
+    neighbour (such an edge is v's oldest coface, its key rank being v's own, and v is its youngest face), and a
+    local minimum forms none (its oldest edge's youngest face is the other end). So the edge keys (stage ekey) keep
+    exactly the grid's edges less one per vertex that is not a local minimum, on the grid's border too (whose vertices
+    have cofaces outside the grid, which have no key). Compression only saves work, so no diagram tells if it is
+    skipped."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)), dtype=torch.float64)
+    ekey = pipeline_stages(x, 3, "V", superlevel, 2)["ekey"].reshape(shape[0], -1)
+    n0, n1, n2 = shape[1:]
+    edges = (n0 - 1) * n1 * n2 + n0 * (n1 - 1) * n2 + n0 * n1 * (n2 - 1)
+    v = x.numpy() * (-1 if superlevel else 1)
+    p = np.pad(v, ((0, 0), (1, 1), (1, 1), (1, 1)), constant_values=np.inf)
+    lower = np.zeros(v.shape, dtype=bool)
+    for a in range(1, 4):
+        for d in (-1, 1):
+            window = [slice(None)] + [slice(1, -1)] * 3
+            window[a] = slice(1 + d, p.shape[a] - 1 + d)
+            lower |= p[tuple(window)] < v
+    assert ((ekey >= 0).sum(1) == edges - lower.reshape(shape[0], -1).sum(1)).all()
+
+
 def pipeline_by_dim(x: torch.Tensor, sd: int, superlevel: bool, mask: int) -> list[dict[int, np.ndarray]]:
     """The freudenthal pipeline's rows of every image as diagrams in the oracle's format (values from the pixels)."""
     rows = ops._cubical_pairs_pipeline(x, sd, CODES["freudenthal"], superlevel, mask)

@@ -213,6 +213,34 @@ def test_rips_circle_has_one_loop_and_essential_h0():
     assert ess.dim.tolist() == [0, 1]
 
 
+@pytest.mark.parametrize(("seed", "thr"), [(0, math.inf), (1, math.inf), (2, 0.6), (3, 0.3)])
+def test_rips_h0_rows_name_the_younger_components_smallest_vertex(seed, thr):
+    """Every vertex is born at 0, so the elder rule is by vertex: a merge kills the component whose smallest vertex is
+    larger, and the H0 row names that vertex (birth index v * (N + 1)) and the merging edge. The reference: Kruskal
+    over the edges in the engine's order (length, then code i * N + j), each component's root its smallest vertex.
+    check_critical_edges only checks that H0 births name some vertex."""
+    x = np.random.default_rng(seed).standard_normal((25, 2))
+    D = dist64(x)
+    n = len(x)
+    edges = sorted((D[i, j], i * n + j, i, j) for i in range(n) for j in range(i + 1, n) if D[i, j] <= thr)
+    parent = list(range(n))
+
+    def find(v: int) -> int:
+        while parent[v] != v:
+            v = parent[v]
+        return v
+
+    want = set()
+    for _, code, i, j in edges:
+        a, b = find(i), find(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+            want.add((max(a, b) * (n + 1), code))
+    want |= {(v * (n + 1), -1) for v in range(n) if find(v) == v}
+    dgm = rips_persistence(torch.from_numpy(x), max_edge_length=thr).in_dim(0)
+    assert set(zip(dgm.birth_index.tolist(), dgm.death_index.tolist(), strict=True)) == want
+
+
 # ---------------------------------------------------------------------------------------------- weak Alpha
 def test_delaunay_edges_are_scipy_edges_for_generic_clouds():
     from scipy.spatial import Delaunay

@@ -236,7 +236,9 @@ def test_constant_infinite_image_has_zero_length_essential_bar_without_nan(super
     ):
         per_image = fn(dgm, "none")
         assert per_image[1].item() == zero_length
-        assert torch.equal(per_image[[0, 2]], fn(finite, "none"))
+        # Equal up to the last bit of pow (p = 1.5): its vectorised and scalar loops may round an element apart,
+        # and an element's position in the tensor differs between the two batches (5 in 2000 random batches).
+        torch.testing.assert_close(per_image[[0, 2]].detach(), fn(finite, "none"), rtol=1e-14, atol=1e-14)
         x.grad = None
         fn(gpuph.cubical_persistence(x, superlevel=superlevel), "mean").backward()
         assert torch.isfinite(x.grad).all() and torch.all(x.grad[1] == 0)

@@ -29,14 +29,35 @@ def host_numpy(t: Tensor, dtype: torch.dtype | None = None) -> np.ndarray:
     functorch = getattr(torch._C, "_functorch", None)
     if functorch is None or torch.compiler.is_compiling() or functorch.maybe_current_level() is None:
         return t.detach().to("cpu", dtype).numpy()
-    while functorch.is_functorch_wrapped_tensor(t):
-        if functorch.is_batchedtensor(t):
-            raise RuntimeError(VMAP_MESSAGE)
-        t = functorch.get_unwrapped(t)
+    t = unwrap_functorch(t)
     from torch._functorch.pyfunctorch import temporarily_clear_interpreter_stack
 
     with temporarily_clear_interpreter_stack():
         return t.detach().to("cpu", dtype).numpy()
+
+
+def unwrap_functorch(t: Tensor) -> Tensor:
+    """The tensor inside ``torch.func``'s gradient wrappers of ``t`` (``t`` itself outside the transforms and while
+    compiling).
+
+    Raises:
+        RuntimeError: ``t`` is batched by ``torch.vmap`` at some level (gpuph's message says what to do instead).
+    """
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is None or torch.compiler.is_compiling():
+        return t
+    batched = False
+    try:
+        while functorch.is_functorch_wrapped_tensor(t):
+            if functorch.is_batchedtensor(t):
+                batched = True
+                break
+            t = functorch.get_unwrapped(t)
+    except (AttributeError, RuntimeError):  # private API: should it change, the op's vmap rule still says why
+        return t
+    if batched:
+        raise RuntimeError(VMAP_MESSAGE)
+    return t
 
 
 def check_flag(value, name: str) -> bool:

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._common import check_flag, dims_mask, gather_pairs, mask_dims
-from ._ext import VMAP_MESSAGE, has_cuda_kernels, ops
+from ._common import check_flag, dims_mask, gather_pairs, mask_dims, unwrap_functorch
+from ._ext import has_cuda_kernels, ops
 from .diagrams import Diagrams
 
 CONSTRUCTIONS = {"V": 0, "T": 1, "freudenthal": 2}
@@ -69,24 +69,8 @@ def _check_storage(x: Tensor) -> Tensor:
             "gpuph: meta tensors have no values, and a persistence diagram depends on them (the number of pairs "
             "too); under torch.compile, fake tensors take the op's fake implementation instead"
         )
-    if _batched_by_vmap(x):  # else the first data-dependent check would fail with torch's generic message
-        raise RuntimeError(VMAP_MESSAGE)
+    unwrap_functorch(x)  # refuses torch.vmap, else the first data-dependent check fails with torch's generic message
     return x
-
-
-def _batched_by_vmap(x: Tensor) -> bool:
-    """Whether torch.vmap batches x at some level of functorch's wrappers (grad's wrappers are fine)."""
-    functorch = getattr(torch._C, "_functorch", None)
-    if functorch is None or torch.compiler.is_compiling():
-        return False
-    try:
-        while functorch.is_functorch_wrapped_tensor(x):
-            if functorch.is_batchedtensor(x):
-                return True
-            x = functorch.get_unwrapped(x)
-    except (AttributeError, RuntimeError):  # private API: should it change, the op's vmap rule still says why
-        return False
-    return False
 
 
 @contextlib.contextmanager

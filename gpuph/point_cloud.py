@@ -172,24 +172,18 @@ class _CriticalLengths(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         x, scale, c, i, j = ctx.saved_tensors
         g = grad[:, None] * _edge_directions(x, scale, c, i, j)
-        gx = torch.zeros_like(x)
-        if x.shape[1]:
-            gx = gx.index_put((c, i), g, accumulate=True).index_put((c, j), -g, accumulate=True)
+        gx = torch.zeros_like(x).index_put((c, i), g, accumulate=True).index_put((c, j), -g, accumulate=True)
         return gx, None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, x_t: Tensor, *_) -> Tensor:
         x, scale, c, i, j = ctx.saved_tensors
-        if x.shape[1] == 0:
-            return x_t.new_zeros(len(c))
         return (_edge_directions(x, scale, c, i, j) * (x_t[c, i] - x_t[c, j])).sum(1)
 
 
 def _edge_directions(x: Tensor, scale: Tensor | None, c: Tensor, i: Tensor, j: Tensor) -> Tensor:
     """``(K, D)`` unit vectors ``(x_i - x_j) / |x_i - x_j|`` of the edges (zero for zero-length edges, not NaN, at
     every order), from the scaled coordinates where the cloud is scaled, so that no square overflows."""
-    if x.shape[1] == 0:  # clouds without points: only their zero placeholders (vertex births, empty ends)
-        return x.new_zeros(len(c), x.shape[2])
     diff = x[c, i] - x[c, j]
     if scale is not None:
         diff = diff / scale[c, None]
@@ -318,20 +312,18 @@ def rips_persistence(
         masked = dist.masked_fill(~keep, -math.inf).reshape(B, N * N)
         at = masked.argmax(1)
         has_edge = masked.gather(1, at[:, None]).squeeze(1) > -math.inf
-    else:
-        at = torch.zeros(B, dtype=torch.int64, device=x.device)
-        has_edge = torch.zeros(B, dtype=torch.bool, device=x.device)
+    else:  # no clouds, or clouds without points (and so without rows): no edge to gather
+        at, has_edge = torch.zeros(0, dtype=torch.int64, device=x.device), None
     # Births, deaths and longest edges in one gather (codes i * N + j; a vertex code v * N + v reads the zero
     # diagonal, and essential deaths read any edge: both are replaced below).
-    cloud = torch.cat([b, b, torch.arange(B, device=x.device)])
+    cloud = torch.cat([b, b, torch.arange(len(at), device=x.device)])
     code = torch.cat([bi, di.clamp(min=0), at])
     i, j = code // max(N, 1), code % max(N, 1)
-    values = dist[cloud, i, j] if N else dist.new_zeros(2 * R + B)
-    lengths = _CriticalLengths.apply(x, scale, cloud, i, j, values)
+    lengths = _CriticalLengths.apply(x, scale, cloud, i, j, dist[cloud, i, j])
     zero = lengths.new_zeros(())
     birth = torch.where(k == 0, zero, lengths[:R])
     death = torch.where(di >= 0, lengths[R : 2 * R], torch.full((), math.inf, dtype=dist.dtype, device=x.device))
-    end = torch.where(has_edge, lengths[2 * R :], zero)
+    end = torch.where(has_edge, lengths[2 * R :], zero) if len(at) else lengths.new_zeros(B)
     return _diagrams(torch.stack([birth, death], 1), rows, B, N, batch_shape, "rips", end, mask)
 
 

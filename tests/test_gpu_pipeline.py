@@ -794,7 +794,9 @@ def test_torch_compile_fullgraph_matches_eager(loss, gather, monkeypatch):
             y_ref = loss(x)
             (gx_ref,) = torch.autograd.grad(y_ref, x)
             assert torch.allclose(y, y_ref)
-            assert torch.equal(gx, gx_ref), (shape, (gx - gx_ref).abs().max())
+            # Equal up to the last bit: inductor fuses and orders a pixel's sum of contributions (and pow's
+            # derivative) its own way (seen: 1.1e-16 at seed 12); a wrong critical pixel would be off by O(0.1).
+            assert torch.allclose(gx, gx_ref, rtol=1e-13, atol=1e-15), (shape, (gx - gx_ref).abs().max())
     finally:
         torch._dynamo.config.capture_dynamic_output_shape_ops = old
 

@@ -22,6 +22,21 @@ use_cuda = (
     and os.environ.get("GPUPH_NO_CUDA", "0") != "1"
 )
 
+
+def default_cuda_arches(cuda: str) -> str:
+    """The GPU architectures to build for where TORCH_CUDA_ARCH_LIST is unset and no GPU is visible (a container or
+    build host): torch would take the visible GPUs' and fail on none. Turing (T4) to Blackwell as far as this CUDA
+    compiles them (sm_80 code runs on 8.6 and 8.9 too), and PTX of the newest, which later GPUs compile when loading."""
+    version = tuple(int(v) for v in cuda.split(".")[:2])
+    arches = ["7.5", "8.0"] + (["9.0"] if version >= (11, 8) else []) + (["10.0", "12.0"] if version >= (12, 8) else [])
+    return ";".join(arches) + "+PTX"
+
+
+if use_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
+    os.environ["TORCH_CUDA_ARCH_LIST"] = default_cuda_arches(torch.version.cuda)
+    print(f"gpuph: no GPU visible and TORCH_CUDA_ARCH_LIST unset: building the kernels for "
+          f"{os.environ['TORCH_CUDA_ARCH_LIST']} (set TORCH_CUDA_ARCH_LIST to choose)")
+
 cxx_flags = ["-O3", "-fopenmp"]  # at::parallel_for is inline: without OpenMP here it would run serially
 if os.environ.get("GPUPH_DEBUG", "0") != "1":
     # Python's own CFLAGS carry -g: without it the CPU build takes 40% less time and 1.4 MB instead of 45.

@@ -551,6 +551,19 @@ def test_middle_pipeline_sizes_the_spare_region_from_the_previous_call(construct
             ops._residual_hints(c, *hints)
 
 
+def test_residual_round_limit_refuses_what_the_owner_entries_cannot_number():
+    """The rounds' number lives in 22 bits of the owner entries: a limit of 2**22 rounds or more (or a negative one)
+    is refused, and the limit in force is left as it was."""
+    old = ops._residual_round_limit(5)
+    try:
+        for bad in (-1, 2**22, 2**40):
+            with pytest.raises(ValueError, match="residual rounds' limit is 0 to 4194303"):
+                ops._residual_round_limit(bad)
+        assert ops._residual_round_limit(2**22 - 1) == 5
+    finally:
+        ops._residual_round_limit(old)
+
+
 @pytest.mark.usefixtures("launchers")
 @pytest.mark.parametrize("construction", CONSTRUCTIONS)
 def test_middle_pipeline_host_finishes_what_the_rounds_leave(construction):

@@ -309,7 +309,11 @@ at::Tensor reduce_on_host(const GridPlan& g, const at::Tensor& imgs, const at::T
 
 }  // namespace
 
-int64_t set_max_residual_rounds(int64_t n) { return max_residual_rounds.exchange(n); }
+int64_t set_max_residual_rounds(int64_t n) {
+  // A round's number goes into the owner entries' top bits (mid::claim_value): past kMaxRounds they would wrap.
+  TORCH_CHECK_VALUE(n >= 0 && n < mid::kMaxRounds, "gpuph: the residual rounds' limit is 0 to ", mid::kMaxRounds - 1);
+  return max_residual_rounds.exchange(n);
+}
 
 int64_t set_residual_spare(int64_t n) { return residual_spare.exchange(n); }
 

@@ -95,6 +95,26 @@ def _out_of_memory_context(work: Tensor, sd: int, construction: str, mask: int):
         ) from exc
 
 
+# CUDA's messages where a kernel has no code for the GPU (cudaErrorNoKernelImageForDevice, ...InvalidDeviceFunction).
+_NO_KERNEL_IMAGE = ("no kernel image is available", "invalid device function")
+
+
+@contextlib.contextmanager
+def _missing_kernels_context(device: torch.device):
+    """Re-raises a launch that found no code for the GPU (a build for other architectures) with how to rebuild."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not any(m in str(exc) for m in _NO_KERNEL_IMAGE):
+            raise
+        major, minor = torch.cuda.get_device_capability(device)
+        raise RuntimeError(
+            f"gpuph: this build's CUDA kernels hold no code for {torch.cuda.get_device_name(device)} (compute "
+            f"capability {major}.{minor}): reinstall gpuph where this GPU is visible, or with "
+            f"TORCH_CUDA_ARCH_LIST=\"{major}.{minor}\" set (pip install --no-build-isolation --no-deps -e .). {exc}"
+        ) from exc
+
+
 def _dtype_message(dtype: str) -> str:
     return (
         f"gpuph: unsupported dtype {dtype}; pass float16, bfloat16, float32 or float64 "
@@ -189,7 +209,7 @@ def cubical_persistence(
         work = work.float()  # exact: every half value is a float32 value
     end_index = None
     if work.is_cuda and has_cuda_kernels():
-        with _out_of_memory_context(work, sd, construction, mask):
+        with _out_of_memory_context(work, sd, construction, mask), _missing_kernels_context(work.device):
             rows = ops.cubical_pairs(work.contiguous(), sd, code, superlevel, mask)
     elif work.device.type == "cpu":
         work = work.contiguous()

@@ -455,6 +455,29 @@ def test_dlpack_input():
     _assert_same(dgm, gpuph.cubical_persistence(x.clone()))
 
 
+@pytest.mark.parametrize(
+    "cuda_message",
+    ["CUDA error: no kernel image is available for execution on the device", "CUDA error: invalid device function"],
+)
+def test_kernels_built_for_other_gpus_say_how_to_rebuild(cuda_message, monkeypatch):
+    """A launch that finds no code for the GPU (gpuph built for other architectures) names the GPU, its compute
+    capability and the rebuild, and keeps CUDA's message; other errors pass through unchanged."""
+    from gpuph.cubical import _missing_kernels_context
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 3090")
+    with pytest.raises(RuntimeError) as info:
+        with _missing_kernels_context(torch.device("cuda", 1)):
+            raise RuntimeError(f"gpuph: error in keys: {cuda_message}")
+    message = str(info.value)
+    assert message.startswith("gpuph: this build's CUDA kernels hold no code for NVIDIA GeForce RTX 3090 (compute "
+                              "capability 8.6)")
+    assert 'TORCH_CUDA_ARCH_LIST="8.6"' in message and message.endswith(cuda_message)
+    with pytest.raises(RuntimeError, match="^gpuph: error in keys: an illegal memory access was encountered$"):
+        with _missing_kernels_context(torch.device("cuda", 1)):
+            raise RuntimeError("gpuph: error in keys: an illegal memory access was encountered")
+
+
 @pytest.mark.parametrize(("shape", "dims", "h1_hint"), [((2, 9, 8, 7), None, True), ((3, 5, 6), (0,), False)])
 def test_out_of_memory_names_the_call_and_what_to_do(shape, dims, h1_hint):
     """The allocator's out-of-memory error comes back with the call's batch, grid, dims and construction, advice,

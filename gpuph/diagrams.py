@@ -33,10 +33,13 @@ _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint
 
 def group_sums(values: Tensor, group: Tensor, ngroups: int) -> Tensor:
     """``(ngroups,)`` sums of ``values`` (``(N,)``, differentiable) over the rows of each group (``group`` as for
-    :func:`group_positions`): one ``index_add``, no synchronisation."""
+    :func:`group_positions`): one ``index_add``, no synchronisation. Half-precision values add up in float32 and the
+    sums come back in their dtype, as ``torch.sum`` does."""
     if ngroups == 0:  # no groups, so no rows (and torch.compile's inductor cannot index into no elements)
         return values[:0]
-    return values.new_zeros(ngroups).index_add(0, group, values)
+    # In their own dtype a bfloat16 sum of 500 unit lengths stalls at 256, where the spacing of its values is 2.
+    acc = torch.float32 if values.dtype in (torch.float16, torch.bfloat16) else values.dtype
+    return values.new_zeros(ngroups, dtype=acc).index_add(0, group, values.to(acc)).to(values.dtype)
 
 
 def check_homology_dim(dim) -> int:

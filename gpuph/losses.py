@@ -142,8 +142,8 @@ def persistence_energy(
         dgm: diagrams of a batch of ``B`` images.
         dim: homology dimension ``k``.
         p, q: finite exponents (``p = 0`` counts bars). ``q`` other than 0 with negative midpoints and non-integer
-            ``q`` gives NaN, as ``pow`` does. A bar of length 0 (only the closed essential class of a constant image;
-            of a constant +-inf image too, whose midpoint factor is then 1) gets no gradient.
+            ``q`` gives NaN, as ``pow`` does. A bar of length 0 (only the closed essential class of a constant image)
+            gets no gradient, and for ``p > 0`` adds 0 whatever ``q`` (its midpoint factor reads 1).
         i0: first rank included (``>= 1``).
         reduction: ``"mean"`` (over images), ``"sum"`` or ``"none"`` (a ``(B,)`` tensor).
 
@@ -165,7 +165,11 @@ def persistence_energy(
     pairs = _closed_pairs_of(dgm, use)
     term = _length_pow((pairs[:, 1] - pairs[:, 0]).abs(), p)
     if q != 0:
-        term = term * ((pairs[:, 0] + pairs[:, 1]) / 2).pow(q)
+        mid = (pairs[:, 0] + pairs[:, 1]) / 2
+        # A bar of length 0 gets no gradient through its midpoint either (pow's derivative is infinite at a midpoint
+        # of 0 for q < 1), and for p > 0 adds 0 whatever q (0 * 0 ** q is NaN for q < 0): its factor then reads 1.
+        zero = pairs[:, 0] == pairs[:, 1]
+        term = term * torch.where(zero, torch.ones_like(mid) if p > 0 else mid.detach(), mid).pow(q)
     return _reduce(_per_image(dgm, use, term), reduction)
 
 

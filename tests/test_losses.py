@@ -217,6 +217,43 @@ def test_constant_image_has_zero_length_essential_bar_without_nan(p):
     assert persistence_energy(dgm, 0, p=0, i0=1, reduction="sum").item() == 2.0  # p = 0 counts bars
 
 
+@pytest.mark.parametrize("q", [0.5, -1.0, 2.0])
+@pytest.mark.parametrize("value", [0.0, 0.25])
+def test_zero_length_bar_adds_nothing_and_no_gradient_through_its_midpoint(q, value):
+    """The closed essential bar of a constant image, at midpoint 0 too (where pow's derivative is infinite for
+    q < 1, and 0 ** q infinite for q < 0): for p > 0 it adds 0 and no NaN reaches the gradient; for p = 0 (counting)
+    it adds its midpoint factor, still without gradient. The other image's terms are unchanged."""
+    x = torch.rand(2, 5, 5, dtype=torch.float64) + 1
+    x[1] = value
+    x.requires_grad_()
+    dgm = gpuph.cubical_persistence(x, dims=0)
+    other = gpuph.cubical_persistence(x.detach()[:1], dims=0)
+    for p in (1.0, 0.5, 0.0):
+        per_image = persistence_energy(dgm, 0, p=p, q=q, i0=1, reduction="none")
+        assert per_image[1].item() == (torch.tensor(value).pow(q).item() if p == 0 else 0.0)
+        assert per_image[0].item() == persistence_energy(other, 0, p=p, q=q, i0=1).item()
+        (grad,) = torch.autograd.grad(per_image[0] + per_image[1], x, retain_graph=True)
+        assert torch.isfinite(grad).all() and not grad[1].any() and grad[0].any()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_losses_add_up_in_float32(dtype):
+    """Sums over an image's bars accumulate in float32 and come back in the diagrams' dtype, as torch.sum does: in
+    bfloat16 itself 499 unit bars would add up to 256."""
+    x = torch.tensor([0.0, 1.0] * 500).reshape(1, 1000)
+    half, full = gpuph.cubical_persistence(x.to(dtype)), gpuph.cubical_persistence(x)
+    for fn in (
+        lambda d: persistence_energy(d, 0, i0=2),
+        lambda d: persistence_energy(d, 0, p=2, q=1, i0=1),
+        lambda d: betti_loss(d, 0, 1),
+        lambda d: gpuph.barcode_features.sum_barcode_lengths(d, 0),
+        lambda d: gpuph.barcode_features.partial_sum_barcode_lengths(d, 0, 1),
+        lambda d: gpuph.barcode_features.barcode_poly_feature(d, 0, 2, 1),
+    ):
+        got, want = fn(half), fn(full)
+        assert got.dtype == dtype and torch.equal(got, want.to(dtype)), (got, want)
+
+
 @pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
 @pytest.mark.parametrize("value", [np.inf, -np.inf], ids=["+inf", "-inf"])
 def test_constant_infinite_image_has_zero_length_essential_bar_without_nan(superlevel, value):

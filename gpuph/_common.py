@@ -28,12 +28,18 @@ def host_numpy(t: Tensor, dtype: torch.dtype | None = None) -> np.ndarray:
     """
     functorch = getattr(torch._C, "_functorch", None)
     if functorch is None or torch.compiler.is_compiling() or functorch.maybe_current_level() is None:
-        return t.detach().to("cpu", dtype).numpy()
+        return _to_numpy(t, dtype)
     t = unwrap_functorch(t)
     from torch._functorch.pyfunctorch import temporarily_clear_interpreter_stack
 
     with temporarily_clear_interpreter_stack():
-        return t.detach().to("cpu", dtype).numpy()
+        return _to_numpy(t, dtype)
+
+
+def _to_numpy(t: Tensor, dtype: torch.dtype | None) -> np.ndarray:
+    # A lazily negated or conjugated view (x.conj().imag, torch.neg views) has its sign bit set, which numpy()
+    # refuses: the values are materialised first (a no-op for ordinary tensors).
+    return t.detach().to("cpu", dtype).resolve_conj().resolve_neg().numpy()
 
 
 def unwrap_functorch(t: Tensor) -> Tensor:

@@ -154,11 +154,17 @@ def _cloud(points, who: str) -> np.ndarray:
     if isinstance(points, torch.Tensor):  # possibly requiring grad or on a GPU
         points = host_numpy(points)
     try:
-        p = np.asarray(points, dtype=np.float64)
+        raw = np.asarray(points)
+        # Complex coordinates would lose their imaginary part with a mere warning; bool and text are no coordinates.
+        if raw.dtype.kind not in "iuf" and raw.dtype != object:
+            raise TypeError(f"dtype {raw.dtype}")
+        p = raw.astype(np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(f"gpuph: {who} expects an (N, D) cloud of real coordinates ({err})") from None
     if p.ndim != 2:
         raise ValueError(f"gpuph: {who} expects an (N, D) cloud, got shape {p.shape}")
+    if p.shape[1] == 0:
+        raise ValueError(f"gpuph: {who} got points with D = 0 coordinates; a point cloud needs D >= 1")
     if not np.isfinite(p).all():
         raise ValueError(f"gpuph: {who} needs finite coordinates (the cloud has NaN or +-inf)")
     return p + 0.0  # -0.0 -> +0.0, so that equal points compare equal bytewise in np.unique

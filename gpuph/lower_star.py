@@ -315,8 +315,8 @@ def lower_star_persistence(
     b, k, bi, di = rows.unbind(1)
     if n:
         pairs, end = gather_pairs(xb, rows, not sublevel)
-    else:  # no vertices: no pairs and no filtration
-        pairs, end = xb.new_empty(0, 2), None
+    else:  # no vertices: no pairs and no filtration; the empty pairs stay in the graph (losses of them backpropagate)
+        pairs, end = xb.reshape(0, 2), None
     return LowerStarDiagrams(
         pairs=pairs,
         dim=k,

@@ -173,6 +173,12 @@ def test_no_vertices_and_empty_batch():
     dgm = lower_star_persistence(torch.zeros(0, 5), [[0, 1, 2]], maxdim=1)
     assert len(dgm) == 0 and dgm.batch_size == 0 and dgm.batch_shape == (0,)
     assert dgm.filtration_end.shape == (0,)
+    # Losses of no pairs backpropagate to values with no vertices (a zero gradient), as on empty grids and clouds.
+    for shape in ((0,), (2, 0)):
+        v = torch.zeros(shape, requires_grad=True)
+        dgm = lower_star_persistence(v, [])
+        gpuph.losses.persistence_energy(dgm, 0, reduction="sum").backward()
+        assert dgm.pairs.shape == (0, 2) and v.grad.shape == shape
 
 
 def test_closure_and_duplicates():

@@ -264,6 +264,41 @@ def test_delaunay_edges_refuse_non_finite_points():
             delaunay_edges(x)
 
 
+def test_delaunay_refuses_what_are_no_real_coordinates():
+    """Complex coordinates (whose imaginary part a float cast drops with a mere warning), bool and text arrays, and
+    clouds with D = 0 are refused with gpuph's message; integer and float32 coordinates are taken."""
+    for bad, match in (
+        ([[0, 0], [1j, 0], [0, 1]], "real coordinates .dtype complex128"),
+        (np.ones((3, 2), dtype=bool), "real coordinates .dtype bool"),
+        ([["0", "1"], ["1", "0"]], "real coordinates .dtype <U1"),
+        (np.zeros((3, 0)), "D = 0 coordinates"),
+        (torch.zeros(3, 2, dtype=torch.complex64), "real coordinates .dtype complex64"),
+    ):
+        for fn in (delaunay_edges, delaunay_simplices):
+            with pytest.raises(ValueError, match=match):
+                fn(bad)
+    want = delaunay_edges(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    for good in ([[0, 0], [1, 0], [0, 1], [1, 1]], np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float32)):
+        assert np.array_equal(delaunay_edges(good), want)
+
+
+def test_lazily_negated_coordinates_are_read_as_their_values():
+    """A view with its negative bit set (the imaginary part of a conjugate) is a plain float tensor to the caller:
+    the host code (Delaunay, the compat layers) reads its values, which numpy() alone refuses."""
+    from gpuph.compat.topologylayer.nn import AlphaLayer
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.complex(torch.rand(9, 2, generator=g, dtype=torch.float64), torch.rand(9, 2, generator=g,
+                                                                                     dtype=torch.float64))
+    x, plain = z.conj().imag, -z.imag
+    assert x.is_neg() and not plain.is_neg() and torch.equal(x, plain)
+    assert np.array_equal(delaunay_edges(x), delaunay_edges(plain))
+    for cx in ("flag", "delaunay"):
+        assert torch.equal(weak_alpha_persistence(x, complex=cx).pairs, weak_alpha_persistence(plain, complex=cx).pairs)
+    got, want = AlphaLayer(maxdim=1)(x)[0], AlphaLayer(maxdim=1)(plain)[0]
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
 @given(n=st.integers(0, 40), d=st.integers(2, 3), seed=st.integers(0, 2**31 - 1))
 def test_weak_alpha_equals_gudhi_flag(n, d, seed):
     x = np.random.default_rng(seed).standard_normal((n, d))

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._common import host_numpy
+
 __all__ = ["METRIC_COLUMNS", "compare_generators", "metrics_markdown", "montage", "save_grid_figure",
            "save_interpolation_figure", "write_metrics"]
 
@@ -27,7 +29,7 @@ METRIC_COLUMNS = (("MMD-L2", "lower"), ("COV-L2", "higher"), ("MMD-Wass", "lower
 def montage(images: Tensor | np.ndarray, cols: int, pad: int = 2, fill: float = 0.15) -> np.ndarray:
     """``(N, 1, H, W)`` or ``(N, H, W)`` images tiled row-major into one 2D array, ``pad`` pixels of ``fill`` between
     them (and around), missing tiles left as ``fill``."""
-    x = images.detach().cpu().numpy() if isinstance(images, Tensor) else np.asarray(images)
+    x = host_numpy(images) if isinstance(images, Tensor) else np.asarray(images)
     if x.ndim == 4:
         x = x[:, 0]
     n, h, w = x.shape

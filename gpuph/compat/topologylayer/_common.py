@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..._common import host_numpy
 from ...cubical import _as_tensor
 from ...diagrams import Diagrams
 
@@ -15,7 +16,7 @@ ALGS = ("hom", "hom2", "cohom")
 def host_array(a) -> np.ndarray:
     """``a`` as a numpy array; a torch tensor on any device is copied to the host first (``np.asarray`` of a CUDA
     tensor raises)."""
-    return a.detach().cpu().numpy() if isinstance(a, Tensor) else np.asarray(a)
+    return host_numpy(a) if isinstance(a, Tensor) else np.asarray(a)
 
 
 def check_alg(alg: str) -> str:

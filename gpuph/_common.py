@@ -5,6 +5,7 @@ tensors that ``torch.func`` transforms wrap."""
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 
 import numpy as np
@@ -86,7 +87,7 @@ def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
     """
     if dims is None:
         return (1 << num_dims) - 1
-    if isinstance(dims, Tensor):  # a 0-d tensor iterates with torch's own error; take its values
+    if isinstance(dims, (Tensor, np.ndarray)):  # 0-d ones do not iterate; take their values
         dims = dims.tolist()
     if isinstance(dims, (int, np.integer)) and not isinstance(dims, bool):
         dims = [int(dims)]
@@ -100,6 +101,22 @@ def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
             raise ValueError("gpuph: " + out_of_range.format(k=k))
         mask |= 1 << int(k)
     return mask
+
+
+def check_spatial_dims(sd, shape: tuple[int, ...] | None = None, hint: str = "") -> int:
+    """``sd`` as an ``int`` in ``1..3`` (an integer, also a NumPy or 0-d integer torch scalar; ``bool`` excluded).
+
+    Raises:
+        ValueError: anything else; the message names ``shape`` (the input's) and ends with ``hint`` when given.
+    """
+    try:
+        value = None if isinstance(sd, bool) else operator.index(sd)
+    except TypeError:
+        value = None
+    if value is None or not 1 <= value <= 3:
+        where = "" if shape is None else f" for an input of shape {tuple(shape)}"
+        raise ValueError(f"gpuph: spatial_dims must be 1, 2 or 3, got {sd!r}{where}{hint}")
+    return value
 
 
 def mask_dims(mask: int) -> tuple[int, ...]:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ._common import check_flag
-from .diagrams import Diagrams, group_positions, group_sums
+from .diagrams import Diagrams, check_homology_dim, group_positions, group_sums
 
 __all__ = [
     "BarcodePolyFeature",
@@ -70,16 +70,19 @@ def _check_index(value, name: str) -> int:
 
 
 def _bars(dgminfo, dim: int) -> _Bars:
-    dim = _check_index(dim, "dim")
+    dim = check_homology_dim(dim)  # as the losses and distances take it
     if isinstance(dgminfo, Diagrams):
         d = dgminfo
         d.check_dim(dim)  # as for tuples below: no diagram of that dimension exists (not an empty one)
         return _Bars(d.pairs, d.batch, d.batch_size, not d.superlevel, True, d.dim == dim)
-    if not (isinstance(dgminfo, Sequence) and len(dgminfo) == 2 and isinstance(dgminfo[1], (bool, np.bool_))):
+    if not (isinstance(dgminfo, Sequence) and len(dgminfo) == 2):
         raise TypeError(
             "gpuph: expected a gpuph.Diagrams or TopologyLayer's (dgms, issublevel) tuple, "
             f"got {type(dgminfo).__name__}"
         )
+    if not isinstance(dgminfo[1], (bool, np.bool_)):
+        raise TypeError(f"gpuph: issublevel, the second item of a (dgms, issublevel) tuple, must be a bool, got "
+                        f"{dgminfo[1]!r}")
     dgms, issublevel = dgminfo
     if not isinstance(dgms, Sequence) or isinstance(dgms, Tensor):
         raise TypeError(f"gpuph: dgms must be a tuple of (n_k, 2) tensors, got {type(dgms).__name__}")

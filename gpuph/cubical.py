@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._common import check_flag, dims_mask, gather_pairs, mask_dims, unwrap_functorch
+from ._common import check_flag, check_spatial_dims, dims_mask, gather_pairs, mask_dims, unwrap_functorch
 from ._ext import has_cuda_kernels, ops
 from .diagrams import Diagrams
 
@@ -183,15 +183,9 @@ def cubical_persistence(
         raise TypeError(_dtype_message(str(x.dtype)))
     code = check_construction(construction)
     superlevel = check_flag(superlevel, "superlevel")
-    sd = x.dim() - 1 if spatial_dims is None else spatial_dims
-    if isinstance(sd, bool) or not isinstance(sd, (int, np.integer)) or not 1 <= sd <= 3:
-        hint = ""
-        if spatial_dims is None:
-            hint = " (the default is x.dim() - 1: pass spatial_dims=x.dim() for a single unbatched grid)"
-        raise ValueError(
-            f"gpuph: spatial_dims must be 1, 2 or 3, got {sd} for an input of shape {tuple(x.shape)}{hint}"
-        )
-    sd = int(sd)
+    hint = "" if spatial_dims is not None else (
+        " (the default is x.dim() - 1: pass spatial_dims=x.dim() for a single unbatched grid)")
+    sd = check_spatial_dims(x.dim() - 1 if spatial_dims is None else spatial_dims, x.shape, hint)
     if sd > x.dim():
         raise ValueError(f"gpuph: spatial_dims={sd} is larger than the input's {x.dim()} dimensions")
     mask = dims_mask(dims, sd, f"homology dimension {{k}} out of range 0..{sd - 1} for {sd}D grids")

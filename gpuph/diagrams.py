@@ -49,15 +49,16 @@ def check_homology_dim(dim) -> int:
         ValueError: anything else.
     """
     try:
-        ok = not isinstance(dim, bool) and int(dim) == dim and dim >= 0
-    except (TypeError, ValueError):
+        ok = not isinstance(dim, (bool, str, bytes)) and int(dim) == dim and dim >= 0
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         ok = False
     if not ok:
         raise ValueError(f"gpuph: dim must be a homology dimension (an integer >= 0), got {dim!r}")
     return int(dim)
 
 
-@dataclass(repr=False)
+# eq=False: equality is identity (the generated __eq__ compared tensors, whose truth value is ambiguous).
+@dataclass(repr=False, eq=False)
 class Diagrams:
     """Persistence diagrams of a batch of images, as one flat list of pairs.
 
@@ -127,7 +128,7 @@ class Diagrams:
         """
         dim = check_homology_dim(dim)
         if dim not in self.computed_dims:
-            have = ", ".join(map(str, self.computed_dims))
+            have = ", ".join(map(str, self.computed_dims)) or "none"
             raise ValueError(f"gpuph: no diagram of dimension {dim}: these diagrams hold only dimension(s) {have}, "
                              "those computed (read as empty, it would silently give a feature of 0)")
         return dim
@@ -191,11 +192,11 @@ class Diagrams:
         integer_tensor = isinstance(b, Tensor) and b.numel() == 1 and b.dtype in _INTEGER_DTYPES
         if isinstance(b, bool) or not (isinstance(b, (int, np.integer)) or integer_tensor):
             raise TypeError(f"gpuph: an image index must be an integer, got {b!r}")
-        b = int(b)
+        b = given = int(b)
         if b < 0:
             b += self.batch_size
         if not 0 <= b < self.batch_size:
-            raise IndexError(f"image {b} out of range for a batch of {self.batch_size}")
+            raise IndexError(f"gpuph: image {given} out of range for a batch of {self.batch_size}")
         return b
 
     # ---------------------------------------------------------------------------------------------- values
@@ -297,7 +298,7 @@ class Diagrams:
 
     def __repr__(self) -> str:
         counts = self.counts().sum(0).tolist() if self.batch_size else [0] * self.ndim
-        per_dim = ", ".join(f"H{k}={counts[k] if k < len(counts) else 0}" for k in self.computed_dims)
+        per_dim = ", ".join(f"H{k}={counts[k] if k < len(counts) else 0}" for k in self.computed_dims) or "none"
         kind = "superlevel" if self.superlevel else "sublevel"
         return (
             f"Diagrams(batch_size={self.batch_size}, spatial_shape={tuple(self.spatial_shape)}, {kind}, "
@@ -305,7 +306,7 @@ class Diagrams:
         )
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class ComplexDiagrams(Diagrams):
     """:class:`Diagrams` of a filtered simplicial complex rather than a grid (point clouds, lower-star filtrations):
     ``ndim``, the number of homology dimensions (``counts()``, ``to_numpy()``), is ``maxdim + 1``, ``maxdim`` the

@@ -77,6 +77,9 @@ def _check_dim(a: Diagrams, b: Diagrams, dim) -> int:
 
 
 def _check_orders(p: float, internal_p: float) -> tuple[float, float]:
+    for name, value in (("p", p), ("internal_p", internal_p)):
+        if isinstance(value, (bool, str, bytes)):  # float() would read "2"
+            raise ValueError(f"gpuph: the order {name} must be a number, got {value!r}")
     p, internal_p = float(p), float(internal_p)
     if not (1.0 <= p < math.inf):
         hint = " (use bottleneck_distance for p = inf)" if p == math.inf else ""

@@ -6,6 +6,7 @@ Python loop over images, on whatever device the diagrams live on.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -39,19 +40,35 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"gpuph: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
+def _check_diagrams(dgm) -> None:
+    if not isinstance(dgm, Diagrams):
+        raise TypeError(f"gpuph: the losses take a gpuph.Diagrams, got {type(dgm).__name__}")
+
+
+def _integer_at_least(value, lowest: int) -> bool:
+    try:
+        return not isinstance(value, (bool, str, bytes)) and int(value) == value and value >= lowest
+    except (TypeError, ValueError, OverflowError):  # None, NaN, inf
+        return False
+
+
 def _check_i0(i0: int) -> int:
-    if isinstance(i0, bool) or int(i0) != i0 or i0 < 1:
+    if not _integer_at_least(i0, 1):
         raise ValueError(f"gpuph: i0 is a 1-based rank and must be an integer >= 1, got {i0!r}")
     return int(i0)
 
 
 def _check_k(k: int) -> int:
-    if isinstance(k, bool) or int(k) != k or k < 0:
+    if not _integer_at_least(k, 0):
         raise ValueError(f"gpuph: k is a number of classes and must be an integer >= 0, got {k!r}")
     return int(k)
 
 
 def _check_exponent(name: str, value: float) -> float:
+    # float() would also read a string such as "2"
+    number = not isinstance(value, (bool, str, bytes)) and isinstance(value, (int, float, np.number, Tensor))
+    if not number or (isinstance(value, Tensor) and value.numel() != 1):
+        raise ValueError(f"gpuph: {name} must be a finite number, got {value!r}")
     value = float(value)
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(f"gpuph: {name} must be a finite number, got {value}")
@@ -71,6 +88,7 @@ def _length_pow(length: Tensor, p: float) -> Tensor:
 def rank_in_image(dgm: Diagrams) -> Tensor:
     """``(N,)`` int64 0-based position of each pair within its image's rows (so, in one dimension, its rank by
     lifetime: diagrams are ordered by image, dimension, then lifetime descending with essential classes first)."""
+    _check_diagrams(dgm)
     return group_positions(dgm.batch, dgm.batch_size)[0]
 
 
@@ -79,8 +97,10 @@ def closed_pairs(dgm: Diagrams) -> Tensor:
     (``dgm.filtration_end``), so that essential classes get a finite, differentiable lifetime.
 
     Raises:
+        TypeError: ``dgm`` is not a :class:`~gpuph.Diagrams`.
         ValueError: the diagrams have essential classes but no ``filtration_end``.
     """
+    _check_diagrams(dgm)
     essential = dgm.death_index < 0
     if dgm.filtration_end is None:
         if bool(essential.any()):
@@ -152,10 +172,12 @@ def persistence_energy(
         ``i0`` bars contribute 0.
 
     Raises:
+        TypeError: ``dgm`` is not a :class:`~gpuph.Diagrams`.
         ValueError: ``i0 < 1``, a ``dim`` the diagrams do not hold (:meth:`~gpuph.Diagrams.check_dim`: one not
             computed is an error, not an empty diagram), a non-finite ``p`` or ``q``, an unknown ``reduction``, or an
             essential class to include without ``filtration_end``.
     """
+    _check_diagrams(dgm)
     _check_reduction(reduction)
     dim = dgm.check_dim(dim)
     p, q = _check_exponent("p", p), _check_exponent("q", q)
@@ -202,9 +224,11 @@ def betti_loss(dgm: Diagrams, dim: int, k: int, p: float = 1.0, reduction: str =
         a scalar (``"mean"``, ``"sum"``) or ``(B,)`` tensor in the diagrams' dtype and device.
 
     Raises:
+        TypeError: ``dgm`` is not a :class:`~gpuph.Diagrams`.
         ValueError: ``k < 0`` or not an integer, a ``dim`` the diagrams do not hold, a non-finite ``p``, an unknown
             ``reduction``, or an essential class among the bars without ``filtration_end``.
     """
+    _check_diagrams(dgm)
     _check_reduction(reduction)
     dim = dgm.check_dim(dim)
     p = _check_exponent("p", p)

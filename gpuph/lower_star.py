@@ -23,7 +23,7 @@ __all__ = ["ClosedComplex", "LowerStarDiagrams", "lower_star_persistence", "prep
 _KEY_BITS = 63
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class LowerStarDiagrams(ComplexDiagrams):
     """:class:`~gpuph.Diagrams` of a lower-star filtration on a simplicial complex.
 

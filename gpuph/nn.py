@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 from torch import Tensor, nn
 
-from ._common import check_flag, dims_mask
+from ._common import check_flag, check_spatial_dims, dims_mask
 from .cubical import check_construction, cubical_persistence
 from .diagrams import Diagrams, check_homology_dim
 from .losses import (
@@ -44,14 +44,13 @@ class CubicalPersistence(nn.Module):
     ) -> None:
         super().__init__()
         check_construction(construction)
-        if isinstance(dims, Tensor):
+        if isinstance(dims, (Tensor, np.ndarray)):
             dims = dims.tolist()
         self.dims = None if dims is None else (tuple(dims) if isinstance(dims, Iterable) else dims)
-        if spatial_dims is not None:
-            sd = spatial_dims
-            if isinstance(sd, bool) or not isinstance(sd, (int, np.integer)) or not 1 <= sd <= 3:
-                raise ValueError(f"gpuph: spatial_dims must be 1, 2 or 3, got {sd!r}")
-            dims_mask(self.dims, int(sd), f"homology dimension {{k}} out of range 0..{sd - 1} for {sd}D grids")
+        # What every input would refuse is refused here: the dimensions' range where the grids' is known, else
+        # their type and the 3D grids' range.
+        sd = 3 if spatial_dims is None else check_spatial_dims(spatial_dims)
+        dims_mask(self.dims, sd, f"homology dimension {{k}} out of range 0..{sd - 1} for {sd}D grids")
         self.superlevel = check_flag(superlevel, "superlevel")
         self.construction = construction
         self.spatial_dims = spatial_dims
@@ -78,7 +77,7 @@ class _CubicalLoss(CubicalPersistence):
         _check_reduction(reduction)
         self.dim = self.dims
         self.reduction = reduction
-        self.weight = float(weight)
+        self.weight = _check_exponent("weight", weight)
 
     def _weighted(self, value: Tensor) -> Tensor:
         return value if self.weight == 1.0 else self.weight * value
@@ -102,7 +101,7 @@ class TopologyLoss(_CubicalLoss):
         dim: homology dimension.
         p, q, i0: the energy's exponents and first rank (1-based; ``i0=2`` skips the most persistent class).
         reduction: ``"mean"`` (over images), ``"sum"`` or ``"none"`` (a ``(B,)`` tensor).
-        weight: factor applied to the loss.
+        weight: factor applied to the loss (a finite number).
         superlevel, construction, spatial_dims: as :func:`gpuph.cubical_persistence`.
 
     Shape:

@@ -8,13 +8,14 @@ pixel squares); ``LevelSetLayer`` and the other complexes map to :func:`gpuph.lo
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
 from ...._common import check_flag
 from ....cubical import cubical_persistence
-from ....diagrams import Diagrams
+from ....diagrams import ComplexDiagrams, Diagrams
 from ....lower_star import lower_star_persistence, prepare_complex
 from .. import _grids
 from .._common import check_alg, check_maxdim, check_size, host_array, split_input, to_tuple
@@ -132,6 +133,8 @@ class LevelSetLayer2D(_LevelSet):
     def __init__(self, size, maxdim: int = 1, sublevel: bool = True, complex: str = "freudenthal",  # noqa: A002
                  alg: str = "hom") -> None:
         super().__init__(maxdim, sublevel, alg)
+        if not (isinstance(size, Sequence) or isinstance(size, Tensor)) or len(size) != 2:
+            raise ValueError(f"gpuph.compat.topologylayer: size must be a (width, height) pair, got {size!r}")
         width, height = size
         width, height = check_size(width, "width"), check_size(height, "height")
         if complex not in COMPLEXES:
@@ -151,8 +154,12 @@ class LevelSetLayer2D(_LevelSet):
         construction = "freudenthal" if self.complex_name == "freudenthal" else "T"
         dgm = cubical_persistence(values, dims=range(min(self.maxdim, 1) + 1), superlevel=not self.sublevel,
                                   construction=construction, spatial_dims=2)
-        # Dimensions 2 .. maxdim of a 2D complex are known to be empty: held, as the one-image tuples hold them.
-        return replace(dgm, dims=tuple(range(self.maxdim + 1)))
+        if self.maxdim <= 1:
+            return dgm
+        # Dimensions 2 .. maxdim of a 2D complex are known to be empty: held, as the one-image tuples hold them, and
+        # counted (counts(), to_numpy()) as a complex's diagrams count theirs.
+        fields = {f.name: getattr(dgm, f.name) for f in dataclasses.fields(dgm)}
+        return ComplexDiagrams(**{**fields, "dims": tuple(range(self.maxdim + 1))}, maxdim=self.maxdim)
 
     def extra_repr(self) -> str:
         return f"size={self.size}, maxdim={self.maxdim}, sublevel={self.sublevel}, complex={self.complex_name!r}"

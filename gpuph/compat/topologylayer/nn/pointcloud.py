@@ -26,6 +26,9 @@ class _PointCloudLayer(nn.Module):
     def __init__(self, maxdim: int, alg: str) -> None:
         super().__init__()
         self.maxdim = check_maxdim(maxdim)
+        if self.maxdim > 2:  # refused at construction, not at the first forward
+            raise ValueError(f"gpuph.compat.topologylayer: point-cloud layers compute homology dimensions 0, 1 and 2 "
+                             f"only, got maxdim={self.maxdim}")
         self.alg = check_alg(alg)
 
     def _points(self, x) -> tuple[Tensor, bool]:

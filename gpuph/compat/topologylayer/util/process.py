@@ -18,11 +18,20 @@ def remove_filler(dgm, val: float = math.inf):
     return dgm[dgm[:, 0] != val, :]
 
 
+def _check_pair_rows(dgm) -> None:
+    """An ``(n, 2)`` tensor (or array) of rows; anything else would fail inside its indexing."""
+    if getattr(dgm, "ndim", None) != 2 or dgm.shape[1] != 2:
+        shape = tuple(dgm.shape) if hasattr(dgm, "shape") else type(dgm).__name__
+        raise ValueError(f"gpuph.compat.topologylayer: expected a gpuph.Diagrams or an (n, 2) tensor of "
+                         f"[birth, death] rows, got {shape}")
+
+
 def remove_zero_bars(dgm):
     """Rows with ``birth != death``. gpuph's diagrams contain no zero-length bars, so this only matters for other
     tensors (and for an essential class born at ``+-inf``)."""
     if isinstance(dgm, Diagrams):
         return dgm._rows(dgm.pairs[:, 0] != dgm.pairs[:, 1])
+    _check_pair_rows(dgm)
     return dgm[dgm[:, 0] != dgm[:, 1], :]
 
 
@@ -32,4 +41,5 @@ def remove_infinite_bars(dgm, issub: bool):
     inf = math.inf if issub else -math.inf
     if isinstance(dgm, Diagrams):
         return dgm._rows(dgm.pairs[:, 1] != inf)
+    _check_pair_rows(dgm)
     return dgm[dgm[:, 1] != inf, :]

@@ -144,24 +144,27 @@ def _essential_diffs(sa: _Side, sb: _Side) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _ground(delta: Tensor, internal_p: float) -> Tensor:
-    return torch.linalg.vector_norm(delta, ord=internal_p, dim=-1)
+    if internal_p in (1.0, 2.0, math.inf):
+        return torch.linalg.vector_norm(delta, ord=internal_p, dim=-1)
+    # Of the ratios to the larger coordinate: |a|^q + |b|^q itself underflows or overflows for large q (0.02^400).
+    # The larger is detached (a constant scale), its zeros read 1 (0 / 0), so that no NaN reaches the gradient.
+    m = delta.detach().abs().amax(-1, keepdim=True)
+    m = torch.where(m > 0, m, torch.ones_like(m))
+    return torch.linalg.vector_norm(delta / m, ord=internal_p, dim=-1) * m.squeeze(-1)
 
 
 def _to_diagonal(u: Tensor, internal_p: float) -> Tensor:
     return (u[:, 1] - u[:, 0]).abs() * 2.0 ** (1.0 / internal_p - 1.0)
 
 
-def _ground_np(delta: np.ndarray, internal_p: float) -> np.ndarray:
-    d = np.abs(delta)
-    if internal_p == math.inf:
-        return np.maximum(d[..., 0], d[..., 1])
-    if internal_p == 1.0:
-        return d[..., 0] + d[..., 1]
-    return (d[..., 0] ** internal_p + d[..., 1] ** internal_p) ** (1.0 / internal_p)
+def _max_norm_np(delta: np.ndarray) -> np.ndarray:
+    """The bottleneck's ground norm (L-inf) of ``(..., 2)`` differences."""
+    return np.abs(delta).max(-1)
 
 
-def _to_diagonal_np(x: np.ndarray, internal_p: float) -> np.ndarray:
-    return np.abs(x[:, 1] - x[:, 0]) * 2.0 ** (1.0 / internal_p - 1.0)
+def _half_lifetimes_np(x: np.ndarray) -> np.ndarray:
+    """The L-inf distances of ``(n, 2)`` points to the diagonal."""
+    return np.abs(x[:, 1] - x[:, 0]) / 2
 
 
 def _finite_on_host(s: _Side) -> tuple[Tensor, Tensor, Tensor]:
@@ -178,13 +181,16 @@ def _finite_on_host(s: _Side) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _finite_costs(
-    sa: _Side, sb: _Side, ia: Tensor, ib: Tensor, p: float, internal_p: float, dtype: torch.dtype, grad: bool
+    sa: _Side, sb: _Side, ia: Tensor, ib: Tensor, p: float, internal_p: float, dtype: torch.dtype, grad: bool,
+    unit: float = 1.0,
 ) -> Tensor:
-    """``(P,)`` optimal matching costs (sums of p-th powers) of the finite parts of images ``ia[k]`` of ``a`` and
-    ``ib[k]`` of ``b`` (CPU int64 index vectors). With ``grad``, recomputed with torch from the matched rows of
-    ``pairs`` on their device (differentiable); otherwise the host's sums, moved to the device."""
+    """``(P,)`` optimal matching costs (sums of p-th powers, in units of ``unit``: of the values divided by it) of
+    the finite parts of images ``ia[k]`` of ``a`` and ``ib[k]`` of ``b`` (CPU int64 index vectors). With ``grad``,
+    recomputed with torch from the matched rows of ``pairs`` on their device (differentiable); otherwise the host's
+    sums, moved to the device."""
     rows_a, xa, start_a = _finite_on_host(sa)
     rows_b, xb, start_b = _finite_on_host(sb)
+    xa, xb = xa / unit, xb / unit  # exact: a power of two
     cost, match_a, match_b = ops.wasserstein_matching(xa, start_a, xb, start_b, ia, ib, p, internal_p, grad)
     device = sa.u.device
     if not grad:
@@ -200,7 +206,7 @@ def _finite_costs(
 
     prob_a, row_a = rows_of(start_a, ia)
     prob_b, row_b = rows_of(start_b, ib)
-    ua, ub = sa.u.to(dtype), sb.u.to(dtype)
+    ua, ub = sa.u.to(dtype) / unit, sb.u.to(dtype) / unit
     on_a = match_a >= 0
     partner = start_b[:-1][ib][prob_a[on_a]] + match_a[on_a]
     to_dev = lambda t: t.to(device)
@@ -219,6 +225,26 @@ def _sum_dtype(device: torch.device) -> torch.dtype:
     they overflow for moderate values and orders (a lifetime of 200 with p = 20), giving inf for a finite distance;
     float32 on Apple's MPS, which has no float64."""
     return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _unit(sa: _Side, sb: _Side, essential: Tensor) -> float:
+    """A power of two near the largest cost a term of an optimal matching may have: the longest finite bar's
+    distance to the diagonal, or the largest difference of matched essential points (``essential``). The p-th powers
+    are summed of the values divided by it, so that they neither overflow (a bar of 1e200 with p = 2, float32 values
+    of 1e30 with p = 10) nor all underflow (values of 1e-20 with p = 20); the result is multiplied back. Exact: a
+    power of two changes no bit of the values. Terms far below the largest (by more than float64's range, taken to
+    the ``1/p``: a factor of 4 for p = 500) still underflow, in the matching too; there, use the bottleneck distance,
+    the limit ``p -> inf``."""
+    spans = [essential.detach().abs().amax() if essential.numel() else torch.zeros((), device=sa.u.device)]
+    for s in (sa, sb):
+        finite = s.kind == _FINITE
+        if bool(finite.any()):
+            u = s.u.detach()[finite]
+            spans.append((u[:, 1] - u[:, 0]).amax())
+    largest = float(torch.stack([t.to(torch.float64) for t in spans]).amax())
+    if not 0 < largest < math.inf:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1])
 
 
 def _safe_root(total: Tensor, p: float) -> Tensor:
@@ -262,9 +288,9 @@ def _bottleneck_critical(x: np.ndarray, y: np.ndarray) -> tuple[str, int, int]:
     csr_matrix, maximum_bipartite_matching = _scipy_matching()
 
     n, m = len(x), len(y)
-    cost = _ground_np(x[:, None, :] - y[None, :, :], math.inf)
-    dx = _to_diagonal_np(x, math.inf)
-    dy = _to_diagonal_np(y, math.inf)
+    cost = _max_norm_np(x[:, None, :] - y[None, :, :])
+    dx = _half_lifetimes_np(x)
+    dy = _half_lifetimes_np(y)
     candidates = np.unique(np.concatenate([cost.ravel(), dx, dy]))
 
     def feasible(t: float) -> bool:
@@ -322,8 +348,13 @@ def wasserstein_distance(
     Args:
         a, b: diagrams of two batches of the same size ``B``, both superlevel or both sublevel, on one device.
         dim: homology dimension compared.
-        p: Wasserstein order, ``1 <= p < inf``.
-        internal_p: ground norm on the plane, ``>= 1`` (``inf``: the max norm, as GUDHI's default).
+        p: Wasserstein order, ``1 <= p < inf``. The p-th powers are summed in units of a power of two near the
+            largest bar or essential difference of the call, so that values of any magnitude neither overflow nor
+            underflow (GUDHI's do: a bar of 1e200 with ``p = 2``); only for orders in the hundreds, where costs
+            a few times below the largest leave float64's range once powered, is the bottleneck distance the
+            measure to use.
+        internal_p: ground norm on the plane, ``>= 1`` (``inf``: the max norm, as GUDHI's default); any finite
+            value is taken of the ratios to the larger coordinate, so that large ones do not underflow.
 
     Returns:
         ``(B,)`` tensor in the promoted dtype of ``a.pairs`` and ``b.pairs``, on their device.
@@ -345,12 +376,13 @@ def wasserstein_distance(
     total = torch.zeros(B, dtype=acc, device=device)
 
     diff, img, mismatch = _essential_diffs(sa, sb)
-    total = total.index_add(0, img, diff.to(acc).pow(p))
+    unit = _unit(sa, sb, diff)
+    total = total.index_add(0, img, (diff.to(acc) / unit).pow(p))
 
     grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
     images = torch.arange(B)
-    total = total + _finite_costs(sa, sb, images, images, p, internal_p, acc, grad)
-    out = _safe_root(total, p).to(dtype)
+    total = total + _finite_costs(sa, sb, images, images, p, internal_p, acc, grad, unit)
+    out = (_safe_root(total, p) * unit).to(dtype)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 
 
@@ -400,7 +432,7 @@ def bottleneck_distance(a: Diagrams, b: Diagrams, dim: int) -> Tensor:
             continue
         if len(x) == 0 or len(y) == 0:  # everything goes to the diagonal: the longest bar sets the distance
             side, pts = (1, y) if len(x) == 0 else (0, x)
-            diag_rows.append(int(np.argmax(_to_diagonal_np(pts, math.inf))) + (start_b if side else start_a)[i])
+            diag_rows.append(int(np.argmax(_half_lifetimes_np(pts))) + (start_b if side else start_a)[i])
             diag_side.append(side)
             diag_img.append(i)
             continue
@@ -461,23 +493,26 @@ def pairwise_wasserstein(
     grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
 
     acc = _sum_dtype(a.pairs.device)
-    essential, mismatch = _pairwise_essential(sa, sb, p, acc)
+    diffs, mismatch = _pairwise_essential(sa, sb, acc)
+    unit = _unit(sa, sb, diffs)
+    essential = (diffs / unit).pow(p).sum(-1)
 
     ia = torch.from_numpy(np.repeat(np.arange(Ba, dtype=np.int64), Bb))
     ib = torch.from_numpy(np.tile(np.arange(Bb, dtype=np.int64), Ba))
-    total = essential + _finite_costs(sa, sb, ia, ib, p, internal_p, acc, grad).view(Ba, Bb)
-    out = _safe_root(total, p).to(dtype)
+    total = essential + _finite_costs(sa, sb, ia, ib, p, internal_p, acc, grad, unit).view(Ba, Bb)
+    out = (_safe_root(total, p) * unit).to(dtype)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 
 
-def _pairwise_essential(sa: _Side, sb: _Side, p: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """``(Ba, Bb)`` essential costs (sums of ``|x - x'|^p``, differentiable) and the mask of pairs of images whose
-    essential parts differ in size."""
+def _pairwise_essential(sa: _Side, sb: _Side, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``(Ba, Bb, K)`` differences ``|x - x'|`` of the matched essential points of every pair of images (padded with
+    zeros; differentiable) and the ``(Ba, Bb)`` mask of pairs of images whose essential parts differ in size (their
+    differences read 0: their distance is ``inf`` anyway)."""
     ca, ba, ka, na = _essential_sorted(sa)
     cb, bb, kb, nb = _essential_sorted(sb)
     mismatch = (na[:, None, :] != nb[None, :, :]).any(-1)
     Ba, Bb = sa.batch_size, sb.batch_size
-    cost = torch.zeros(Ba, Bb, dtype=dtype, device=sa.u.device)
+    diffs = [torch.zeros(Ba, Bb, 0, dtype=dtype, device=sa.u.device)]
     for kind in (_NEG_BIRTH, _POS_DEATH):  # kind 3 costs nothing
         K = int(max(na[:, kind - 1].max() if Ba else 0, nb[:, kind - 1].max() if Bb else 0))
         if K == 0:
@@ -488,6 +523,7 @@ def _pairwise_essential(sa: _Side, sb: _Side, p: float, dtype: torch.dtype) -> t
             group_start = torch.cumsum(n[:, kind - 1], 0) - n[:, kind - 1]
             pos = torch.arange(int(sel.sum()), device=c.device) - group_start[batch[sel]]
             padded.append(c.new_zeros(size, K).to(dtype).index_put((batch[sel], pos), c[sel].to(dtype)))
-        # Pairs with equal counts have matching padding (zeros on both sides, cost 0); the others are inf anyway.
-        cost = cost + (padded[0][:, None, :] - padded[1][None, :, :]).abs().pow(p).sum(-1)
-    return cost, mismatch
+        # Pairs with equal counts have matching padding (zeros on both sides, difference 0).
+        diffs.append((padded[0][:, None, :] - padded[1][None, :, :]).abs())
+    diff = torch.cat(diffs, -1)
+    return torch.where(mismatch[:, :, None], torch.zeros_like(diff), diff), mismatch

@@ -372,6 +372,44 @@ def test_float32_large_orders_do_not_overflow(p, lifetime):
     assert torch.isfinite(a.pairs.grad).all() and a.pairs.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+@pytest.mark.parametrize("exponent", [-700, -60, 60, 700])
+@pytest.mark.parametrize(("p", "q"), [(1.0, INF), (2.0, 2.0), (7.5, 3.0), (30.0, INF)])
+def test_distances_scale_with_the_diagrams_past_the_range_of_their_powers(superlevel, exponent, p, q):
+    """W(c a, c b) = c W(a, b) for c a power of two (exact), also where the p-th powers of the scaled costs leave
+    float64's range (2^700 squared overflows, 2^-60 to the 30th underflows); the gradient with respect to the
+    scaled pairs equals the unscaled one. Essential points included."""
+    ia, ib = _two_batches(11, superlevel, B=4)
+    c = math.ldexp(1.0, exponent)
+    scaled = lambda images: [{k: v * c for k, v in im.items()} for im in images]
+    for grad in (False, True):
+        a, b = make_diagrams(ia, superlevel, requires_grad=grad), make_diagrams(ib, superlevel)
+        ca, cb = make_diagrams(scaled(ia), superlevel, requires_grad=grad), make_diagrams(scaled(ib), superlevel)
+        for fn in (lambda x, y: wasserstein_distance(x, y, 1, p=p, internal_p=q),
+                   lambda x, y: pairwise_wasserstein(x, y, 1, p=p, internal_p=q)):
+            want, got = fn(a, b), fn(ca, cb)
+            assert_close_with_inf(got.detach().numpy() / c, want.detach().numpy(), rtol=1e-12, atol=0)
+            if grad:
+                finite = torch.isfinite(want)
+                (ga,) = torch.autograd.grad(want[finite].sum(), a.pairs)
+                (gc,) = torch.autograd.grad(got[finite].sum(), ca.pairs)
+                assert torch.isfinite(gc).all()
+                torch.testing.assert_close(gc, ga, rtol=1e-9, atol=1e-12)
+
+
+def test_large_internal_p_ground_norm_does_not_underflow():
+    """||(a, b)||_q of small differences for a large q: a^q + b^q underflowed to 0 (and the distance with it);
+    the norm is taken of the ratios to the larger coordinate, on the host and in torch (the gradient path)."""
+    a = make_diagrams([{0: np.array([[0.0, 0.5]])}], False, requires_grad=True)
+    b = make_diagrams([{0: np.array([[0.01, 0.49]])}], False)
+    for q in (400.0, 1500.0):
+        want = 0.01 * 2 ** (1 / q)  # the pair, matched (both to the diagonal would cost about 0.25)
+        for out in (wasserstein_distance(a, b, 0, p=1, internal_p=q), pairwise_wasserstein(a, b, 0, p=1, internal_p=q)):
+            np.testing.assert_allclose(out.detach().numpy().ravel(), [want], rtol=1e-12)
+        (g,) = torch.autograd.grad(wasserstein_distance(a, b, 0, p=1, internal_p=q).sum(), a.pairs)
+        np.testing.assert_allclose(g.numpy(), [[-(2 ** (1 / q - 1)), 2 ** (1 / q - 1)]], rtol=1e-9)
+
+
 # ---------------------------------------------------------------------------------------------- errors
 def test_errors():
     a = gpuph.cubical_persistence(torch.rand(2, 5, 5))

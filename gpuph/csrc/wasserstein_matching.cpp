@@ -38,7 +38,9 @@ struct Metric {
     if (std::isinf(q)) return std::max(a, b);
     if (q == 1.0) return a + b;
     if (q == 2.0) return std::sqrt(a * a + b * b);
-    return std::pow(std::pow(a, q) + std::pow(b, q), 1.0 / q);
+    // Powers of the ratios to the larger: a^q + b^q itself underflows or overflows for large q (0.02^400).
+    const double m = std::max(a, b);
+    return m == 0.0 ? 0.0 : m * std::pow(1.0 + std::pow(std::min(a, b) / m, q), 1.0 / q);
   }
   double power(double v) const { return p == 1.0 ? v : (p == 2.0 ? v * v : std::pow(v, p)); }
   double to_diagonal(const double* x) const { return std::fabs(x[1] - x[0]) * diag_scale; }

@@ -103,6 +103,22 @@ def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
     return mask
 
 
+def check_finite_number(name: str, value) -> float:
+    """``value`` as a finite ``float``: a Python, NumPy or one-element tensor number (``float()`` alone would also
+    read the string ``"2"``; ``bool`` is refused).
+
+    Raises:
+        ValueError: anything else, NaN or +-inf.
+    """
+    number = not isinstance(value, (bool, str, bytes)) and isinstance(value, (int, float, np.number, Tensor))
+    if not number or (isinstance(value, Tensor) and value.numel() != 1):
+        raise ValueError(f"gpuph: {name} must be a finite number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"gpuph: {name} must be a finite number, got {value}")
+    return value
+
+
 def check_spatial_dims(sd, shape: tuple[int, ...] | None = None, hint: str = "") -> int:
     """``sd`` as an ``int`` in ``1..3`` (an integer, also a NumPy or 0-d integer torch scalar; ``bool`` excluded).
 

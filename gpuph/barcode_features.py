@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._common import check_flag
+from ._common import check_finite_number, check_flag
 from .diagrams import Diagrams, check_homology_dim, group_positions, group_sums
 
 __all__ = [
@@ -198,6 +198,7 @@ def barcode_poly_feature(dgminfo, dim: int, p: float, q: float, remove_zero: boo
     Returns:
         ``(B,)`` for a :class:`~gpuph.Diagrams`; a 0-dim tensor for a ``(dgms, issublevel)`` tuple.
     """
+    p, q = check_finite_number("p", p), check_finite_number("q", q)
     bars = _bars(dgminfo, dim)
     if check_flag(remove_zero, "remove_zero"):
         bars = bars.without_zero_length()
@@ -216,7 +217,7 @@ class SumBarcodeLengths(nn.Module):
 
     def __init__(self, dim: int = 0) -> None:
         super().__init__()
-        self.dim = _check_index(dim, "dim")
+        self.dim = check_homology_dim(dim)
 
     def forward(self, dgminfo) -> Tensor:
         return sum_barcode_lengths(dgminfo, self.dim)
@@ -233,7 +234,7 @@ class TopKBarcodeLengths(nn.Module):
 
     def __init__(self, dim: int, k: int) -> None:
         super().__init__()
-        self.dim = _check_index(dim, "dim")
+        self.dim = check_homology_dim(dim)
         self.k = _check_index(k, "k")
 
     def forward(self, dgminfo) -> Tensor:
@@ -251,7 +252,7 @@ class PartialSumBarcodeLengths(nn.Module):
 
     def __init__(self, dim: int, skip: int) -> None:
         super().__init__()
-        self.dim = _check_index(dim, "dim")
+        self.dim = check_homology_dim(dim)
         self.skip = _check_index(skip, "skip")
 
     def forward(self, dgminfo) -> Tensor:
@@ -269,9 +270,8 @@ class BarcodePolyFeature(nn.Module):
 
     def __init__(self, dim: int, p: float, q: float, remove_zero: bool = True) -> None:
         super().__init__()
-        self.dim = _check_index(dim, "dim")
-        self.p = p
-        self.q = q
+        self.dim = check_homology_dim(dim)
+        self.p, self.q = check_finite_number("p", p), check_finite_number("q", q)
         self.remove_zero = check_flag(remove_zero, "remove_zero")
 
     def forward(self, dgminfo) -> Tensor:

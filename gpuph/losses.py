@@ -6,10 +6,10 @@ Python loop over images, on whatever device the diagrams live on.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from ._common import check_finite_number
 from .barcode_features import BarcodePolyFeature, PartialSumBarcodeLengths, SumBarcodeLengths, TopKBarcodeLengths
 from .diagrams import Diagrams, group_positions, group_sums
 
@@ -65,14 +65,7 @@ def _check_k(k: int) -> int:
 
 
 def _check_exponent(name: str, value: float) -> float:
-    # float() would also read a string such as "2"
-    number = not isinstance(value, (bool, str, bytes)) and isinstance(value, (int, float, np.number, Tensor))
-    if not number or (isinstance(value, Tensor) and value.numel() != 1):
-        raise ValueError(f"gpuph: {name} must be a finite number, got {value!r}")
-    value = float(value)
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"gpuph: {name} must be a finite number, got {value}")
-    return value
+    return check_finite_number(name, value)
 
 
 def _length_pow(length: Tensor, p: float) -> Tensor:

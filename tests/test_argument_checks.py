@@ -65,6 +65,17 @@ def test_exponents_and_weights_must_be_finite_numbers(dgm, bad):
         assert torch.equal(persistence_energy(dgm, 0, p=p, q=q), want)
 
 
+def test_polynomial_feature_exponents_must_be_finite_numbers(dgm):
+    from gpuph.barcode_features import BarcodePolyFeature, barcode_poly_feature
+
+    for bad in ("2", None, math.nan, torch.ones(2)):
+        with pytest.raises(ValueError, match="must be a finite number"):
+            barcode_poly_feature(dgm, 0, bad, 1)
+        with pytest.raises(ValueError, match="must be a finite number"):
+            BarcodePolyFeature(0, 1, bad)
+    assert torch.equal(BarcodePolyFeature(1.0, np.int64(2), 1)(dgm), barcode_poly_feature(dgm, 1, 2, 1))
+
+
 def test_wasserstein_orders_must_be_numbers(dgm):
     for kw in ({"p": "2"}, {"internal_p": "inf"}, {"p": True}):
         with pytest.raises(ValueError, match="must be a number, got"):

@@ -79,6 +79,46 @@ def test_one_large_image_ranked_on_two_threads_in_unequal_parts(construction, tw
 
 
 @pytest.mark.parametrize("construction", ["V", "T"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_one_large_image_with_a_single_other_value_ranked_on_two_threads(construction, dtype, two_threads):
+    """A constant 41^3 image with one voxel set apart, ranked on two threads: in every byte of the keys all voxels
+    but one share a digit, so each pass of the radix sort must still move that voxel (a pass skipped as if the digit
+    were shared by all leaves it in place). The same image in a batch (one thread each), and its diagram: one
+    essential H0 class born at the odd voxel when it is the minimum (sublevel) or the maximum (superlevel)."""
+    for odd, superlevel in ((-1.0, False), (2.5, True), (2.5, False)):
+        x = torch.zeros(1, 41, 41, 41, dtype=dtype)
+        x[0, 17, 23, 9] = odd
+        alone = pairs(x, construction, superlevel)
+        in_batch = pairs(torch.cat([x, x]), construction, superlevel)
+        assert torch.equal(in_batch[in_batch[:, 0] == 0], alone), (construction, odd, superlevel)
+    for odd, superlevel in ((-1.0, False), (2.5, True)):
+        x = torch.zeros(1, 41, 41, 41, dtype=dtype)
+        x[0, 17, 23, 9] = odd
+        dgm = gpuph.cubical_persistence(x, superlevel=superlevel, construction=construction)
+        h0 = dgm.in_dim(0)
+        assert len(h0) == 1 and float(h0.pairs[0, 0]) == odd, (construction, odd, superlevel)
+
+
+@pytest.mark.parametrize("construction", ["V", "T"])
+def test_one_large_image_ranked_on_four_threads(construction):
+    """From 2^16 voxels on, one image is ranked in as many parts as torch has threads, and the value classes of each
+    part start after the classes of all earlier parts (a running sum over the parts). Two parts would not show a sum
+    that forgets the parts before the previous one: four do. Plateaus (few values) against the same image in a
+    batch of four (one thread each; a batch smaller than the threads would split its images too)."""
+    g = torch.Generator().manual_seed(9)
+    x = torch.randint(0, 4, (1, 41, 41, 41), generator=g).double()
+    old = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        for superlevel in (False, True):
+            alone = pairs(x, construction, superlevel)
+            in_batch = pairs(torch.cat([x] * 4), construction, superlevel)
+            assert torch.equal(in_batch[in_batch[:, 0] == 0], alone), (construction, superlevel)
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("construction", ["V", "T"])
 def test_noise_and_smooth_grids_against_gudhi(construction, two_threads):
     # Thousands of columns left after the apparent pairs: the reduction adds stored and regenerated columns.
     for x in fields((1, 18, 17, 16), seed=8):

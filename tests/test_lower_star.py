@@ -3,6 +3,8 @@ critical vertices, order, batching, gradients and errors."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -89,6 +91,23 @@ def test_random_complexes_vs_gudhi(maxdim, sublevel):
         # Half the trials with integer values: many ties between vertices and simplices.
         f = rng.integers(0, 3, (3, n)).astype(np.float64) if trial % 2 else rng.standard_normal((3, n))
         assert_equal_to_gudhi(torch.from_numpy(f), simplices, maxdim, sublevel)
+
+
+def test_seven_simplices_on_both_sides_of_the_packed_rank_keys():
+    """Simplices are sorted by their vertices' ranks (descending), packed into one 64-bit key when bits per rank x
+    vertices per simplex fit: 256 vertices (8 bits) with 7-simplices (8 vertices) fill the 64 bits exactly, 257 vertices
+    (9 bits) take the lexicographic comparison. The boundary of an 8-simplex (a 7-sphere) through the vertices of the
+    largest and the smallest value, the other vertices isolated, against GUDHI: a rank of 256 packed in 8 bits would
+    lose its top bit and put the 7-simplices at the last vertex first."""
+    rng = np.random.default_rng(11)
+    for n in (255, 256, 257):
+        f = rng.permutation(n).astype(np.float64)
+        rest = np.setdiff1d(np.arange(n), [f.argmax(), f.argmin()])
+        verts = [int(f.argmax()), int(f.argmin()), *rng.choice(rest, 7, replace=False).tolist()]
+        simplices = [list(c) for c in itertools.combinations(verts, 8)]
+        for sublevel in (True, False):
+            dgm = assert_equal_to_gudhi(torch.from_numpy(f), simplices, maxdim=7, sublevel=sublevel)
+            assert len(dgm.in_dim(7)) == 1  # the 7-sphere's class
 
 
 @given(

@@ -227,24 +227,23 @@ def _sum_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _unit(sa: _Side, sb: _Side, essential: Tensor) -> float:
-    """A power of two near the largest cost a term of an optimal matching may have: the longest finite bar's
-    distance to the diagonal, or the largest difference of matched essential points (``essential``). The p-th powers
-    are summed of the values divided by it, so that they neither overflow (a bar of 1e200 with p = 2, float32 values
-    of 1e30 with p = 10) nor all underflow (values of 1e-20 with p = 20); the result is multiplied back. Exact: a
-    power of two changes no bit of the values. Terms far below the largest (by more than float64's range, taken to
-    the ``1/p``: a factor of 4 for p = 500) still underflow, in the matching too; there, use the bottleneck distance,
-    the limit ``p -> inf``."""
-    spans = [essential.detach().abs().amax() if essential.numel() else torch.zeros((), device=sa.u.device)]
+def _unit(sa: _Side, sb: _Side, essential: Tensor, dtype: torch.dtype) -> float:
+    """A power of two near the largest cost a term of an optimal matching may have (at most it): the longest finite
+    bar, or the largest difference of matched essential points (``essential``). The p-th powers are summed of the
+    values divided by it, so that they neither overflow (a bar of 1e200 with p = 2, float32 values of 1e30 with
+    p = 10) nor all underflow (values of 1e-20 with p = 20); the result is multiplied back. Exact: a power of two
+    changes no bit of the values. Terms far below the largest (by more than float64's range, taken to the ``1/p``:
+    a factor of 4 for p = 500) still underflow, in the matching too; there, use the bottleneck distance, the limit
+    ``p -> inf``. One synchronisation on a GPU."""
+    spans = [essential.detach().abs().reshape(-1).to(dtype)]
     for s in (sa, sb):
-        finite = s.kind == _FINITE
-        if bool(finite.any()):
-            u = s.u.detach()[finite]
-            spans.append((u[:, 1] - u[:, 0]).amax())
-    largest = float(torch.stack([t.to(torch.float64) for t in spans]).amax())
+        u = s.u.detach().to(dtype)
+        spans.append(torch.where(s.kind == _FINITE, u[:, 1] - u[:, 0], torch.zeros_like(u[:, 0])))
+    spans = torch.cat(spans)
+    largest = float(spans.amax()) if spans.numel() else 0.0
     if not 0 < largest < math.inf:
         return 1.0
-    return math.ldexp(1.0, math.frexp(largest)[1])
+    return math.ldexp(0.5, math.frexp(largest)[1])  # 2^e <= largest < 2^(e + 1)
 
 
 def _safe_root(total: Tensor, p: float) -> Tensor:
@@ -376,7 +375,7 @@ def wasserstein_distance(
     total = torch.zeros(B, dtype=acc, device=device)
 
     diff, img, mismatch = _essential_diffs(sa, sb)
-    unit = _unit(sa, sb, diff)
+    unit = _unit(sa, sb, diff, acc)
     total = total.index_add(0, img, (diff.to(acc) / unit).pow(p))
 
     grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
@@ -494,7 +493,7 @@ def pairwise_wasserstein(
 
     acc = _sum_dtype(a.pairs.device)
     diffs, mismatch = _pairwise_essential(sa, sb, acc)
-    unit = _unit(sa, sb, diffs)
+    unit = _unit(sa, sb, diffs, acc)
     essential = (diffs / unit).pow(p).sum(-1)
 
     ia = torch.from_numpy(np.repeat(np.arange(Ba, dtype=np.int64), Bb))

@@ -116,24 +116,6 @@ inline GridPlan make_grid_plan(const ComplexTable& tab, const int64_t* n) {
 // ---------------------------------------------------------------------------------------------------------------
 // Per-cell bodies.
 
-// Filtration key rank of cell (anchor, ty): max (V, freudenthal) or min (T) of its key vertices' ranks. Cells that
-// leave the grid get kBorderRank for max keys; for min keys the border never wins, and a cell all of whose incident
-// pixels are outside is not part of the complex (callers never form one).
-GPUPH_HD int32_t cell_key_rank(const GridPlan& g, const DimPlan& p, const int32_t* rank, int64_t anchor, int ty,
-                               int* key_index) {
-  int32_t best = rank[anchor + p.key[ty][0]];
-  int bi = 0;
-  for (int j = 1; j < p.nkey[ty]; ++j) {
-    const int32_t r = rank[anchor + p.key[ty][j]];
-    if (g.min_key ? (r < best) : (r > best)) {
-      best = r;
-      bi = j;
-    }
-  }
-  if (key_index) *key_index = bi;
-  return best;
-}
-
 // The star of a key vertex flattened for one dimension: every delta is relative to the key vertex v, so the hot
 // loops do no table indirection (and the compiler can keep these in registers / L1 without aliasing worries).
 struct FlatStar {
@@ -143,18 +125,12 @@ struct FlatStar {
   int nother[kMaxStar];                    // key vertices other than v
   int64_t other[kMaxStar][kMaxKeyVerts];   // their deltas from v
   int64_t cof_id[kMaxStar][2];             // top coface id - v * ntop ((D-1)-cells)
-  int nbnd[kMaxStar];                      // faces (2-cells)
-  int64_t bnd_id[kMaxStar][kMaxBoundary];  // face id - v * nfacetypes
-  int bnd_nkey[kMaxStar][kMaxBoundary];
-  int64_t bnd_key[kMaxStar][kMaxBoundary][kMaxKeyVerts];  // face key vertex deltas from v
-  int bnd_code[kMaxStar][kMaxBoundary][kMaxKeyVerts];     // face star code if that key vertex is its key vertex
 };
 
 inline FlatStar flatten_star(const GridPlan& g, int k) {
   FlatStar f{};
   const DimPlan& p = g.dim[k];
   const DimPlan* top = k < g.D ? &g.dim[g.D] : nullptr;
-  const DimPlan* face = k > 0 ? &g.dim[k - 1] : nullptr;
   const int ntop = g.min_key ? 1 : (top ? top->ntypes : 1);  // T's top cells are the pixels
   f.n = p.nstar;
   for (int e = 0; e < p.nstar; ++e) {
@@ -167,17 +143,6 @@ inline FlatStar flatten_star(const GridPlan& g, int k) {
       if (j != p.star_key_index[e]) f.other[e][f.nother[e]++] = a + p.key[ty][j];
     if (k == g.D - 1)
       for (int s = 0; s < 2; ++s) f.cof_id[e][s] = (a + p.cof_shift[ty][s]) * ntop + (g.min_key ? 0 : p.cof_type[ty][s]);
-    f.nbnd[e] = face ? p.nbnd[ty] : 0;
-    for (int b = 0; face && b < p.nbnd[ty]; ++b) {
-      const int ft = p.bnd_type[ty][b];
-      const int64_t fa = a + p.bnd_shift[ty][b];
-      f.bnd_id[e][b] = fa * face->ntypes + ft;
-      f.bnd_nkey[e][b] = face->nkey[ft];
-      for (int j = 0; j < face->nkey[ft]; ++j) {
-        f.bnd_key[e][b][j] = fa + face->key[ft][j];
-        f.bnd_code[e][b][j] = face->star_code[ft][j];
-      }
-    }
   }
   return f;
 }

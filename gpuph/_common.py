@@ -103,6 +103,15 @@ def dims_mask(dims, num_dims: int, out_of_range: str) -> int:
     return mask
 
 
+def is_integer_at_least(value, lowest: int) -> bool:
+    """Whether ``value`` is an integer ``>= lowest``: an int, a float of integral value, a NumPy or one-element tensor
+    integer; never a ``bool`` or a string, and no error for None, NaN or inf."""
+    try:
+        return not isinstance(value, (bool, str, bytes)) and int(value) == value and value >= lowest
+    except (TypeError, ValueError, OverflowError):  # None, NaN, inf
+        return False
+
+
 def check_finite_number(name: str, value) -> float:
     """``value`` as a finite ``float``: a Python, NumPy or one-element tensor number (``float()`` alone would also
     read the string ``"2"``; ``bool`` is refused).

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._common import host_numpy
+from ._common import host_numpy, is_integer_at_least
 
 
 def group_positions(group: Tensor, ngroups: int, sel: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -48,11 +48,7 @@ def check_homology_dim(dim) -> int:
     Raises:
         ValueError: anything else.
     """
-    try:
-        ok = not isinstance(dim, (bool, str, bytes)) and int(dim) == dim and dim >= 0
-    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-        ok = False
-    if not ok:
+    if not is_integer_at_least(dim, 0):
         raise ValueError(f"gpuph: dim must be a homology dimension (an integer >= 0), got {dim!r}")
     return int(dim)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._common import check_finite_number
+from ._common import check_finite_number, is_integer_at_least
 from .barcode_features import BarcodePolyFeature, PartialSumBarcodeLengths, SumBarcodeLengths, TopKBarcodeLengths
 from .diagrams import Diagrams, group_positions, group_sums
 
@@ -45,27 +45,16 @@ def _check_diagrams(dgm) -> None:
         raise TypeError(f"gpuph: the losses take a gpuph.Diagrams, got {type(dgm).__name__}")
 
 
-def _integer_at_least(value, lowest: int) -> bool:
-    try:
-        return not isinstance(value, (bool, str, bytes)) and int(value) == value and value >= lowest
-    except (TypeError, ValueError, OverflowError):  # None, NaN, inf
-        return False
-
-
 def _check_i0(i0: int) -> int:
-    if not _integer_at_least(i0, 1):
+    if not is_integer_at_least(i0, 1):
         raise ValueError(f"gpuph: i0 is a 1-based rank and must be an integer >= 1, got {i0!r}")
     return int(i0)
 
 
 def _check_k(k: int) -> int:
-    if not _integer_at_least(k, 0):
+    if not is_integer_at_least(k, 0):
         raise ValueError(f"gpuph: k is a number of classes and must be an integer >= 0, got {k!r}")
     return int(k)
-
-
-def _check_exponent(name: str, value: float) -> float:
-    return check_finite_number(name, value)
 
 
 def _length_pow(length: Tensor, p: float) -> Tensor:
@@ -173,7 +162,7 @@ def persistence_energy(
     _check_diagrams(dgm)
     _check_reduction(reduction)
     dim = dgm.check_dim(dim)
-    p, q = _check_exponent("p", p), _check_exponent("q", q)
+    p, q = check_finite_number("p", p), check_finite_number("q", q)
     i0 = _check_i0(i0)
     in_dim, rank = _rank_in_dim(dgm, dim)
     use = in_dim & (rank >= i0 - 1)
@@ -224,7 +213,7 @@ def betti_loss(dgm: Diagrams, dim: int, k: int, p: float = 1.0, reduction: str =
     _check_diagrams(dgm)
     _check_reduction(reduction)
     dim = dgm.check_dim(dim)
-    p = _check_exponent("p", p)
+    p = check_finite_number("p", p)
     k = _check_k(k)
     in_dim, rank = _rank_in_dim(dgm, dim)
     pairs = _closed_pairs_of(dgm, in_dim)

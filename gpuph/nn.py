@@ -7,11 +7,10 @@ from collections.abc import Iterable
 import numpy as np
 from torch import Tensor, nn
 
-from ._common import check_flag, check_spatial_dims, dims_mask
+from ._common import check_finite_number, check_flag, check_spatial_dims, dims_mask
 from .cubical import check_construction, cubical_persistence
 from .diagrams import Diagrams, check_homology_dim
 from .losses import (
-    _check_exponent,
     _check_i0,
     _check_k,
     _check_reduction,
@@ -77,7 +76,7 @@ class _CubicalLoss(CubicalPersistence):
         _check_reduction(reduction)
         self.dim = self.dims
         self.reduction = reduction
-        self.weight = _check_exponent("weight", weight)
+        self.weight = check_finite_number("weight", weight)
 
     def _weighted(self, value: Tensor) -> Tensor:
         return value if self.weight == 1.0 else self.weight * value
@@ -134,7 +133,7 @@ class TopologyLoss(_CubicalLoss):
         spatial_dims: int | None = None,
     ) -> None:
         super().__init__(dim, reduction, weight, superlevel, construction, spatial_dims)
-        self.p, self.q = _check_exponent("p", p), _check_exponent("q", q)
+        self.p, self.q = check_finite_number("p", p), check_finite_number("q", q)
         self.i0 = _check_i0(i0)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -172,7 +171,7 @@ class BettiLoss(_CubicalLoss):
     ) -> None:
         super().__init__(dim, reduction, weight, superlevel, construction, spatial_dims)
         self.k = _check_k(k)
-        self.p = _check_exponent("p", p)
+        self.p = check_finite_number("p", p)
 
     def forward(self, x: Tensor) -> Tensor:
         return self._weighted(betti_loss(self.diagrams(x), self.dim, self.k, self.p, self.reduction))

@@ -133,7 +133,7 @@ class LevelSetLayer2D(_LevelSet):
     def __init__(self, size, maxdim: int = 1, sublevel: bool = True, complex: str = "freudenthal",  # noqa: A002
                  alg: str = "hom") -> None:
         super().__init__(maxdim, sublevel, alg)
-        if not (isinstance(size, Sequence) or isinstance(size, Tensor)) or len(size) != 2:
+        if not isinstance(size, (Sequence, Tensor)) or len(size) != 2:
             raise ValueError(f"gpuph.compat.topologylayer: size must be a (width, height) pair, got {size!r}")
         width, height = size
         width, height = check_size(width, "width"), check_size(height, "height")

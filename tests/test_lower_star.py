@@ -379,6 +379,37 @@ def test_lower_star_pairs_refuses_repeated_facets_and_simplices():
                                          [torch.tensor([[1, 2, 0], [1, 2, 0]])], 1, False)
 
 
+def test_lower_star_pairs_refuses_tables_of_another_complex():
+    """A facet table whose rows name simplices that are not faces of their row's simplex, or a simplex that repeats
+    a vertex, describes no complex: the diagrams would be silently wrong, so the operator refuses them. A row's facets
+    may come in any order."""
+    edges = torch.tensor([[0, 1], [1, 2], [0, 2], [3, 4], [4, 5], [3, 5]])
+    triangles = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    values = torch.rand(3, 6)
+    with pytest.raises(ValueError, match="row 0 of simplices.0., which is not a facet of simplex 1"):
+        torch.ops.gpuph.lower_star_pairs(values, [edges, triangles], [torch.tensor([[0, 1, 2], [0, 4, 5]])], 2, False)
+    with pytest.raises(ValueError, match=r"simplices\[0\] row 1 repeats vertex 2"):
+        torch.ops.gpuph.lower_star_pairs(values, [torch.tensor([[0, 1], [2, 2]])], [], 1, False)
+    with pytest.raises(ValueError, match=r"simplices\[1\] row 0 repeats vertex 1"):
+        torch.ops.gpuph.lower_star_pairs(values, [edges, torch.tensor([[0, 1, 1]])], [torch.tensor([[0, 1, 2]])], 2,
+                                         False)
+    # The same complex with each row's facets permuted: the same pairs.
+    facets = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    expected = torch.ops.gpuph.lower_star_pairs(values, [edges, triangles], [facets], 2, True)
+    permuted = torch.ops.gpuph.lower_star_pairs(values, [edges, triangles], [facets[:, [2, 0, 1]]], 2, True)
+    assert expected.shape[0] > 0 and torch.equal(expected, permuted)
+
+
+def test_hand_built_closed_complex_is_checked():
+    """ClosedComplex is a public dataclass: one built by hand with a facet table of another complex is refused by
+    lower_star_persistence, not reduced into wrong diagrams."""
+    good = prepare_complex([[0, 1, 2], [1, 2, 3]], 4)
+    swapped = good.facets[0].flip(0)  # each triangle gets the other's facets
+    bad = ClosedComplex(good.n_vertices, good.simplices, (swapped,), good.max_dim)
+    with pytest.raises(ValueError, match="not a facet"):
+        lower_star_persistence(torch.rand(4), bad)
+
+
 def test_bad_values_and_arguments():
     tri = [[0, 1, 2]]
     with pytest.raises(ValueError, match="NaN"):

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <numeric>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -131,7 +132,7 @@ inline void add_column(std::vector<int32_t>& a, const std::vector<int32_t>& b, s
 // emit(dim, birth, death): birth is a vertex for dim 0, else the critical element of the creating simplex; death the
 // critical element of the destroying simplex, -1 for an essential class (dimensions 0..min(maxdim, D)). Pairs of
 // zero length are reported too (the caller drops them by value). The facets of a simplex must be distinct (else a
-// column holds a row twice, and the Z/2 additions need not terminate): the callers check their tables.
+// column holds a row twice and its pivot never cancels, which throws): the callers check their tables.
 template <typename Emit>
 void reduce_boundaries(const Complex& cx, int maxdim, Workspace& ws, Emit&& emit) {
   const int64_t n = cx.n;
@@ -202,9 +203,15 @@ void reduce_boundaries(const Complex& cx, int maxdim, Workspace& ws, Emit&& emit
       }
       std::sort(col.begin(), col.end());
       while (!col.empty()) {
-        const int32_t owner = ws.pivot_owner[size_t(col.back())];
+        const int32_t low = col.back();
+        const int32_t owner = ws.pivot_owner[size_t(low)];
         if (owner < 0) break;
         add_column(col, ws.stored[size_t(owner)], ws.tmp);
+        // The stored column has the same pivot, so the sum's is lower; one that is not means inconsistent tables
+        // (a bug, not bad input): stop with an error instead of adding forever.
+        if (!col.empty() && col.back() >= low)
+          throw std::logic_error("gpuph: internal error: a column addition did not lower the pivot (inconsistent "
+                                 "columns)");
       }
       if (col.empty()) {
         pos_col[size_t(j)] = 1;

@@ -35,6 +35,7 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <stdexcept>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
@@ -329,6 +330,13 @@ class ColumnHeap {
   std::greater<uint64_t> later_;
 };
 
+// A column addition cancels the pivot it was chosen for, so the next pivot is later. One that is not means the
+// columns are inconsistent (a bug, not bad input): stop with an error instead of adding forever.
+inline void check_pivot_rose(int64_t previous, int64_t pivot) {
+  if (pivot >= 0 && pivot <= previous)
+    throw std::logic_error("gpuph: internal error: a column addition did not raise the pivot (inconsistent columns)");
+}
+
 // Keeps the entries of v that occur an odd number of times, sorted (a column of V mod 2).
 template <typename T>
 void keep_odd(std::vector<T>& v) {
@@ -403,8 +411,10 @@ void reduce_h1(const RankedEdges& e, const G& g, const std::vector<uint8_t>& tre
     v_col.assign(1, r);
     add_coboundary(r);
     heap.settle(0);
-    while (true) {
+    for (int64_t previous = -1;;) {
       const int64_t p = heap.pivot();
+      check_pivot_rose(previous, p);
+      previous = p;
       if (p < 0) {  // a cocycle that nothing kills: an essential class (possible in a truncated complex)
         if (emit) out.push_back({1, r, -1});
         break;
@@ -599,8 +609,10 @@ void reduce_h2(const RankedEdges& e, const G& g, const H1Pivots& h1, std::vector
       }
       v_col.assign(1, t);
       heap.settle(0);
-      while (true) {
+      for (int64_t previous = -1;;) {
         const int64_t p = heap.pivot();
+        check_pivot_rose(previous, p);
+        previous = p;
         if (p < 0) {  // nothing kills it: an essential class (possible in a truncated complex)
           out.push_back({2, r1, -1});
           break;

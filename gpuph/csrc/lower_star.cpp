@@ -5,7 +5,8 @@
 //   values: contiguous float32/float64 (B, n) on the CPU, one row of vertex values per image.
 //   simplices[d-1]: int64 (m_d, d+1), the d-simplices (d = 1..D) as vertex ids, each listed once (the complex is closed
 //     and deduplicated in Python: gpuph/lower_star.py).
-//   facets[d-2]: int64 (m_d, d+1), for d = 2..D: row i holds the indices into simplices[d-2] of the facets of simplex i.
+//   facets[d-2]: int64 (m_d, d+1), for d = 2..D: row i holds the indices into simplices[d-2] of simplex i's facets,
+//     in any order (checked, as is that no simplex repeats a vertex).
 //   rows: (image, dim, birth vertex, death vertex) with -1 for essential classes, zero-length pairs dropped, in the
 //   pinned order: image, dim, lifetime descending (essential first, among themselves by birth in filtration order),
 //   birth vertex, death vertex.
@@ -147,6 +148,11 @@ torch::Tensor lower_star_pairs_cpu(const torch::Tensor& values, at::TensorList s
     const int64_t* V = cx.verts[size_t(d)];
     for (int64_t i = 0; i < s.numel(); ++i)
       TORCH_CHECK_VALUE(V[i] >= 0 && V[i] < cx.n, "gpuph: vertex id ", V[i], " out of range for ", cx.n, " vertices");
+    for (int64_t i = 0; i < cx.m[size_t(d)]; ++i)  // a degenerate simplex (an edge (v, v)) is no simplex
+      for (int a = 0; a <= d; ++a)
+        for (int b = a + 1; b <= d; ++b)
+          TORCH_CHECK_VALUE(V[i * (d + 1) + a] != V[i * (d + 1) + b], "gpuph: simplices[", d - 1, "] row ", i,
+                            " repeats vertex ", V[i * (d + 1) + a]);
   }
   for (int d = 2; d <= cx.D; ++d) {
     const torch::Tensor& f = facets[size_t(d - 2)];
@@ -159,11 +165,25 @@ torch::Tensor lower_star_pairs_cpu(const torch::Tensor& values, at::TensorList s
     const int64_t* Fp = cx.facets[size_t(d)];
     for (int64_t i = 0; i < f.numel(); ++i)
       TORCH_CHECK_VALUE(Fp[i] >= 0 && Fp[i] < cx.m[size_t(d - 1)], "gpuph: facet index out of range");
-    for (int64_t i = 0; i < cx.m[size_t(d)]; ++i)  // a facet named twice would make a column hold a row twice
-      for (int a = 0; a <= d; ++a)
+    // Each row must name the simplex's d + 1 facets, in any order: its entries distinct (a facet named twice would
+    // put a row twice in a column) and each a d-subset of the simplex. Both hold distinct vertices and the facets'
+    // table lists no simplex twice (checked below), so that makes them all its facets; else the boundary matrix is
+    // another complex's and the diagrams are silently wrong.
+    const int64_t* S = cx.verts[size_t(d)];
+    const int64_t* below = cx.verts[size_t(d - 1)];
+    for (int64_t i = 0; i < cx.m[size_t(d)]; ++i)
+      for (int a = 0; a <= d; ++a) {
+        const int64_t F = Fp[i * (d + 1) + a];
         for (int b = a + 1; b <= d; ++b)
-          TORCH_CHECK_VALUE(Fp[i * (d + 1) + a] != Fp[i * (d + 1) + b], "gpuph: facets[", d - 2, "] row ", i,
+          TORCH_CHECK_VALUE(F != Fp[i * (d + 1) + b], "gpuph: facets[", d - 2, "] row ", i,
                             " names the same facet twice");
+        for (int k = 0; k < d; ++k) {
+          bool in = false;
+          for (int c = 0; c <= d; ++c) in |= S[i * (d + 1) + c] == below[F * d + k];
+          TORCH_CHECK_VALUE(in, "gpuph: facets[", d - 2, "] row ", i, " names row ", F, " of simplices[", d - 2,
+                            "], which is not a facet of simplex ", i, " of simplices[", d - 1, "]");
+        }
+      }
   }
   const int64_t B = vals.size(0);
   std::vector<std::vector<Row>> rows;

@@ -39,7 +39,9 @@ class LowerStarDiagrams(ComplexDiagrams):
 class ClosedComplex:
     """A simplicial complex closed under faces and deduplicated, ready for :func:`lower_star_persistence`.
 
-    Built by :func:`prepare_complex`; reuse one for many calls on the same complex (a training loop).
+    Built by :func:`prepare_complex`; reuse one for many calls on the same complex (a training loop). One built by
+    hand is checked when used (``ValueError``): each facet row must name its simplex's facets (in any order), and no
+    simplex may repeat a vertex or be listed twice.
 
     Attributes:
         n_vertices: number of vertices; every id ``0 .. n_vertices - 1`` is a vertex, listed or not.

@@ -10,6 +10,10 @@ the images never are):
   pair is beaten by sending both points to the diagonal), splits them into connected components and solves each
   component as one rectangular assignment problem (shortest augmenting paths with potentials). Bars near the
   diagonal thus cost little, and small diagrams (MNIST digits: about ten H0 bars) take a few microseconds a pair.
+  An assignment in floating point resolves costs only relative to its largest: where the optimum's p-th powers lie
+  far below the long bars' (close diagrams at high orders: ``(1e-4)^10`` against 1), the pair is solved again in
+  units of a scale bracketed between a lower bound of the distance and the best matching found, every term capped
+  (a bisection of a few rounds), until the optimum is resolved; its cost is then summed in units of that scale.
 * Bottleneck: a binary search over the candidate values with Hopcroft-Karp matchings from SciPy
   (``scipy.sparse.csgraph.maximum_bipartite_matching``), per image pair.
 
@@ -183,18 +187,20 @@ def _finite_on_host(s: _Side) -> tuple[Tensor, Tensor, Tensor]:
 def _finite_costs(
     sa: _Side, sb: _Side, ia: Tensor, ib: Tensor, p: float, internal_p: float, dtype: torch.dtype, grad: bool,
     unit: float = 1.0,
-) -> Tensor:
-    """``(P,)`` optimal matching costs (sums of p-th powers, in units of ``unit``: of the values divided by it) of
-    the finite parts of images ``ia[k]`` of ``a`` and ``ib[k]`` of ``b`` (CPU int64 index vectors). With ``grad``,
-    recomputed with torch from the matched rows of ``pairs`` on their device (differentiable); otherwise the host's
-    sums, moved to the device."""
+) -> tuple[Tensor, Tensor]:
+    """``(P,)`` optimal matching costs of the finite parts of images ``ia[k]`` of ``a`` and ``ib[k]`` of ``b`` (CPU
+    int64 index vectors), and the ``(P,)`` scale of each (detached): a cost is the sum of the p-th powers of the
+    values divided by ``unit`` times its scale (the host's scale is 1 unless the optimum was too small against the
+    largest costs to be resolved in units of ``unit``). With ``grad``, the costs are recomputed with torch from the
+    matched rows of ``pairs`` on their device (differentiable); otherwise they are the host's sums, moved there."""
     rows_a, xa, start_a = _finite_on_host(sa)
     rows_b, xb, start_b = _finite_on_host(sb)
     xa, xb = xa / unit, xb / unit  # exact: a power of two
-    cost, match_a, match_b = ops.wasserstein_matching(xa, start_a, xb, start_b, ia, ib, p, internal_p, grad)
+    cost, scale, match_a, match_b = ops.wasserstein_matching(xa, start_a, xb, start_b, ia, ib, p, internal_p, grad)
     device = sa.u.device
+    scale = scale.to(device=device, dtype=dtype)
     if not grad:
-        return cost.to(device=device, dtype=dtype)
+        return cost.to(device=device, dtype=dtype), scale
 
     def rows_of(start: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
         # For each problem in turn, the rows of its image: (problem, row position in the finite rows).
@@ -211,13 +217,28 @@ def _finite_costs(
     partner = start_b[:-1][ib][prob_a[on_a]] + match_a[on_a]
     to_dev = lambda t: t.to(device)
     total = torch.zeros(len(ia), dtype=dtype, device=device)
-    delta = ua[rows_a[to_dev(row_a[on_a])]] - ub[rows_b[to_dev(partner)]]
-    total = total.index_add(0, to_dev(prob_a[on_a]), _ground(delta, internal_p).pow(p))
+    problem = to_dev(prob_a[on_a])
+    delta = (ua[rows_a[to_dev(row_a[on_a])]] - ub[rows_b[to_dev(partner)]]) / scale[problem, None]
+    total = total.index_add(0, problem, _ground(delta, internal_p).pow(p))
     alone_a, alone_b = ~on_a, match_b < 0
-    for u, rows, problem, row, alone in ((ua, rows_a, prob_a, row_a, alone_a), (ub, rows_b, prob_b, row_b, alone_b)):
-        to_diagonal = _to_diagonal(u[rows[to_dev(row[alone])]], internal_p).pow(p)
-        total = total.index_add(0, to_dev(problem[alone]), to_diagonal)
-    return total
+    for u, rows, prob, row, alone in ((ua, rows_a, prob_a, row_a, alone_a), (ub, rows_b, prob_b, row_b, alone_b)):
+        problem = to_dev(prob[alone])
+        to_diagonal = (_to_diagonal(u[rows[to_dev(row[alone])]], internal_p) / scale[problem]).pow(p)
+        total = total.index_add(0, problem, to_diagonal)
+    return total, scale
+
+
+def _distances(diff: Tensor, problem: Tensor, finite: Tensor, scale: Tensor, p: float) -> Tensor:
+    """``(P,)`` Wasserstein distances from the differences ``diff`` of matched essential points (in units of the
+    call's unit; ``problem`` names each one's problem) and the finite parts' costs ``finite`` in units of ``scale``.
+    Summed per problem in units of the larger of its scale and its largest essential difference, so that neither
+    part overflows nor the finite part underflows against a scale far above it; multiplied back after the root."""
+    largest = torch.zeros_like(scale).scatter_reduce(0, problem, diff.detach(), "amax", include_self=True)
+    r = torch.maximum(scale, largest)
+    r = torch.where((r > 0) & torch.isfinite(r), r, torch.ones_like(r))
+    total = torch.zeros_like(scale).index_add(0, problem, (diff / r[problem]).pow(p))
+    total = total + finite * (scale / r).pow(p)
+    return _safe_root(total, p) * r
 
 
 def _sum_dtype(device: torch.device) -> torch.dtype:
@@ -229,12 +250,10 @@ def _sum_dtype(device: torch.device) -> torch.dtype:
 
 def _unit(sa: _Side, sb: _Side, essential: Tensor, dtype: torch.dtype) -> float:
     """A power of two near the largest cost a term of an optimal matching may have (at most it): the longest finite
-    bar, or the largest difference of matched essential points (``essential``). The p-th powers are summed of the
-    values divided by it, so that they neither overflow (a bar of 1e200 with p = 2, float32 values of 1e30 with
-    p = 10) nor all underflow (values of 1e-20 with p = 20); the result is multiplied back. Exact: a power of two
-    changes no bit of the values. Terms far below the largest (by more than float64's range, taken to the ``1/p``:
-    a factor of 4 for p = 500) still underflow, in the matching too; there, use the bottleneck distance, the limit
-    ``p -> inf``. One synchronisation on a GPU."""
+    bar, or the largest difference of matched essential points (``essential``). The values are divided by it before
+    the matching, so that no p-th power overflows there (a bar of 1e200 with p = 2, float32 values of 1e30 with
+    p = 10); the host then finds each problem's own scale where the optimum is below what this one resolves.
+    Exact: a power of two changes no bit of the values. One synchronisation on a GPU."""
     spans = [essential.detach().abs().reshape(-1).to(dtype)]
     for s in (sa, sb):
         u = s.u.detach().to(dtype)
@@ -347,11 +366,11 @@ def wasserstein_distance(
     Args:
         a, b: diagrams of two batches of the same size ``B``, both superlevel or both sublevel, on one device.
         dim: homology dimension compared.
-        p: Wasserstein order, ``1 <= p < inf``. The p-th powers are summed in units of a power of two near the
-            largest bar or essential difference of the call, so that values of any magnitude neither overflow nor
-            underflow (GUDHI's do: a bar of 1e200 with ``p = 2``); only for orders in the hundreds, where costs
-            a few times below the largest leave float64's range once powered, is the bottleneck distance the
-            measure to use.
+        p: Wasserstein order, ``1 <= p < inf``. The p-th powers are summed in units of the distance's own scale,
+            so that values of any magnitude neither overflow nor underflow (GUDHI's do: a bar of 1e200 with
+            ``p = 2``), and the matching is resolved at that scale too (see the module's notes), so that high
+            orders stay exact for close diagrams (orders in the thousands included, where ``W_p`` nears the
+            bottleneck distance).
         internal_p: ground norm on the plane, ``>= 1`` (``inf``: the max norm, as GUDHI's default); any finite
             value is taken of the ratios to the larger coordinate, so that large ones do not underflow.
 
@@ -372,16 +391,14 @@ def wasserstein_distance(
     device = a.pairs.device
     B = a.batch_size
     acc = _sum_dtype(device)
-    total = torch.zeros(B, dtype=acc, device=device)
 
     diff, img, mismatch = _essential_diffs(sa, sb)
     unit = _unit(sa, sb, diff, acc)
-    total = total.index_add(0, img, (diff.to(acc) / unit).pow(p))
 
     grad = torch.is_grad_enabled() and (a.pairs.requires_grad or b.pairs.requires_grad)
     images = torch.arange(B)
-    total = total + _finite_costs(sa, sb, images, images, p, internal_p, acc, grad, unit)
-    out = (_safe_root(total, p) * unit).to(dtype)
+    finite, scale = _finite_costs(sa, sb, images, images, p, internal_p, acc, grad, unit)
+    out = (_distances(diff.to(acc) / unit, img, finite, scale, p) * unit).to(dtype)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 
 
@@ -494,12 +511,13 @@ def pairwise_wasserstein(
     acc = _sum_dtype(a.pairs.device)
     diffs, mismatch = _pairwise_essential(sa, sb, acc)
     unit = _unit(sa, sb, diffs, acc)
-    essential = (diffs / unit).pow(p).sum(-1)
 
     ia = torch.from_numpy(np.repeat(np.arange(Ba, dtype=np.int64), Bb))
     ib = torch.from_numpy(np.tile(np.arange(Bb, dtype=np.int64), Ba))
-    total = essential + _finite_costs(sa, sb, ia, ib, p, internal_p, acc, grad, unit).view(Ba, Bb)
-    out = (_safe_root(total, p) * unit).to(dtype)
+    finite, scale = _finite_costs(sa, sb, ia, ib, p, internal_p, acc, grad, unit)
+    K = diffs.shape[-1]
+    problem = torch.arange(Ba * Bb, device=diffs.device).repeat_interleave(K)
+    out = (_distances(diffs.reshape(-1) / unit, problem, finite, scale, p).view(Ba, Bb) * unit).to(dtype)
     return torch.where(mismatch, torch.full_like(out, math.inf), out)
 
 

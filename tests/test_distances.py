@@ -3,6 +3,7 @@ points at infinity, identical and empty diagrams; gradients; pairwise matrices; 
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import replace
@@ -395,6 +396,91 @@ def test_distances_scale_with_the_diagrams_past_the_range_of_their_powers(superl
                 (gc,) = torch.autograd.grad(got[finite].sum(), ca.pairs)
                 assert torch.isfinite(gc).all()
                 torch.testing.assert_close(gc, ga, rtol=1e-9, atol=1e-12)
+
+
+def _exact_wasserstein(X: np.ndarray, Y: np.ndarray, p: int) -> float:
+    """W_p (max-norm ground) of two small finite sublevel diagrams in exact rational arithmetic: the least sum of
+    p-th powers over every bijection between X plus Y's diagonal copies and Y plus X's."""
+    from fractions import Fraction
+
+    X = [tuple(map(Fraction, r)) for r in X]
+    Y = [tuple(map(Fraction, r)) for r in Y]
+    n, m = len(X), len(Y)
+    to_diagonal = lambda r: ((r[1] - r[0]) / 2) ** p
+    best = None
+    for perm in itertools.permutations(range(n + m)):  # row i < n: X[i]; row n + j: Y[j]'s diagonal copy
+        total = Fraction(0)
+        for i, c in enumerate(perm):
+            if i < n:
+                if c < m:
+                    total += max(abs(X[i][0] - Y[c][0]), abs(X[i][1] - Y[c][1])) ** p
+                elif c - m == i:
+                    total += to_diagonal(X[i])
+                else:
+                    break
+            elif c < m:
+                if c != i - n:
+                    break
+                total += to_diagonal(Y[c])
+        else:
+            best = total if best is None else min(best, total)
+    # The root of a rational in float64 without overflow: scale by a power of two first.
+    e = (best.numerator.bit_length() - best.denominator.bit_length()) // p
+    return math.ldexp(float(best / Fraction(2) ** (e * p)) ** (1.0 / p), e) if best else 0.0
+
+
+@pytest.mark.parametrize("p", [10, 30, 100, 1000])
+def test_high_orders_on_close_diagrams_equal_the_exact_optimum(p):
+    """Close diagrams at a high order: the optimum's p-th powers lie hundreds of orders of magnitude below those of
+    the long bars (1e-3^30 against 1), beyond what an assignment in the values' units resolves; it is solved again
+    in units of the distance. Before, W_30 of such diagrams came out many times W_10's (W_p falls with p)."""
+    rng = np.random.default_rng(p)
+    for trial in range(6):
+        n = int(rng.integers(2, 4))
+        X = np.sort(rng.random((n, 2)), 1)
+        X[0] = (0.0, 1.0 + rng.random())  # a long bar: its power dwarfs the optimum's
+        Y = np.sort(X + 1e-3 * rng.standard_normal(X.shape), 1)[: n - int(rng.integers(0, 2))]
+        want = _exact_wasserstein(X, Y, p)
+        a = make_diagrams([{0: X}], superlevel=False, requires_grad=True)
+        b = make_diagrams([{0: Y}], superlevel=False)
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad):
+                got = [wasserstein_distance(a, b, 0, p=p), pairwise_wasserstein(a, b, 0, p=p).view(-1)]
+            for g in got:
+                np.testing.assert_allclose(g.detach().numpy(), [want], rtol=1e-12, err_msg=f"trial {trial}")
+
+
+def test_wasserstein_falls_with_the_order_to_the_bottleneck():
+    """Diagrams of hundreds of points a small perturbation apart: B <= W_q <= W_p <= N^(1/p) B for p < q (B the
+    bottleneck distance, N the points), for orders up to the thousands; with gradients too."""
+    rng = np.random.default_rng(1)
+    X = np.sort(rng.random((300, 2)), 1)
+    Y = np.sort(X + 1e-5 * rng.standard_normal(X.shape), 1)
+    a = make_diagrams([{0: X}], superlevel=False, requires_grad=True)
+    b = make_diagrams([{0: Y}], superlevel=False)
+    B = float(bottleneck_distance(a, b, 0))
+    assert B == pytest.approx(gudhi_b(X, Y, False), rel=1e-12)
+    last = math.inf
+    for p in (1, 2, 5, 10, 30, 100, 300, 1000, 3000):
+        w = wasserstein_distance(a, b, 0, p=p)
+        with torch.no_grad():
+            assert float(wasserstein_distance(a, b, 0, p=p)) == pytest.approx(float(w), rel=1e-12)
+        w = float(w)
+        assert B * (1 - 1e-12) <= w <= last * (1 + 1e-12), p
+        assert w <= 600 ** (1 / p) * B * (1 + 1e-12), p
+        last = w
+
+
+def test_gradcheck_at_a_high_order_on_close_diagrams():
+    """The distance at p = 30 of diagrams 1e-2 apart with bars of 1: the gradient of the optimum's cost, summed in
+    units of the distance."""
+    X = np.array([[0.0, 1.0], [0.2, 0.5], [0.3, 0.4]])
+    Y = X + np.array([[0.01, -0.012], [0.005, 0.02], [-0.011, 0.007]])
+    a, b = make_diagrams([{0: X}], superlevel=False), make_diagrams([{0: Y}], superlevel=False)
+    pa, pb = a.pairs.clone().requires_grad_(), b.pairs.clone().requires_grad_()
+    f = lambda s, t: wasserstein_distance(_with_pairs(a, s), _with_pairs(b, t), 0, p=30)
+    assert float(f(pa, pb)) == pytest.approx(_exact_wasserstein(X, Y, 30), rel=1e-12)
+    assert torch.autograd.gradcheck(f, (pa, pb), eps=1e-8, atol=1e-6)
 
 
 def test_large_internal_p_ground_norm_does_not_underflow():

@@ -1,11 +1,13 @@
 // gpuph::wasserstein_matching: exact optimal matchings of many pairs of finite persistence diagrams (CPU).
 //
-// wasserstein_matching(xa, start_a, xb, start_b, ia, ib, p, internal_p, with_matching) -> (cost, match_a, match_b)
+// wasserstein_matching(xa, start_a, xb, start_b, ia, ib, p, internal_p, with_matching)
+//     -> (cost, scale, match_a, match_b)
 //   xa: (Na, 2) float64 (birth, death) with birth <= death, grouped by image; image i holds rows
 //       start_a[i] .. start_a[i + 1] (start_a: (Ba + 1,) int64). Likewise xb, start_b.
 //   ia, ib: (P,) int64: problem k matches image ia[k] of a with image ib[k] of b.
 //   cost: (P,) float64 sum over the optimal matching of ||x - y||_q^p, points left out going to the diagonal at
-//         (|death - birth| 2^(1/q - 1))^p.
+//         (|death - birth| 2^(1/q - 1))^p, of the values divided by scale: (P,) float64 > 0, 1 unless the optimum
+//         was too small against the largest costs to be resolved in the values' units (solve_problem).
 //   match_a: (sum_k n_a(ia[k]),) int64 when with_matching: for each problem in turn, for each row of its image of a,
 //         the matched row of its image of b (0-based within that image) or -1 (diagonal); match_b likewise.
 //
@@ -104,7 +106,9 @@ struct Assignment {
 };
 
 struct Workspace {
-  std::vector<double> dx, dy, lx, ly, y0_sorted, dense;
+  std::vector<double> dx, dy, lx, ly, y0_sorted, dense, xs, ys;
+  std::vector<double> near_x, near_y;
+  std::vector<int64_t> best_x, best_y;  // the best matching of the refinement rounds
   std::vector<int> y_order, parent, rows, cols, local, row_to_col, comp_start, comp_nodes;
   std::vector<std::tuple<int, int, double>> edges;  // (x, y, c - d(x) - d(y) < 0)
   Assignment hungarian;
@@ -115,9 +119,23 @@ struct Workspace {
   }
 };
 
-// One problem: x (n, 2), y (m, 2). Fills mx (n) / my (m) with the partner or -1; returns the cost.
-double solve_problem(const double* x, int n, const double* y, int m, const Metric& met, Workspace& ws, int64_t* mx,
-                     int64_t* my) {
+// One assignment of x (n, 2) against y (m, 2), values divided by `scale`, every term (a pair's cost, a point's
+// cost to the diagonal) capped at `cap`: fills mx (n) / my (m) with the partner or -1. Returns the largest magnitude
+// of the entries the assignment saw (0: none, everything went to the diagonal without one). *nearest: the largest
+// over all points of the ground distance to its nearest option (a partner or the diagonal), a lower bound of the
+// distance (when uncapped).
+double assign(const double* x0, int n, const double* y0, int m, double scale, double cap, const Metric& met,
+              Workspace& ws, int64_t* mx, int64_t* my, double* nearest) {
+  const double* x = x0;
+  const double* y = y0;
+  if (scale != 1.0) {
+    ws.xs.resize(size_t(2) * n);
+    ws.ys.resize(size_t(2) * m);
+    for (int i = 0; i < 2 * n; ++i) ws.xs[i] = x0[i] / scale;
+    for (int j = 0; j < 2 * m; ++j) ws.ys[j] = y0[j] / scale;
+    x = ws.xs.data();
+    y = ws.ys.data();
+  }
   for (int i = 0; i < n; ++i) mx[i] = -1;
   for (int j = 0; j < m; ++j) my[j] = -1;
   ws.dx.resize(n);
@@ -127,13 +145,20 @@ double solve_problem(const double* x, int n, const double* y, int m, const Metri
   double max_ly = 0.0;
   for (int i = 0; i < n; ++i) {
     ws.lx[i] = met.to_diagonal(x + 2 * i);
-    ws.dx[i] = met.power(ws.lx[i]);
+    ws.dx[i] = std::min(met.power(ws.lx[i]), cap);
   }
   for (int j = 0; j < m; ++j) {
     ws.ly[j] = met.to_diagonal(y + 2 * j);
-    ws.dy[j] = met.power(ws.ly[j]);
+    ws.dy[j] = std::min(met.power(ws.ly[j]), cap);
     max_ly = std::max(max_ly, ws.ly[j]);
   }
+  // A partner nearer than the diagonal is within the window below (its birth difference is below lx + max ly).
+  ws.near_x.assign(ws.lx.begin(), ws.lx.end());
+  ws.near_y.assign(ws.ly.begin(), ws.ly.end());
+  // A pair costing cap or more is in no optimal matching (the caller's cap exceeds the optimum), nor is one whose
+  // ground distance exceeds cap^(1/p).
+  const double cap_ground = std::isinf(cap) ? kInf : std::pow(cap, 1.0 / met.p);
+  double largest = 0.0;
   ws.edges.clear();
   if (n > 0 && m > 0) {
     ws.y_order.resize(m);
@@ -144,15 +169,20 @@ double solve_problem(const double* x, int n, const double* y, int m, const Metri
     constexpr double slack = 1.0 + 1e-9;  // the test below is rounded; never prune a pair the exact test keeps
     for (int i = 0; i < n; ++i) {
       // Every norm is >= |birth difference|, so partners have births within lx + max ly.
-      const double reach = (ws.lx[i] + max_ly) * slack;
+      const double reach = std::min(ws.lx[i] + max_ly, cap_ground) * slack;
       auto lo = std::lower_bound(ws.y0_sorted.begin(), ws.y0_sorted.end(), x[2 * i] - reach);
       auto hi = std::upper_bound(ws.y0_sorted.begin(), ws.y0_sorted.end(), x[2 * i] + reach);
       for (auto it = lo; it != hi; ++it) {
         const int j = ws.y_order[it - ws.y0_sorted.begin()];
         const double g = met.ground(x[2 * i] - y[2 * j], x[2 * i + 1] - y[2 * j + 1]);
+        ws.near_x[i] = std::min(ws.near_x[i], g);
+        ws.near_y[j] = std::min(ws.near_y[j], g);
         if (g > (ws.lx[i] + ws.ly[j]) * slack) continue;
         const double c = met.power(g);
-        if (c < ws.dx[i] + ws.dy[j]) ws.edges.emplace_back(i, j, c - ws.dx[i] - ws.dy[j]);
+        if (c < ws.dx[i] + ws.dy[j] && c < cap) {
+          ws.edges.emplace_back(i, j, c - ws.dx[i] - ws.dy[j]);
+          largest = std::max(largest, ws.dx[i] + ws.dy[j] - c);
+        }
       }
     }
   }
@@ -213,22 +243,104 @@ double solve_problem(const double* x, int n, const double* y, int m, const Metri
       for (int j : ws.cols) ws.local[n + j] = -1;
     }
   }
-  // The cost from the matching itself (no cancellation: identical diagrams give exactly 0).
+  *nearest = 0.0;
+  for (const double v : ws.near_x) *nearest = std::max(*nearest, v);
+  for (const double v : ws.near_y) *nearest = std::max(*nearest, v);
+  return largest;
+}
+
+// The cost of the matching mx / my, values divided by `scale` (no cancellation: identical diagrams give exactly 0);
+// *top: its largest ground distance (unpowered, divided by `scale` too).
+double matching_cost(const double* x, int n, const double* y, int m, double scale, const Metric& met,
+                     const int64_t* mx, const int64_t* my, double* top) {
   double cost = 0.0;
+  *top = 0.0;
+  auto add = [&](double ground) {
+    cost += met.power(ground / scale);
+    *top = std::max(*top, ground / scale);
+  };
   for (int i = 0; i < n; ++i) {
     const int64_t j = mx[i];
-    cost += j < 0 ? ws.dx[i]
-                  : met.power(met.ground(x[2 * i] - y[2 * j], x[2 * i + 1] - y[2 * j + 1]));
+    add(j < 0 ? met.to_diagonal(x + 2 * i) : met.ground(x[2 * i] - y[2 * j], x[2 * i + 1] - y[2 * j + 1]));
   }
   for (int j = 0; j < m; ++j)
-    if (my[j] < 0) cost += ws.dy[j];
+    if (my[j] < 0) add(met.to_diagonal(y + 2 * j));
   return cost;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> wasserstein_matching(const at::Tensor& xa, const at::Tensor& start_a,
-                                                                    const at::Tensor& xb, const at::Tensor& start_b,
-                                                                    const at::Tensor& ia, const at::Tensor& ib,
-                                                                    double p, double internal_p, bool with_matching) {
+// The distance the matching mx / my gives, in the values' units: summed in units of its largest term, so that it
+// neither underflows nor overflows.
+double matching_distance(const double* x, int n, const double* y, int m, const Metric& met, const int64_t* mx,
+                         const int64_t* my) {
+  double top = 0.0, unused = 0.0;
+  matching_cost(x, n, y, m, 1.0, met, mx, my, &top);
+  if (!(top > 0.0) || std::isinf(top)) return top;
+  return top * std::pow(matching_cost(x, n, y, m, top, met, mx, my, &unused), 1.0 / met.p);
+}
+
+// The assignment resolves costs only to about float64's precision times its largest entry, and none below the
+// smallest double. When the optimum is far below either (close diagrams at a high order: (1e-4)^10 of a bar of 1),
+// the problem is solved again in units of a scale s between a lower bound `lo` and an upper bound `hi` of the
+// distance W, every term capped at 2 (s^p). If W <= s, no term of an optimal matching reaches the cap, and any
+// matching that uses one costs more: the capped optimum is the optimum. So a matching found with no capped term is
+// optimal (up to the precision, now that of entries of at most 4: resolved once its cost is above kResolved times
+// the largest), and one with a capped term shows W > s. Bisecting log s between the bounds, with hi the best
+// matching found and lo the nearest-option bound, finds a scale where the optimum is resolved in about
+// log2(p log2(hi / lo)) rounds.
+constexpr double kResolved = 0x1p-20;
+constexpr double kNormal = 0x1p-900;  // far above the smallest double: what underflowed below it is negligible
+constexpr int kMaxRounds = 64;
+
+bool resolved(double cost, double largest) {
+  return cost >= kResolved * largest && cost >= kNormal && !std::isinf(cost);
+}
+
+// One problem: x (n, 2), y (m, 2). Fills mx (n) / my (m) with the partner or -1; returns the cost in units of
+// *scale (> 0), where the values are divided by it: the sum of the p-th powers.
+double solve_problem(const double* x, int n, const double* y, int m, const Metric& met, Workspace& ws, int64_t* mx,
+                     int64_t* my, double* scale) {
+  double lo = 0.0, top = 0.0;
+  const double largest = assign(x, n, y, m, 1.0, kInf, met, ws, mx, my, &lo);
+  const double cost = matching_cost(x, n, y, m, 1.0, met, mx, my, &top);
+  *scale = 1.0;
+  if (top == 0.0 || resolved(cost, largest)) return cost;  // (top 0: identical diagrams, exactly 0)
+  double hi = matching_distance(x, n, y, m, met, mx, my);
+  ws.best_x.assign(mx, mx + n);
+  ws.best_y.assign(my, my + m);
+  // Every point at distance 0 from an option gives no bound: then start 2^(1000/p) below (about the range of the
+  // powers; 2^100 at most), where a wrong bracket only costs rounds (lo is only raised by a round that proves W > s).
+  if (!(lo > 0.0)) lo = hi * std::pow(2.0, -std::min(1000.0 / met.p, 100.0));
+  // Close enough that at s = hi the optimum is at least 2^-16 (hi^p), so resolved against entries of at most 4.
+  const double close = std::pow(2.0, 16.0 / met.p);
+  const double cap_ground = std::pow(2.0, 1.0 / met.p);
+  for (int round = 0; round < kMaxRounds && hi > 0.0 && !std::isinf(hi); ++round) {
+    const bool last = !(hi > lo * close);
+    const double s = last ? hi : lo * std::sqrt(hi / lo);  // (lo * hi may underflow)
+    double nearest = 0.0;
+    const double big = assign(x, n, y, m, s, 2.0, met, ws, mx, my, &nearest);
+    const double found = matching_cost(x, n, y, m, s, met, mx, my, &top);
+    const double w = matching_distance(x, n, y, m, met, mx, my);
+    if (w < hi) {
+      hi = w;
+      ws.best_x.assign(mx, mx + n);
+      ws.best_y.assign(my, my + m);
+    }
+    const bool capped = top >= cap_ground;
+    if (last || (!capped && resolved(found, big))) break;  // optimal and resolved
+    if (capped) lo = std::max(lo, s);                        // W > s
+  }
+  std::copy(ws.best_x.begin(), ws.best_x.end(), mx);
+  std::copy(ws.best_y.begin(), ws.best_y.end(), my);
+  if (!(hi > 0.0) || std::isinf(hi)) return matching_cost(x, n, y, m, 1.0, met, mx, my, &top);
+  *scale = hi;
+  return matching_cost(x, n, y, m, hi, met, mx, my, &top);
+}
+
+using MatchingResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+MatchingResult wasserstein_matching(const at::Tensor& xa, const at::Tensor& start_a, const at::Tensor& xb,
+                                    const at::Tensor& start_b, const at::Tensor& ia, const at::Tensor& ib, double p,
+                                    double internal_p, bool with_matching) {
   for (const at::Tensor* t : {&xa, &xb}) {
     TORCH_CHECK(t->scalar_type() == at::kDouble && t->dim() == 2 && t->size(1) == 2 && t->is_contiguous(),
                 "gpuph.wasserstein_matching: points must be contiguous float64 (N, 2)");
@@ -252,12 +364,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> wasserstein_matching(const at::Te
     off_b[k + 1] = off_b[k] + (with_matching ? sb[pb[k] + 1] - sb[pb[k]] : 0);
   }
   at::Tensor cost = at::empty({P}, xa.options());
+  at::Tensor scale = at::empty({P}, xa.options());
   at::Tensor match_a = at::empty({off_a[P]}, ia.options());
   at::Tensor match_b = at::empty({off_b[P]}, ia.options());
   const Metric met{p, internal_p, std::pow(2.0, 1.0 / internal_p - 1.0)};
   const double* xa_ptr = xa.data_ptr<double>();
   const double* xb_ptr = xb.data_ptr<double>();
   double* cost_ptr = cost.data_ptr<double>();
+  double* scale_ptr = scale.data_ptr<double>();
   int64_t* ma = match_a.data_ptr<int64_t>();
   int64_t* mb = match_b.data_ptr<int64_t>();
   at::parallel_for(0, P, 16, [&](int64_t begin, int64_t end) {
@@ -273,10 +387,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> wasserstein_matching(const at::Te
         mx = scratch_x.data();
         my = scratch_y.data();
       }
-      cost_ptr[k] = solve_problem(xa_ptr + 2 * sa[pa[k]], n, xb_ptr + 2 * sb[pb[k]], m, met, ws, mx, my);
+      cost_ptr[k] = solve_problem(xa_ptr + 2 * sa[pa[k]], n, xb_ptr + 2 * sb[pb[k]], m, met, ws, mx, my,
+                                  scale_ptr + k);
     }
   });
-  return {cost, match_a, match_b};
+  return {cost, scale, match_a, match_b};
 }
 
 }  // namespace
@@ -284,7 +399,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> wasserstein_matching(const at::Te
 TORCH_LIBRARY_FRAGMENT(gpuph, m) {
   m.def(
       "wasserstein_matching(Tensor xa, Tensor start_a, Tensor xb, Tensor start_b, Tensor ia, Tensor ib, float p, "
-      "float internal_p, bool with_matching) -> (Tensor, Tensor, Tensor)");
+      "float internal_p, bool with_matching) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(gpuph, CPU, m) { m.impl("wasserstein_matching", &wasserstein_matching); }

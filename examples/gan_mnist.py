@@ -41,6 +41,7 @@ from gpuph.apps import gan, gan_metrics  # noqa: E402
 from gpuph.apps.classifier import load_classifier, load_pretrained_classifier  # noqa: E402
 from gpuph.apps.cli_args import (  # noqa: E402
     device_or_auto,
+    existing_file,
     non_negative_float,
     non_negative_int,
     output_folder,
@@ -48,7 +49,7 @@ from gpuph.apps.cli_args import (  # noqa: E402
     positive_int,
 )
 from gpuph.apps.gan_report import compare_generators  # noqa: E402
-from gpuph.apps.mnist import find_mnist_dir, load_mnist  # noqa: E402
+from gpuph.apps.mnist import find_mnist_dir, load_mnist, missing_files  # noqa: E402
 
 PRESETS = {
     # CPU: the embedded model's size, 2 epochs, metrics on 500 samples (200 for the Wasserstein ones).
@@ -69,12 +70,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("baseline")
-    g.add_argument("--baseline", default=None, help="load this checkpoint instead of training")
+    g.add_argument("--baseline", type=existing_file, default=None, help="load this checkpoint instead of training")
     g.add_argument("--pretrained", action="store_true", help="start from the small generator embedded in gpuph")
     g.add_argument("--epochs", type=positive_float, default=None,
                    help="baseline epochs over the training digits (preset)")
     g.add_argument("--steps", type=positive_int, default=None, help="baseline batch iterations (overrides --epochs)")
-    g.add_argument("--batch-size", type=positive_int, default=64, help="global batch size (default: 64)")
+    g.add_argument("--batch-size", type=positive_int, default=64,
+                   help="global batch size (default: 64; at least 2 a process, for the batch norms)")
     g.add_argument("--lr", type=positive_float, default=2e-4)
     g.add_argument("--nz", type=positive_int, default=None)
     g.add_argument("--ngf", type=positive_int, default=None)
@@ -96,7 +98,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     r.add_argument("--wasserstein-samples", type=positive_int, default=None, help="samples in MMD/COV-Wass (preset)")
     r.add_argument("--threshold", type=non_negative_float, nargs="+", default=[0.5, 0.1],
                    help="lifetime thresholds for the component counts; the first frames the grid (default: 0.5 0.1)")
-    r.add_argument("--classifier", default=None, help="classifier file (default: the embedded one)")
+    r.add_argument("--classifier", type=existing_file, default=None,
+                   help="classifier file (default: the embedded one)")
     r.add_argument("--no-report", dest="report", action="store_false", help="train only (no metrics, no figures)")
     r.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
@@ -106,9 +109,19 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, k, preset[k])
     if args.baseline and args.pretrained:
         p.error("--baseline and --pretrained are exclusive")
+    if args.export is not None:  # written after the baseline's training: a bad path must not cost the run
+        export = Path(args.export)
+        if export.is_dir():
+            p.error(f"--export {args.export!r} is a folder, not a file")
+        try:
+            output_folder(str(export.parent))
+        except argparse.ArgumentTypeError as err:
+            p.error(f"--export {args.export!r}: its folder {err}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if args.batch_size % world:
         p.error(f"--batch-size ({args.batch_size}) must be a multiple of the number of processes ({world})")
+    if args.batch_size // world < 2:  # the generator's batch norms need two samples a process in training mode
+        p.error(f"--batch-size ({args.batch_size}) must be at least 2 a process ({2 * world} for {world})")
     if args.train_images is not None and args.train_images < args.batch_size:
         p.error(f"--train-images ({args.train_images}) must be at least --batch-size ({args.batch_size})")
     return args
@@ -158,10 +171,19 @@ def main(argv=None) -> int:
     if mnist_dir is None:
         log(rank, f"no MNIST idx files found (--mnist-dir {args.mnist_dir}); this example needs them")
         return 2
+    if missing_files(mnist_dir):
+        log(rank, f"{', '.join(missing_files(mnist_dir))} missing in {mnist_dir}: this example needs both splits")
+        return 2
     train_x, _ = load_mnist(mnist_dir, "train", args.train_images)
     test_x, _ = load_mnist(mnist_dir, "test")
     train_x = torch.from_numpy(train_x.copy())
     timings = {}
+    # The report's classifier is read now: a file that is not a classifier fails here, not after the training.
+    classifier, cinfo = None, {}
+    if rank == 0 and args.report:
+        with torch.random.fork_rng(devices=[]):  # building the model draws weights: leave the seeded state as it was
+            classifier, cinfo = (load_classifier(args.classifier, device) if args.classifier
+                                 else load_pretrained_classifier(device))
 
     # --- 1. Baseline.
     if args.pretrained or args.baseline:
@@ -225,8 +247,6 @@ def main(argv=None) -> int:
 
     # --- 3. Report (rank 0).
     if rank == 0 and args.report:
-        classifier, cinfo = (load_classifier(args.classifier, device) if args.classifier
-                             else load_pretrained_classifier(device))
         reference = torch.from_numpy(test_x[: args.n_eval].astype(np.float32) / 255.0).unsqueeze(1)
         held_out = torch.from_numpy(test_x[args.n_eval: 2 * args.n_eval].astype(np.float32) / 255.0).unsqueeze(1)
         gens = {"baseline": baseline_g}

@@ -39,6 +39,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from gpuph.apps.cli_args import (  # noqa: E402
     device,
+    existing_file,
+    finite_float,
     non_negative_float,
     non_negative_int,
     output_folder,
@@ -70,7 +72,7 @@ def labels(ft_iters: int) -> dict[str, str]:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=output_folder, default=Path("out/gan_voxels"))
-    p.add_argument("--ckpt-dir", type=Path, default=None, help="default: OUT/checkpoints")
+    p.add_argument("--ckpt-dir", type=output_folder, default=None, help="default: OUT/checkpoints")
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
@@ -83,7 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr-d", type=positive_float, default=2e-4)
     p.add_argument("--d-acc-max", type=non_negative_float, default=0.8,
                    help="update D only while its batch accuracy is below")
-    p.add_argument("--baseline", type=Path, default=None, help="load this baseline checkpoint instead of training")
+    p.add_argument("--baseline", type=existing_file, default=None,
+                   help="load this baseline checkpoint instead of training")
     p.add_argument("--ft-iters", type=non_negative_int, default=20, help="fine-tuning iterations")
     p.add_argument("--topo-weight", type=non_negative_float, default=0.01,
                    help="weight of E(1,0,2;PD0) (mean over the batch) in the generator's loss")
@@ -91,7 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-seed", type=int, default=12345)
     p.add_argument("--threshold", type=non_negative_float, default=0.5,
                    help="PD0 lifetime threshold for the pd0 count")
-    p.add_argument("--level", type=float, default=0.5, help="occupancy level for the label count")
+    p.add_argument("--level", type=finite_float, default=0.5, help="occupancy level for the label count")
     p.add_argument("--pairs", type=positive_int, default=6, help="samples rendered before/after (at most --eval-n)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)

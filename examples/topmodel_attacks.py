@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from gpuph.apps.cli_args import (  # noqa: E402
     device,
+    finite_float,
     int_at_least,
     non_negative_float,
     non_negative_int,
@@ -41,7 +42,7 @@ from gpuph.apps.cli_args import (  # noqa: E402
     positive_int,
 )
 from gpuph.apps.directional import directional_topk  # noqa: E402
-from gpuph.apps.mnist import find_mnist_dir, load_mnist  # noqa: E402
+from gpuph.apps.mnist import find_mnist_dir, load_mnist, missing_files  # noqa: E402
 from gpuph.apps.topmodel import CNN, MLP, TopModel, accuracy, random_targets, targeted_attack, train_classifier  # noqa: E402,E501
 
 MODELS = ("topmodel", "mlp", "cnn")
@@ -65,12 +66,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=positive_int, default=100, help="most attack steps")
     p.add_argument("--k", type=positive_int, default=4, help="bars per direction and dimension in TopModel's features")
     p.add_argument("--alpha", type=non_negative_float, default=0.1, help="intensity weight in the sweep filtration")
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--threshold", type=finite_float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args(argv)
-    if find_mnist_dir(args.mnist) is None:
+    found = find_mnist_dir(args.mnist)
+    if found is None:
         p.error(f"--mnist {args.mnist or '(default)'}: no MNIST idx files found; this example needs them")
+    if missing_files(found):
+        p.error(f"--mnist {args.mnist or '(default)'}: {', '.join(missing_files(found))} missing in {found}; "
+                "this example needs both splits")
     return args
 
 

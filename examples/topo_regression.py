@@ -39,6 +39,7 @@ from gpuph.apps.cli_args import (  # noqa: E402
 )
 from gpuph.apps.regularization import PENALTIES, make_problems, run_experiment  # noqa: E402
 
+N_ROWS = 150  # rows drawn per problem (more when --ns asks for more): the first n of them make the problem of size n
 KINDS = {"pm1": ("cluster", "beta* in {-1, 0, 1}"), "123": ("cluster", "beta* in {1, 2, 3}"),
          "sawtooth": ("maxima", "beta*: three sawteeth")}
 LABELS = {"none": "none (min-norm LS)", "l1": "L1", "l2": "L2", "tv": "TV", "smooth_tv": "smooth TV",
@@ -109,7 +110,9 @@ def main(argv=None) -> None:
     with tqdm(total=total, desc="fits (Adam steps)") as bar:
         for kind in kinds:
             setting, _ = KINDS[kind]
-            problems = make_problems(kind, seeds, n_max=max(ns), device=args.device)
+            # The draws of X and eps depend on n_max (torch's randn fills a tensor as a whole), so that a seed's
+            # problem of size n is the same in every run, the rows come from one fixed size (at least N_ROWS).
+            problems = make_problems(kind, seeds, n_max=max(N_ROWS, *ns), device=args.device)
             results[kind] = {}
             for pen in penalties:
                 t0 = time.time()

@@ -33,10 +33,10 @@ SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist
 def _reference(mnist_dir, n_eval: int):
     """(train digits or None, reference test digits as (R, 1, 28, 28) floats in [0, 1], held-out test digits or
     None, where they came from)."""
-    from .apps.mnist import find_mnist_dir, load_mnist
+    from .apps.mnist import find_mnist_dir, load_mnist, missing_files
 
     found = find_mnist_dir(mnist_dir)
-    if found is not None:
+    if found is not None and not missing_files(found):  # both splits: training digits for D, test ones for metrics
         train, _ = load_mnist(found, "train")
         test, _ = load_mnist(found, "test", 2 * n_eval)
         test, held = test[:n_eval], test[n_eval:]
@@ -82,10 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
     if args.mnist_dir is not None:
-        from .apps.mnist import find_mnist_dir
+        from .apps.mnist import find_mnist_dir, missing_files
 
-        if find_mnist_dir(args.mnist_dir) is None:
+        found = find_mnist_dir(args.mnist_dir)
+        if found is None:
             p.error(f"--mnist-dir {args.mnist_dir}: no MNIST idx files there (t10k-images-idx3-ubyte[.gz])")
+        if missing_files(found):  # the demo reads both splits
+            p.error(f"--mnist-dir {args.mnist_dir}: {', '.join(missing_files(found))} missing in {found} "
+                    "(the demo needs the training and the test split)")
 
     from .apps import gan
     from .apps.classifier import load_pretrained_classifier

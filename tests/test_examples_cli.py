@@ -17,6 +17,7 @@ from fake_mnist import write_bar_mnist
 
 import gpuph
 from gpuph import demo_diagrams
+from gpuph.apps import gan
 from gpuph.apps.mnist import load_mnist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +54,10 @@ BAD = {
         (["--threshold", "0.5", "-0.1"], "--threshold"),
         (["--train-images", "8", "--batch-size", "16"], "--train-images"),
         (["--control"], "--control"),  # there is only --no-control
+        (["--batch-size", "1"], "--batch-size"),  # the generator's batch norms need 2 samples
+        (["--baseline", "/nonexistent/baseline.pt"], "--baseline"),
+        (["--export", "/"], "--export"),  # a folder
+        (["--export", "/dev/null/gan.pt"], "--export"),  # below a file
     ],
     "topmodel_attacks": [
         (["--n-attack", "0"], "--n-attack"),
@@ -64,6 +69,7 @@ BAD = {
         (["--step", "0"], "--step"),
         (["--k", "0"], "--k"),
         (["--threads", "-1"], "--threads"),
+        (["--threshold", "nan"], "--threshold"),  # every pixel off the digit: all-zero features, silently
     ],
     "gan_voxels": [
         (["--iters", "-3"], "--iters"),
@@ -75,6 +81,8 @@ BAD = {
         (["--n-train", "4", "--batch", "8"], "--n-train"),
         (["--lr-g", "nan"], "--lr-g"),
         (["--topo-weight", "-0.5"], "--topo-weight"),
+        (["--baseline", "/nonexistent/baseline.pt"], "--baseline"),
+        (["--level", "nan"], "--level"),
     ],
     "topo_regression": [
         (["--folds", "0"], "--folds"),
@@ -156,6 +164,83 @@ def test_gan_mnist_help_names_only_existing_flags(capsys):
     out = capsys.readouterr().out
     assert "--no-control" in out
     assert "--control" not in out.replace("--no-control", "")
+
+
+def test_gan_mnist_batch_of_one_a_process_is_a_usage_error(capsys, monkeypatch, tmp_path):
+    # Under torchrun with 2 processes, --batch-size 2 leaves each rank one sample: BatchNorm1d raised in training.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    expect_usage_error(capsys, "gan_mnist", ["--out", str(tmp_path / "out"), "--batch-size", "2"], "--batch-size")
+    assert example("gan_mnist").parse_args(["--out", str(tmp_path / "out"), "--batch-size", "4"]).batch_size == 4
+
+
+def test_gan_mnist_reads_its_classifier_before_training(fake_mnist, tmp_path, monkeypatch, capsys):
+    """A missing --classifier is a usage error, and a file that is not a classifier fails before any training
+    (it used to be read for the report, after the whole run)."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    out = tmp_path / "out"
+    argv = ["--mnist-dir", str(fake_mnist), "--pretrained", "--finetune-steps", "1", "--batch-size", "16",
+            "--n-eval", "16", "--wasserstein-samples", "4", "--out", str(out), "--no-progress", "--device", "cpu"]
+    expect_usage_error(capsys, "gan_mnist", [*argv, "--classifier", str(tmp_path / "missing.pt")], "--classifier")
+    not_a_classifier = tmp_path / "g.pt"
+    gan.save_checkpoint(not_a_classifier, *gan.build_models(gan.GANConfig(8, 4, 4)))
+    with pytest.raises(ValueError, match="not a gpuph MNIST classifier"):
+        example("gan_mnist").main([*argv, "--classifier", str(not_a_classifier)])
+    assert not (out / "topology.pt").exists()
+
+
+def test_gan_mnist_report_does_not_change_the_training(fake_mnist, tmp_path, monkeypatch):
+    """The classifier is read before the training now; building it must not draw from the seeded random state."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("ot")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    tiny = ["--mnist-dir", str(fake_mnist), "--steps", "2", "--nz", "8", "--ngf", "4", "--ndf", "4", "--batch-size",
+            "8", "--finetune-steps", "1", "--no-control", "--n-eval", "16", "--wasserstein-samples", "4",
+            "--no-progress", "--device", "cpu"]
+    example("gan_mnist").main([*tiny, "--out", str(tmp_path / "report")])
+    example("gan_mnist").main([*tiny, "--out", str(tmp_path / "plain"), "--no-report"])
+    for name in ("baseline.pt", "topology.pt"):
+        a, b = (gan.load_checkpoint(tmp_path / run / name)[0].state_dict() for run in ("report", "plain"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_gan_voxels_checkpoint_folder_that_is_a_file_is_a_usage_error(capsys, tmp_path):
+    # It used to be found out when the baseline checkpoint was saved, after the training.
+    file = tmp_path / "taken"
+    file.write_text("")
+    tiny = ["--n-train", "4", "--batch", "2", "--iters", "1", "--ft-iters", "1", "--eval-n", "2", "--pairs", "1",
+            "--ch", "2", "--nz", "4", "--no-progress", "--out", str(tmp_path / "out")]
+    err = expect_usage_error(capsys, "gan_voxels", [*tiny, "--ckpt-dir", str(file)], "--ckpt-dir")
+    assert "is a file" in err and file.read_text() == ""
+
+
+def test_mnist_folder_with_one_split_is_refused_up_front(tmp_path, capsys, monkeypatch):
+    """A folder holding the test split only passed the examples' "MNIST found" check, then load_mnist raised
+    FileNotFoundError for the training files: now the missing file is named, without a traceback."""
+    from fake_mnist import sample_digits, write_idx
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    write_idx(mnist, "t10k", sample_digits(16), np.arange(16) % 10)
+    err = expect_usage_error(capsys, "topmodel_attacks", ["--out", str(tmp_path / "a"), "--mnist", str(mnist)],
+                             "--mnist")
+    assert "train-images-idx3-ubyte" in err
+    assert example("gan_mnist").main(["--out", str(tmp_path / "b"), "--mnist-dir", str(mnist), "--pretrained",
+                                      "--no-progress", "--device", "cpu"]) == 2
+    assert "train-images-idx3-ubyte" in capsys.readouterr().out
+
+
+def test_topo_regression_problem_of_size_n_does_not_depend_on_the_other_sizes(tmp_path):
+    """Seed 0's problem of size 10 was drawn with n_max = max(--ns): --ns 10 and --ns 10,30 fitted different data
+    (so one column of the published tables could not be rerun alone)."""
+    pytest.importorskip("matplotlib")
+    tiny = ["--seeds", "1", "--folds", "2", "--steps", "1", "--n-lambdas", "1", "--kinds", "pm1", "--penalties",
+            "none", "--threads", "1"]
+    mse = []
+    for i, ns in enumerate(("10", "10,30")):
+        example("topo_regression").main(["--out", str(tmp_path / str(i)), "--ns", ns, *tiny])
+        mse.append(json.loads((tmp_path / str(i) / "results.json").read_text())["results"]["pm1"]["none"]["mse_mean"])
+    assert mse[0][0] == mse[1][0]
 
 
 # ------------------------------------------------------------------------------------------------ edge cases

@@ -396,6 +396,45 @@ def test_checkpoint_round_trip(tmp_path, half):
         load_classifier(tmp_path / "missing.pt")
 
 
+def test_checkpoint_with_the_right_tag_but_damaged_contents_is_a_value_error(tmp_path):
+    """A file tagged as a gpuph MNIST GAN checkpoint whose config or weights are missing or do not fit: the
+    documented ValueError, naming the file, not a KeyError, a TypeError or load_state_dict's RuntimeError."""
+    g, d = gan.build_models(gan.GANConfig(8, 4, 4))
+    gan.save_checkpoint(tmp_path / "ck.pt", g, d)
+    payload = torch.load(tmp_path / "ck.pt", weights_only=True)
+    damaged = {
+        "no_generator": {k: v for k, v in payload.items() if k != "generator"},
+        "unknown_config_key": {**payload, "config": {**payload["config"], "ngz": 3}},
+        "config_not_the_weights": {**payload, "config": {**payload["config"], "nz": 9}},
+    }
+    for name, bad in damaged.items():
+        torch.save(bad, tmp_path / f"{name}.pt")
+        with pytest.raises(ValueError, match=f"{name}.pt is a damaged gpuph MNIST GAN checkpoint"):
+            gan.load_checkpoint(tmp_path / f"{name}.pt")
+    from gpuph.apps.classifier import CLASSIFIER_FORMAT
+
+    torch.save({"format": CLASSIFIER_FORMAT, "version": 1, "extra": {}}, tmp_path / "no_state.pt")
+    torch.save({"format": CLASSIFIER_FORMAT, "version": 1, "state": {"head.4.bias": torch.zeros(3)}, "extra": {}},
+               tmp_path / "wrong_state.pt")
+    for name in ("no_state", "wrong_state"):
+        with pytest.raises(ValueError, match=f"{name}.pt is a damaged gpuph MNIST classifier"):
+            load_classifier(tmp_path / f"{name}.pt")
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--epochs", "0"], "--epochs"), (["--batch-size", "0"], "--batch-size"), (["--lr", "-1"], "--lr"),
+    (["--device", "foo"], "--device"), (["--mnist-dir", "/nonexistent/mnist"], "--mnist-dir"),
+])
+def test_classifier_command_line_errors(argv, option, capsys, tmp_path):
+    """python -m gpuph.apps.classifier: a bad value is a usage error, before MNIST is read or anything trained."""
+    from gpuph.apps import classifier
+
+    with pytest.raises(SystemExit) as exit_:
+        classifier.main([*argv, "--export", str(tmp_path / "c.pt")])
+    assert exit_.value.code == 2 and option in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_embedded_models_are_small_and_load():
     from gpuph.apps.classifier import PRETRAINED_CLASSIFIER, load_pretrained_classifier
 
@@ -488,6 +527,29 @@ def test_demo_argument_errors(argv, option, capsys, tmp_path):
         demo.main([*argv, "--out", str(tmp_path)])
     assert exit_.value.code == 2 and option in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # refused before any work
+
+
+@pytest.mark.parametrize("split, missing", [("t10k", "train-images-idx3-ubyte"), ("train", "t10k-images-idx3-ubyte")])
+def test_demo_with_one_split_of_mnist(split, missing, tmp_path, capsys, monkeypatch):
+    """A folder holding one split only: --mnist-dir naming it is a usage error that names the missing file (the
+    folder passed the check, then load_mnist raised FileNotFoundError), and as the default folder it is skipped for
+    the embedded digits."""
+    from gpuph import demo
+
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    write_idx(mnist, split, sample_digits(16), np.arange(16) % 10)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(["--mnist-dir", str(mnist), "--out", str(out), "--steps", "1", "--n-eval", "8"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--mnist-dir" in err and missing in err and not out.exists()
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("ot")
+    monkeypatch.setenv("GPUPH_MNIST_DIR", str(mnist))
+    assert demo.main(["--out", str(out), "--steps", "1", "--batch-size", "4", "--n-eval", "8",
+                      "--wasserstein-samples", "4", "--no-progress"]) == 0
+    assert "embedded" in json.loads((out / "metrics.json").read_text())["meta"]["reference"]
 
 
 def test_demo_main(tmp_path, fake_mnist, monkeypatch):

@@ -226,6 +226,48 @@ def test_gan_step_and_checkpoint_round_trip(tmp_path):
             load_checkpoint(tmp_path / name)
 
 
+def test_checkpoint_loads_onto_map_location(tmp_path):
+    """map_location places the models and the tensors of extra (the file is read on the CPU, then moved)."""
+    gen, disc = VoxelGenerator(nz=4, ch=2), VoxelDiscriminator(ch=2)
+    save_checkpoint(tmp_path / "ck.pt", gen, disc, counts=torch.arange(3))
+    gen2, disc2, extra = load_checkpoint(tmp_path / "ck.pt", map_location="meta")
+    assert {p.device.type for p in [*gen2.parameters(), *disc2.parameters(), extra["counts"]]} == {"meta"}
+    gen3, _, extra = load_checkpoint(tmp_path / "ck.pt", map_location=None)
+    assert next(gen3.parameters()).device.type == "cpu" and torch.equal(extra["counts"], torch.arange(3))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this torch has CUDA")
+def test_checkpoint_on_a_missing_cuda_is_not_called_foreign(tmp_path):
+    """A good checkpoint asked onto a device this machine lacks: torch's error about the device, not the claim
+    that the file is no voxel GAN checkpoint."""
+    save_checkpoint(tmp_path / "ck.pt", VoxelGenerator(nz=4, ch=2), VoxelDiscriminator(ch=2))
+    with pytest.raises((RuntimeError, AssertionError)) as err:
+        load_checkpoint(tmp_path / "ck.pt", map_location="cuda")
+    assert "not a voxel GAN checkpoint" not in str(err.value)
+
+
+def test_checkpoint_whose_sizes_do_not_fit_its_weights_is_a_value_error(tmp_path):
+    save_checkpoint(tmp_path / "ck.pt", VoxelGenerator(nz=4, ch=2), VoxelDiscriminator(ch=2))
+    state = torch.load(tmp_path / "ck.pt", weights_only=True)
+    torch.save({**state, "ch_g": 3}, tmp_path / "edited.pt")
+    with pytest.raises(ValueError, match="edited.pt is a damaged voxel GAN checkpoint"):
+        load_checkpoint(tmp_path / "edited.pt")
+
+
+def test_resumed_training_uses_the_learning_rates_it_is_given():
+    """train(opt_state=...) keeps Adam's moments but not the saved learning rates: gan_voxels.py --baseline CKPT
+    --lr-g X fine-tuned at the baseline's rate, not X."""
+    from gpuph.apps.voxel_gan import train
+
+    data = make_shapes(4, seed=0)
+    gen, disc = VoxelGenerator(nz=4, ch=2), VoxelDiscriminator(ch=2)
+    _, state = train(gen, disc, data, 1, batch_size=2, lr_g=1e-3, lr_d=2e-4, progress=False)
+    _, resumed = train(gen, disc, data, 1, batch_size=2, lr_g=5e-5, lr_d=7e-5, opt_state=state, progress=False)
+    assert [g["lr"] for g in resumed["opt_g"]["param_groups"]] == [5e-5]
+    assert [g["lr"] for g in resumed["opt_d"]["param_groups"]] == [7e-5]
+    assert all(int(s["step"]) == 2 for s in resumed["opt_g"]["state"].values())  # the moments carried on
+
+
 def test_torch_file_helpers(tmp_path):
     """gpuph.apps.checkpoints: what a payload keeps, atomic saves into new folders, and the errors of loading."""
     import argparse

@@ -149,7 +149,10 @@ def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu")
     if not isinstance(payload, dict) or payload.get("format") != CLASSIFIER_FORMAT:
         raise ValueError(f"gpuph: {path} is not a gpuph MNIST classifier (written by save_classifier)")
     model = MnistClassifier()
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state"].items()})
+    try:  # the format tag is right but the contents may not be: a damaged or hand-edited file
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state"].items()})
+    except (KeyError, TypeError, AttributeError, RuntimeError) as err:
+        raise ValueError(f"gpuph: {path} is a damaged gpuph MNIST classifier ({type(err).__name__}: {err})") from err
     return model.to(device).eval(), payload.get("extra", {})
 
 
@@ -162,19 +165,22 @@ def load_pretrained_classifier(device: torch.device | str = "cpu") -> tuple[Mnis
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .mnist import load_mnist
+    from . import cli_args
+    from .mnist import find_mnist_dir, load_mnist
 
     p = argparse.ArgumentParser(prog="python -m gpuph.apps.classifier", description=__doc__.split("\n\n")[0])
     p.add_argument("--mnist-dir", default=None, help="folder with MNIST's raw idx files (default: $GPUPH_MNIST_DIR "
                    "or ../shared/data/mnist)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--epochs", type=cli_args.positive_int, default=3)
+    p.add_argument("--batch-size", type=cli_args.positive_int, default=128)
+    p.add_argument("--lr", type=cli_args.positive_float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=cli_args.device, default="cpu")
     p.add_argument("--export", default=None, help="write the trained classifier here (float16 weights)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
+    if find_mnist_dir(args.mnist_dir) is None:
+        p.error(f"--mnist-dir {args.mnist_dir or '(default)'}: no MNIST idx files found")
     x_train, y_train = load_mnist(args.mnist_dir, "train")
     x_test, y_test = load_mnist(args.mnist_dir, "test")
     t0 = time.perf_counter()

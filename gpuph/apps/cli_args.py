@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["device", "device_or_auto", "int_at_least", "non_negative_float", "non_negative_int", "output_folder",
-           "positive_float", "positive_int"]
+__all__ = ["device", "device_or_auto", "existing_file", "finite_float", "int_at_least", "non_negative_float",
+           "non_negative_int", "output_folder", "positive_float", "positive_int"]
 
 
 def _int(text: str) -> int:
@@ -53,6 +53,7 @@ def int_at_least(low: int) -> Callable[[str], int]:
 positive_int = int_at_least(1)
 positive_int.__name__, positive_int.__doc__ = "positive_int", "An int >= 1."
 non_negative_int = _bounded(_int, 0, False, "non_negative_int", "An int >= 0.")
+finite_float = _bounded(_float, -math.inf, False, "finite_float", "A finite float (not nan nor +-inf).")
 positive_float = _bounded(_float, 0, True, "positive_float", "A finite float > 0.")
 non_negative_float = _bounded(_float, 0, False, "non_negative_float", "A finite float >= 0.")
 
@@ -85,4 +86,15 @@ def output_folder(text: str) -> Path:
                 what = "is a file" if p == path else f"is below the file {str(p)!r}"
                 raise argparse.ArgumentTypeError(f"{text!r} {what}, not a folder")
             break
+    return path
+
+
+def existing_file(text: str) -> Path:
+    """A file to read, as a ``Path``: it must exist and not be a folder (checked before any work, not when the run
+    reaches it)."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r}: no such file")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
     return path

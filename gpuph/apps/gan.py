@@ -456,18 +456,22 @@ def load_checkpoint(
     payload = load_torch_file(path, "a gpuph MNIST GAN checkpoint", map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"gpuph: {path} is not a gpuph MNIST GAN checkpoint (written by save_checkpoint)")
-    config = GANConfig(**payload["config"])
-    g, d = build_models(config)
 
     def restore(model: nn.Module, state: dict[str, Tensor]) -> None:
         ref = model.state_dict()
         model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()})
 
-    restore(g, payload["generator"])
-    if payload["discriminator"] is not None:
-        restore(d, payload["discriminator"])
-    else:
-        d = None
+    try:  # the format tag is right but the contents may not be: a damaged or hand-edited file
+        config = GANConfig(**payload["config"])
+        g, d = build_models(config)
+        restore(g, payload["generator"])
+        if payload["discriminator"] is not None:
+            restore(d, payload["discriminator"])
+        else:
+            d = None
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        raise ValueError(f"gpuph: {path} is a damaged gpuph MNIST GAN checkpoint ({type(err).__name__}: {err})") \
+            from err
     g.to(device).eval()
     if d is not None:
         d.to(device).eval()

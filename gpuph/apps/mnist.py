@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["default_mnist_dir", "find_mnist_dir", "load_mnist", "read_idx"]
+__all__ = ["default_mnist_dir", "find_mnist_dir", "load_mnist", "missing_files", "read_idx"]
 
 # idx magic numbers: 0x08 = unsigned byte, then the number of dimensions.
 _IMAGES_MAGIC = 2051
@@ -43,6 +43,14 @@ def find_mnist_dir(directory: str | os.PathLike | None = None) -> Path | None:
         ):
             return d
     return None
+
+
+def missing_files(directory: str | os.PathLike, splits: tuple[str, ...] = ("train", "test")) -> list[str]:
+    """The idx files of ``splits`` that the folder ``directory`` (as :func:`find_mnist_dir` returns it) lacks, in
+    neither plain nor gzip form: ``[]`` when every split can be loaded."""
+    d = Path(directory)
+    return [name for split in splits for name in _FILES[split]
+            if not any((d / (name + ext)).exists() for ext in ("", ".gz"))]
 
 
 def _open(path: Path):

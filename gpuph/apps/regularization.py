@@ -183,7 +183,8 @@ class RegressionProblems:
 def make_problems(kind: str, seeds: list[int], n_max: int = 150, p: int = 100, noise: float = 0.05,
                   device: torch.device | str = "cpu") -> RegressionProblems:
     """``y = X beta* + eps`` with ``X ~ N(0, I)``, ``eps ~ N(0, noise^2)``, one problem per seed (reproducible on
-    the CPU generator, then moved to ``device``)."""
+    the CPU generator, then moved to ``device``). The rows depend on ``n_max`` as well as the seed (torch draws a
+    tensor's normal values as a whole): compare problems of size ``n`` across runs at the same ``n_max``."""
     Xs, ys, bs = [], [], []
     for s in seeds:
         g = torch.Generator().manual_seed(int(s))

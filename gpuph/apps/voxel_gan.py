@@ -248,7 +248,8 @@ def train(
         iters: number of iterations (batches).
         topo_weight: weight of :func:`topology_loss` in the generator's objective (0: plain GAN training).
         seed: seeds the batch order and the latents.
-        opt_state: optimizer states from a previous call (the returned dict) to resume from.
+        opt_state: optimizer states from a previous call (the returned dict) to resume from: Adam's moments and step
+            counts carry on, at this call's ``lr_g`` and ``lr_d``.
         progress: show a tqdm progress bar.
 
     Returns:
@@ -266,6 +267,10 @@ def train(
     if opt_state is not None:
         opt_g.load_state_dict(opt_state["opt_g"])
         opt_d.load_state_dict(opt_state["opt_d"])
+        # load_state_dict also restores the saved learning rates: the moments resume, the rates are this call's
+        for opt, lr in ((opt_g, lr_g), (opt_d, lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr
     g = torch.Generator().manual_seed(int(seed))
     batches = _batches(data, batch_size, g)
     gen.train()
@@ -300,19 +305,35 @@ def save_checkpoint(path: str | Path, gen: VoxelGenerator, disc: VoxelDiscrimina
 def load_checkpoint(
     path: str | Path, map_location: torch.device | str | None = "cpu"
 ) -> tuple[VoxelGenerator, VoxelDiscriminator, dict]:
-    """Rebuilds the models saved by :func:`save_checkpoint`; returns ``(gen, disc, extra)``.
+    """Rebuilds the models saved by :func:`save_checkpoint`; returns ``(gen, disc, extra)``, the models and the
+    tensors of ``extra`` on ``map_location`` (None: the CPU).
 
     The file is read with ``torch.load(weights_only=True)``: a file holding other pickled objects is refused, not
-    executed.
+    executed. It is read onto the CPU (where :func:`save_checkpoint` put every tensor), then moved: a device that
+    this machine lacks is torch's error about that device, not a claim that the file is no checkpoint.
 
     Raises:
         FileNotFoundError: no such file. ValueError: not a checkpoint written by :func:`save_checkpoint`.
     """
-    state = load_torch_file(path, "a voxel GAN checkpoint", map_location=map_location, weights_only=True)
+    state = load_torch_file(path, "a voxel GAN checkpoint", map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or any(k not in state for k in ("nz", "ch_g", "ch_d", "gen", "disc", "extra")):
         raise ValueError(f"gpuph: {path} is not a voxel GAN checkpoint (written by save_checkpoint)")
-    gen = VoxelGenerator(state["nz"], state["ch_g"])
-    disc = VoxelDiscriminator(state["ch_d"])
-    gen.load_state_dict(state["gen"])
-    disc.load_state_dict(state["disc"])
-    return gen, disc, state["extra"]
+    try:  # the keys are there but the contents may not fit: a damaged or hand-edited file
+        gen = VoxelGenerator(state["nz"], state["ch_g"])
+        disc = VoxelDiscriminator(state["ch_d"])
+        gen.load_state_dict(state["gen"])
+        disc.load_state_dict(state["disc"])
+    except (TypeError, ValueError, AttributeError, RuntimeError) as err:
+        raise ValueError(f"gpuph: {path} is a damaged voxel GAN checkpoint ({type(err).__name__}: {err})") from err
+    device = torch.device("cpu" if map_location is None else map_location)
+
+    def move(obj):
+        if isinstance(obj, Tensor):
+            return obj.to(device)
+        if isinstance(obj, dict):
+            return {k: move(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(move(v) for v in obj)
+        return obj
+
+    return gen.to(device), disc.to(device), move(state["extra"])

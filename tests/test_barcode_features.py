@@ -268,3 +268,25 @@ def test_remove_zero_must_be_a_bool():
         BarcodePolyFeature(0, 1, 1, remove_zero="no")
     with pytest.raises(TypeError, match="remove_zero must be a bool"):
         barcode_poly_feature(dgm, 0, 1.0, 1.0, remove_zero=1)
+
+
+@pytest.mark.parametrize("name", list(FEATURES))
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+def test_features_of_an_all_infinite_image_drop_its_zero_length_essential_bar(name, superlevel):
+    """A grid that is entirely +inf (sublevel) or -inf (superlevel) has one essential class born and dying at that
+    infinity: the one zero-length bar a gpuph diagram can hold. ``remove_zero`` drops it from a ``Diagrams`` as from
+    a tuple (else ``0 ** 0 * 0 ** 0`` would count it)."""
+    feature, formula = FEATURES[name]
+    x = torch.rand(3, 5, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x[1] = -torch.inf if superlevel else torch.inf
+    dgm = gpuph.cubical_persistence(x, superlevel=superlevel)
+    per_image = dgm.to_numpy()
+    assert len(per_image[1][0]) == 1 and per_image[1][0][0, 0] == per_image[1][0][0, 1]
+    for k in (0, 1):
+        out = feature(dgm, k)
+        for b in range(dgm.batch_size):
+            np.testing.assert_allclose(out[b].numpy(), formula(per_image[b][k], not superlevel), rtol=1e-12, atol=0)
+    for remove_zero in (True, False):
+        got = barcode_poly_feature(dgm, 0, 0, 0, remove_zero=remove_zero)
+        want = [np_poly(per_image[b][0], not superlevel, 0, 0, remove_zero) for b in range(3)]
+        np.testing.assert_array_equal(got.numpy(), want)

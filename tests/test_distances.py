@@ -12,6 +12,7 @@ import gudhi
 import numpy as np
 import pytest
 import torch
+from conftest import sidon_values
 from gudhi.wasserstein import wasserstein_distance as gudhi_wasserstein
 from hypothesis import given
 from hypothesis import strategies as st
@@ -450,6 +451,37 @@ def test_high_orders_on_close_diagrams_equal_the_exact_optimum(p):
                 np.testing.assert_allclose(g.detach().numpy(), [want], rtol=1e-12, err_msg=f"trial {trial}")
 
 
+@pytest.mark.parametrize("p", [20, 50, 200])
+def test_high_orders_with_points_competing_for_one_partner(p):
+    """Three bars within 1e-6 of one bar of the other diagram: each point's nearest option is 1e-6 away, but two of
+    them must go to the diagonal, so the distance (about 0.15) is far above that lower bound. The rescaled solves
+    then try scales below the distance, where the capped costs must be recognised as such."""
+    X = np.array([[0.0, 1.0], [0.2, 0.5], [0.2, 0.500001], [0.2 - 2e-6, 0.5]])
+    Y = np.array([[0.0, 1.0 + 1e-9], [0.2, 0.5 + 3e-7]])
+    a = make_diagrams([{0: X}], superlevel=False, requires_grad=True)
+    b = make_diagrams([{0: Y}], superlevel=False)
+    want = _exact_wasserstein(X, Y, p)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            got = [wasserstein_distance(a, b, 0, p=p), pairwise_wasserstein(a, b, 0, p=p).view(-1)]
+        for g in got:
+            np.testing.assert_allclose(g.detach().numpy(), [want], rtol=1e-12)
+
+
+def test_high_orders_where_every_power_underflows():
+    """The longest bar exactly 1 (the first solve's unit; its cost to the diagonal 0.5^p) and p = 2000: every p-th
+    power of the first solve underflows to 0, which must not read as a distance of 0."""
+    rng = np.random.default_rng(3)
+    X = np.sort(rng.random((40, 2)), 1)
+    X[0] = (0.0, 1.0)
+    Y = np.sort(X + 1e-4 * rng.standard_normal(X.shape), 1)
+    Y[0] = (0.0, 1.0)
+    a, b = make_diagrams([{0: X}], superlevel=False), make_diagrams([{0: Y}], superlevel=False)
+    B = gudhi_b(X, Y, False)
+    w = float(wasserstein_distance(a, b, 0, p=2000))
+    assert B * (1 - 1e-12) <= w <= 80 ** (1 / 2000) * B * (1 + 1e-12)
+
+
 def test_wasserstein_falls_with_the_order_to_the_bottleneck():
     """Diagrams of hundreds of points a small perturbation apart: B <= W_q <= W_p <= N^(1/p) B for p < q (B the
     bottleneck distance, N the points), for orders up to the thousands; with gradients too."""
@@ -494,6 +526,43 @@ def test_large_internal_p_ground_norm_does_not_underflow():
             np.testing.assert_allclose(out.detach().numpy().ravel(), [want], rtol=1e-12)
         (g,) = torch.autograd.grad(wasserstein_distance(a, b, 0, p=1, internal_p=q).sum(), a.pairs)
         np.testing.assert_allclose(g.numpy(), [[-(2 ** (1 / q - 1)), 2 ** (1 / q - 1)]], rtol=1e-9)
+
+
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+@pytest.mark.parametrize("q", [1.0, 3.0, INF], ids=["q1", "q3", "qinf"])
+def test_wasserstein_gradient_reaches_b_when_only_b_requires_grad(superlevel, q):
+    """W is symmetric, so the gradient with respect to ``b`` alone equals that with respect to the first argument of
+    W(b, a): the matching's cost is recomputed with torch whenever either side requires grad (not only ``a``)."""
+    x = sidon_values((3, 6, 6), seed=2)
+    y = sidon_values((3, 6, 6), seed=9).requires_grad_()
+    a = gpuph.cubical_persistence(x, superlevel=superlevel)
+    b = lambda: gpuph.cubical_persistence(y, superlevel=superlevel)  # a fresh graph for each backward
+    for dim in (0, 1):
+        for fn, p in ((wasserstein_distance, 2.0), (pairwise_wasserstein, 1.5)):
+            (g_second,) = torch.autograd.grad(fn(a, b(), dim, p=p, internal_p=q).sum(), y)
+            (g_first,) = torch.autograd.grad(fn(b(), a, dim, p=p, internal_p=q).sum(), y)
+            assert g_first.abs().sum() > 0
+            torch.testing.assert_close(g_second, g_first, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("superlevel", [True, False], ids=["super", "sub"])
+@pytest.mark.parametrize("q", [1.5, 3.0, 400.0])
+def test_exactly_matched_points_with_a_generic_ground_norm_give_no_nan(superlevel, q):
+    """A point matched to an identical one has a difference of 0: the generic ``internal_p`` path (other than 1, 2,
+    inf) divides by the larger coordinate, which must not be 0 (0 / 0), neither in the value nor in the gradient."""
+    X = np.array([[0.0, 1.0], [0.5, 3.0], [1.0, 1.25]])
+    Y = np.array([[0.0, 1.0], [0.75, 2.5]])
+    if superlevel:
+        X, Y = -X, -Y
+    a = make_diagrams([{0: X}], superlevel, requires_grad=True)
+    b = make_diagrams([{0: Y}], superlevel)
+    same = (a.pairs.detach() == torch.from_numpy(X[0])).all(1)  # the point matched exactly
+    for p in (1.0, 2.0):
+        want = gudhi_w(X, Y, superlevel, p, q)
+        for out in (wasserstein_distance(a, b, 0, p=p, internal_p=q), pairwise_wasserstein(a, b, 0, p=p, internal_p=q)):
+            np.testing.assert_allclose(out.detach().numpy().ravel(), [want], rtol=1e-12)
+            (g,) = torch.autograd.grad(out.sum(), a.pairs)
+            assert torch.isfinite(g).all() and not g[same].any() and g[~same].any()
 
 
 # ---------------------------------------------------------------------------------------------- errors

@@ -104,6 +104,23 @@ def test_numpy_read_only_input():
     assert np.array_equal(a, before)
 
 
+@pytest.mark.parametrize("dtype", [">f4", ">f8", ">f2"])
+def test_big_endian_numpy_input_is_read_as_its_values(dtype):
+    """torch.from_numpy refuses non-native byte orders: such arrays are copied to native order first (cubical,
+    lower-star and point-cloud inputs all take arrays this way)."""
+    rng = np.random.default_rng(7)
+    a = rng.random((2, 6, 7)).astype(dtype)
+    native = torch.from_numpy(a.astype(a.dtype.newbyteorder("=")))
+    dgm, ref = gpuph.cubical_persistence(a), gpuph.cubical_persistence(native)
+    assert dgm.pairs.dtype == native.dtype
+    for name in ("pairs", "dim", "batch", "birth_index", "death_index"):
+        assert torch.equal(getattr(dgm, name), getattr(ref, name)), name
+    pts = rng.random((9, 2)).astype(dtype)
+    got = gpuph.rips_persistence(pts, dims=(0, 1))
+    want = gpuph.rips_persistence(torch.from_numpy(pts.astype(pts.dtype.newbyteorder("="))), dims=(0, 1))
+    assert torch.equal(got.pairs, want.pairs) and torch.equal(got.dim, want.dim)
+
+
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.bool_, np.complex64, np.complex128,
                                    np.longdouble])
 def test_numpy_bad_dtypes(dtype):

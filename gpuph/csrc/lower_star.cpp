@@ -166,9 +166,9 @@ torch::Tensor lower_star_pairs_cpu(const torch::Tensor& values, at::TensorList s
     for (int64_t i = 0; i < f.numel(); ++i)
       TORCH_CHECK_VALUE(Fp[i] >= 0 && Fp[i] < cx.m[size_t(d - 1)], "gpuph: facet index out of range");
     // Each row must name the simplex's d + 1 facets, in any order: its entries distinct (a facet named twice would
-    // put a row twice in a column) and each a d-subset of the simplex. Both hold distinct vertices and the facets'
-    // table lists no simplex twice (checked below), so that makes them all its facets; else the boundary matrix is
-    // another complex's and the diagrams are silently wrong.
+    // put a row twice in a column) and each a d-subset of the simplex. Both hold distinct vertices and simplices[d-2]
+    // lists no simplex twice (checked when run_batch sorts it), so that makes them all its facets; else the boundary
+    // matrix is another complex's and the diagrams are silently wrong.
     const int64_t* S = cx.verts[size_t(d)];
     const int64_t* below = cx.verts[size_t(d - 1)];
     for (int64_t i = 0; i < cx.m[size_t(d)]; ++i)

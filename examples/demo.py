@@ -4,7 +4,12 @@ Same as ``python -m gpuph`` (fine-tunes the embedded MNIST generator with the to
 persistence-diagram demo); the code lives in ``gpuph/demo.py``.
 """
 
-from gpuph.demo import main
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gpuph, installed or not
+
+from gpuph.demo import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

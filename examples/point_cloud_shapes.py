@@ -29,15 +29,11 @@ from pathlib import Path
 
 import torch
 
-try:
-    from gpuph.apps.cli_args import output_folder, positive_float, positive_int
-    from gpuph.losses import persistence_energy
-    from gpuph.point_cloud import weak_alpha_persistence
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from gpuph.apps.cli_args import output_folder, positive_float, positive_int
-    from gpuph.losses import persistence_energy
-    from gpuph.point_cloud import weak_alpha_persistence
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gpuph, installed or not
+
+from gpuph.apps.cli_args import output_folder, positive_float, positive_int  # noqa: E402
+from gpuph.losses import persistence_energy  # noqa: E402
+from gpuph.point_cloud import weak_alpha_persistence  # noqa: E402
 
 Loss = Callable[[torch.Tensor], torch.Tensor]
 

@@ -362,3 +362,20 @@ def test_diagrams_demo_reports_the_digits_classes(source, fake_mnist, tmp_path, 
 def test_diagrams_demo_names_a_folder_without_mnist(tmp_path):
     with pytest.raises(SystemExit, match="no MNIST idx files"):
         demo_diagrams.main(["--out", str(tmp_path), "--mnist-dir", str(tmp_path), "--volume-size", "6"])
+
+
+@pytest.mark.parametrize("script", ["demo", "gan_mnist", "gan_voxels", "topmodel_attacks", "topo_regression",
+                                    "point_cloud_shapes"])
+def test_examples_import_the_gpuph_of_their_own_checkout(tmp_path, script):
+    """Run from another checkout (a second clone, a worktree), an example uses that checkout's gpuph, not the one
+    installed: a stand-in package next to the copied script marks which one it imported."""
+    import subprocess
+    import sys
+
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / f"{script}.py").write_text((EXAMPLES / f"{script}.py").read_text())
+    (tmp_path / "gpuph").mkdir()
+    (tmp_path / "gpuph" / "__init__.py").write_text("raise SystemExit(42)\n")
+    run = subprocess.run([sys.executable, str(tmp_path / "examples" / f"{script}.py"), "--help"], cwd=tmp_path.parent,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 42, run.stderr[-2000:]

@@ -171,8 +171,9 @@ def main(argv=None) -> int:
     if mnist_dir is None:
         log(rank, f"no MNIST idx files found (--mnist-dir {args.mnist_dir}); this example needs them")
         return 2
-    if missing_files(mnist_dir):
-        log(rank, f"{', '.join(missing_files(mnist_dir))} missing in {mnist_dir}: this example needs both splits")
+    missing = missing_files(mnist_dir)
+    if missing:
+        log(rank, f"{', '.join(missing)} missing in {mnist_dir}: this example needs both splits")
         return 2
     train_x, _ = load_mnist(mnist_dir, "train", args.train_images)
     test_x, _ = load_mnist(mnist_dir, "test")

@@ -76,8 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     found = find_mnist_dir(args.mnist)
     if found is None:
         p.error(f"--mnist {args.mnist or '(default)'}: no MNIST idx files found; this example needs them")
-    if missing_files(found):
-        p.error(f"--mnist {args.mnist or '(default)'}: {', '.join(missing_files(found))} missing in {found}; "
+    missing = missing_files(found)
+    if missing:
+        p.error(f"--mnist {args.mnist or '(default)'}: {', '.join(missing)} missing in {found}; "
                 "this example needs both splits")
     return args
 

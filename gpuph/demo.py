@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         found = find_mnist_dir(args.mnist_dir)
         if found is None:
             p.error(f"--mnist-dir {args.mnist_dir}: no MNIST idx files there (t10k-images-idx3-ubyte[.gz])")
-        if missing_files(found):  # the demo reads both splits
-            p.error(f"--mnist-dir {args.mnist_dir}: {', '.join(missing_files(found))} missing in {found} "
+        missing = missing_files(found)
+        if missing:  # the demo reads both splits
+            p.error(f"--mnist-dir {args.mnist_dir}: {', '.join(missing)} missing in {found} "
                     "(the demo needs the training and the test split)")
 
     from .apps import gan

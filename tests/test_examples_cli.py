@@ -228,6 +228,11 @@ def test_mnist_folder_with_one_split_is_refused_up_front(tmp_path, capsys, monke
     assert example("gan_mnist").main(["--out", str(tmp_path / "b"), "--mnist-dir", str(mnist), "--pretrained",
                                       "--no-progress", "--device", "cpu"]) == 2
     assert "train-images-idx3-ubyte" in capsys.readouterr().out
+    from gpuph.apps import classifier
+
+    with pytest.raises(SystemExit) as exit_:
+        classifier.main(["--mnist-dir", str(mnist), "--epochs", "1"])
+    assert exit_.value.code == 2 and "train-images-idx3-ubyte" in capsys.readouterr().err
 
 
 def test_topo_regression_problem_of_size_n_does_not_depend_on_the_other_sizes(tmp_path):

@@ -166,7 +166,7 @@ def load_pretrained_classifier(device: torch.device | str = "cpu") -> tuple[Mnis
 
 def main(argv: list[str] | None = None) -> int:
     from . import cli_args
-    from .mnist import find_mnist_dir, load_mnist
+    from .mnist import find_mnist_dir, load_mnist, missing_files
 
     p = argparse.ArgumentParser(prog="python -m gpuph.apps.classifier", description=__doc__.split("\n\n")[0])
     p.add_argument("--mnist-dir", default=None, help="folder with MNIST's raw idx files (default: $GPUPH_MNIST_DIR "
@@ -179,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export", default=None, help="write the trained classifier here (float16 weights)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
-    if find_mnist_dir(args.mnist_dir) is None:
+    found = find_mnist_dir(args.mnist_dir)
+    if found is None:
         p.error(f"--mnist-dir {args.mnist_dir or '(default)'}: no MNIST idx files found")
+    missing = missing_files(found)
+    if missing:  # it trains on one split and tests on the other
+        p.error(f"--mnist-dir {args.mnist_dir or '(default)'}: {', '.join(missing)} missing in {found}")
     x_train, y_train = load_mnist(args.mnist_dir, "train")
     x_test, y_test = load_mnist(args.mnist_dir, "test")
     t0 = time.perf_counter()

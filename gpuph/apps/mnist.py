@@ -38,19 +38,20 @@ def find_mnist_dir(directory: str | os.PathLike | None = None) -> Path | None:
     """The folder holding MNIST's idx files (``directory``, or the default), or ``None`` when there is none."""
     base = Path(directory) if directory is not None else default_mnist_dir()
     for d in _candidates(base):
-        if any((d / (_FILES["test"][0] + ext)).exists() for ext in ("", ".gz")) or any(
-            (d / (_FILES["train"][0] + ext)).exists() for ext in ("", ".gz")
-        ):
+        if _present(d, _FILES["test"][0]) or _present(d, _FILES["train"][0]):
             return d
     return None
+
+
+def _present(directory: Path, name: str) -> bool:
+    """Whether the idx file ``name`` is in ``directory``, plain or gzipped."""
+    return any((directory / (name + ext)).exists() for ext in ("", ".gz"))
 
 
 def missing_files(directory: str | os.PathLike, splits: tuple[str, ...] = ("train", "test")) -> list[str]:
     """The idx files of ``splits`` that the folder ``directory`` (as :func:`find_mnist_dir` returns it) lacks, in
     neither plain nor gzip form: ``[]`` when every split can be loaded."""
-    d = Path(directory)
-    return [name for split in splits for name in _FILES[split]
-            if not any((d / (name + ext)).exists() for ext in ("", ".gz"))]
+    return [name for split in splits for name in _FILES[split] if not _present(Path(directory), name)]
 
 
 def _open(path: Path):
